@@ -1,0 +1,3 @@
+from openhorde.cli.main import app
+
+app()

@@ -1,0 +1,92 @@
+"""The ASGI application: ``create_app(settings)`` wires storage, domain and routes together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from openhorde import __version__
+from openhorde.api.errors import install_error_handlers
+from openhorde.api.routes import blobs, generate, jobs, kudos, status, users, workers
+from openhorde.config import Settings
+from openhorde.domain import accounts, catalogue
+from openhorde.domain.context import HordeContext
+from openhorde.domain.queue.availability import QueueView
+from openhorde.domain.queue.leases import run_maintenance
+from openhorde.storage.blobs import BlobStore
+from openhorde.storage.db import Database
+from openhorde.storage.migrate import upgrade_to_head
+from openhorde.storage.secrets import load_or_create_secret
+
+log = logging.getLogger(__name__)
+
+API_DESCRIPTION = """OpenHorde speaks the AI Horde v2 image API: the same paths, fields and return codes,
+so existing clients, bots and workers work unchanged. Errors are `{"message": ..., "rc": ...}`.
+Extensions of ours: `POST /api/v2/register`, and `/blobs/...` presigned image URLs."""
+
+
+async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
+    """Expire leases and remove old requests every few seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
+        try:
+            async with db.unit_of_work() as session:
+                await run_maintenance(session, ctx, time.time())
+        except Exception:  # keep the loop alive; the next pass retries
+            log.exception("maintenance pass failed")
+
+
+async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
+    """Open the database (migrating it) and the blob store, and seed what every horde has."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = load_or_create_secret(settings.data_dir, settings.secret_key)
+    db = Database(settings.resolved_database_url)
+    await upgrade_to_head(db)
+    async with db.unit_of_work() as session:
+        await accounts.ensure_anonymous_user(session, secret, time.time())
+        await catalogue.ensure_seeded(session)
+    blob_store = BlobStore(settings.blob_dir, secret, settings.resolved_public_url, settings.upload_url_ttl_seconds)
+    return db, HordeContext(settings=settings, secret=secret, blobs=blob_store)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The horde server for ``settings``; storage opens when the app starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db, ctx = await prepare_storage(settings)
+        app.state.db, app.state.context = db, ctx
+        app.state.queue_view = QueueView(settings)
+        maintenance = asyncio.create_task(_maintenance_loop(db, ctx))
+        log.info("OpenHorde %s serving on %s", __version__, settings.resolved_public_url)
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            await db.dispose()
+
+    app = FastAPI(
+        title="OpenHorde",
+        version=__version__,
+        description=API_DESCRIPTION,
+        openapi_url="/api/swagger.json",
+        docs_url="/api/docs",
+        redoc_url="/api/redoc",
+        lifespan=lifespan,
+    )
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v2")
+    for module in (generate, jobs, workers, users, status, kudos):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(blobs.router)
+    return app

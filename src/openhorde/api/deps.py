@@ -1,0 +1,62 @@
+"""Dependencies of the routes, declared once as ``Annotated`` aliases.
+
+``SessionDep`` is the unit of work: one session per HTTP request, committed after the route
+returns (before the response is sent), rolled back if it raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.domain import accounts
+from openhorde.domain.context import HordeContext
+from openhorde.domain.queue.availability import QueueView
+from openhorde.storage.db import Database
+from openhorde.storage.tables import User
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    db: Database = request.app.state.db
+    async with db.unit_of_work() as session:
+        yield session
+
+
+def _context(request: Request) -> HordeContext:
+    context: HordeContext = request.app.state.context
+    return context
+
+
+def _queue_view(request: Request) -> QueueView:
+    view: QueueView = request.app.state.queue_view
+    return view
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+ContextDep = Annotated[HordeContext, Depends(_context)]
+QueueViewDep = Annotated[QueueView, Depends(_queue_view)]
+ApiKeyHeader = Annotated[str | None, Header(alias="apikey", description="Your API key; 0000000000 for anonymous.")]
+ClientAgentHeader = Annotated[str, Header(alias="Client-Agent")]
+
+
+async def _api_user(session: SessionDep, ctx: ContextDep, apikey: ApiKeyHeader = None) -> User:
+    return await accounts.authenticate(session, ctx.secret, apikey)
+
+
+async def _optional_user(session: SessionDep, ctx: ContextDep, apikey: ApiKeyHeader = None) -> User | None:
+    return await accounts.authenticate_optional(session, ctx.secret, apikey)
+
+
+ApiUser = Annotated[User, Depends(_api_user)]
+OptionalUser = Annotated[User | None, Depends(_optional_user)]
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address as the server sees it."""
+    return request.client.host if request.client else None
+
+
+ClientIp = Annotated[str | None, Depends(client_ip)]

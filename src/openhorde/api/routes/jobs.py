@@ -1,0 +1,70 @@
+"""Workers' side of image generation: ``/generate/pop`` and ``/generate/submit``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from openhorde.api.deps import ApiUser, ClientIp, ContextDep, SessionDep
+from openhorde.api.schemas.jobs import GenerationPayload, GenerationSubmitted, PopInput, SubmitInput
+from openhorde.domain.queue import matching, submit
+from openhorde.domain.workers import CheckIn
+
+router = APIRouter(prefix="/generate", tags=["workers"])
+
+
+def _check_in(body: PopInput, ip: str | None) -> CheckIn:
+    return CheckIn(
+        name=body.name,
+        models=body.models,
+        nsfw=body.nsfw,
+        max_pixels=body.max_pixels,
+        threads=body.threads,
+        bridge_agent=body.bridge_agent,
+        blacklist=body.blacklist,
+        priority_usernames=body.priority_usernames,
+        require_upfront_kudos=body.require_upfront_kudos,
+        extra_slow_worker=body.extra_slow_worker,
+        limit_max_steps=body.limit_max_steps,
+        allow_img2img=body.allow_img2img,
+        allow_painting=body.allow_painting,
+        allow_post_processing=body.allow_post_processing,
+        allow_controlnet=body.allow_controlnet,
+        allow_sdxl_controlnet=body.allow_sdxl_controlnet,
+        allow_lora=body.allow_lora,
+        allow_unsafe_ipaddr=body.allow_unsafe_ipaddr,
+        ipaddr=ip,
+    )
+
+
+@router.post("/pop", response_model=GenerationPayload, response_model_exclude_none=True, summary="Ask for a job")
+async def pop(body: PopInput, session: SessionDep, ctx: ContextDep, user: ApiUser, ip: ClientIp) -> GenerationPayload:
+    result = await matching.pop(session, ctx, user, _check_in(body, ip), amount=body.amount)
+    job = result.handed_out
+    if job is None:
+        return GenerationPayload(payload={}, ids=[], skipped=result.skipped)
+    return GenerationPayload(
+        payload=job.payload,
+        id=job.job_ids[0],
+        ids=job.job_ids,
+        model=job.model,
+        ttl=job.ttl,
+        source_image=job.source_image_url,
+        source_processing=job.source_processing,
+        source_mask=job.source_mask_url,
+        r2_upload=job.upload_urls[0],
+        r2_uploads=job.upload_urls,
+        skipped={},
+    )
+
+
+@router.post("/submit", response_model=GenerationSubmitted, summary="Hand in a job's image")
+async def submit_job(body: SubmitInput, session: SessionDep, ctx: ContextDep, user: ApiUser) -> GenerationSubmitted:
+    submission = submit.Submission(
+        job_id=body.id,
+        generation=body.generation,
+        state=body.state,
+        seed=body.seed,
+        censored=body.censored,
+        gen_metadata=[m.model_dump(exclude_none=True) for m in body.gen_metadata],
+    )
+    return GenerationSubmitted(reward=await submit.submit(session, ctx, user, submission))

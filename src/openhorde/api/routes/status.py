@@ -1,0 +1,79 @@
+"""``/status/*``: heartbeat, models, performance and modes."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from openhorde import __version__
+from openhorde.api.deps import ContextDep, SessionDep
+from openhorde.api.schemas.status import ActiveModel, Heartbeat, HordeModes, HordePerformance
+from openhorde.domain import stats
+from openhorde.domain.stats import ModelStatus
+
+router = APIRouter(prefix="/status", tags=["status"])
+
+
+def _active(model: ModelStatus) -> ActiveModel:
+    return ActiveModel(
+        name=model.name,
+        count=model.count,
+        performance=round(model.performance, 1),
+        queued=model.queued,
+        jobs=model.jobs,
+        eta=model.eta,
+    )
+
+
+@router.get("/heartbeat", response_model=Heartbeat, summary="Is the server up")
+async def heartbeat() -> Heartbeat:
+    return Heartbeat(message="OK", version=__version__)
+
+
+@router.get("/models", response_model=list[ActiveModel], summary="Models with their workers and queue")
+async def models(
+    session: SessionDep,
+    ctx: ContextDep,
+    type: Annotated[str, Query()] = "image",
+    min_count: Annotated[int | None, Query(ge=0)] = None,
+    max_count: Annotated[int | None, Query(ge=0)] = None,
+    model_state: Annotated[Literal["known", "custom", "all"], Query()] = "all",
+) -> list[ActiveModel]:
+    if type not in ("image", ""):
+        return []
+    live_since = time.time() - ctx.settings.worker_stale_seconds
+    found = await stats.model_statuses(session, live_since, model_state)
+    return [
+        _active(m)
+        for m in found
+        if (min_count is None or m.count >= min_count) and (max_count is None or m.count <= max_count)
+    ]
+
+
+@router.get("/models/{model_name}", response_model=list[ActiveModel], summary="One model's workers and queue")
+async def model(model_name: str, session: SessionDep, ctx: ContextDep) -> list[ActiveModel]:
+    live_since = time.time() - ctx.settings.worker_stale_seconds
+    found = await stats.model_statuses(session, live_since, "known")
+    found += await stats.model_statuses(session, live_since, "custom")
+    return [_active(m) for m in found if m.name == model_name]
+
+
+@router.get("/performance", response_model=HordePerformance, summary="The horde's load")
+async def performance(session: SessionDep, ctx: ContextDep) -> HordePerformance:
+    now = time.time()
+    figures = await stats.performance(session, now - ctx.settings.worker_stale_seconds, now)
+    return HordePerformance(
+        queued_requests=figures.queued_images,
+        worker_count=figures.worker_count,
+        thread_count=figures.thread_count,
+        queued_megapixelsteps=figures.queued_megapixelsteps,
+        past_minute_megapixelsteps=figures.past_minute_megapixelsteps,
+    )
+
+
+@router.get("/modes", response_model=HordeModes, response_model_exclude_none=True, summary="Horde modes")
+async def modes() -> HordeModes:
+    # Maintenance, invite-only and raid modes arrive with moderation; until then all are off.
+    return HordeModes()

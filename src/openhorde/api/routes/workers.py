@@ -1,0 +1,133 @@
+"""``/workers``: the horde's workers, and their owners' changes."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from openhorde.api.deps import ApiUser, ContextDep, SessionDep
+from openhorde.api.schemas.workers import (
+    DeletedWorker,
+    KudosDetails,
+    ModifyWorker,
+    ModifyWorkerInput,
+    WorkerDetails,
+)
+from openhorde.domain import workers
+from openhorde.domain.workers import WorkerChanges, WorkerView
+from openhorde.errors import WorkerNotFound
+
+router = APIRouter(prefix="/workers", tags=["workers"])
+
+
+def _details(view: WorkerView) -> WorkerDetails:
+    w = view.worker
+    speed_mps = (w.speed_pps or 0) / 1_000_000
+    return WorkerDetails(
+        name=w.name,
+        id=w.id,
+        online=view.online,
+        requests_fulfilled=w.fulfilments,
+        kudos_rewards=(w.kudos_generated_cents + w.kudos_uptime_cents) / 100,
+        kudos_details=KudosDetails(generated=w.kudos_generated_cents / 100, uptime=w.kudos_uptime_cents // 100),
+        performance=f"{speed_mps:.1f} megapixelsteps per second" if w.speed_pps else "No requests fulfilled yet",
+        threads=w.threads,
+        uptime=int(w.uptime_seconds),
+        maintenance_mode=w.maintenance,
+        paused=w.paused,
+        info=w.info,
+        nsfw=w.nsfw,
+        owner=view.owner.display_name if view.owner.public_workers else None,
+        trusted=view.owner.is_trusted,
+        flagged=view.owner.is_flagged,
+        uncompleted_jobs=w.uncompleted_jobs,
+        models=view.models,
+        bridge_agent=w.bridge_agent,
+        max_pixels=w.max_pixels,
+        megapixelsteps_generated=round(w.megapixelsteps, 2),
+        img2img=w.allow_img2img,
+        painting=w.allow_painting,
+        post_processing=w.allow_post_processing,
+        lora=w.allow_lora,
+        controlnet=w.allow_controlnet,
+        sdxl_controlnet=w.allow_sdxl_controlnet,
+    )
+
+
+@router.get(
+    "",
+    response_model=list[WorkerDetails],
+    response_model_exclude_none=True,
+    response_model_by_alias=True,
+    summary="All workers",
+)
+async def list_workers(
+    session: SessionDep,
+    ctx: ContextDep,
+    type: Annotated[str | None, Query(description="image, text or interrogation; empty for all")] = None,
+    name: Annotated[str | None, Query()] = None,
+) -> list[WorkerDetails]:
+    if type not in (None, "", "image"):
+        return []
+    rows = await workers.list_workers(session, name)
+    return [_details(v) for v in await workers.views(session, rows, ctx.settings.worker_stale_seconds, time.time())]
+
+
+async def _one(session: SessionDep, ctx: ContextDep, worker_id: str) -> WorkerDetails:
+    worker = await workers.get_worker(session, worker_id)
+    [view] = await workers.views(session, [worker], ctx.settings.worker_stale_seconds, time.time())
+    return _details(view)
+
+
+@router.get(
+    "/name/{worker_name}",
+    response_model=WorkerDetails,
+    response_model_exclude_none=True,
+    response_model_by_alias=True,
+    summary="A worker, by name",
+)
+async def worker_by_name(worker_name: str, session: SessionDep, ctx: ContextDep) -> WorkerDetails:
+    worker = await workers.get_worker_by_name(session, worker_name)
+    if worker is None:
+        raise WorkerNotFound(f"Worker with name '{worker_name}' not found.")
+    return await _one(session, ctx, worker.id)
+
+
+@router.get(
+    "/{worker_id}",
+    response_model=WorkerDetails,
+    response_model_exclude_none=True,
+    response_model_by_alias=True,
+    summary="A worker, by id",
+)
+async def worker_by_id(worker_id: str, session: SessionDep, ctx: ContextDep) -> WorkerDetails:
+    return await _one(session, ctx, worker_id)
+
+
+@router.put(
+    "/{worker_id}",
+    response_model=ModifyWorker,
+    response_model_exclude_none=True,
+    summary="Change a worker (owner or moderator)",
+)
+async def modify_worker(worker_id: str, body: ModifyWorkerInput, session: SessionDep, user: ApiUser) -> ModifyWorker:
+    worker = await workers.get_worker(session, worker_id)
+    changes = WorkerChanges(
+        maintenance=body.maintenance,
+        maintenance_msg=body.maintenance_msg,
+        paused=body.paused,
+        info=body.info,
+        name=body.name,
+    )
+    changed = await workers.update_worker(session, worker, user, changes)
+    return ModifyWorker.model_validate(changed)
+
+
+@router.delete("/{worker_id}", response_model=DeletedWorker, summary="Delete a worker (owner or moderator)")
+async def delete_worker(worker_id: str, session: SessionDep, user: ApiUser) -> DeletedWorker:
+    worker = await workers.get_worker(session, worker_id)
+    answer = DeletedWorker(deleted_id=worker.id, deleted_name=worker.name)
+    await workers.delete_worker(session, worker, user)
+    return answer

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class WireModel(BaseModel):
+    """Base of request bodies: unknown fields are ignored, so newer clients keep working."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ResponseModel(BaseModel):
+    """Base of response bodies."""
+
+
+class ErrorBody(ResponseModel):
+    message: str
+    rc: str
+
+
+class SimpleMessage(ResponseModel):
+    message: str = "OK"

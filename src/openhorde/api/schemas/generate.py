@@ -1,0 +1,190 @@
+"""Bodies of ``/generate/async``, ``/generate/check`` and ``/generate/status``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from openhorde.api.schemas.common import ResponseModel, WireModel
+
+Sampler = Literal[
+    "k_lms",
+    "k_heun",
+    "k_euler",
+    "k_euler_a",
+    "k_dpm_2",
+    "k_dpm_2_a",
+    "k_dpm_fast",
+    "k_dpm_adaptive",
+    "k_dpmpp_2s_a",
+    "k_dpmpp_2m",
+    "dpmsolver",
+    "k_dpmpp_sde",
+    "DDIM",
+    "lcm",
+]
+PostProcessor = Literal[
+    "GFPGAN",
+    "RealESRGAN_x4plus",
+    "RealESRGAN_x2plus",
+    "RealESRGAN_x4plus_anime_6B",
+    "NMKD_Siax",
+    "4x_AnimeSharp",
+    "CodeFormers",
+    "strip_background",
+]
+ControlType = Literal["canny", "hed", "depth", "normal", "openpose", "seg", "scribble", "fakescribbles", "hough"]
+SourceProcessing = Literal["img2img", "inpainting", "outpainting"]
+
+
+class LoraInput(WireModel):
+    name: str = Field(min_length=1, max_length=255)
+    model: float = Field(default=1.0, ge=-5.0, le=5.0)
+    clip: float = Field(default=1.0, ge=-5.0, le=5.0)
+    inject_trigger: str | None = Field(default=None, min_length=1, max_length=30)
+    is_version: bool = False
+
+
+class TextualInversionInput(WireModel):
+    name: str = Field(min_length=1, max_length=255)
+    inject_ti: Literal["prompt", "negprompt"] | None = None
+    strength: float = Field(default=1.0, ge=-5.0, le=5.0)
+
+
+class ExtraText(WireModel):
+    text: str
+    reference: str
+
+
+class ImageParams(WireModel):
+    """``params`` of an image request. Defaults follow the swagger description (cfg 7.5, karras off)."""
+
+    sampler_name: Sampler = "k_euler_a"
+    cfg_scale: float = Field(default=7.5, ge=0, le=100)
+    denoising_strength: float | None = Field(default=None, ge=0.01, le=1.0)
+    hires_fix_denoising_strength: float | None = Field(default=None, ge=0.01, le=1.0)
+    seed: str | None = None
+    height: int = Field(default=512, ge=64, le=3072, multiple_of=64)
+    width: int = Field(default=512, ge=64, le=3072, multiple_of=64)
+    seed_variation: int | None = Field(default=None, ge=1, le=1000)
+    post_processing: list[PostProcessor] = Field(default_factory=list)
+    karras: bool = False
+    tiling: bool = False
+    hires_fix: bool = False
+    clip_skip: int | None = Field(default=None, ge=1, le=12)
+    control_type: ControlType | None = None
+    image_is_control: bool = False
+    return_control_map: bool = False
+    facefixer_strength: float | None = Field(default=None, ge=0, le=1.0)
+    loras: list[LoraInput] = Field(default_factory=list)
+    tis: list[TextualInversionInput] = Field(default_factory=list)
+    special: dict[str, Any] | None = None
+    extra_texts: list[ExtraText] | None = None
+    workflow: Literal["qr_code"] | None = None
+    transparent: bool = False
+    steps: int = Field(default=30, ge=1, le=500)
+    n: int = Field(default=1, ge=1, le=20)
+
+    @field_validator("cfg_scale")
+    @classmethod
+    def _two_decimals(cls, value: float) -> float:
+        if round(value, 2) != value:
+            raise ValueError("cfg_scale may have at most 2 decimals")
+        return value
+
+    @field_validator("post_processing")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("post_processing items must be unique")
+        return value
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+
+class GenerationInput(WireModel):
+    """Body of ``POST /generate/async`` (``GenerationInputStable``)."""
+
+    prompt: str = Field(min_length=1)
+    params: ImageParams = Field(default_factory=ImageParams)
+    nsfw: bool = False
+    trusted_workers: bool = False
+    slow_workers: bool = True
+    extra_slow_workers: bool = False
+    censor_nsfw: bool = False
+    workers: list[str] = Field(default_factory=list)
+    worker_blacklist: bool = False
+    models: list[str] = Field(default_factory=list)
+    source_image: str | None = None
+    source_processing: SourceProcessing = "img2img"
+    source_mask: str | None = None
+    r2: bool = True
+    shared: bool = False
+    replacement_filter: bool = True
+    dry_run: bool = False
+    disable_batching: bool = False
+    allow_downgrade: bool = False
+    webhook: str | None = Field(default=None, min_length=10, max_length=1024, pattern=r"^https?://")
+
+    @field_validator("source_image", "source_mask", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class RequestWarning(ResponseModel):
+    code: str
+    message: str
+
+
+class RequestAsync(ResponseModel):
+    """Answer of ``POST /generate/async``; ``kudos`` is the whole request's price."""
+
+    id: str
+    kudos: float
+    message: str | None = None
+    warnings: list[RequestWarning] | None = None
+
+
+class DryRunResult(ResponseModel):
+    kudos: float
+
+
+class RequestStatusCheck(ResponseModel):
+    finished: int
+    processing: int
+    restarted: int
+    waiting: int
+    done: bool
+    faulted: bool
+    wait_time: int
+    queue_position: int
+    kudos: float
+    is_possible: bool
+
+
+class GenerationMetadata(ResponseModel):
+    type: str
+    value: str
+    ref: str | None = None
+
+
+class GenerationStable(ResponseModel):
+    worker_id: str
+    worker_name: str
+    model: str
+    state: Literal["ok", "censored"]
+    img: str
+    seed: str
+    id: str
+    censored: bool
+    gen_metadata: list[GenerationMetadata]
+
+
+class RequestStatusStable(RequestStatusCheck):
+    generations: list[GenerationStable]
+    shared: bool

@@ -1,0 +1,88 @@
+"""Bodies of the worker side: ``/generate/pop`` and ``/generate/submit``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from openhorde.api.schemas.common import ResponseModel, WireModel
+
+
+class PopInput(WireModel):
+    """Body of ``POST /generate/pop`` (``PopInputStable``)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    priority_usernames: list[str] = Field(default_factory=list)
+    nsfw: bool = False
+    models: list[str] = Field(default_factory=list, max_length=300)
+    bridge_version: int | None = None
+    bridge_agent: str = Field(default="unknown:0:unknown", max_length=1000)
+    threads: int = Field(default=1, ge=1, le=50)
+    require_upfront_kudos: bool = False
+    amount: int = Field(default=1, ge=1, le=20)
+    extra_slow_worker: bool = False
+    max_pixels: int = Field(default=512 * 512, ge=64 * 64, le=3072 * 3072 * 4)
+    blacklist: list[str] = Field(default_factory=list)
+    allow_img2img: bool = True
+    allow_painting: bool = True
+    allow_unsafe_ipaddr: bool = True
+    allow_post_processing: bool = True
+    allow_controlnet: bool = False
+    allow_sdxl_controlnet: bool = False
+    allow_lora: bool = False
+    limit_max_steps: bool = False
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not 1 <= len(name) <= 255:
+                raise ValueError("model names have 1 to 255 characters")
+        return value
+
+
+class WorkerMessage(ResponseModel):
+    id: str
+    message: str
+    origin: str | None = None
+    expiry: str | None = None
+
+
+class GenerationPayload(ResponseModel):
+    """Answer of ``POST /generate/pop`` (``GenerationPayloadStable``)."""
+
+    payload: dict[str, Any] | None = None
+    id: str | None = None
+    ids: list[str] = Field(default_factory=list)
+    model: str | None = None
+    ttl: int | None = None
+    source_image: str | None = None
+    source_processing: str | None = None
+    source_mask: str | None = None
+    extra_source_images: list[dict[str, Any]] | None = None
+    r2_upload: str | None = None
+    r2_uploads: list[str] | None = None
+    skipped: dict[str, int] = Field(default_factory=dict)
+    messages: list[WorkerMessage] = Field(default_factory=list)
+
+
+class GenerationMetadataInput(WireModel):
+    type: str = Field(max_length=64)
+    value: str = Field(max_length=64)
+    ref: str | None = Field(default=None, max_length=1024)
+
+
+class SubmitInput(WireModel):
+    """Body of ``POST /generate/submit`` (``SubmitInputStable``)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    generation: str | None = None
+    state: Literal["ok", "censored", "faulted", "csam"] = "ok"
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    censored: bool = False
+    gen_metadata: list[GenerationMetadataInput] = Field(default_factory=list, max_length=50)
+
+
+class GenerationSubmitted(ResponseModel):
+    reward: float

@@ -1,0 +1,25 @@
+"""Bodies of ``/kudos/*``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from openhorde.api.schemas.common import ResponseModel, WireModel
+
+
+class KudosTransferInput(WireModel):
+    username: str = Field(min_length=3, max_length=100)
+    amount: int = Field(default=100)
+
+
+class KudosTransferred(ResponseModel):
+    transferred: int
+
+
+class KudosAwardInput(WireModel):
+    username: str = Field(min_length=3, max_length=100)
+    amount: int = Field(default=100)
+
+
+class KudosAwarded(ResponseModel):
+    awarded: int

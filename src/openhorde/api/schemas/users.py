@@ -1,0 +1,93 @@
+"""Bodies of ``/users``, ``/find_user`` and ``/register``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from openhorde.api.schemas.common import ResponseModel, WireModel
+
+
+class UserKudosDetails(ResponseModel):
+    accumulated: float = 0
+    gifted: float = 0
+    donated: float = 0
+    admin: float = 0
+    received: float = 0
+    recurring: float = 0
+    awarded: float = 0
+    styled: float = 0
+
+
+class UsageDetails(ResponseModel):
+    megapixelsteps: float
+    requests: int
+
+
+class ContributionsDetails(ResponseModel):
+    megapixelsteps: float
+    fulfillments: int
+
+
+class MonthlyKudos(ResponseModel):
+    amount: int = 0
+    last_received: str | None = None
+
+
+class UserDetails(ResponseModel):
+    username: str
+    id: int
+    kudos: float
+    evaluating_kudos: float = 0
+    concurrency: int
+    worker_invited: int
+    moderator: bool
+    kudos_details: UserKudosDetails
+    worker_count: int
+    worker_ids: list[str] | None = None
+    sharedkey_ids: list[str] | None = None
+    monthly_kudos: MonthlyKudos = Field(default_factory=MonthlyKudos)
+    trusted: bool
+    flagged: bool
+    vpn: bool
+    service: bool
+    education: bool
+    customizer: bool
+    special: bool
+    deleted: bool
+    suspicious: int = 0
+    pseudonymous: bool = False
+    contact: str | None = None
+    admin_comment: str | None = None
+    account_age: int
+    usage: UsageDetails
+    contributions: ContributionsDetails
+
+
+class RegisterInput(WireModel):
+    username: str = Field(min_length=2, max_length=30)
+
+
+class RegisteredUser(ResponseModel):
+    id: int
+    username: str
+    apikey: str
+
+
+class ModifyUserInput(WireModel):
+    kudos: float | None = None
+    concurrency: int | None = Field(default=None, ge=0, le=500)
+    usage_multiplier: float | None = Field(default=None, ge=0.1, le=10)
+    worker_invited: int | None = Field(default=None, ge=0, le=100)
+    moderator: bool | None = None
+    public_workers: bool | None = None
+    monthly_kudos: int | None = None
+    username: str | None = Field(default=None, min_length=2, max_length=30)
+    trusted: bool | None = None
+    flagged: bool | None = None
+    customizer: bool | None = None
+    vpn: bool | None = None
+    service: bool | None = None
+    education: bool | None = None
+    special: bool | None = None
+    contact: str | None = Field(default=None, max_length=500)
+    admin_comment: str | None = Field(default=None, max_length=500)

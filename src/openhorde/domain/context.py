@@ -1,0 +1,17 @@
+"""What domain functions need besides the database session: settings, secret and blob store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openhorde.config import Settings
+from openhorde.storage.blobs import BlobStore
+
+
+@dataclass(frozen=True)
+class HordeContext:
+    """Process-wide collaborators, built once at start-up and passed down."""
+
+    settings: Settings
+    secret: str
+    blobs: BlobStore

@@ -1,0 +1,116 @@
+"""Checking images: source images and masks from clients, results uploaded by workers.
+
+Every image is opened with Pillow after checking its declared size, so a decompression
+bomb is refused before its pixels are decoded; it is then re-encoded as WebP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import warnings
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from openhorde.errors import ImageValidationFailed, PayloadTooLarge
+
+WEBP_QUALITY = 95
+
+
+def open_image(raw: bytes, what: str, max_pixels: int) -> Image.Image:
+    """Decode ``raw`` as an image no larger than ``max_pixels``, or raise ``ImageValidationFailed``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(raw))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageValidationFailed(
+                    f"The {what} is {width}x{height}; at most {max_pixels} pixels are accepted.",
+                    rc="SourceImageResolutionExceeded",
+                )
+            image.load()
+    except ImageValidationFailed:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise ImageValidationFailed(f"The {what} is not a readable image.", rc="SourceImageUnreadable") from exc
+    return image
+
+
+def to_webp(image: Image.Image, lossless: bool = False) -> bytes:
+    """The image encoded as WebP (RGBA kept when it has transparency)."""
+    mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB"
+    buffer = io.BytesIO()
+    image.convert(mode).save(buffer, format="WEBP", quality=WEBP_QUALITY, lossless=lossless)
+    return buffer.getvalue()
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """Whether the image carries an alpha channel that can act as an inpainting mask."""
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def decode_base64(data: str, what: str, max_bytes: int) -> bytes:
+    """The bytes of a base64 string (a ``data:`` URL prefix is allowed)."""
+    payload = data.split(",", 1)[1] if data.startswith("data:") else data
+    if len(payload) * 3 // 4 > max_bytes:
+        raise ImageValidationFailed(f"The {what} is larger than {max_bytes} bytes.", rc="SourceImageSizeExceeded")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageValidationFailed(f"The {what} is not valid base64.", rc="SourceImageUnreadable") from exc
+
+
+async def fetch_url(url: str, what: str, max_bytes: int, timeout_seconds: float) -> bytes:
+    """Download an image given by http(s) URL, refusing anything larger than ``max_bytes``."""
+    try:
+        async with (
+            httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise ImageValidationFailed(
+                    f"Downloading the {what} failed with HTTP {response.status_code}.",
+                    rc="SourceImageUrlInvalid",
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ImageValidationFailed(
+                        f"The {what} is larger than {max_bytes} bytes.", rc="SourceImageSizeExceeded"
+                    )
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as exc:
+        raise ImageValidationFailed(f"The {what} could not be downloaded: {exc}", rc="SourceImageUrlInvalid") from exc
+
+
+async def load_client_image(
+    data: str, what: str, max_bytes: int, max_pixels: int, timeout_seconds: float
+) -> Image.Image:
+    """A client's image given as base64 or an http(s) URL, checked and decoded."""
+    if data.startswith(("http://", "https://")):
+        raw = await fetch_url(data, what, max_bytes, timeout_seconds)
+    else:
+        raw = decode_base64(data, what, max_bytes)
+    return open_image(raw, what, max_pixels)
+
+
+def check_result_upload(raw: bytes, max_bytes: int, max_pixels: int) -> bytes:
+    """A worker's uploaded image as WebP bytes; the upload must be a real image."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"Uploads are limited to {max_bytes} bytes.")
+    image = open_image(raw, "uploaded image", max_pixels)
+    if image.format == "WEBP":
+        return raw
+    return to_webp(image)

@@ -1,0 +1,112 @@
+"""Double-entry kudos ledger: every movement is a balanced transaction.
+
+Balances are kept on ``users.kudos_cents`` as a projection updated in the same database
+transaction as the postings, so they can always be re-derived from the ledger
+(``check_ledger``). System accounts: ``mint`` issues kudos (rewards, grants, awards) and
+``burn`` destroys spent kudos; they have no stored balance, only postings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage import ledger_queries
+from openhorde.storage.ledger_queries import DuplicateTransaction
+
+__all__ = ["DuplicateTransaction", "LedgerReport", "Posting", "SystemAccount", "TransactionKind"]
+
+
+class SystemAccount(StrEnum):
+    """Accounts that belong to the horde itself."""
+
+    MINT = "mint"
+    BURN = "burn"
+
+
+class TransactionKind(StrEnum):
+    """Why kudos moved."""
+
+    GENERATION = "generation"
+    ADMIN = "admin"
+    TRANSFER = "transfer"
+    AWARD = "award"
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One leg of a transaction: ``amount_cents`` (hundredths of a kudo) into a user or system account."""
+
+    account: int | SystemAccount
+    amount_cents: int
+
+
+def kudos_to_cents(kudos: float) -> int:
+    """Kudos as hundredths, rounded to the nearest hundredth."""
+    return round(kudos * 100)
+
+
+def cents_to_kudos(cents: int) -> float:
+    """Hundredths of a kudo as kudos."""
+    return cents / 100
+
+
+async def record(
+    session: AsyncSession,
+    kind: TransactionKind,
+    reference: str,
+    postings: Sequence[Posting],
+    memo: str = "",
+    now: float | None = None,
+) -> None:
+    """Record one balanced transaction and update the user balances it touches.
+
+    Legs of zero are dropped. Raises ``ValueError`` if the legs do not sum to zero and
+    ``DuplicateTransaction`` if ``(kind, reference)`` was recorded before.
+    """
+    legs = [p for p in postings if p.amount_cents != 0]
+    if sum(p.amount_cents for p in legs) != 0:
+        raise ValueError(f"unbalanced kudos transaction {kind}:{reference}: {legs}")
+    if not legs:
+        return
+    rows = [
+        (None, str(p.account), p.amount_cents)
+        if isinstance(p.account, SystemAccount)
+        else (p.account, None, p.amount_cents)
+        for p in legs
+    ]
+    await ledger_queries.insert_transaction(session, kind, reference, now or time.time(), memo, rows)
+    # Update balances in a fixed order (by user id) so concurrent transactions can't deadlock.
+    per_user: dict[int, int] = {}
+    for p in legs:
+        if not isinstance(p.account, SystemAccount):
+            per_user[p.account] = per_user.get(p.account, 0) + p.amount_cents
+    for user_id in sorted(per_user):
+        await ledger_queries.add_to_balance(session, user_id, per_user[user_id])
+
+
+@dataclass(frozen=True)
+class LedgerReport:
+    """Result of re-deriving the ledger: empty lists and a zero sum mean everything balances."""
+
+    total_cents: int
+    unbalanced_transaction_ids: list[int]
+    balance_mismatches: list[tuple[int, int, int]]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the ledger balances and every user balance equals the sum of its postings."""
+        return self.total_cents == 0 and not self.unbalanced_transaction_ids and not self.balance_mismatches
+
+
+async def check_ledger(session: AsyncSession) -> LedgerReport:
+    """Re-derive every balance from the postings and compare with the stored projections."""
+    return LedgerReport(
+        total_cents=await ledger_queries.sum_of_all_postings(session),
+        unbalanced_transaction_ids=await ledger_queries.unbalanced_transactions(session),
+        balance_mismatches=await ledger_queries.balance_mismatches(session),
+    )

@@ -1,0 +1,94 @@
+"""Kudos moved by people: transfers between users, awards and admin grants."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.domain import accounts
+from openhorde.domain.kudos import ledger
+from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
+from openhorde.domain.queue.requests import outstanding_charges_cents
+from openhorde.errors import KudosValidationError, NotAllowedAwards
+from openhorde.storage import ledger_queries
+from openhorde.storage.tables import User
+
+
+async def transfer(
+    session: AsyncSession, sender: User, target_name: str, amount: int, idempotency_key: str | None = None
+) -> int:
+    """Move ``amount`` kudos from ``sender`` to the user named ``name#id``; returns the amount moved.
+
+    With an ``Idempotency-Key`` a retried transfer is recorded once; the same key with a
+    different target or amount is refused.
+    """
+    if accounts.is_anonymous(sender):
+        raise KudosValidationError("The anonymous user cannot transfer kudos.", rc="KudosTransferFromAnon")
+    if amount <= 0:
+        raise KudosValidationError("The amount to transfer must be positive.", rc="KudosTransferNotPositive")
+    target = await accounts.find_by_display_name(session, target_name)
+    if accounts.is_anonymous(target):
+        raise KudosValidationError("Kudos cannot be sent to the anonymous user.", rc="KudosTransferToAnon")
+    if target.id == sender.id:
+        raise KudosValidationError("You cannot transfer kudos to yourself.", rc="KudosTransferToSelf")
+    reference = f"{sender.id}:{idempotency_key}" if idempotency_key else str(uuid.uuid4())
+    memo = f"{sender.id}->{target.id}:{amount}"
+    if idempotency_key and await ledger_queries.transaction_exists(session, TransactionKind.TRANSFER, reference):
+        previous = await ledger_queries.transaction_memo(session, TransactionKind.TRANSFER, reference)
+        if previous != memo:
+            raise KudosValidationError(
+                "This Idempotency-Key was used for a different transfer.",
+                rc="KudosTransferIdempotencyMismatch",
+            )
+        return amount
+    balance = await session.scalar(select(User.kudos_cents).where(User.id == sender.id).with_for_update())
+    available = int(balance or 0) - await outstanding_charges_cents(session, sender)
+    cents = ledger.kudos_to_cents(amount)
+    if available < cents:
+        raise KudosValidationError(
+            f"Not enough kudos: {ledger.cents_to_kudos(available)} available to transfer.",
+            rc="KudosTransferNotEnough",
+        )
+    await ledger.record(
+        session,
+        TransactionKind.TRANSFER,
+        reference,
+        [Posting(sender.id, -cents), Posting(target.id, cents)],
+        memo=memo,
+    )
+    return amount
+
+
+async def award(session: AsyncSession, awarder: User, target_name: str, amount: int) -> int:
+    """Mint ``amount`` kudos for a user; only admins (and user 1, as in the reference) may."""
+    if not (awarder.is_admin or awarder.id == 1):
+        raise NotAllowedAwards()
+    if amount <= 0:
+        raise KudosValidationError("The amount to award must be positive.", rc="KudosAwardNotPositive")
+    target = await accounts.find_by_display_name(session, target_name)
+    if accounts.is_anonymous(target):
+        raise KudosValidationError("Kudos cannot be sent to the anonymous user.", rc="KudosTransferToAnon")
+    cents = ledger.kudos_to_cents(amount)
+    await ledger.record(
+        session,
+        TransactionKind.AWARD,
+        str(uuid.uuid4()),
+        [Posting(SystemAccount.MINT, -cents), Posting(target.id, cents)],
+        memo=f"award by {awarder.id}",
+    )
+    return amount
+
+
+async def grant(session: AsyncSession, user: User, kudos: float, memo: str = "admin grant") -> None:
+    """An admin's adjustment: mint kudos for a user (or burn them, when negative)."""
+    cents = ledger.kudos_to_cents(kudos)
+    source = SystemAccount.MINT if cents > 0 else SystemAccount.BURN
+    await ledger.record(
+        session,
+        TransactionKind.ADMIN,
+        str(uuid.uuid4()),
+        [Posting(source, -cents), Posting(user.id, cents)],
+        memo=memo,
+    )

@@ -1,0 +1,133 @@
+"""Honest numbers: can anyone serve a request, where is it in the queue, how long will it take.
+
+Queue positions and waits count only requests that some live worker can serve. They come
+from a snapshot of the queue taken at most once per ``SNAPSHOT_MAX_AGE_SECONDS`` per process
+(one query), so a client polling ``/generate/check`` costs a dictionary lookup, not a scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.config import Settings
+from openhorde.storage import queue_queries
+from openhorde.storage.tables import Request, Worker
+
+SNAPSHOT_MAX_AGE_SECONDS = 1.0
+DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
+"""Speed assumed for a worker that has not delivered an image yet (pixel-steps per second)."""
+
+
+async def request_is_possible(session: AsyncSession, settings: Settings, request_id: str, now: float) -> bool:
+    """Whether a worker seen in the last ``worker_stale_seconds`` could serve this request."""
+    since = now - settings.worker_stale_seconds
+    query = select(queue_queries.live_worker_exists(queue_queries.worker_columns(), since)).where(
+        Request.id == request_id
+    )
+    return bool(await session.scalar(query))
+
+
+@dataclass(frozen=True)
+class Place:
+    """A request's place in the queue."""
+
+    position: int
+    things_ahead: int
+
+
+@dataclass
+class QueueSnapshot:
+    """The servable part of the queue in hand-out order, and the live workers' total speed."""
+
+    taken_at: float = 0.0
+    places: dict[str, Place] = field(default_factory=dict)
+    live_speed_pps: float = 0.0
+    live_threads: int = 0
+
+
+class QueueView:
+    """Per-process cache of the queue snapshot, refreshed at most once a second on demand."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.snapshot = QueueSnapshot()
+        self._lock = asyncio.Lock()
+
+    async def current(self, session: AsyncSession, now: float) -> QueueSnapshot:
+        """The snapshot, retaken if it is older than a second."""
+        if now - self.snapshot.taken_at < SNAPSHOT_MAX_AGE_SECONDS:
+            return self.snapshot
+        async with self._lock:
+            if now - self.snapshot.taken_at >= SNAPSHOT_MAX_AGE_SECONDS:
+                self.snapshot = await take_snapshot(session, self.settings, now)
+        return self.snapshot
+
+
+async def take_snapshot(session: AsyncSession, settings: Settings, now: float) -> QueueSnapshot:
+    """Read the queue head to tail, keeping the requests some live worker can serve."""
+    since = now - settings.worker_stale_seconds
+    servable = queue_queries.live_worker_exists(queue_queries.worker_columns(), since)
+    rows = await session.execute(
+        select(Request.id, Request.n_waiting, Request.things)
+        .where(queue_queries.queued_condition(), servable)
+        .order_by(Request.queue_rank.desc(), Request.id)
+    )
+    places: dict[str, Place] = {}
+    ahead = 0
+    for position, (request_id, waiting, things) in enumerate(rows, start=1):
+        places[request_id] = Place(position=position, things_ahead=ahead)
+        ahead += waiting * things
+    speed, threads = await live_capacity(session, since)
+    return QueueSnapshot(taken_at=now, places=places, live_speed_pps=speed, live_threads=threads)
+
+
+async def live_capacity(session: AsyncSession, since: float) -> tuple[float, int]:
+    """Total speed (pixel-steps per second, all threads) and thread count of workers seen after ``since``."""
+    speed = func.coalesce(Worker.speed_pps, DEFAULT_WORKER_SPEED_PPS)
+    row = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(speed * Worker.threads), 0.0),
+                func.coalesce(func.sum(Worker.threads), 0),
+            ).where(Worker.last_check_in_at >= since, Worker.paused.is_(False))
+        )
+    ).one()
+    return float(row[0]), int(row[1])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The ``queue_position``, ``wait_time`` and ``is_possible`` of a request."""
+
+    queue_position: int
+    wait_time: int
+    is_possible: bool
+
+
+async def progress(session: AsyncSession, view: QueueView, request: Request, now: float) -> Progress:
+    """Where a request stands: position among servable requests and estimated seconds to finish."""
+    if request.state != "queued":
+        return Progress(queue_position=0, wait_time=0, is_possible=True)
+    snapshot = await view.current(session, now)
+    place = snapshot.places.get(request.id)
+    possible = request.n_processing > 0 or place is not None
+    if place is None and request.n_waiting > 0:
+        possible = possible or await request_is_possible(session, view.settings, request.id, now)
+    if not possible:
+        return Progress(queue_position=0, wait_time=0, is_possible=False)
+    own_things = (request.n_waiting + request.n_processing) * request.things
+    things = (place.things_ahead if place else 0) + own_things
+    speed = snapshot.live_speed_pps or DEFAULT_WORKER_SPEED_PPS
+    position = place.position if place and request.n_waiting > 0 else 0
+    return Progress(queue_position=position, wait_time=math.ceil(things / speed), is_possible=True)
+
+
+def elapsed_since(moment: float) -> float:
+    """Seconds from ``moment`` until now."""
+    return time.time() - moment

@@ -1,0 +1,343 @@
+"""Creating, pricing and cancelling image requests (``POST /generate/async``, ``DELETE /status``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.domain import catalogue, images
+from openhorde.domain.accounts import ANONYMOUS_USER_ID, is_anonymous
+from openhorde.domain.context import HordeContext
+from openhorde.domain.kudos.ledger import cents_to_kudos, kudos_to_cents
+from openhorde.domain.kudos.pricing import (
+    UPSCALERS,
+    PriceInputs,
+    accurate_steps,
+    image_charge,
+    image_price,
+)
+from openhorde.domain.queue import availability
+from openhorde.domain.queue.seeds import parse_seed
+from openhorde.domain.queue.states import RequestState, check_request_transition
+from openhorde.errors import (
+    ImageValidationFailed,
+    InvalidPromptSize,
+    KudosUpfront,
+    MissingPrompt,
+    RequestNotFound,
+    SourceMaskUnnecessary,
+    TooManyLoras,
+    TooManyPrompts,
+    TooManyTIs,
+    TooManyUpscalers,
+    UnsupportedModel,
+)
+from openhorde.storage.tables import Request, RequestModel, RequestWorker, User
+
+AGEING_PRIORITY_PER_SECOND = 5.0
+"""Queue priority a request gains per second of waiting (the reference adds 50 every 10 s)."""
+MAX_PROMPT_WORDS = 7500
+MAX_LORAS = 5
+MAX_TIS = 20
+MAX_TARGET_WORKERS = 5
+UPFRONT_MAX_STEPS = 50
+"""Requests with more accurate steps than this must be paid for upfront."""
+UPFRONT_MAX_PIXELS = 1024 * 1024
+"""Requests larger than this must be paid for upfront."""
+DOWNGRADE_STEPS = 50
+SEED_VARIATION_DEFAULT = 1
+
+
+@dataclass
+class NewRequest:
+    """A client's image request, already checked against the wire schema."""
+
+    prompt: str
+    params: dict[str, Any]
+    n: int = 1
+    models: list[str] = field(default_factory=list)
+    nsfw: bool = False
+    censor_nsfw: bool = False
+    trusted_workers: bool = False
+    slow_workers: bool = True
+    workers: list[str] = field(default_factory=list)
+    worker_blacklist: bool = False
+    source_image: str | None = None
+    source_processing: str = "img2img"
+    source_mask: str | None = None
+    r2: bool = True
+    shared: bool = False
+    dry_run: bool = False
+    allow_downgrade: bool = False
+    disable_batching: bool = False
+    webhook: str | None = None
+    client_agent: str = "unknown:0:unknown"
+
+
+@dataclass(frozen=True)
+class Warning:
+    """A non-fatal remark about an accepted request."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CreatedRequest:
+    """What ``POST /generate/async`` answers: the id (``None`` for a dry run) and the kudos cost."""
+
+    id: str | None
+    kudos: float
+    warnings: list[Warning] = field(default_factory=list)
+    message: str | None = None
+
+
+def price_inputs(new: NewRequest, params: dict[str, Any]) -> PriceInputs:
+    """The pricing view of a request."""
+    return PriceInputs(
+        width=params["width"],
+        height=params["height"],
+        steps=params["steps"],
+        sampler_name=params["sampler_name"],
+        hires_fix=bool(params.get("hires_fix")),
+        controlnet=bool(params.get("control_type")),
+        source_image=new.source_image is not None,
+        post_processing=tuple(params.get("post_processing") or ()),
+        loras=len(params.get("loras") or ()),
+        textual_inversions=bool(params.get("tis")),
+        slow_workers=new.slow_workers,
+        worker_blocklist=new.worker_blacklist and bool(new.workers),
+    )
+
+
+def _check_prompt(prompt: str) -> None:
+    if not prompt.strip():
+        raise MissingPrompt()
+    if len(prompt.split()) > MAX_PROMPT_WORDS:
+        raise InvalidPromptSize(f"Prompts are limited to {MAX_PROMPT_WORDS} words.")
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    if len(params.get("loras") or ()) > MAX_LORAS:
+        raise TooManyLoras()
+    if len(params.get("tis") or ()) > MAX_TIS:
+        raise TooManyTIs()
+    if sum(1 for name in params.get("post_processing") or () if name in UPSCALERS) > 1:
+        raise TooManyUpscalers()
+
+
+async def _check_models(session: AsyncSession, ctx: HordeContext, models: list[str]) -> None:
+    if not models or ctx.settings.allow_custom_models:
+        return
+    unknown = sorted(set(models) - await catalogue.known_names(session, models))
+    if unknown:
+        raise UnsupportedModel(f"Unknown model(s): {', '.join(unknown)}. See /api/v2/status/models for the catalogue.")
+
+
+async def queued_images(session: AsyncSession, user: User) -> int:
+    """Images of this user's requests still waiting for a worker (all anonymous requests for anon)."""
+    query = select(func.coalesce(func.sum(Request.n_waiting), 0)).where(
+        Request.state == RequestState.QUEUED, Request.n_waiting > 0, Request.user_id == user.id
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def outstanding_charges_cents(session: AsyncSession, user: User) -> int:
+    """Hundredths of a kudo this user's queued images will still cost: held against upfront payments."""
+    query = select(func.coalesce(func.sum((Request.n_waiting + Request.n_processing) * Request.charge_cents), 0)).where(
+        Request.state == RequestState.QUEUED, Request.user_id == user.id
+    )
+    return int(await session.scalar(query) or 0)
+
+
+def needs_upfront_kudos(new: NewRequest, params: dict[str, Any]) -> bool:
+    """Whether the reference's upfront-kudos rules apply: fast workers only, many steps or a large image."""
+    steps = accurate_steps(params["steps"], params["sampler_name"])
+    return (
+        (not new.slow_workers) or steps > UPFRONT_MAX_STEPS or params["width"] * params["height"] > UPFRONT_MAX_PIXELS
+    )
+
+
+def downgrade(params: dict[str, Any]) -> dict[str, Any]:
+    """Params shrunk to what needs no upfront kudos: area within 1024², sides multiples of 64, fewer steps."""
+    smaller = dict(params)
+    area = params["width"] * params["height"]
+    if area > UPFRONT_MAX_PIXELS:
+        scale = (UPFRONT_MAX_PIXELS / area) ** 0.5
+        smaller["width"] = max(64, int(params["width"] * scale) // 64 * 64)
+        smaller["height"] = max(64, int(params["height"] * scale) // 64 * 64)
+    if accurate_steps(params["steps"], params["sampler_name"]) > UPFRONT_MAX_STEPS:
+        factor = 2 if accurate_steps(2, params["sampler_name"]) == 4 else 1
+        smaller["steps"] = DOWNGRADE_STEPS // factor
+    return smaller
+
+
+async def _store_sources(ctx: HordeContext, new: NewRequest, request_id: str) -> tuple[str | None, str | None]:
+    """Check the source image and mask, store them as blobs and return their keys."""
+    if new.source_image is None:
+        if new.source_mask is not None:
+            raise SourceMaskUnnecessary()
+        return None, None
+    limits = (
+        ctx.settings.max_upload_bytes,
+        ctx.settings.max_source_pixels,
+        ctx.settings.source_fetch_timeout_seconds,
+    )
+    source = await images.load_client_image(new.source_image, "source image", *limits)
+    mask = await images.load_client_image(new.source_mask, "source mask", *limits) if new.source_mask else None
+    if new.source_processing in ("inpainting", "outpainting") and mask is None and not images.has_alpha(source):
+        raise ImageValidationFailed(
+            "Inpainting needs a source_mask or a source image with an alpha channel.",
+            rc="InpaintingMissingMask",
+        )
+    source_key = f"sources/{request_id}_src.webp"
+    await ctx.blobs.put(source_key, images.to_webp(source))
+    mask_key = None
+    if mask is not None:
+        mask_key = f"sources/{request_id}_msk.webp"
+        await ctx.blobs.put(mask_key, images.to_webp(mask, lossless=True))
+    return source_key, mask_key
+
+
+async def create_request(
+    session: AsyncSession, ctx: HordeContext, user: User, new: NewRequest, now: float | None = None
+) -> CreatedRequest:
+    """Check, price and queue a request; a dry run only prices it."""
+    moment = now or time.time()
+    _check_prompt(new.prompt)
+    params = dict(new.params)
+    _check_params(params)
+    models = list(dict.fromkeys(m for m in new.models if m))
+    await _check_models(session, ctx, models)
+    if new.dry_run:
+        return CreatedRequest(id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2))
+
+    balance_cents = 0 if is_anonymous(user) else user.kudos_cents
+    available_cents = balance_cents - await outstanding_charges_cents(session, user)
+    total_cents = kudos_to_cents(image_charge(price_inputs(new, params))) * new.n
+    warnings: list[Warning] = []
+    if needs_upfront_kudos(new, params) and available_cents < total_cents:
+        if not new.allow_downgrade:
+            raise KudosUpfront(
+                f"This request needs {cents_to_kudos(total_cents)} kudos upfront "
+                f"(large images, many steps or fast workers only); you have {cents_to_kudos(available_cents)}. "
+                "Send allow_downgrade=true to shrink it instead."
+            )
+        params = downgrade(params)
+        new.slow_workers = True
+        warnings.append(Warning("Downgraded", "The request was shrunk to what needs no upfront kudos."))
+    inputs = price_inputs(new, params)
+    price_cents, charge_cents = kudos_to_cents(image_price(inputs)), kudos_to_cents(image_charge(inputs))
+
+    if await queued_images(session, user) + new.n > user.concurrency:
+        raise TooManyPrompts(
+            f"Your account may have at most {user.concurrency} images queued; wait for some to finish."
+        )
+
+    request_id = str(uuid.uuid4())
+    source_key, mask_key = await _store_sources(ctx, new, request_id)
+    seed = parse_seed(params.pop("seed", None))
+    seed_variation = int(params.pop("seed_variation", None) or SEED_VARIATION_DEFAULT)
+    steps = accurate_steps(params["steps"], params["sampler_name"])
+    pixels = params["width"] * params["height"]
+    priority = cents_to_kudos(balance_cents)
+    targets = list(dict.fromkeys(new.workers))[:MAX_TARGET_WORKERS]
+    session.add(
+        Request(
+            id=request_id,
+            user_id=user.id,
+            state=RequestState.QUEUED,
+            created_at=moment,
+            last_activity_at=moment,
+            queue_rank=priority - AGEING_PRIORITY_PER_SECOND * moment,
+            prompt=new.prompt,
+            params=params,
+            n_total=new.n,
+            n_waiting=new.n,
+            n_processing=0,
+            n_finished=0,
+            n_faulted=0,
+            width=params["width"],
+            height=params["height"],
+            pixels=pixels,
+            accurate_steps=steps,
+            things=pixels * steps,
+            nsfw=new.nsfw,
+            censor_nsfw=new.censor_nsfw,
+            trusted_workers=new.trusted_workers,
+            slow_workers=new.slow_workers,
+            worker_blacklist=new.worker_blacklist,
+            has_worker_list=bool(targets),
+            has_model_list=bool(models),
+            r2=new.r2,
+            shared=new.shared,
+            source_processing=new.source_processing,
+            source_image_key=source_key,
+            source_mask_key=mask_key,
+            has_loras=bool(params.get("loras")),
+            has_post_processing=bool(params.get("post_processing")),
+            has_controlnet=bool(params.get("control_type")),
+            kudos_backed=available_cents >= total_cents,
+            disable_batching=new.disable_batching,
+            price_cents=price_cents,
+            charge_cents=charge_cents,
+            charged_cents=0,
+            seed=seed,
+            seed_variation=seed_variation,
+            webhook=new.webhook,
+            client_agent=new.client_agent,
+        )
+    )
+    await session.flush()
+    if models:
+        await session.execute(insert(RequestModel), [{"request_id": request_id, "model": m} for m in models])
+    if targets:
+        await session.execute(insert(RequestWorker), [{"request_id": request_id, "worker_id": w} for w in targets])
+    await session.execute(
+        update(User).where(User.id == user.id).values(usage_requests=User.usage_requests + 1, last_active_at=moment)
+    )
+
+    message = None
+    if not await availability.request_is_possible(session, ctx.settings, request_id, moment):
+        message = "No worker is currently online that can serve this request. It stays queued until one is."
+        warnings.append(Warning("NoAvailableWorker", message))
+    return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)
+
+
+async def get_request(session: AsyncSession, request_id: str) -> Request:
+    """The request with this id; ``RequestNotFound`` if it does not exist (any more)."""
+    request = await session.get(Request, request_id) if _is_uuid(request_id) else None
+    if request is None:
+        raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
+    return request
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def cancel_request(session: AsyncSession, request: Request, now: float | None = None) -> None:
+    """Stop handing out a request's images; images already being generated are still delivered and paid."""
+    if request.state != RequestState.QUEUED:
+        return
+    check_request_transition(RequestState(request.state), RequestState.CANCELLED)
+    await session.execute(
+        update(Request)
+        .where(Request.id == request.id, Request.state == RequestState.QUEUED)
+        .values(state=RequestState.CANCELLED, n_waiting=0, last_activity_at=now or time.time())
+    )
+    await session.refresh(request)
+
+
+def owner_label(user_id: int) -> str:
+    """How logs name the requester (never the API key)."""
+    return "anonymous" if user_id == ANONYMOUS_USER_ID else f"user {user_id}"

@@ -1,0 +1,104 @@
+"""What ``/generate/check`` and ``/generate/status`` report about a request."""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.domain.context import HordeContext
+from openhorde.domain.kudos.ledger import cents_to_kudos
+from openhorde.domain.queue.availability import QueueView, progress
+from openhorde.domain.queue.states import JobState, RequestState
+from openhorde.storage.tables import Job, Request
+
+
+@dataclass(frozen=True)
+class DeliveredImage:
+    """One finished image of a request, as a client sees it."""
+
+    job_id: str
+    worker_id: str
+    worker_name: str
+    model: str
+    seed: int
+    censored: bool
+    img: str
+    gen_metadata: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    """The counters and estimates of a request, and its images when asked for."""
+
+    finished: int
+    processing: int
+    restarted: int
+    waiting: int
+    done: bool
+    faulted: bool
+    wait_time: int
+    queue_position: int
+    kudos: float
+    is_possible: bool
+    shared: bool
+    fault_reason: str | None
+    generations: list[DeliveredImage] = field(default_factory=list)
+
+
+async def _image_reference(ctx: HordeContext, request: Request, job: Job, now: float) -> str:
+    assert job.image_key is not None
+    if request.r2:
+        return ctx.blobs.presign("GET", job.image_key, now)
+    return base64.b64encode(await ctx.blobs.get(job.image_key)).decode()
+
+
+async def request_status(
+    session: AsyncSession,
+    ctx: HordeContext,
+    view: QueueView,
+    request: Request,
+    with_images: bool,
+    now: float | None = None,
+) -> RequestStatus:
+    """The status of a request; ``with_images`` adds its delivered images (URLs, or base64 when ``r2`` is off)."""
+    moment = now or time.time()
+    place = await progress(session, view, request, moment)
+    images: list[DeliveredImage] = []
+    if with_images:
+        jobs = await session.scalars(
+            select(Job).where(Job.request_id == request.id, Job.state == JobState.DONE).order_by(Job.finished_at)
+        )
+        for job in jobs:
+            images.append(
+                DeliveredImage(
+                    job_id=job.id,
+                    worker_id=job.worker_id or "",
+                    worker_name=job.worker_name,
+                    model=job.model,
+                    seed=job.seed,
+                    censored=job.censored,
+                    img=await _image_reference(ctx, request, job, moment),
+                    gen_metadata=list(job.gen_metadata or []),
+                )
+            )
+    state = RequestState(request.state)
+    return RequestStatus(
+        finished=request.n_finished,
+        processing=request.n_processing,
+        restarted=request.n_faulted,
+        waiting=max(request.n_waiting, 0),
+        done=state != RequestState.QUEUED,
+        faulted=state == RequestState.FAULTED,
+        wait_time=place.wait_time,
+        queue_position=place.queue_position,
+        kudos=cents_to_kudos(request.charged_cents),
+        is_possible=place.is_possible,
+        shared=request.shared,
+        fault_reason=request.fault_reason,
+        generations=images,
+    )

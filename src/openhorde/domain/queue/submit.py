@@ -1,0 +1,229 @@
+"""Receiving results: ``POST /generate/submit``.
+
+A submit claims its job with one conditional update (``processing`` → ``done``), so a
+second submit of the same job finds nothing to claim and is refused with ``DuplicateGen``;
+the settlement that pays the worker and charges the requester is recorded in the same
+transaction, once, under the job's id.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.domain import images
+from openhorde.domain.accounts import ANONYMOUS_USER_ID
+from openhorde.domain.context import HordeContext
+from openhorde.domain.kudos import ledger
+from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
+from openhorde.domain.queue.leases import count_abort, return_to_queue
+from openhorde.domain.queue.matching import result_key
+from openhorde.domain.queue.states import JobState, RequestState
+from openhorde.errors import AbortedGen, BadRequest, DuplicateGen, InvalidJobID, WrongCredentials
+from openhorde.storage.tables import Job, Request, User, Worker
+
+SPEED_SMOOTHING = 0.2
+"""Weight of the newest sample in a worker's moving-average speed."""
+CENSORED_STATES = frozenset({"censored", "csam"})
+
+
+@dataclass
+class Submission:
+    """A worker's result for one job."""
+
+    job_id: str
+    generation: str | None
+    state: str = "ok"
+    seed: int | None = None
+    censored: bool = False
+    gen_metadata: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def _load_job(session: AsyncSession, job_id: str) -> tuple[Job, Request]:
+    row = (
+        await session.execute(select(Job, Request).join(Request, Request.id == Job.request_id).where(Job.id == job_id))
+    ).first()
+    if row is None:
+        raise InvalidJobID(f"Processing generation with ID {job_id} does not exist.")
+    return row[0], row[1]
+
+
+async def _claim(session: AsyncSession, job_id: str, values: dict[str, Any]) -> bool:
+    result = await session.execute(
+        update(Job).where(Job.id == job_id, Job.state == JobState.PROCESSING).values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _refuse_finished(job: Job, submission: Submission) -> float:
+    """The answer to a submit for a job that is no longer processing."""
+    if job.state == JobState.DONE:
+        raise DuplicateGen("This job has already been submitted.")
+    if submission.state == "faulted":
+        return 0.0
+    raise AbortedGen()
+
+
+async def _store_image(ctx: HordeContext, job_id: str, generation: str | None) -> str:
+    key = result_key(job_id)
+    if generation in (None, "", "R2"):
+        if not await ctx.blobs.exists(key):
+            raise BadRequest(
+                "No image was uploaded for this job: PUT it to r2_upload first or send it as base64.",
+                rc="ImageValidationFailed",
+            )
+        return key
+    raw = images.decode_base64(generation, "generation", ctx.settings.max_upload_bytes)
+    webp = images.check_result_upload(raw, ctx.settings.max_upload_bytes, ctx.settings.max_source_pixels)
+    await ctx.blobs.put(key, webp)
+    return key
+
+
+async def submit(
+    session: AsyncSession, ctx: HordeContext, user: User, submission: Submission, now: float | None = None
+) -> float:
+    """Record a worker's result and settle its kudos; returns the reward in kudos."""
+    moment = now or time.time()
+    job, request = await _load_job(session, submission.job_id)
+    worker = await session.get(Worker, job.worker_id) if job.worker_id else None
+    if worker is None or worker.user_id != user.id:
+        raise WrongCredentials("This job was handed to a worker of another account.")
+    if job.state != JobState.PROCESSING:
+        return _refuse_finished(job, submission)
+    if submission.state == "faulted":
+        return await _record_fault(session, job, submission, moment)
+
+    image_key = await _store_image(ctx, job.id, submission.generation)
+    censored = (
+        submission.state in CENSORED_STATES
+        or submission.censored
+        or any(m.get("type") == "censorship" for m in submission.gen_metadata)
+    )
+    claimed = await _claim(
+        session,
+        job.id,
+        {
+            "state": JobState.DONE,
+            "finished_at": moment,
+            "image_key": image_key,
+            "censored": censored,
+            "seed": submission.seed if submission.seed is not None else job.seed,
+            "gen_metadata": submission.gen_metadata,
+            "reward_cents": request.price_cents,
+        },
+    )
+    if not claimed:
+        raise DuplicateGen("This job has already been submitted.")
+    await _settle(session, job, request, worker, censored, moment)
+    await _finish_image(session, request, moment)
+    await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
+    return ledger.cents_to_kudos(request.price_cents)
+
+
+async def _record_fault(session: AsyncSession, job: Job, submission: Submission, now: float) -> float:
+    reason = "; ".join(str(m.get("value", "")) for m in submission.gen_metadata) or "the worker reported a fault"
+    if await _claim(
+        session,
+        job.id,
+        {
+            "state": JobState.FAULTED,
+            "finished_at": now,
+            "fault_reason": reason[:1000],
+            "gen_metadata": submission.gen_metadata,
+        },
+    ):
+        await return_to_queue(session, job.request_id, reason, now)
+        await count_abort(session, [job.worker_id])
+    return 0.0
+
+
+async def _settle(
+    session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float
+) -> None:
+    """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
+    user_ids = sorted({request.user_id, worker.user_id})
+    # Lock both accounts in id order so two settlements can't deadlock.
+    balances = dict(
+        (
+            await session.execute(
+                select(User.id, User.kudos_cents).where(User.id.in_(user_ids)).order_by(User.id).with_for_update()
+            )
+        )
+        .tuples()
+        .all()
+    )
+    charge = 0 if censored or request.user_id == ANONYMOUS_USER_ID else request.charge_cents
+    charge = min(
+        charge,
+        max(0, balances[request.user_id] + (request.price_cents if request.user_id == worker.user_id else 0)),
+    )
+    await ledger.record(
+        session,
+        TransactionKind.GENERATION,
+        job.id,
+        [
+            Posting(SystemAccount.MINT, -request.price_cents),
+            Posting(worker.user_id, request.price_cents),
+            Posting(request.user_id, -charge),
+            Posting(SystemAccount.BURN, charge),
+        ],
+        memo=f"image of request {request.id} by worker {worker.name}",
+        now=now,
+    )
+    megapixelsteps = request.things / 1_000_000
+    await session.execute(
+        update(Request).where(Request.id == request.id).values(charged_cents=Request.charged_cents + charge)
+    )
+    await session.execute(
+        update(User)
+        .where(User.id == worker.user_id)
+        .values(
+            contribution_megapixelsteps=User.contribution_megapixelsteps + megapixelsteps,
+            contribution_fulfillments=User.contribution_fulfillments + 1,
+        )
+    )
+    await session.execute(
+        update(User)
+        .where(User.id == request.user_id)
+        .values(usage_megapixelsteps=User.usage_megapixelsteps + megapixelsteps)
+    )
+
+
+async def _finish_image(session: AsyncSession, request: Request, now: float) -> None:
+    """Count one more finished image; the request is done when nothing waits or runs."""
+    await session.execute(
+        update(Request)
+        .where(Request.id == request.id)
+        .values(n_processing=Request.n_processing - 1, n_finished=Request.n_finished + 1, last_activity_at=now)
+    )
+    await session.execute(
+        update(Request)
+        .where(
+            Request.id == request.id,
+            Request.state == RequestState.QUEUED,
+            Request.n_waiting == 0,
+            Request.n_processing == 0,
+        )
+        .values(state=RequestState.DONE)
+    )
+
+
+async def _record_speed(
+    session: AsyncSession, worker: Worker, request: Request, seconds: float, reward_cents: int
+) -> None:
+    sample = request.things / max(seconds, 0.001)
+    speed = sample if worker.speed_pps is None else (1 - SPEED_SMOOTHING) * worker.speed_pps + SPEED_SMOOTHING * sample
+    await session.execute(
+        update(Worker)
+        .where(Worker.id == worker.id)
+        .values(
+            speed_pps=speed,
+            fulfilments=Worker.fulfilments + 1,
+            megapixelsteps=Worker.megapixelsteps + request.things / 1_000_000,
+            kudos_generated_cents=Worker.kudos_generated_cents + reward_cents,
+        )
+    )

@@ -1,0 +1,255 @@
+"""Workers: check-in on pop, listing, and owner or moderator changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.domain import catalogue
+from openhorde.domain.accounts import is_anonymous, parse_display_name
+from openhorde.domain.context import HordeContext
+from openhorde.errors import (
+    AnonForbidden,
+    BadRequest,
+    NameAlreadyExists,
+    NotModerator,
+    NotOwner,
+    NoValidActions,
+    UnsupportedModel,
+    WorkerNotFound,
+    WrongCredentials,
+)
+from openhorde.storage.tables import User, Worker, WorkerModel
+
+MAX_WORKER_MODELS = 300
+MAX_BLACKLIST_WORDS = 200
+BLACKLIST_WORD_LENGTH = 15
+WORKER_NAME_MAX_LENGTH = 100
+
+
+@dataclass
+class CheckIn:
+    """What a worker declares about itself on every pop."""
+
+    name: str
+    models: list[str] = field(default_factory=list)
+    nsfw: bool = False
+    max_pixels: int = 512 * 512
+    threads: int = 1
+    bridge_agent: str = "unknown:0:unknown"
+    blacklist: list[str] = field(default_factory=list)
+    priority_usernames: list[str] = field(default_factory=list)
+    require_upfront_kudos: bool = False
+    extra_slow_worker: bool = False
+    limit_max_steps: bool = False
+    allow_img2img: bool = True
+    allow_painting: bool = True
+    allow_post_processing: bool = True
+    allow_controlnet: bool = False
+    allow_sdxl_controlnet: bool = False
+    allow_lora: bool = False
+    allow_unsafe_ipaddr: bool = True
+    ipaddr: str | None = None
+
+
+def _capabilities_hash(check_in: CheckIn, models: list[str], priority_ids: list[int]) -> str:
+    fields = asdict(check_in) | {"models": models, "priority_ids": priority_ids}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+async def _valid_models(session: AsyncSession, ctx: HordeContext, user: User, requested: list[str]) -> list[str]:
+    names = list(dict.fromkeys(m for m in requested if m))[:MAX_WORKER_MODELS] or [catalogue.DEFAULT_MODEL]
+    if ctx.settings.allow_custom_models or user.is_customizer:
+        return names
+    known = await catalogue.known_names(session, names)
+    valid = [m for m in names if m in known]
+    if not valid:
+        raise UnsupportedModel(
+            f"None of the models {names} is in the catalogue; ask the admin to add them or allow custom models."
+        )
+    return valid
+
+
+def _priority_ids(usernames: list[str]) -> list[int]:
+    ids = []
+    for name in usernames:
+        user_id = parse_display_name(name)
+        if user_id is None:
+            raise BadRequest(f"Priority username '{name}' is not of the form name#id.", rc="InvalidPriorityUsername")
+        ids.append(user_id)
+    return sorted(set(ids))
+
+
+async def get_worker_by_name(session: AsyncSession, name: str) -> Worker | None:
+    """The worker with this exact name, if any."""
+    return await session.scalar(select(Worker).where(Worker.name == name))
+
+
+async def check_in(
+    session: AsyncSession, ctx: HordeContext, user: User, check_in: CheckIn, now: float | None = None
+) -> tuple[Worker, list[str]]:
+    """Find or create the popping worker and record its capabilities; returns it and its models.
+
+    The row is rewritten only when the declared capabilities changed or the last write is
+    older than the check-in debounce, so an idle worker polling often costs one read.
+    """
+    moment = now or time.time()
+    if is_anonymous(user):
+        raise AnonForbidden("Anonymous users cannot run workers; register for an API key.", rc="AnonForbiddenWorker")
+    name = check_in.name.strip()
+    if not name or len(name) > WORKER_NAME_MAX_LENGTH:
+        raise BadRequest(f"A worker name has 1 to {WORKER_NAME_MAX_LENGTH} characters.", rc="InvalidWorkerName")
+    check_in.blacklist = [w[:BLACKLIST_WORD_LENGTH] for w in check_in.blacklist if w.strip()][:MAX_BLACKLIST_WORDS]
+    worker = await get_worker_by_name(session, name)
+    if worker is not None and worker.user_id != user.id:
+        raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
+    models = await _valid_models(session, ctx, user, check_in.models)
+    priority_ids = _priority_ids(check_in.priority_usernames)
+    digest = _capabilities_hash(check_in, models, priority_ids)
+    if worker is None:
+        worker = Worker(id=str(uuid.uuid4()), user_id=user.id, name=name, created_at=moment, last_check_in_at=moment)
+        session.add(worker)
+    elif (
+        worker.capabilities_hash == digest and moment - worker.last_check_in_at < ctx.settings.check_in_debounce_seconds
+    ):
+        return worker, models
+    else:
+        elapsed = moment - worker.last_check_in_at
+        if elapsed < ctx.settings.worker_stale_seconds and not worker.maintenance:
+            worker.uptime_seconds += elapsed
+        worker.last_check_in_at = moment
+    if worker.capabilities_hash != digest:
+        _apply_capabilities(worker, check_in, priority_ids, digest)
+        await session.flush()
+        await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
+        await session.execute(insert(WorkerModel), [{"worker_id": worker.id, "model": m} for m in models])
+    return worker, models
+
+
+def _apply_capabilities(worker: Worker, check_in: CheckIn, priority_ids: list[int], digest: str) -> None:
+    worker.nsfw = check_in.nsfw
+    worker.max_pixels = check_in.max_pixels
+    worker.threads = check_in.threads
+    worker.bridge_agent = check_in.bridge_agent
+    worker.blacklist = check_in.blacklist
+    worker.priority_user_ids = priority_ids
+    worker.require_upfront_kudos = check_in.require_upfront_kudos
+    worker.extra_slow_worker = check_in.extra_slow_worker
+    worker.limit_max_steps = check_in.limit_max_steps
+    worker.allow_img2img = check_in.allow_img2img
+    worker.allow_painting = check_in.allow_painting
+    worker.allow_post_processing = check_in.allow_post_processing
+    worker.allow_controlnet = check_in.allow_controlnet
+    worker.allow_sdxl_controlnet = check_in.allow_sdxl_controlnet
+    worker.allow_lora = check_in.allow_lora
+    worker.allow_unsafe_ipaddr = check_in.allow_unsafe_ipaddr
+    worker.ipaddr = check_in.ipaddr
+    worker.capabilities_hash = digest
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker with what its public details need besides its row."""
+
+    worker: Worker
+    owner: User
+    models: list[str]
+    online: bool
+
+
+async def get_worker(session: AsyncSession, worker_id: str) -> Worker:
+    """The worker with this id; ``WorkerNotFound`` otherwise."""
+    worker = await session.get(Worker, worker_id)
+    if worker is None:
+        raise WorkerNotFound(f"Worker with ID '{worker_id}' not found.")
+    return worker
+
+
+async def views(session: AsyncSession, workers: list[Worker], stale_seconds: int, now: float) -> list[WorkerView]:
+    """Details of several workers in two queries (their models, their owners)."""
+    ids = [w.id for w in workers]
+    models: dict[str, list[str]] = {i: [] for i in ids}
+    if ids:
+        for worker_id, model in await session.execute(
+            select(WorkerModel.worker_id, WorkerModel.model).where(WorkerModel.worker_id.in_(ids))
+        ):
+            models[worker_id].append(model)
+    owner_ids = {w.user_id for w in workers}
+    owners = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(owner_ids)))} if owner_ids else {}
+    return [
+        WorkerView(
+            worker=w,
+            owner=owners[w.user_id],
+            models=sorted(models[w.id]),
+            online=now - w.last_check_in_at < stale_seconds,
+        )
+        for w in workers
+    ]
+
+
+async def list_workers(session: AsyncSession, name: str | None = None) -> list[Worker]:
+    """Every worker (or the one with ``name``), by name."""
+    query = select(Worker).order_by(Worker.name)
+    if name:
+        query = query.where(Worker.name == name)
+    return list(await session.scalars(query))
+
+
+@dataclass
+class WorkerChanges:
+    """Fields an owner (or a moderator, for ``paused``) may change with ``PUT /workers/{id}``."""
+
+    maintenance: bool | None = None
+    maintenance_msg: str | None = None
+    paused: bool | None = None
+    info: str | None = None
+    name: str | None = None
+
+
+def _check_may_change(worker: Worker, user: User, changes: WorkerChanges) -> None:
+    is_mod = user.is_moderator or user.is_admin
+    if changes.paused is not None and not is_mod:
+        raise NotModerator("Only moderators can pause workers.")
+    if worker.user_id != user.id and not is_mod:
+        raise NotOwner("Only the worker's owner or a moderator can change it.")
+
+
+async def update_worker(session: AsyncSession, worker: Worker, user: User, changes: WorkerChanges) -> dict[str, object]:
+    """Apply an owner's or moderator's changes; return the changed fields."""
+    _check_may_change(worker, user, changes)
+    changed: dict[str, object] = {}
+    if changes.maintenance is not None:
+        worker.maintenance = changes.maintenance
+        worker.maintenance_msg = changes.maintenance_msg if changes.maintenance else None
+        changed["maintenance"] = changes.maintenance
+    if changes.paused is not None:
+        worker.paused = changes.paused
+        changed["paused"] = changes.paused
+    if changes.info is not None:
+        worker.info = changes.info
+        changed["info"] = changes.info
+    if changes.name is not None:
+        name = changes.name.strip()
+        if await get_worker_by_name(session, name) not in (None, worker):
+            raise NameAlreadyExists(f"A worker named '{name}' exists already.", rc="WorkerNameAlreadyExists")
+        worker.name = name
+        changed["name"] = name
+    if not changed:
+        raise NoValidActions("No worker modification selected!", rc="NoWorkerModSelected")
+    await session.flush()
+    return changed
+
+
+async def delete_worker(session: AsyncSession, worker: Worker, user: User) -> None:
+    """Remove a worker (its owner or a moderator); its finished jobs keep their worker's name."""
+    if worker.user_id != user.id and not (user.is_moderator or user.is_admin):
+        raise NotOwner("Only the worker's owner or a moderator can delete it.")
+    await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
+    await session.delete(worker)
+    await session.flush()

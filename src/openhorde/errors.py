@@ -1,0 +1,340 @@
+"""The one exception hierarchy. Each error renders as ``{"message": ..., "rc": ...}``.
+
+A subclass sets ``rc`` (the AI Horde return code) and ``status`` (the HTTP status); its
+docstring is its default message. ``api/app.py`` maps every ``HordeError`` to a response in
+one handler; anything else is logged and answered with a generic 500.
+
+    HordeError (500)
+    ├── BadRequest (400)
+    │   ├── ValidationFailed          payload does not match the schema
+    │   ├── MissingPrompt, InvalidPromptSize, TooManySteps, UnsupportedSampler, TooManyLoras, ...
+    │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask / upload checks
+    │   ├── UnsupportedModel          UnexpectedModelName
+    │   ├── KudosValidationError      KudosTransfer* / KudosAward*
+    │   ├── NoValidActions            No*ModSelected
+    │   ├── NameAlreadyExists         WorkerNameAlreadyExists / UsernameAlreadyExists
+    │   ├── DuplicateGen, AbortedGen
+    │   └── InvalidStateTransition    a lifecycle change the transition table forbids
+    ├── InvalidAPIKey (401)
+    ├── Forbidden (403)
+    │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, NotAllowedAwards
+    │   ├── AnonForbidden             AnonForbiddenWorker / AnonForbiddenUserMod
+    │   ├── KudosUpfront, WorkerMaintenance, DeletedUser, TooManyWorkers, InvalidUploadSignature
+    ├── NotFound (404)
+    │   └── InvalidJobID, RequestNotFound, WorkerNotFound, UserNotFound, ModelNotFound, BlobNotFound
+    ├── PayloadTooLarge (413)
+    └── TooManyPrompts (429)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+EXTENSION_RCS: frozenset[str] = frozenset(
+    {
+        # Return codes of our own, for things the AI Horde has no code for (our extensions).
+        "ValidationError",
+        "UsernameAlreadyExists",
+        "InvalidStateTransition",
+        "InvalidUploadSignature",
+        "UploadTooLarge",
+        "BlobNotFound",
+        "ModelNotFound",
+        "InternalServerError",
+        "SourceImageUnreadable",
+        "SourceImageSizeExceeded",
+        "SourceImageResolutionExceeded",
+        "SourceImageUrlInvalid",
+        "SourceMaskMismatch",
+        "KudosTransferToAnon",
+        "KudosTransferFromAnon",
+        "KudosTransferToSelf",
+        "KudosTransferNotEnough",
+        "KudosTransferNotPositive",
+        "KudosAwardNotPositive",
+        "KudosTransferIdempotencyMismatch",
+        "InvalidWorkerName",
+        "InvalidUsername",
+    }
+)
+
+
+class HordeError(Exception):
+    """The horde could not handle this request."""
+
+    rc: ClassVar[str] = "InternalServerError"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, *, rc: str | None = None, **extra: Any) -> None:
+        self.message = message or (self.__doc__ or "").strip().splitlines()[0]
+        self.rc_value = rc or self.rc
+        self.extra = extra
+        super().__init__(self.message)
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body of the error response."""
+        return {"message": self.message, "rc": self.rc_value, **self.extra}
+
+
+# 400 ------------------------------------------------------------------------------------
+
+
+class BadRequest(HordeError):
+    """The request is not valid."""
+
+    rc = "BadRequest"
+    status = 400
+
+
+class ValidationFailed(BadRequest):
+    """Input payload validation failed."""
+
+    rc = "ValidationError"
+
+
+class MissingPrompt(BadRequest):
+    """You cannot specify an empty prompt."""
+
+    rc = "MissingPrompt"
+
+
+class InvalidPromptSize(BadRequest):
+    """The prompt is too long."""
+
+    rc = "InvalidPromptSize"
+
+
+class TooManySteps(BadRequest):
+    """Too many sampling steps requested."""
+
+    rc = "TooManySteps"
+
+
+class UnsupportedSampler(BadRequest):
+    """This sampler is not supported."""
+
+    rc = "UnsupportedSampler"
+
+
+class TooManyLoras(BadRequest):
+    """At most 5 LoRAs may be requested."""
+
+    rc = "TooManyLoras"
+
+
+class TooManyTIs(BadRequest):
+    """At most 20 textual inversions may be requested."""
+
+    rc = "TooManyTIs"
+
+
+class TooManyUpscalers(BadRequest):
+    """At most one upscaler may be requested."""
+
+    rc = "TooManyUpscalers"
+
+
+class BadCFGDecimals(BadRequest):
+    """cfg_scale may have at most 2 decimals."""
+
+    rc = "BadCFGDecimals"
+
+
+class ImageValidationFailed(BadRequest):
+    """The image could not be validated."""
+
+    rc = "ImageValidationFailed"
+
+
+class SourceMaskUnnecessary(BadRequest):
+    """A source mask was sent without a source image."""
+
+    rc = "SourceMaskUnnecessary"
+
+
+class UnsupportedModel(BadRequest):
+    """This model is not in the model catalogue."""
+
+    rc = "UnexpectedModelName"
+
+
+class KudosValidationError(BadRequest):
+    """This kudos operation is not valid."""
+
+    rc = "KudosValidationError"
+
+
+class NoValidActions(BadRequest):
+    """Nothing to change was given."""
+
+    rc = "NoValidActions"
+
+
+class NameAlreadyExists(BadRequest):
+    """This name is already taken."""
+
+    rc = "NameAlreadyExists"
+
+
+class DuplicateGen(BadRequest):
+    """This job has already been submitted."""
+
+    rc = "DuplicateGen"
+
+
+class AbortedGen(BadRequest):
+    """This job was aborted because it ran past its time limit or was faulted; it was handed to another worker."""
+
+    rc = "AbortedGen"
+
+
+class InvalidStateTransition(BadRequest):
+    """This change of state is not allowed."""
+
+    rc = "InvalidStateTransition"
+
+
+# 401 / 403 ------------------------------------------------------------------------------
+
+
+class InvalidAPIKey(HordeError):
+    """No user matching sent API Key. Have you remembered to register at https://stablehorde.net/register ?"""
+
+    rc = "InvalidAPIKey"
+    status = 401
+
+
+class Forbidden(HordeError):
+    """You are not allowed to do this."""
+
+    rc = "Forbidden"
+    status = 403
+
+
+class WrongCredentials(Forbidden):
+    """This job or worker belongs to someone else."""
+
+    rc = "WrongCredentials"
+
+
+class NotAdmin(Forbidden):
+    """Only an admin can do this."""
+
+    rc = "NotAdmin"
+
+
+class NotModerator(Forbidden):
+    """Only a moderator can do this."""
+
+    rc = "NotModerator"
+
+
+class NotOwner(Forbidden):
+    """Only the owner can do this."""
+
+    rc = "NotOwner"
+
+
+class NotAllowedAwards(Forbidden):
+    """You are not allowed to award kudos."""
+
+    rc = "NotAllowedAwards"
+
+
+class AnonForbidden(Forbidden):
+    """Anonymous users cannot do this."""
+
+    rc = "AnonForbidden"
+
+
+class DeletedUser(Forbidden):
+    """This account has been deleted."""
+
+    rc = "DeletedUser"
+
+
+class KudosUpfront(Forbidden):
+    """This request needs kudos paid upfront, and the account does not have enough."""
+
+    rc = "KudosUpfront"
+
+
+class WorkerMaintenance(Forbidden):
+    """This worker is in maintenance mode."""
+
+    rc = "WorkerMaintenance"
+
+
+class TooManyWorkers(Forbidden):
+    """This account already runs the most workers it may."""
+
+    rc = "TooManyWorkers"
+
+
+class InvalidUploadSignature(Forbidden):
+    """This upload or download link is invalid or has expired."""
+
+    rc = "InvalidUploadSignature"
+
+
+# 404 ------------------------------------------------------------------------------------
+
+
+class NotFound(HordeError):
+    """Not found."""
+
+    rc = "ThingNotFound"
+    status = 404
+
+
+class InvalidJobID(NotFound):
+    """Processing generation with this ID was not found."""
+
+    rc = "InvalidJobID"
+
+
+class RequestNotFound(NotFound):
+    """Request not found. It may have expired or been removed."""
+
+    rc = "RequestNotFound"
+
+
+class WorkerNotFound(NotFound):
+    """Worker not found."""
+
+    rc = "WorkerNotFound"
+
+
+class UserNotFound(NotFound):
+    """User not found."""
+
+    rc = "UserNotFound"
+
+
+class ModelNotFound(NotFound):
+    """Model not found."""
+
+    rc = "ModelNotFound"
+
+
+class BlobNotFound(NotFound):
+    """This image does not exist or has been removed."""
+
+    rc = "BlobNotFound"
+
+
+# 413 / 429 ------------------------------------------------------------------------------
+
+
+class PayloadTooLarge(HordeError):
+    """The upload is too large."""
+
+    rc = "UploadTooLarge"
+    status = 413
+
+
+class TooManyPrompts(HordeError):
+    """Too many images are queued for this account; wait for some to finish."""
+
+    rc = "TooManyPrompts"
+    status = 429

@@ -1,0 +1,91 @@
+"""The blob store (images) on local disk, with presigned URLs served by this server.
+
+A presigned URL carries its method, key and expiry, signed with HMAC-SHA256 under the
+server secret, like an S3 presigned URL. The server's ``/blobs/{key}`` route checks it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import re
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from openhorde.errors import BlobNotFound, InvalidUploadSignature
+
+_KEY_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9_.-]{1,150}$")
+
+
+def is_valid_key(key: str) -> bool:
+    """Whether ``key`` is a well-formed blob key (``folder/name``), safe to use as a path."""
+    return bool(_KEY_PATTERN.fullmatch(key)) and ".." not in key
+
+
+class BlobStore:
+    """Images on local disk under ``root``, addressed by keys like ``results/<job id>.webp``."""
+
+    def __init__(self, root: Path, secret: str, public_url: str, url_ttl_seconds: int) -> None:
+        self.root = root
+        self._secret = secret.encode()
+        self.public_url = public_url.rstrip("/")
+        self.url_ttl_seconds = url_ttl_seconds
+
+    def _path(self, key: str) -> Path:
+        if not is_valid_key(key):
+            raise BlobNotFound()
+        return self.root / key
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, atomically replacing any earlier value."""
+        await asyncio.to_thread(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    async def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``; ``BlobNotFound`` if there are none."""
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise BlobNotFound() from exc
+
+    async def exists(self, key: str) -> bool:
+        """Whether something is stored under ``key``."""
+        return await asyncio.to_thread(self._path(key).exists)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        """Remove the blobs under ``keys``; missing ones are ignored."""
+
+        def _delete() -> None:
+            for key in keys:
+                if is_valid_key(key):
+                    (self.root / key).unlink(missing_ok=True)
+
+        await asyncio.to_thread(_delete)
+
+    def _signature(self, method: str, key: str, expires: int) -> str:
+        message = f"{method}\n{key}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def presign(self, method: str, key: str, now: float | None = None) -> str:
+        """A URL that lets its holder ``GET`` or ``PUT`` the blob ``key`` until it expires."""
+        expires = int((now or time.time()) + self.url_ttl_seconds)
+        query = urlencode({"expires": expires, "signature": self._signature(method, key, expires)})
+        return f"{self.public_url}/blobs/{key}?{query}"
+
+    def verify(self, method: str, key: str, expires: int, signature: str, now: float | None = None) -> None:
+        """Raise ``InvalidUploadSignature`` unless the signature is right and not expired."""
+        if expires < (now or time.time()):
+            raise InvalidUploadSignature("This link has expired.")
+        expected = self._signature(method, key, expires)
+        if not hmac.compare_digest(expected, signature):
+            raise InvalidUploadSignature()

@@ -1,0 +1,119 @@
+"""Named queries of the kudos ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.tables import KudosPosting, KudosTransaction, User
+
+
+class DuplicateTransaction(Exception):
+    """A transaction with this kind and reference was already recorded."""
+
+
+async def insert_transaction(
+    session: AsyncSession,
+    kind: str,
+    reference: str,
+    created_at: float,
+    memo: str,
+    postings: Sequence[tuple[int | None, str | None, int]],
+) -> int:
+    """Insert one transaction and its ``(user_id, system_account, amount_cents)`` postings; return its id.
+
+    Raises ``DuplicateTransaction`` (leaving the caller's transaction usable) when
+    ``(kind, reference)`` exists already.
+    """
+    try:
+        async with session.begin_nested():
+            transaction_id = await session.scalar(
+                insert(KudosTransaction)
+                .values(kind=kind, reference=reference, created_at=created_at, memo=memo)
+                .returning(KudosTransaction.id)
+            )
+    except IntegrityError as exc:
+        raise DuplicateTransaction(f"{kind}:{reference}") from exc
+    assert isinstance(transaction_id, int)
+    await session.execute(
+        insert(KudosPosting),
+        [
+            {
+                "transaction_id": transaction_id,
+                "user_id": user_id,
+                "system_account": system,
+                "amount_cents": cents,
+            }
+            for user_id, system, cents in postings
+        ],
+    )
+    return transaction_id
+
+
+async def add_to_balance(session: AsyncSession, user_id: int, amount_cents: int) -> None:
+    """Move a user's balance projection by ``amount_cents`` (no lock held beyond the row update)."""
+    await session.execute(update(User).where(User.id == user_id).values(kudos_cents=User.kudos_cents + amount_cents))
+
+
+async def transaction_exists(session: AsyncSession, kind: str, reference: str) -> bool:
+    """Whether a transaction with this kind and reference is recorded."""
+    found = await session.scalar(
+        select(KudosTransaction.id).where(KudosTransaction.kind == kind, KudosTransaction.reference == reference)
+    )
+    return found is not None
+
+
+async def sum_of_all_postings(session: AsyncSession) -> int:
+    """Sum of every posting in hundredths of a kudo; zero when the ledger balances."""
+    return int(await session.scalar(select(func.coalesce(func.sum(KudosPosting.amount_cents), 0))) or 0)
+
+
+async def unbalanced_transactions(session: AsyncSession) -> list[int]:
+    """Ids of transactions whose postings do not sum to zero."""
+    rows = await session.scalars(
+        select(KudosPosting.transaction_id)
+        .group_by(KudosPosting.transaction_id)
+        .having(func.sum(KudosPosting.amount_cents) != 0)
+    )
+    return list(rows)
+
+
+async def balance_mismatches(session: AsyncSession) -> list[tuple[int, int, int]]:
+    """``(user_id, projected_cents, ledger_cents)`` for every user whose balance differs from the ledger."""
+    ledger = (
+        select(KudosPosting.user_id, func.sum(KudosPosting.amount_cents).label("total"))
+        .where(KudosPosting.user_id.is_not(None))
+        .group_by(KudosPosting.user_id)
+        .subquery()
+    )
+    derived = func.coalesce(ledger.c.total, 0)
+    rows = await session.execute(
+        select(User.id, User.kudos_cents, derived)
+        .outerjoin(ledger, ledger.c.user_id == User.id)
+        .where(User.kudos_cents != derived)
+    )
+    return [(int(a), int(b), int(c)) for a, b, c in rows]
+
+
+async def user_totals_by_kind(session: AsyncSession, user_id: int) -> dict[str, int]:
+    """Net hundredths of a kudo a user gained per transaction kind, split into credits (``+kind``) and debits."""
+    rows = await session.execute(
+        select(KudosTransaction.kind, KudosPosting.amount_cents > 0, func.sum(KudosPosting.amount_cents))
+        .join(KudosTransaction, KudosTransaction.id == KudosPosting.transaction_id)
+        .where(KudosPosting.user_id == user_id)
+        .group_by(KudosTransaction.kind, KudosPosting.amount_cents > 0)
+    )
+    totals: dict[str, int] = {}
+    for kind, is_credit, total in rows:
+        totals[("+" if is_credit else "-") + kind] = int(total)
+    return totals
+
+
+async def transaction_memo(session: AsyncSession, kind: str, reference: str) -> str | None:
+    """The memo of the transaction with this kind and reference, if recorded."""
+    return await session.scalar(
+        select(KudosTransaction.memo).where(KudosTransaction.kind == kind, KudosTransaction.reference == reference)
+    )

@@ -1,0 +1,295 @@
+"""Named queries of the queue: matching requests to workers, hand-out, leases and clean-up.
+
+The matching rules are written once, in ``match_conditions``, against a ``WorkerSide``
+whose values are either a popping worker's declared capabilities (plain Python values,
+folded away when they allow everything) or the columns of the ``workers`` table (to ask
+"could any live worker serve this request?").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import True_
+from sqlalchemy.sql.util import ClauseAdapter
+
+from openhorde.storage.tables import Job, Request, RequestModel, RequestWorker, Worker, WorkerModel
+
+QUEUED = "queued"
+PROCESSING = "processing"
+FAST_WORKER_PIXELSTEPS_PER_SECOND = 500_000
+"""Workers slower than this serve only requests that allow slow workers."""
+LIMITED_MAX_STEPS = 40
+"""Workers that set ``limit_max_steps`` get no request with more accurate steps than this."""
+SKIPPED_SAMPLE_SIZE = 200
+"""The "why nothing matched" counts look only at this many requests at the head of the queue."""
+
+Flag = bool | ColumnElement[bool] | InstrumentedAttribute[bool]
+
+
+@dataclass(frozen=True)
+class WorkerSide:
+    """What a worker can do: plain values for a popping worker, or ``workers`` columns."""
+
+    worker_id: Any
+    owner_id: Any
+    max_pixels: Any
+    nsfw: Flag
+    allow_img2img: Flag
+    allow_painting: Flag
+    allow_post_processing: Flag
+    allow_controlnet: Flag
+    allow_lora: Flag
+    owner_trusted: Flag
+    fast: Flag
+    limit_max_steps: Flag
+    require_upfront_kudos: Flag
+    maintenance: Flag
+    models: Sequence[str] | None = None
+    blacklist: Sequence[str] = ()
+    priority_user_ids: Sequence[int] = ()
+
+
+def worker_columns() -> WorkerSide:
+    """The matching view of any row of ``workers`` (used inside correlated subqueries)."""
+    return WorkerSide(
+        worker_id=Worker.id,
+        owner_id=Worker.user_id,
+        max_pixels=Worker.max_pixels,
+        nsfw=Worker.nsfw,
+        allow_img2img=Worker.allow_img2img,
+        allow_painting=Worker.allow_painting,
+        allow_post_processing=Worker.allow_post_processing,
+        allow_controlnet=Worker.allow_controlnet,
+        allow_lora=Worker.allow_lora,
+        owner_trusted=false(),
+        fast=func.coalesce(Worker.speed_pps, FAST_WORKER_PIXELSTEPS_PER_SECOND) >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
+        limit_max_steps=Worker.limit_max_steps,
+        require_upfront_kudos=Worker.require_upfront_kudos,
+        maintenance=Worker.maintenance,
+    )
+
+
+def _allowed(flag: Flag, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``flag OR condition``, folded when ``flag`` is a plain bool."""
+    if isinstance(flag, bool):
+        return true() if flag else condition
+    return or_(flag, condition)
+
+
+def _forbidden(flag: Flag, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``NOT flag OR condition``, folded when ``flag`` is a plain bool."""
+    if isinstance(flag, bool):
+        return condition if flag else true()
+    return or_(not_(flag), condition)
+
+
+def _models_condition(w: WorkerSide) -> ColumnElement[bool]:
+    if w.models is not None:
+        named = exists().where(RequestModel.request_id == Request.id, RequestModel.model.in_(list(w.models)))
+    else:
+        named = exists().where(
+            RequestModel.request_id == Request.id,
+            WorkerModel.worker_id == w.worker_id,
+            WorkerModel.model == RequestModel.model,
+        )
+    return or_(Request.has_model_list.is_(False), named)
+
+
+def _targeting_condition(w: WorkerSide) -> ColumnElement[bool]:
+    listed = exists().where(RequestWorker.request_id == Request.id, RequestWorker.worker_id == w.worker_id)
+    return or_(
+        Request.has_worker_list.is_(False),
+        and_(Request.worker_blacklist.is_(False), listed),
+        and_(Request.worker_blacklist.is_(True), not_(listed)),
+    )
+
+
+def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
+    """Every rule a queued request must pass to be served by worker ``w``, with its AI Horde skip reason."""
+    owner_or_priority = (
+        Request.user_id.in_([w.owner_id, *w.priority_user_ids])
+        if w.priority_user_ids
+        else (Request.user_id == w.owner_id)
+    )
+    rules: list[tuple[str, ColumnElement[bool]]] = [
+        ("max_pixels", Request.pixels <= w.max_pixels),
+        ("models", _models_condition(w)),
+        ("nsfw", _allowed(w.nsfw, Request.nsfw.is_(False))),
+        ("img2img", _allowed(w.allow_img2img, Request.source_image_key.is_(None))),
+        (
+            "painting",
+            _allowed(
+                w.allow_painting,
+                or_(Request.source_image_key.is_(None), Request.source_processing == "img2img"),
+            ),
+        ),
+        ("post-processing", _allowed(w.allow_post_processing, Request.has_post_processing.is_(False))),
+        ("controlnet", _allowed(w.allow_controlnet, Request.has_controlnet.is_(False))),
+        ("lora", _allowed(w.allow_lora, Request.has_loras.is_(False))),
+        ("untrusted", _allowed(w.owner_trusted, Request.trusted_workers.is_(False))),
+        ("performance", _allowed(w.fast, Request.slow_workers.is_(True))),
+        ("step_count", _forbidden(w.limit_max_steps, Request.accurate_steps <= LIMITED_MAX_STEPS)),
+        (
+            "kudos",
+            _forbidden(w.require_upfront_kudos, or_(Request.kudos_backed.is_(True), owner_or_priority)),
+        ),
+        ("worker_id", _forbidden(w.maintenance, Request.user_id == w.owner_id)),
+        ("worker_id", _targeting_condition(w)),
+    ]
+    for word in w.blacklist:
+        rules.append(("blacklist", not_(func.lower(Request.prompt).contains(word.lower(), autoescape=True))))
+    return [(reason, condition) for reason, condition in rules if not isinstance(condition, True_)]
+
+
+def match_conditions(w: WorkerSide) -> list[ColumnElement[bool]]:
+    """The conditions of ``match_rules`` alone."""
+    return [condition for _, condition in match_rules(w)]
+
+
+def queued_condition() -> ColumnElement[bool]:
+    """A request with images still to hand out (the partial index's predicate)."""
+    return and_(Request.state == QUEUED, Request.n_waiting > 0)
+
+
+def select_next_request(w: WorkerSide, only_users: Sequence[int] | None, lock: bool) -> Select[Request]:
+    """The highest-ranked queued request worker ``w`` can serve; locks it (``SKIP LOCKED``) on PostgreSQL.
+
+    ``only_users`` limits the search to those requesters (the worker's owner and priority users).
+    """
+    query = select(Request).where(queued_condition(), *match_conditions(w))
+    if only_users is not None:
+        query = query.where(Request.user_id.in_(list(only_users)))
+    query = query.order_by(Request.queue_rank.desc(), Request.id).limit(1)
+    if lock:
+        query = query.with_for_update(skip_locked=True, of=Request)
+    return query
+
+
+async def first_matching_model(session: AsyncSession, request_id: str, models: Sequence[str]) -> str | None:
+    """One of ``models`` that the request accepts (the first in the worker's order), if any."""
+    accepted = set(
+        await session.scalars(
+            select(RequestModel.model).where(
+                RequestModel.request_id == request_id, RequestModel.model.in_(list(models))
+            )
+        )
+    )
+    return next((m for m in models if m in accepted), None)
+
+
+async def take_images(session: AsyncSession, request_id: str, count: int, now: float) -> None:
+    """Move ``count`` images of a request from waiting to processing."""
+    await session.execute(
+        update(Request)
+        .where(Request.id == request_id)
+        .values(
+            n_waiting=Request.n_waiting - count,
+            n_processing=Request.n_processing + count,
+            last_activity_at=now,
+        )
+    )
+
+
+async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
+    """Why the requests at the head of the queue did not match ``w``: counts per AI Horde skip reason."""
+    head = (
+        select(Request)
+        .where(queued_condition())
+        .order_by(Request.queue_rank.desc(), Request.id)
+        .limit(SKIPPED_SAMPLE_SIZE)
+        .subquery()
+    )
+    adapter = ClauseAdapter(head)
+    rules = match_rules(w)
+    columns = [
+        func.coalesce(func.sum(case((not_(adapter.traverse(condition)), 1), else_=0)), 0) for _, condition in rules
+    ]
+    if not columns:
+        return {}
+    row = (await session.execute(select(*columns).select_from(head))).one()
+    counts: dict[str, int] = {}
+    for (reason, _), value in zip(rules, row, strict=True):
+        if value:
+            counts[reason] = counts.get(reason, 0) + int(value)
+    return counts
+
+
+def live_worker_exists(w: WorkerSide, since: float) -> ColumnElement[bool]:
+    """EXISTS a worker seen after ``since`` that can serve the (correlated) request."""
+    return exists().where(Worker.last_check_in_at >= since, Worker.paused.is_(False), *match_conditions(w))
+
+
+async def expire_leases(session: AsyncSession, now: float, limit: int) -> list[tuple[str, str, str | None]]:
+    """Mark processing jobs past their deadline as expired; return ``(job_id, request_id, worker_id)``."""
+    due = select(Job.id).where(Job.state == PROCESSING, Job.deadline_at < now).order_by(Job.deadline_at).limit(limit)
+    rows = await session.execute(
+        update(Job)
+        .where(Job.id.in_(due.scalar_subquery()), Job.state == PROCESSING)
+        .values(
+            state="expired",
+            finished_at=now,
+            fault_reason="The worker did not submit before its lease ran out.",
+        )
+        .returning(Job.id, Job.request_id, Job.worker_id)
+        .execution_options(synchronize_session=False)
+    )
+    return [(str(a), str(b), c) for a, b, c in rows]
+
+
+async def expired_request_ids(session: AsyncSession, finished_before: float, limit: int) -> list[str]:
+    """Ids of ended requests whose last activity is older than ``finished_before``."""
+    rows = await session.scalars(
+        select(Request.id)
+        .where(Request.state != QUEUED, Request.last_activity_at < finished_before)
+        .order_by(Request.last_activity_at)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def blob_keys_of(session: AsyncSession, request_ids: Sequence[str]) -> list[str]:
+    """Blob keys (results, source image, mask) that belong to these requests."""
+    keys: list[str] = []
+    for source, mask in await session.execute(
+        select(Request.source_image_key, Request.source_mask_key).where(Request.id.in_(request_ids))
+    ):
+        keys.extend(k for k in (source, mask) if k)
+    keys.extend(k for k in await session.scalars(select(Job.image_key).where(Job.request_id.in_(request_ids))) if k)
+    return keys
+
+
+async def delete_requests(session: AsyncSession, request_ids: Sequence[str]) -> None:
+    """Delete requests with their jobs, model and worker lists."""
+    for table in (Job, RequestModel, RequestWorker):
+        await session.execute(delete(table).where(table.request_id.in_(request_ids)))
+    await session.execute(delete(Request).where(Request.id.in_(request_ids)))
+
+
+async def stale_queued_request_ids(session: AsyncSession, idle_before: float, limit: int) -> list[str]:
+    """Ids of queued requests with no activity since ``idle_before`` and nothing in progress."""
+    rows = await session.scalars(
+        select(Request.id)
+        .where(Request.state == QUEUED, Request.n_processing == 0, Request.last_activity_at < idle_before)
+        .limit(limit)
+    )
+    return list(rows)

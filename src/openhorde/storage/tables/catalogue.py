@@ -1,0 +1,20 @@
+"""The ``models`` table: the catalogue of model names workers may serve."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openhorde.storage.tables.base import Base
+
+
+class CatalogueModel(Base):
+    """A model name known to the horde, with its baseline and flags."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    baseline: Mapped[str] = mapped_column(String(64))
+    inpainting: Mapped[bool] = mapped_column(Boolean, default=False)
+    nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,63 @@
+"""The ``workers`` table and the models each worker serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openhorde.storage.tables.base import Base
+
+
+class Worker(Base):
+    """A worker as last checked in by its pop, with its capabilities and counters."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    info: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_check_in_at: Mapped[float] = mapped_column(Float)
+    ipaddr: Mapped[str | None] = mapped_column(String(64), default=None)
+    bridge_agent: Mapped[str] = mapped_column(String(1000), default="unknown:0:unknown")
+    threads: Mapped[int] = mapped_column(Integer, default=1)
+    nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_pixels: Mapped[int] = mapped_column(BigInteger, default=512 * 512)
+    allow_img2img: Mapped[bool] = mapped_column(Boolean, default=True)
+    allow_painting: Mapped[bool] = mapped_column(Boolean, default=True)
+    allow_post_processing: Mapped[bool] = mapped_column(Boolean, default=True)
+    allow_controlnet: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_sdxl_controlnet: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_lora: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_unsafe_ipaddr: Mapped[bool] = mapped_column(Boolean, default=True)
+    limit_max_steps: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra_slow_worker: Mapped[bool] = mapped_column(Boolean, default=False)
+    require_upfront_kudos: Mapped[bool] = mapped_column(Boolean, default=False)
+    blacklist: Mapped[list[str]] = mapped_column(JSON, default=list)
+    priority_user_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    capabilities_hash: Mapped[str] = mapped_column(String(64), default="")
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
+    maintenance_msg: Mapped[str | None] = mapped_column(Text, default=None)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    kudos_generated_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    kudos_uptime_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    fulfilments: Mapped[int] = mapped_column(Integer, default=0)
+    megapixelsteps: Mapped[float] = mapped_column(Float, default=0.0)
+    aborted_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    uncompleted_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    uptime_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    speed_pps: Mapped[float | None] = mapped_column(Float, default=None)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WorkerModel(Base):
+    """One model name a worker serves."""
+
+    __tablename__ = "worker_models"
+    __table_args__ = (Index("ix_worker_models_model", "model"),)
+
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), primary_key=True)
