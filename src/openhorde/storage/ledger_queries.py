@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -99,16 +99,22 @@ async def balance_mismatches(session: AsyncSession) -> list[tuple[int, int, int]
 
 
 async def user_totals_by_kind(session: AsyncSession, user_id: int) -> dict[str, int]:
-    """Net hundredths of a kudo a user gained per transaction kind, split into credits (``+kind``) and debits."""
+    """A user's credits (``+kind``) and debits (``-kind``) per transaction kind, in hundredths of a kudo."""
+    amount = KudosPosting.amount_cents
     rows = await session.execute(
-        select(KudosTransaction.kind, KudosPosting.amount_cents > 0, func.sum(KudosPosting.amount_cents))
+        select(
+            KudosTransaction.kind,
+            func.sum(case((amount > 0, amount), else_=0)),
+            func.sum(case((amount < 0, amount), else_=0)),
+        )
         .join(KudosTransaction, KudosTransaction.id == KudosPosting.transaction_id)
         .where(KudosPosting.user_id == user_id)
-        .group_by(KudosTransaction.kind, KudosPosting.amount_cents > 0)
+        .group_by(KudosTransaction.kind)
     )
     totals: dict[str, int] = {}
-    for kind, is_credit, total in rows:
-        totals[("+" if is_credit else "-") + kind] = int(total)
+    for kind, credits, debits in rows:
+        totals["+" + kind] = int(credits or 0)
+        totals["-" + kind] = int(debits or 0)
     return totals
 
 

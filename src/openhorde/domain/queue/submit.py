@@ -147,15 +147,10 @@ async def _settle(
     """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
     user_ids = sorted({request.user_id, worker.user_id})
     # Lock both accounts in id order so two settlements can't deadlock.
-    balances = dict(
-        (
-            await session.execute(
-                select(User.id, User.kudos_cents).where(User.id.in_(user_ids)).order_by(User.id).with_for_update()
-            )
-        )
-        .tuples()
-        .all()
+    rows = await session.execute(
+        select(User.id, User.kudos_cents).where(User.id.in_(user_ids)).order_by(User.id).with_for_update()
     )
+    balances = {int(user_id): int(cents) for user_id, cents in rows}
     charge = 0 if censored or request.user_id == ANONYMOUS_USER_ID else request.charge_cents
     charge = min(
         charge,
