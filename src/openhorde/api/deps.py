@@ -35,7 +35,10 @@ def _queue_view(request: Request) -> QueueView:
     return view
 
 
-SessionDep = Annotated[AsyncSession, Depends(_session)]
+# ``scope="function"``: close the unit of work when the route returns, before the response is
+# sent. FastAPI's default ("request") would commit only after the client already has the answer,
+# so a client could act on an id or key that is not committed yet.
+SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 ContextDep = Annotated[HordeContext, Depends(_context)]
 QueueViewDep = Annotated[QueueView, Depends(_queue_view)]
 ApiKeyHeader = Annotated[str | None, Header(alias="apikey", description="Your API key; 0000000000 for anonymous.")]

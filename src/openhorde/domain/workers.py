@@ -9,6 +9,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import catalogue
@@ -58,8 +59,9 @@ class CheckIn:
     ipaddr: str | None = None
 
 
-def _capabilities_hash(check_in: CheckIn, models: list[str], priority_ids: list[int]) -> str:
-    fields = asdict(check_in) | {"models": models, "priority_ids": priority_ids}
+def _capabilities_hash(check_in: CheckIn) -> str:
+    """A digest of everything a worker declares; an unchanged digest means nothing to rewrite."""
+    fields = asdict(check_in)
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -106,33 +108,54 @@ async def check_in(
     if not name or len(name) > WORKER_NAME_MAX_LENGTH:
         raise BadRequest(f"A worker name has 1 to {WORKER_NAME_MAX_LENGTH} characters.", rc="InvalidWorkerName")
     check_in.blacklist = [w[:BLACKLIST_WORD_LENGTH] for w in check_in.blacklist if w.strip()][:MAX_BLACKLIST_WORDS]
-    worker = await get_worker_by_name(session, name)
-    if worker is not None and worker.user_id != user.id:
+    worker = await get_worker_by_name(session, name) or await _create_worker(session, user, name, moment)
+    if worker.user_id != user.id:
         raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
+    digest = _capabilities_hash(check_in)
+    if worker.capabilities_hash == digest:
+        if moment - worker.last_check_in_at >= ctx.settings.check_in_debounce_seconds:
+            _record_check_in(worker, moment, ctx.settings.worker_stale_seconds)
+        return worker, list(worker.models)
     models = await _valid_models(session, ctx, user, check_in.models)
     priority_ids = _priority_ids(check_in.priority_usernames)
-    digest = _capabilities_hash(check_in, models, priority_ids)
-    if worker is None:
-        worker = Worker(id=str(uuid.uuid4()), user_id=user.id, name=name, created_at=moment, last_check_in_at=moment)
-        session.add(worker)
-    elif (
-        worker.capabilities_hash == digest and moment - worker.last_check_in_at < ctx.settings.check_in_debounce_seconds
-    ):
-        return worker, models
-    else:
-        elapsed = moment - worker.last_check_in_at
-        if elapsed < ctx.settings.worker_stale_seconds and not worker.maintenance:
-            worker.uptime_seconds += elapsed
-        worker.last_check_in_at = moment
-    if worker.capabilities_hash != digest:
-        _apply_capabilities(worker, check_in, priority_ids, digest)
-        await session.flush()
-        await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
-        await session.execute(insert(WorkerModel), [{"worker_id": worker.id, "model": m} for m in models])
+    _record_check_in(worker, moment, ctx.settings.worker_stale_seconds)
+    _apply_capabilities(worker, check_in, models, priority_ids, digest)
+    await session.flush()
+    await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
+    await session.execute(insert(WorkerModel), [{"worker_id": worker.id, "model": m} for m in models])
     return worker, models
 
 
-def _apply_capabilities(worker: Worker, check_in: CheckIn, priority_ids: list[int], digest: str) -> None:
+async def _create_worker(session: AsyncSession, user: User, name: str, now: float) -> Worker:
+    """Insert a new worker named ``name``, or return the row a concurrent first pop of that name just inserted.
+
+    A bridge's threads often pop at once when it starts; the loser of the race on the unique
+    name gets the winner's row (and the ownership check) instead of an integrity error.
+    """
+    worker = Worker(id=str(uuid.uuid4()), user_id=user.id, name=name, created_at=now, last_check_in_at=now)
+    try:
+        async with session.begin_nested():
+            session.add(worker)
+    except IntegrityError:
+        existing = await get_worker_by_name(session, name)
+        if existing is None:
+            raise
+        return existing
+    return worker
+
+
+def _record_check_in(worker: Worker, now: float, stale_seconds: int) -> None:
+    """Count the time since the last check-in as uptime, unless the worker was offline or in maintenance."""
+    elapsed = now - worker.last_check_in_at
+    if elapsed < stale_seconds and not worker.maintenance:
+        worker.uptime_seconds += elapsed
+    worker.last_check_in_at = now
+
+
+def _apply_capabilities(
+    worker: Worker, check_in: CheckIn, models: list[str], priority_ids: list[int], digest: str
+) -> None:
+    worker.models = models
     worker.nsfw = check_in.nsfw
     worker.max_pixels = check_in.max_pixels
     worker.threads = check_in.threads
@@ -199,6 +222,11 @@ async def list_workers(session: AsyncSession, name: str | None = None) -> list[W
     if name:
         query = query.where(Worker.name == name)
     return list(await session.scalars(query))
+
+
+async def worker_ids_of(session: AsyncSession, user_id: int) -> list[str]:
+    """The ids of the workers a user owns."""
+    return list(await session.scalars(select(Worker.id).where(Worker.user_id == user_id)))
 
 
 @dataclass

@@ -22,19 +22,25 @@ async def insert_transaction(
     created_at: float,
     memo: str,
     postings: Sequence[tuple[int | None, str | None, int]],
+    guard_duplicates: bool = False,
 ) -> int:
     """Insert one transaction and its ``(user_id, system_account, amount_cents)`` postings; return its id.
 
-    Raises ``DuplicateTransaction`` (leaving the caller's transaction usable) when
-    ``(kind, reference)`` exists already.
+    With ``guard_duplicates`` the insert runs in a savepoint, so an existing ``(kind, reference)``
+    raises ``DuplicateTransaction`` and leaves the caller's transaction usable. Callers that
+    already own the reference exclusively (a job they just claimed) skip the savepoint.
     """
+    statement = (
+        insert(KudosTransaction)
+        .values(kind=kind, reference=reference, created_at=created_at, memo=memo)
+        .returning(KudosTransaction.id)
+    )
     try:
-        async with session.begin_nested():
-            transaction_id = await session.scalar(
-                insert(KudosTransaction)
-                .values(kind=kind, reference=reference, created_at=created_at, memo=memo)
-                .returning(KudosTransaction.id)
-            )
+        if guard_duplicates:
+            async with session.begin_nested():
+                transaction_id = await session.scalar(statement)
+        else:
+            transaction_id = await session.scalar(statement)
     except IntegrityError as exc:
         raise DuplicateTransaction(f"{kind}:{reference}") from exc
     assert isinstance(transaction_id, int)

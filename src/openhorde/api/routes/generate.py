@@ -75,7 +75,7 @@ async def generate_async(
     if created.id is None:
         return JSONResponse(status_code=200, content={"kudos": created.kudos})
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None
-    return RequestAsync(id=created.id, kudos=created.kudos, message=created.message, warnings=warnings)
+    return RequestAsync(id=created.id, kudos=round(created.kudos), message=created.message, warnings=warnings)
 
 
 def _check_body(s: status.RequestStatus) -> dict[str, object]:

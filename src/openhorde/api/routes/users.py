@@ -6,7 +6,6 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, SessionDep
@@ -19,15 +18,15 @@ from openhorde.api.schemas.users import (
     UserDetails,
     UserKudosDetails,
 )
-from openhorde.domain import accounts, roles
+from openhorde.domain import accounts, roles, workers
 from openhorde.storage import ledger_queries
-from openhorde.storage.tables import User, Worker
+from openhorde.storage.tables import User
 
 router = APIRouter(tags=["users"])
 
 
 async def _details(session: AsyncSession, user: User, privileged: bool) -> UserDetails:
-    worker_ids = list(await session.scalars(select(Worker.id).where(Worker.user_id == user.id)))
+    worker_ids = await workers.worker_ids_of(session, user.id)
     totals = await ledger_queries.user_totals_by_kind(session, user.id)
     kudos_details = UserKudosDetails(
         accumulated=(totals.get("+generation", 0) + totals.get("-generation", 0)) / 100,

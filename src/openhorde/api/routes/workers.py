@@ -46,7 +46,7 @@ def _details(view: WorkerView) -> WorkerDetails:
         models=view.models,
         bridge_agent=w.bridge_agent,
         max_pixels=w.max_pixels,
-        megapixelsteps_generated=round(w.megapixelsteps, 2),
+        megapixelsteps_generated=round(w.megapixelsteps),
         img2img=w.allow_img2img,
         painting=w.allow_painting,
         post_processing=w.allow_post_processing,

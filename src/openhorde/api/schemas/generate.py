@@ -142,10 +142,14 @@ class RequestWarning(ResponseModel):
 
 
 class RequestAsync(ResponseModel):
-    """Answer of ``POST /generate/async``; ``kudos`` is the whole request's price."""
+    """Answer of ``POST /generate/async``; ``kudos`` is the whole request's price.
+
+    The reference's schema types ``kudos`` as an integer (its server sends ``round(...)``), so typed
+    clients may reject a fraction; it is rounded to whole kudos here. The dry run gives the exact price.
+    """
 
     id: str
-    kudos: float
+    kudos: int
     message: str | None = None
     warnings: list[RequestWarning] | None = None
 

@@ -43,7 +43,7 @@ class WorkerDetails(ResponseModel):
     team: TeamRef = Field(default_factory=TeamRef)
     bridge_agent: str
     max_pixels: int
-    megapixelsteps_generated: float
+    megapixelsteps_generated: int
     img2img: bool
     painting: bool
     post_processing: bool = Field(serialization_alias="post-processing")

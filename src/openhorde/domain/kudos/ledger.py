@@ -62,11 +62,13 @@ async def record(
     postings: Sequence[Posting],
     memo: str = "",
     now: float | None = None,
+    guard_duplicates: bool = False,
 ) -> None:
     """Record one balanced transaction and update the user balances it touches.
 
     Legs of zero are dropped. Raises ``ValueError`` if the legs do not sum to zero and
-    ``DuplicateTransaction`` if ``(kind, reference)`` was recorded before.
+    ``DuplicateTransaction`` if ``(kind, reference)`` was recorded before (recoverably only
+    with ``guard_duplicates``).
     """
     legs = [p for p in postings if p.amount_cents != 0]
     if sum(p.amount_cents for p in legs) != 0:
@@ -79,7 +81,9 @@ async def record(
         else (p.account, None, p.amount_cents)
         for p in legs
     ]
-    await ledger_queries.insert_transaction(session, kind, reference, now or time.time(), memo, rows)
+    await ledger_queries.insert_transaction(
+        session, kind, reference, now or time.time(), memo, rows, guard_duplicates=guard_duplicates
+    )
     # Update balances in a fixed order (by user id) so concurrent transactions can't deadlock.
     per_user: dict[int, int] = {}
     for p in legs:

@@ -51,13 +51,18 @@ async def transfer(
             f"Not enough kudos: {ledger.cents_to_kudos(available)} available to transfer.",
             rc="KudosTransferNotEnough",
         )
-    await ledger.record(
-        session,
-        TransactionKind.TRANSFER,
-        reference,
-        [Posting(sender.id, -cents), Posting(target.id, cents)],
-        memo=memo,
-    )
+    try:
+        await ledger.record(
+            session,
+            TransactionKind.TRANSFER,
+            reference,
+            [Posting(sender.id, -cents), Posting(target.id, cents)],
+            memo=memo,
+            guard_duplicates=True,
+        )
+    except ledger.DuplicateTransaction:
+        # The same Idempotency-Key raced in from a retry: the first one was recorded.
+        pass
     return amount
 
 

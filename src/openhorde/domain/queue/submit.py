@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import images
@@ -118,8 +118,8 @@ async def submit(
     )
     if not claimed:
         raise DuplicateGen("This job has already been submitted.")
-    await _settle(session, job, request, worker, censored, moment)
-    await _finish_image(session, request, moment)
+    charged = await _settle(session, job, request, worker, censored, moment)
+    await _finish_image(session, request, charged, moment)
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
     return ledger.cents_to_kudos(request.price_cents)
 
@@ -141,9 +141,7 @@ async def _record_fault(session: AsyncSession, job: Job, submission: Submission,
     return 0.0
 
 
-async def _settle(
-    session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float
-) -> None:
+async def _settle(session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float) -> int:
     """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
     user_ids = sorted({request.user_id, worker.user_id})
     # Lock both accounts in id order so two settlements can't deadlock.
@@ -171,9 +169,6 @@ async def _settle(
     )
     megapixelsteps = request.things / 1_000_000
     await session.execute(
-        update(Request).where(Request.id == request.id).values(charged_cents=Request.charged_cents + charge)
-    )
-    await session.execute(
         update(User)
         .where(User.id == worker.user_id)
         .values(
@@ -186,24 +181,22 @@ async def _settle(
         .where(User.id == request.user_id)
         .values(usage_megapixelsteps=User.usage_megapixelsteps + megapixelsteps)
     )
+    return charge
 
 
-async def _finish_image(session: AsyncSession, request: Request, now: float) -> None:
-    """Count one more finished image; the request is done when nothing waits or runs."""
+async def _finish_image(session: AsyncSession, request: Request, charged_cents: int, now: float) -> None:
+    """Count one more finished image and what it cost; the request is done when nothing waits or runs."""
+    last_image = (Request.state == RequestState.QUEUED) & (Request.n_waiting == 0) & (Request.n_processing == 1)
     await session.execute(
         update(Request)
         .where(Request.id == request.id)
-        .values(n_processing=Request.n_processing - 1, n_finished=Request.n_finished + 1, last_activity_at=now)
-    )
-    await session.execute(
-        update(Request)
-        .where(
-            Request.id == request.id,
-            Request.state == RequestState.QUEUED,
-            Request.n_waiting == 0,
-            Request.n_processing == 0,
+        .values(
+            state=case((last_image, RequestState.DONE), else_=Request.state),
+            n_processing=Request.n_processing - 1,
+            n_finished=Request.n_finished + 1,
+            charged_cents=Request.charged_cents + charged_cents,
+            last_activity_at=now,
         )
-        .values(state=RequestState.DONE)
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,7 +48,8 @@ class Worker(Base):
     uncompleted_jobs: Mapped[int] = mapped_column(Integer, default=0)
     uptime_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     speed_pps: Mapped[float | None] = mapped_column(Float, default=None)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    models: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The models served, also in ``worker_models`` (one row each) for SQL matching."""
 
 
 class WorkerModel(Base):

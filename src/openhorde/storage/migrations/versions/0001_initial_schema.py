@@ -191,7 +191,7 @@ def upgrade() -> None:
         sa.Column("uncompleted_jobs", sa.Integer(), nullable=False),
         sa.Column("uptime_seconds", sa.Float(), nullable=False),
         sa.Column("speed_pps", sa.Float(), nullable=True),
-        sa.Column("extra", sa.JSON(), nullable=False),
+        sa.Column("models", sa.JSON(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_workers_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_workers")),
         sa.UniqueConstraint("name", name=op.f("uq_workers_name")),

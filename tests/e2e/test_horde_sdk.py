@@ -1,0 +1,102 @@
+"""Conformance: drive a live OpenHorde server with the independent client library horde-sdk.
+
+The SDK needs Python >= 3.12, so it lives in its own venv (`.venv-sdk`, made by
+`scripts/setup_sdk_venv.sh`) and `tests/e2e/sdk_driver.py` runs there as a subprocess. See
+`tests/e2e/HORDE_SDK_NOTES.md` for what the SDK requires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+SETUP_SCRIPT = REPO / "scripts" / "setup_sdk_venv.sh"
+SDK_PYTHON = REPO / ".venv-sdk" / "bin" / "python"
+DRIVER = Path(__file__).resolve().parent / "sdk_driver.py"
+DRIVER_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="session")
+def sdk_python() -> Path:
+    """The .venv-sdk interpreter, creating the venv with the setup script when it is missing."""
+    if not SDK_PYTHON.exists():
+        try:
+            proc = subprocess.run(["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, timeout=900, cwd=REPO)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            pytest.skip(f".venv-sdk is missing and {SETUP_SCRIPT.name} could not run: {e}")
+        if proc.returncode != 0 or not SDK_PYTHON.exists():
+            pytest.skip(
+                f".venv-sdk is missing and {SETUP_SCRIPT.name} failed (exit {proc.returncode}):\n"
+                f"{(proc.stdout + proc.stderr)[-3000:]}"
+            )
+    return SDK_PYTHON
+
+
+def _driver_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "PYTHONPATH",
+            "PYTHONHOME",
+            "VIRTUAL_ENV",
+            "AI_HORDE_URL",
+            "AI_HORDE_DEV_URL",
+            "AI_HORDE_DEV_APIKEY",
+            "TESTS_ONGOING",
+            "HORDE_SDK_TELEMETRY",
+        }
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _summary(stdout: str) -> dict | None:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("SDK_SUMMARY "):
+            return json.loads(line.removeprefix("SDK_SUMMARY "))
+    return None
+
+
+def test_horde_sdk_image_round_trip(live_server: Callable[..., Any], sdk_python: Path, tmp_path: Path) -> None:
+    server = live_server()
+    try:
+        proc = subprocess.run(
+            [str(sdk_python), str(DRIVER), server.api_url],
+            capture_output=True,
+            text=True,
+            timeout=DRIVER_TIMEOUT_S,
+            env=_driver_env(),
+            cwd=tmp_path,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(
+            f"sdk_driver.py ran past {DRIVER_TIMEOUT_S}s\n--- driver stderr ---\n"
+            f"{(e.stderr or b'')[-8000:]!r}\n--- server log ---\n{server.log_tail()}"
+        )
+    summary = _summary(proc.stdout)
+    report = (
+        f"[{server.backend}] sdk_driver.py exit {proc.returncode}\nsummary: {json.dumps(summary, indent=1)}\n"
+        f"--- driver stderr (tail) ---\n{proc.stderr[-12000:]}\n--- server log (tail) ---\n"
+        f"{server.log_tail()}"
+    )
+    assert proc.returncode == 0, report
+    assert summary is not None and summary["ok"] is True, report
+    assert all(v == "ok" for v in summary["checks"].values()), report
+    sync_images = summary["sync_generation"]["images"]
+    async_images = summary["async_generation"]["images"]
+    assert len(sync_images) == 2 and len(async_images) == 1, report
+    for image in sync_images + async_images:
+        assert image["size"] == [64, 64] and image["img_is_url"], report
+    assert summary["worker"]["jobs"] == 3 and len(summary["worker"]["rewards"]) == 3, report
+    assert summary["server_version"], report
