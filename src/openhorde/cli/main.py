@@ -19,6 +19,7 @@ from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue, roles
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import ledger, transfers
+from openhorde.errors import HordeError
 
 app = typer.Typer(help="OpenHorde: an open horde for Stable Diffusion image generation.", no_args_is_help=True)
 admin = typer.Typer(
@@ -27,6 +28,7 @@ admin = typer.Typer(
 )
 app.add_typer(admin, name="admin")
 console = Console()
+errors = Console(stderr=True)
 
 HostOption = Annotated[str | None, typer.Option(help="Address to listen on [env OPENHORDE_HOST; 127.0.0.1].")]
 PortOption = Annotated[int | None, typer.Option(help="Port [env OPENHORDE_PORT; 7001].")]
@@ -72,7 +74,11 @@ def _run(data_dir: Path | None, action: Callable[[AsyncSession, HordeContext], A
         finally:
             await db.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except HordeError as exc:  # an operator's mistake (unknown user, bad name): say so, no traceback
+        errors.print(f"[red]Error:[/red] {exc.message}")
+        raise typer.Exit(code=1) from exc
 
 
 @admin.command("create-user")

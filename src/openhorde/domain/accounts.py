@@ -29,6 +29,8 @@ DEFAULT_CONCURRENCY = 30
 ANONYMOUS_CONCURRENCY = 500
 """Images all anonymous callers together may have queued at once."""
 USERNAME_MAX_LENGTH = 30
+MAX_USER_ID = 2**31 - 1
+"""The largest id ``users.id`` (a 32-bit integer on PostgreSQL) can hold; a larger id names nobody."""
 
 _USERNAME_PATTERN = re.compile(r"^[\w][\w .\-]{1,29}$")
 
@@ -135,7 +137,8 @@ async def reset_api_key(session: AsyncSession, secret: str, user: User) -> str:
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
     """The user with this id; ``UserNotFound`` otherwise."""
-    user = await session.get(User, user_id)
+    # An id beyond the column's range names nobody; asking the database would overflow (a 500).
+    user = await session.get(User, user_id) if 0 <= user_id <= MAX_USER_ID else None
     if user is None:
         raise UserNotFound(f"User with ID '{user_id}' not found.")
     return user
@@ -144,9 +147,11 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
 def parse_display_name(name: str) -> int | None:
     """The id in a ``name#id`` string, or ``None`` if it has none."""
     _, sep, tail = name.rpartition("#")
-    if not sep or not tail.isdigit():
+    # ASCII digits only (``str.isdigit`` also accepts "²", which ``int()`` rejects), within an id's range.
+    if not sep or not (tail.isascii() and tail.isdigit()) or len(tail) > len(str(MAX_USER_ID)):
         return None
-    return int(tail)
+    user_id = int(tail)
+    return user_id if user_id <= MAX_USER_ID else None
 
 
 async def find_by_display_name(session: AsyncSession, name: str) -> User:

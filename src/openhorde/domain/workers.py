@@ -9,7 +9,6 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import catalogue
@@ -26,6 +25,7 @@ from openhorde.errors import (
     WorkerNotFound,
     WrongCredentials,
 )
+from openhorde.storage import worker_queries
 from openhorde.storage.tables import User, Worker, WorkerModel
 
 MAX_WORKER_MODELS = 300
@@ -133,15 +133,12 @@ async def _create_worker(session: AsyncSession, user: User, name: str, now: floa
     name gets the winner's row (and the ownership check) instead of an integrity error.
     """
     worker = Worker(id=str(uuid.uuid4()), user_id=user.id, name=name, created_at=now, last_check_in_at=now)
-    try:
-        async with session.begin_nested():
-            session.add(worker)
-    except IntegrityError:
-        existing = await get_worker_by_name(session, name)
-        if existing is None:
-            raise
-        return existing
-    return worker
+    if await worker_queries.insert_unless_name_taken(session, worker):
+        return worker
+    existing = await get_worker_by_name(session, name)
+    if existing is None:
+        raise WorkerNotFound(f"Worker '{name}' vanished while being created; try again.")
+    return existing
 
 
 def _record_check_in(worker: Worker, now: float, stale_seconds: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.common import MAX_KUDOS_AMOUNT, ResponseModel, WireModel
 
 
 class KudosTransferInput(WireModel):
@@ -18,7 +18,7 @@ class KudosTransferred(ResponseModel):
 
 class KudosAwardInput(WireModel):
     username: str = Field(min_length=3, max_length=100)
-    amount: int = Field(default=100)
+    amount: int = Field(default=100, le=MAX_KUDOS_AMOUNT)
 
 
 class KudosAwarded(ResponseModel):

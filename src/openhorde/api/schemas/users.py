@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.common import MAX_KUDOS_AMOUNT, ResponseModel, WireModel
 
 
 class UserKudosDetails(ResponseModel):
@@ -74,7 +74,7 @@ class RegisteredUser(ResponseModel):
 
 
 class ModifyUserInput(WireModel):
-    kudos: float | None = None
+    kudos: float | None = Field(default=None, ge=-MAX_KUDOS_AMOUNT, le=MAX_KUDOS_AMOUNT)
     concurrency: int | None = Field(default=None, ge=0, le=500)
     usage_multiplier: float | None = Field(default=None, ge=0.1, le=10)
     worker_invited: int | None = Field(default=None, ge=0, le=100)

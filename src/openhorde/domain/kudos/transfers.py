@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 from sqlalchemy import select
@@ -51,7 +52,8 @@ async def transfer(
             f"Not enough kudos: {ledger.cents_to_kudos(available)} available to transfer.",
             rc="KudosTransferNotEnough",
         )
-    try:
+    # A retry racing in with the same Idempotency-Key finds the first one recorded: nothing to do.
+    with contextlib.suppress(ledger.DuplicateTransaction):
         await ledger.record(
             session,
             TransactionKind.TRANSFER,
@@ -60,9 +62,6 @@ async def transfer(
             memo=memo,
             guard_duplicates=True,
         )
-    except ledger.DuplicateTransaction:
-        # The same Idempotency-Key raced in from a retry: the first one was recorded.
-        pass
     return amount
 
 

@@ -10,13 +10,14 @@ SEED_MODULUS = 2**32
 def parse_seed(text: str | None) -> int | None:
     """The integer seed for a client's seed text, or ``None`` for a random one.
 
-    Digits are read as a number; any other text is read as the little-endian integer of its
+    ASCII digits are read as a number; any other text is read as the little-endian integer of its
     UTF-8 bytes. Both wrap below 2³², so "The little seed that could" always means the same seed.
     """
     if text is None or not text.strip():
         return None
     stripped = text.strip()
-    if stripped.isdigit():
+    # Only ASCII digits: ``str.isdigit`` also accepts "²", which ``int()`` then rejects.
+    if stripped.isascii() and stripped.isdigit():
         return int(stripped) % SEED_MODULUS
     return int.from_bytes(stripped.encode(), "little") % SEED_MODULUS
 

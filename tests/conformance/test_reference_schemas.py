@@ -1,0 +1,188 @@
+"""Our answers against the AI Horde's own description of them.
+
+One full request cycle runs against a live server; each JSON answer is validated against the
+reference swagger's schema for its path, method and status, and must carry every top-level key
+of the matching example in ``ai-horde-api-examples/example_responses/`` unless the key is listed for
+that answer in ``INTENTIONALLY_ABSENT`` below, with the reason we leave it out.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from jsonschema import Draft4Validator
+
+# Importing ``horde`` makes the live-server fixture of tests/integration available here (pytest finds
+# fixtures by their module attribute name), hence the noqa here and on the test that takes it.
+from tests.integration.conftest import Horde, horde  # noqa: F401
+
+REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
+SWAGGER_PATH = REFERENCE / "ai-horde-swagger.json"
+EXAMPLES_DIR = REFERENCE / "ai-horde-api-examples" / "example_responses"
+
+pytestmark = pytest.mark.skipif(not SWAGGER_PATH.is_file(), reason=f"{REFERENCE} is not checked out")
+
+_WORKER_ABSENT = {
+    "ipaddr": "(privileged) moderators only; we record no worker IPs",
+    "contact": "(privileged) moderators only; workers have no contact field here",
+    "forms": "alchemy (interrogation) workers only; we serve images only",
+    "max_length": "text workers only",
+    "max_context_length": "text workers only",
+    "tokens_generated": "text workers only",
+}
+_USER_ABSENT = {
+    "styles": "we have no styles",
+    "sharedkey_ids": "we have no shared keys",
+    "active_generations": "not tracked per user; clients poll /generate/check instead",
+    "records": "per-kind (image/text/alchemy) records; usage and contributions carry our image totals",
+}
+INTENTIONALLY_ABSENT: dict[str, dict[str, str]] = {
+    "POST /v2/generate/async 200": {"resolved": "the prompt after style resolution; we have no styles"},
+    "POST /v2/generate/pop 200": {
+        "source_image": "sent only with img2img/inpainting jobs, as the reference does",
+        "source_mask": "sent only with a separate inpainting mask, as the reference does",
+        "extra_source_images": "sent only when the request has extra source images, as the reference does",
+    },
+    "GET /v2/workers 200": _WORKER_ABSENT,
+    "GET /v2/workers/{worker_id} 200": _WORKER_ABSENT,
+    "GET /v2/find_user 200": _USER_ABSENT,
+    "GET /v2/users/{user_id} 200": _USER_ABSENT,
+    "GET /v2/status/modes 200": {"raid_mode": "the reference shows it to moderators only; we have no raid mode"},
+}
+"""Per answer, the example's top-level keys we leave out on purpose, each with its reason."""
+
+
+@cache
+def _swagger() -> dict[str, Any]:
+    return json.loads(SWAGGER_PATH.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def _validator(path: str, method: str, status: int) -> Draft4Validator | None:
+    """The swagger schema of one answer, with ``#/definitions`` resolvable; ``None`` if it has none."""
+    swagger = _swagger()
+    response = swagger["paths"][path][method]["responses"].get(str(status), {})
+    if "schema" not in response:
+        return None
+    # Swagger 2.0 schemas are JSON Schema draft 4 (plus ignorable ``example``/``x-`` keys). Wrapping
+    # the schema in ``allOf`` next to ``definitions`` lets each ``$ref`` resolve against this document.
+    # Additional properties stay allowed: our extras (``gen_metadata`` types, ``messages``) are fine.
+    return Draft4Validator({"definitions": swagger["definitions"], "allOf": [response["schema"]]})
+
+
+def _example_file(path: str, method: str, status: int) -> Path:
+    """``/v2/workers/{worker_id}`` GET 200 → ``_v2_workers_worker_id_get_200.json``, the examples' naming."""
+    return EXAMPLES_DIR / f"{path.replace('/', '_').replace('{', '').replace('}', '')}_{method}_{status}.json"
+
+
+class Conformance:
+    """Checks answers one by one and collects every mismatch, so one run reports them all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def check(self, route: str, status: int, response: httpx.Response, *, example_keys: bool = True) -> Any:
+        """Validate ``response`` as the answer of ``route`` (``"GET /v2/..."``, a swagger path) with ``status``.
+
+        ``example_keys=False`` skips the key comparison where the example shows one possible echo
+        of the fields a client changed (``PUT`` answers), not a fixed set of keys.
+        """
+        method, path = route.split()
+        method = method.lower()
+        label = f"{route} {status}"
+        assert response.status_code == status, f"{label}: got {response.status_code}: {response.text}"
+        body = response.json()
+        validator = _validator(path, method, status)
+        if validator is not None:
+            for error in sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]):
+                where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+                self.problems.append(f"{label}: schema: {where}: {error.message}")
+        example = _example_file(path, method, status)
+        if example_keys and example.is_file():
+            self._compare_keys(label, body, json.loads(example.read_text(encoding="utf-8")))
+        elif example_keys and validator is None:
+            self.problems.append(f"{label}: the reference has neither a schema nor an example to check against")
+        return body
+
+    def _compare_keys(self, label: str, body: Any, example: Any) -> None:
+        if isinstance(example, list):
+            assert isinstance(body, list) and body, f"{label}: expected a non-empty list like the example"
+            example, body = example[0], body[0]
+        allowed = INTENTIONALLY_ABSENT.get(label, {})
+        missing = sorted(set(example) - set(body) - set(allowed))
+        if missing:
+            self.problems.append(f"{label}: keys of the reference example missing from ours: {missing}")
+        stale = sorted(set(allowed) & set(body))
+        if stale:
+            self.problems.append(f"{label}: INTENTIONALLY_ABSENT lists keys we do send: {stale}")
+
+
+async def test_a_full_cycle_matches_the_reference(horde: Horde) -> None:  # noqa: F811
+    client = horde.client
+    seen = Conformance()
+    requester = await horde.register("requester", kudos=200)
+    owner = await horde.register("owner")
+    admin = await horde.register("admin")
+    await horde.make_admin(admin)
+
+    # Queued before any worker exists, so the answer carries its NoAvailableWorker message and warning.
+    params = {"width": 64, "height": 64, "steps": 5, "n": 1}
+    created = seen.check("POST /v2/generate/async", 202, await horde.generate(requester, params=params))
+    # The swagger lists no 200 (dry run) for this path; the example and the reference notes do.
+    dry = seen.check("POST /v2/generate/async", 200, await horde.generate(requester, params=params, dry_run=True))
+    assert isinstance(dry["kudos"], int | float) and dry["kudos"] > 0
+
+    pop_body = {"name": "worker-1", "models": ["stable_diffusion"]}
+    job = seen.check(
+        "POST /v2/generate/pop", 200, await client.post("/api/v2/generate/pop", json=pop_body, headers=owner.headers)
+    )
+    seen.check("POST /v2/generate/submit", 200, await horde.upload_and_submit(owner, job))
+    seen.check("GET /v2/generate/check/{id}", 200, await client.get(f"/api/v2/generate/check/{created['id']}"))
+    seen.check("GET /v2/generate/status/{id}", 200, await client.get(f"/api/v2/generate/status/{created['id']}"))
+
+    # Fill in the optional details (worker info, public workers, contact, admin comment) so they show below.
+    worker_id = (await client.get("/api/v2/workers")).json()[0]["id"]
+    changed = await client.put(f"/api/v2/workers/{worker_id}", json={"info": "a test worker"}, headers=owner.headers)
+    seen.check("PUT /v2/workers/{worker_id}", 200, changed, example_keys=False)
+    changes = {"public_workers": True, "contact": "owner@example.com"}
+    changed = await client.put(f"/api/v2/users/{owner.id}", json=changes, headers=owner.headers)
+    seen.check("PUT /v2/users/{user_id}", 200, changed, example_keys=False)
+    changed = await client.put(f"/api/v2/users/{owner.id}", json={"admin_comment": "fine"}, headers=admin.headers)
+    seen.check("PUT /v2/users/{user_id}", 200, changed, example_keys=False)
+
+    seen.check("GET /v2/workers", 200, await client.get("/api/v2/workers"))
+    seen.check("GET /v2/workers/{worker_id}", 200, await client.get(f"/api/v2/workers/{worker_id}"))
+    seen.check("GET /v2/find_user", 200, await client.get("/api/v2/find_user", headers=owner.headers))
+    seen.check("GET /v2/users/{user_id}", 200, await client.get(f"/api/v2/users/{owner.id}", headers=owner.headers))
+    seen.check("GET /v2/status/models", 200, await client.get("/api/v2/status/models"))
+    seen.check("GET /v2/status/heartbeat", 200, await client.get("/api/v2/status/heartbeat"))
+    seen.check("GET /v2/status/performance", 200, await client.get("/api/v2/status/performance"))
+    seen.check("GET /v2/status/modes", 200, await client.get("/api/v2/status/modes"))
+    transfer = {"username": owner.username, "amount": 10}
+    seen.check(
+        "POST /v2/kudos/transfer",
+        200,
+        await client.post("/api/v2/kudos/transfer", json=transfer, headers=requester.headers),
+    )
+
+    # Errors are ``RequestError`` bodies too.
+    unknown = "/api/v2/generate/status/00000000-0000-0000-0000-000000000000"
+    seen.check("GET /v2/generate/status/{id}", 404, await client.get(unknown), example_keys=False)
+    seen.check(
+        "POST /v2/generate/async",
+        401,
+        await client.post("/api/v2/generate/async", json={"prompt": "x"}),
+        example_keys=False,
+    )
+    # Ids no account can have (beyond the id column, or not ASCII digits) are not found, not a 500.
+    huge = await client.get("/api/v2/users/99999999999999999999")
+    seen.check("GET /v2/users/{user_id}", 404, huge, example_keys=False)
+    odd = {**pop_body, "priority_usernames": ["someone#²", "someone#99999999999999999999"]}
+    odd_pop = await client.post("/api/v2/generate/pop", json=odd, headers=owner.headers)
+    seen.check("POST /v2/generate/pop", 400, odd_pop, example_keys=False)
+
+    assert not seen.problems, "\n".join(seen.problems)

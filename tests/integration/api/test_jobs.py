@@ -1,0 +1,624 @@
+"""The workers' side through HTTP: ``/generate/pop``, ``/generate/submit``, leases and clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from sqlalchemy import func, insert, select, text
+
+from openhorde.domain import accounts
+from openhorde.domain.queue.leases import run_maintenance
+from openhorde.storage.queue_queries import WorkerSide, select_next_request
+from openhorde.storage.tables import Job, Request
+from tests.integration.conftest import Account, Horde, webp_bytes
+
+SMALL = {"width": 64, "height": 64, "steps": 5}
+
+
+# -- small helpers --------------------------------------------------------------------------
+
+
+async def queue(horde: Horde, account: Account, prompt: str = "a lighthouse", **overrides: Any) -> str:
+    """Queue a request and return its id."""
+    overrides.setdefault("params", dict(SMALL))
+    response = await horde.generate(account, prompt=prompt, **overrides)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+async def pop_raw(horde: Horde, account: Account | None, **body: Any) -> httpx.Response:
+    """A pop whose answer may be an error."""
+    body.setdefault("name", "worker-1")
+    body.setdefault("models", ["stable_diffusion"])
+    headers = account.headers if account else {"apikey": "0000000000"}
+    return await horde.client.post("/api/v2/generate/pop", json=body, headers=headers)
+
+
+async def submit_raw(horde: Horde, account: Account, job_id: str, **body: Any) -> httpx.Response:
+    body = {"id": job_id, "generation": "R2", "state": "ok", "seed": 1, **body}
+    return await horde.client.post("/api/v2/generate/submit", json=body, headers=account.headers)
+
+
+async def register_worker(horde: Horde, account: Account, name: str) -> str:
+    """Create a worker with a first (empty-handed) pop and return its id."""
+    assert (await horde.pop(account, name=name))["ids"] == []
+    response = await horde.client.get(f"/api/v2/workers/name/{name}")
+    assert response.status_code == 200, response.text
+    return str(response.json()["id"])
+
+
+async def kudos_of(horde: Horde, account: Account) -> float:
+    response = await horde.client.get("/api/v2/find_user", headers=account.headers)
+    assert response.status_code == 200, response.text
+    return float(response.json()["kudos"])
+
+
+async def check(horde: Horde, request_id: str) -> dict[str, Any]:
+    response = await horde.client.get(f"/api/v2/generate/check/{request_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def status(horde: Horde, request_id: str) -> dict[str, Any]:
+    response = await horde.client.get(f"/api/v2/generate/status/{request_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def maintain(horde: Horde, now: float) -> Any:
+    async with horde.db.unit_of_work() as session:
+        return await run_maintenance(session, horde.ctx, now)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# -- pop: matching --------------------------------------------------------------------------
+
+
+async def test_model_the_worker_does_not_serve_is_skipped(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, models=["Deliberate"])
+    nothing = await horde.pop(owner, models=["stable_diffusion"])
+    assert nothing["ids"] == [] and nothing["skipped"] == {"models": 1}
+    job = await horde.pop(owner, models=["stable_diffusion", "Deliberate"])
+    assert len(job["ids"]) == 1 and job["model"] == "Deliberate"
+
+
+async def test_request_without_models_goes_to_any_worker(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester)
+    job = await horde.pop(owner, models=["Dreamshaper"])
+    assert len(job["ids"]) == 1 and job["model"] == "Dreamshaper"
+
+
+async def test_max_pixels_skips_larger_requests(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={"width": 512, "height": 512, "steps": 5})
+    nothing = await horde.pop(owner, max_pixels=256 * 256)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"max_pixels": 1}
+    job = await horde.pop(owner, max_pixels=512 * 512)
+    assert len(job["ids"]) == 1 and (job["payload"]["width"], job["payload"]["height"]) == (512, 512)
+
+
+async def test_nsfw_requests_go_only_to_nsfw_workers(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, nsfw=True)
+    nothing = await horde.pop(owner, nsfw=False)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"nsfw": 1}
+    assert len((await horde.pop(owner, nsfw=True))["ids"]) == 1
+
+
+async def test_img2img_is_skipped_by_workers_without_img2img(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, source_image=b64(webp_bytes()))
+    nothing = await horde.pop(owner, allow_img2img=False)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"img2img": 1}
+    job = await horde.pop(owner, allow_img2img=True)
+    assert len(job["ids"]) == 1 and job["source_image"] and job["source_processing"] == "img2img"
+
+
+async def test_inpainting_is_skipped_by_workers_without_painting(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    source, mask = b64(webp_bytes()), b64(webp_bytes(color=(255, 255, 255)))
+    await queue(horde, requester, "paint", source_image=source, source_mask=mask, source_processing="inpainting")
+    await queue(horde, requester, "plain img2img", source_image=source)
+    # The older inpainting request is passed over; plain img2img is still fine without painting.
+    job = await horde.pop(owner, allow_painting=False)
+    assert job["payload"]["prompt"] == "plain img2img"
+    nothing = await horde.pop(owner, allow_painting=False)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"painting": 1}
+    job = await horde.pop(owner, allow_painting=True)
+    assert job["source_processing"] == "inpainting" and job["source_mask"]
+
+
+async def test_lora_requests_go_only_to_lora_workers(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={**SMALL, "loras": [{"name": "styleA"}]})
+    nothing = await horde.pop(owner)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"lora": 1}
+    job = await horde.pop(owner, allow_lora=True)
+    assert [lora["name"] for lora in job["payload"]["loras"]] == ["styleA"]
+
+
+async def test_post_processing_requests_skip_workers_without_it(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={**SMALL, "post_processing": ["GFPGAN"]})
+    nothing = await horde.pop(owner, allow_post_processing=False)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"post-processing": 1}
+    job = await horde.pop(owner, allow_post_processing=True)
+    assert job["payload"]["post_processing"] == ["GFPGAN"]
+
+
+async def test_trusted_workers_requests_go_only_to_trusted_owners(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, trusted_workers=True)
+    nothing = await horde.pop(owner)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"untrusted": 1}
+    async with horde.db.unit_of_work() as session:
+        (await accounts.get_user(session, owner.id)).is_trusted = True
+    assert len((await horde.pop(owner))["ids"]) == 1
+
+
+async def test_worker_whitelist_and_blacklist(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    first = await register_worker(horde, owner, "first")
+    await register_worker(horde, owner, "second")
+
+    await queue(horde, requester, "only first", workers=[first])
+    nothing = await horde.pop(owner, name="second")
+    assert nothing["ids"] == [] and nothing["skipped"] == {"worker_id": 1}
+    assert (await horde.pop(owner, name="first"))["payload"]["prompt"] == "only first"
+
+    await queue(horde, requester, "not first", workers=[first], worker_blacklist=True)
+    nothing = await horde.pop(owner, name="first")
+    assert nothing["ids"] == [] and nothing["skipped"] == {"worker_id": 1}
+    assert (await horde.pop(owner, name="second"))["payload"]["prompt"] == "not first"
+
+
+async def test_worker_word_blacklist_skips_matching_prompts(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, "A CASTLE at dusk")
+    await queue(horde, requester, "a lighthouse")
+    job = await horde.pop(owner, name="picky", blacklist=["castle"])
+    assert job["payload"]["prompt"] == "a lighthouse"
+    nothing = await horde.pop(owner, name="picky", blacklist=["castle"])
+    assert nothing["ids"] == [] and nothing["skipped"] == {"blacklist": 1}
+    assert (await horde.pop(owner, name="other"))["payload"]["prompt"] == "A CASTLE at dusk"
+
+
+async def test_owner_requests_are_served_first(horde: Horde) -> None:
+    stranger = await horde.register("stranger", kudos=5000)
+    owner = await horde.register("owner")
+    await queue(horde, stranger, "stranger's")
+    await queue(horde, owner, "owner's")
+    assert (await horde.pop(owner))["payload"]["prompt"] == "owner's"
+    assert (await horde.pop(owner))["payload"]["prompt"] == "stranger's"
+
+
+async def test_priority_usernames_are_served_first(horde: Horde) -> None:
+    rich = await horde.register("rich", kudos=5000)
+    friend = await horde.register("friend")
+    owner = await horde.register("owner")
+    await queue(horde, rich, "rich's")
+    await queue(horde, friend, "friend's")
+    priority = [f"{friend.username}#{friend.id}"]
+    assert (await horde.pop(owner, name="kind", priority_usernames=priority))["payload"]["prompt"] == "friend's"
+    assert (await horde.pop(owner, name="kind", priority_usernames=priority))["payload"]["prompt"] == "rich's"
+
+
+async def test_bad_priority_username_is_400(horde: Horde) -> None:
+    owner = await horde.register("owner")
+    response = await pop_raw(horde, owner, priority_usernames=["no-id-here"])
+    assert response.status_code == 400 and response.json()["rc"] == "InvalidPriorityUsername"
+
+
+async def test_richer_requesters_first_then_older_first(horde: Horde) -> None:
+    poor_a, poor_b = await horde.register("poora"), await horde.register("poorb")
+    rich = await horde.register("rich", kudos=1000)
+    owner = await horde.register("owner")
+    await queue(horde, poor_a, "poor a")
+    await queue(horde, poor_b, "poor b")
+    await queue(horde, rich, "rich")
+    prompts = [(await horde.pop(owner))["payload"]["prompt"] for _ in range(3)]
+    assert prompts == ["rich", "poor a", "poor b"]
+
+
+async def test_amount_batches_images_of_one_request(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester, params={**SMALL, "n": 4})
+    job = await horde.pop(owner, amount=3)
+    assert len(job["ids"]) == len(set(job["ids"])) == 3
+    assert len(job["r2_uploads"]) == 3 and len(set(job["r2_uploads"])) == 3
+    assert job["id"] == job["ids"][0] and job["r2_upload"] == job["r2_uploads"][0]
+    assert job["payload"]["n_iter"] == 3
+    rest = await horde.pop(owner, amount=3)
+    assert len(rest["ids"]) == 1 and rest["payload"]["n_iter"] == 1
+    assert (await horde.pop(owner, amount=3))["ids"] == []
+    for batch in (job, rest):
+        for index in range(len(batch["ids"])):
+            assert (await horde.upload_and_submit(owner, batch, index)).status_code == 200
+    final = await status(horde, request_id)
+    assert final["done"] and final["finished"] == 4 and len(final["generations"]) == 4
+    assert {g["id"] for g in final["generations"]} == {*job["ids"], *rest["ids"]}
+
+
+async def test_amount_is_limited_for_large_images(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={"width": 512, "height": 512, "steps": 5, "n": 4})
+    job = await horde.pop(owner, amount=4, max_pixels=512 * 512)
+    assert len(job["ids"]) == 1 and job["payload"]["n_iter"] == 1
+
+
+async def test_disable_batching_hands_out_one_image(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={**SMALL, "n": 3}, disable_batching=True)
+    job = await horde.pop(owner, amount=3)
+    assert len(job["ids"]) == 1 and len(job["r2_uploads"]) == 1 and job["payload"]["n_iter"] == 1
+
+
+async def test_empty_pop_answer_shape(horde: Horde) -> None:
+    owner = await horde.register("owner")
+    body = (await pop_raw(horde, owner)).json()
+    assert body["payload"] == {} and body["ids"] == [] and body["skipped"] == {}
+    assert "id" not in body and "r2_upload" not in body and "model" not in body
+
+
+async def test_anonymous_cannot_pop(horde: Horde) -> None:
+    response = await pop_raw(horde, None)
+    assert response.status_code == 403 and response.json()["rc"] == "AnonForbiddenWorker"
+
+
+async def test_worker_name_of_another_account_is_refused(horde: Horde) -> None:
+    alice, bob = await horde.register("alice"), await horde.register("bob")
+    await register_worker(horde, alice, "taken")
+    response = await pop_raw(horde, bob, name="taken")
+    assert response.status_code == 403 and response.json()["rc"] == "WrongCredentials"
+
+
+async def test_concurrent_first_pops_of_a_new_worker_all_succeed(horde: Horde) -> None:
+    owner, other = await horde.register("owner"), await horde.register("other")
+    answers = await asyncio.gather(*(pop_raw(horde, owner, name="fresh", threads=4) for _ in range(6)))
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    listed = (await horde.client.get("/api/v2/workers", params={"name": "fresh"})).json()
+    assert len(listed) == 1 and listed[0]["threads"] == 4 and listed[0]["models"] == ["stable_diffusion"]
+    racers = await asyncio.gather(
+        *(pop_raw(horde, other, name="fresh-2") for _ in range(3)),
+        *(pop_raw(horde, owner, name="fresh-2") for _ in range(3)),
+    )
+    codes = sorted(a.status_code for a in racers)
+    assert codes == [200, 200, 200, 403, 403, 403]
+    assert all(a.json()["rc"] == "WrongCredentials" for a in racers if a.status_code == 403)
+
+
+async def test_unknown_models_only_is_400(horde: Horde) -> None:
+    owner = await horde.register("owner")
+    response = await pop_raw(horde, owner, models=["no such model"])
+    assert response.status_code == 400 and response.json()["rc"] == "UnexpectedModelName"
+    mixed = await pop_raw(horde, owner, models=["no such model", "stable_diffusion"])
+    assert mixed.status_code == 200, mixed.text
+
+
+async def test_worker_in_maintenance_serves_only_its_owner(horde: Horde) -> None:
+    stranger, owner = await horde.register("stranger"), await horde.register("owner")
+    worker_id = await register_worker(horde, owner, "fixing")
+    changed = await horde.client.put(f"/api/v2/workers/{worker_id}", json={"maintenance": True}, headers=owner.headers)
+    assert changed.status_code == 200, changed.text
+
+    await queue(horde, stranger, "stranger's")
+    refused = await pop_raw(horde, owner, name="fixing")
+    assert refused.status_code == 403 and refused.json()["rc"] == "WorkerMaintenance"
+    await queue(horde, owner, "owner's")
+    assert (await horde.pop(owner, name="fixing"))["payload"]["prompt"] == "owner's"
+    refused = await pop_raw(horde, owner, name="fixing")
+    assert refused.status_code == 403 and refused.json()["rc"] == "WorkerMaintenance"
+
+    back = await horde.client.put(f"/api/v2/workers/{worker_id}", json={"maintenance": False}, headers=owner.headers)
+    assert back.status_code == 200
+    assert (await horde.pop(owner, name="fixing"))["payload"]["prompt"] == "stranger's"
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+
+async def test_duplicate_submit_is_refused_and_paid_once(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester)
+    job = await horde.pop(owner)
+    first = await horde.upload_and_submit(owner, job)
+    assert first.status_code == 200, first.text
+    reward = first.json()["reward"]
+    assert reward > 0 and await kudos_of(horde, owner) == reward
+    again = await submit_raw(horde, owner, job["ids"][0])
+    assert again.status_code == 400 and again.json()["rc"] == "DuplicateGen"
+    assert await kudos_of(horde, owner) == reward
+
+
+async def test_submit_for_another_accounts_job_is_403(horde: Horde) -> None:
+    requester, owner, thief = [await horde.register(n) for n in ("req", "owner", "thief")]
+    await queue(horde, requester)
+    job = await horde.pop(owner)
+    await horde.client.put(job["r2_uploads"][0], content=webp_bytes())
+    stolen = await submit_raw(horde, thief, job["ids"][0])
+    assert stolen.status_code == 403 and stolen.json()["rc"] == "WrongCredentials"
+    assert await kudos_of(horde, thief) == 0
+    assert (await submit_raw(horde, owner, job["ids"][0])).status_code == 200
+
+
+async def test_submit_unknown_job_is_404(horde: Horde) -> None:
+    owner = await horde.register("owner")
+    response = await submit_raw(horde, owner, str(uuid.uuid4()))
+    assert response.status_code == 404 and response.json()["rc"] == "InvalidJobID"
+
+
+async def test_submit_r2_without_upload_is_400(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester)
+    job = await horde.pop(owner)
+    response = await submit_raw(horde, owner, job["ids"][0])
+    assert response.status_code == 400 and response.json()["rc"] == "ImageValidationFailed"
+    assert (await check(horde, request_id))["processing"] == 1
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+
+
+async def test_base64_generation_is_accepted_and_served(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester)
+    job = await horde.pop(owner)
+    sent = webp_bytes((64, 64), (10, 220, 40))
+    response = await submit_raw(horde, owner, job["ids"][0], generation=b64(sent), seed=42)
+    assert response.status_code == 200 and response.json()["reward"] > 0
+    [generation] = (await status(horde, request_id))["generations"]
+    assert generation["id"] == job["ids"][0] and generation["seed"] == "42"
+    served = await horde.client.get(generation["img"])
+    assert served.status_code == 200
+    image = Image.open(io.BytesIO(served.content))
+    assert image.format == "WEBP" and image.size == (64, 64)
+    assert image.convert("RGB").getpixel((10, 10)) == (10, 220, 40)
+
+
+async def test_submit_bad_base64_is_400(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester)
+    job = await horde.pop(owner)
+    response = await submit_raw(horde, owner, job["ids"][0], generation=b64(b"not an image at all"))
+    assert response.status_code == 400
+
+
+async def test_upload_url_refuses_non_images_and_tampered_signatures(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester)
+    url = (await horde.pop(owner))["r2_uploads"][0]
+    junk = await horde.client.put(url, content=b"this is not an image")
+    assert junk.status_code == 400
+    base, signature = url.rsplit("signature=", 1)
+    tampered = base + "signature=" + ("0" if signature[0] != "0" else "1") + signature[1:]
+    forged = await horde.client.put(tampered, content=webp_bytes())
+    assert forged.status_code == 403 and forged.json()["rc"] == "InvalidUploadSignature"
+    other_key = url.replace("/results/", "/results/x")
+    assert (await horde.client.put(other_key, content=webp_bytes())).status_code == 403
+    assert (await horde.client.put(url, content=webp_bytes())).status_code == 200
+
+
+async def test_faulted_submit_requeues_the_image(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester, "retry me")
+    job = await horde.pop(owner, name="flaky")
+    faulted = await submit_raw(horde, owner, job["ids"][0], generation=None, state="faulted")
+    assert faulted.status_code == 200 and faulted.json()["reward"] == 0
+    state = await check(horde, request_id)
+    assert state["restarted"] == 1 and state["waiting"] == 1 and state["processing"] == 0 and not state["done"]
+    assert await kudos_of(horde, owner) == 0
+
+    retry = await horde.pop(owner, name="solid")
+    assert retry["payload"]["prompt"] == "retry me" and retry["ids"] != job["ids"]
+    assert (await horde.upload_and_submit(owner, retry)).status_code == 200
+    final = await status(horde, request_id)
+    assert final["done"] and not final["faulted"] and final["finished"] == 1 and final["restarted"] == 1
+    assert [g["id"] for g in final["generations"]] == retry["ids"]
+
+
+async def test_three_faults_fault_the_request(horde: Horde) -> None:
+    requester, owner = await horde.register("req", kudos=100), await horde.register("owner")
+    request_id = await queue(horde, requester)
+    for attempt in range(3):
+        job = await horde.pop(owner)
+        assert len(job["ids"]) == 1, f"attempt {attempt}: {job}"
+        response = await submit_raw(horde, owner, job["ids"][0], state="faulted")
+        assert response.status_code == 200 and response.json()["reward"] == 0
+    state = await check(horde, request_id)
+    assert state["faulted"] and state["done"] and state["restarted"] == 3 and state["waiting"] == 0
+    assert (await horde.pop(owner))["ids"] == []
+    assert await kudos_of(horde, requester) == 100 and await kudos_of(horde, owner) == 0
+
+
+async def test_censored_image_is_free_for_the_requester_but_pays_the_worker(horde: Horde) -> None:
+    requester, owner = await horde.register("req", kudos=100), await horde.register("owner")
+    request_id = await queue(horde, requester, params={**SMALL, "n": 2})
+    job = await horde.pop(owner, amount=2)
+    assert len(job["ids"]) == 2
+    censored = await horde.upload_and_submit(owner, job, 0, state="censored")
+    assert censored.status_code == 200 and censored.json()["reward"] > 0
+    assert await kudos_of(horde, requester) == 100
+    assert (await check(horde, request_id))["kudos"] == 0
+    ok = await horde.upload_and_submit(owner, job, 1)
+    assert ok.status_code == 200
+
+    final = await status(horde, request_id)
+    by_id = {g["id"]: g for g in final["generations"]}
+    assert by_id[job["ids"][0]]["censored"] and by_id[job["ids"][0]]["state"] == "censored"
+    assert not by_id[job["ids"][1]]["censored"] and by_id[job["ids"][1]]["state"] == "ok"
+    charged = final["kudos"]
+    assert charged > 0 and round(100 - await kudos_of(horde, requester), 2) == charged
+    assert await kudos_of(horde, owner) == round(censored.json()["reward"] + ok.json()["reward"], 2)
+
+
+# -- leases and retention -------------------------------------------------------------------
+
+
+async def test_expired_lease_goes_to_another_worker(horde: Horde) -> None:
+    requester, owner, slowpoke = [await horde.register(n) for n in ("req", "owner", "slowpoke")]
+    request_id = await queue(horde, requester, params={**SMALL, "n": 2})
+    late = await horde.pop(slowpoke, name="slow", amount=2)
+    assert len(late["ids"]) == 2
+    report = await maintain(horde, time.time() + 10_000)
+    assert report.expired_jobs == 2
+    state = await check(horde, request_id)
+    assert state["waiting"] == 2 and state["processing"] == 0 and not state["done"]
+
+    fresh = await horde.pop(owner, name="fast", amount=2)
+    assert len(fresh["ids"]) == 2 and not set(fresh["ids"]) & set(late["ids"])
+    for index in range(2):
+        assert (await horde.upload_and_submit(owner, fresh, index)).status_code == 200
+
+    aborted = await horde.upload_and_submit(slowpoke, late, 0)
+    assert aborted.status_code == 400 and aborted.json()["rc"] == "AbortedGen"
+    gave_up = await submit_raw(horde, slowpoke, late["ids"][1], state="faulted")
+    assert gave_up.status_code == 200 and gave_up.json()["reward"] == 0
+    assert await kudos_of(horde, slowpoke) == 0
+
+    final = await status(horde, request_id)
+    assert final["done"] and not final["faulted"] and final["finished"] == 2
+    assert sorted(g["id"] for g in final["generations"]) == sorted(fresh["ids"])
+    async with horde.db.unit_of_work() as session:
+        done_jobs = await session.scalar(
+            select(func.count()).select_from(Job).where(Job.request_id == request_id, Job.state == "done")
+        )
+    assert done_jobs == 2
+
+
+async def test_lease_is_not_expired_before_its_deadline(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester)
+    job = await horde.pop(owner)
+    assert job["ttl"] >= 150
+    assert (await maintain(horde, time.time() + job["ttl"] - 30)).expired_jobs == 0
+    assert (await check(horde, request_id))["processing"] == 1
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+
+
+async def test_finished_request_is_removed_after_retention(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester)
+    job = await horde.pop(owner)
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+    image_url = (await status(horde, request_id))["generations"][0]["img"]
+    assert (await horde.client.get(image_url)).status_code == 200
+
+    retention = horde.settings.result_retention_seconds
+    assert (await maintain(horde, time.time() + retention - 60)).removed_requests == 0
+    assert (await horde.client.get(f"/api/v2/generate/status/{request_id}")).status_code == 200
+    assert (await maintain(horde, time.time() + retention + 10)).removed_requests == 1
+    gone = await horde.client.get(f"/api/v2/generate/status/{request_id}")
+    assert gone.status_code == 404 and gone.json()["rc"] == "RequestNotFound"
+    assert (await horde.client.get(image_url)).status_code == 404
+
+
+# -- PostgreSQL only ------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_concurrent_pops_never_hand_out_an_image_twice(horde: Horde, backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("row locking (FOR UPDATE SKIP LOCKED) is a PostgreSQL matter")
+    requesters = [await horde.register(f"req{i}") for i in range(3)]
+    owners = [await horde.register(f"owner{i}") for i in range(5)]
+    workers = [(owners[i % 5], f"w{i}") for i in range(10)]
+    for owner, name in workers:
+        await register_worker(horde, owner, name)
+    sizes: dict[str, int] = {}
+    for i in range(24):
+        sizes[await queue(horde, requesters[i % 3], f"prompt {i}")] = 1
+    for i in range(3):
+        sizes[await queue(horde, requesters[i], f"pair {i}", params={**SMALL, "n": 2})] = 2
+    total = sum(sizes.values())
+
+    pops = [horde.pop(owner, name=name) for _ in range(6) for owner, name in workers]
+    answers = await asyncio.gather(*pops)
+    job_ids = [job_id for answer in answers for job_id in answer["ids"]]
+    assert len(job_ids) == len(set(job_ids)) == total
+    assert sum(1 for a in answers if a["ids"]) == total
+
+    async with horde.db.unit_of_work() as session:
+        rows = (await session.execute(select(Job.id, Job.request_id, Job.seed))).all()
+        requests = {r.id: r for r in await session.scalars(select(Request))}
+    assert {row.id for row in rows} == set(job_ids)
+    per_request = Counter(row.request_id for row in rows)
+    assert per_request == Counter(sizes)
+    for request_id, n in sizes.items():
+        request = requests[request_id]
+        assert (request.n_waiting, request.n_processing) == (0, n)
+        assert len({row.seed for row in rows if row.request_id == request_id}) == n
+
+
+@pytest.mark.postgres
+async def test_pop_query_uses_the_partial_queue_index(horde: Horde, backend: str) -> None:
+    if backend != "postgres":
+        pytest.skip("EXPLAIN plans are checked on PostgreSQL")
+    requester = await horde.register("bulk")
+    now = time.time()
+    rows: list[dict[str, Any]] = [
+        {
+            "id": str(uuid.uuid4()),
+            "user_id": requester.id,
+            "state": "queued" if i % 4 else "done",
+            "created_at": now - i,
+            "last_activity_at": now - i,
+            "queue_rank": (i % 7) * 10.0 - 5 * (now - i),
+            "prompt": f"bulk {i}",
+            "params": {"width": 512, "height": 512, "steps": 20, "sampler_name": "k_euler_a"},
+            "n_total": 1,
+            "n_waiting": 1 if i % 4 else 0,
+            "width": 512,
+            "height": 512,
+            "pixels": 512 * 512,
+            "accurate_steps": 20,
+            "things": 512 * 512 * 20,
+            "has_model_list": False,
+            "price_cents": 1000,
+            "charge_cents": 1000,
+            "seed": i,
+        }
+        for i in range(5000)
+    ]
+    async with horde.db.unit_of_work() as session:
+        await session.execute(insert(Request), rows)
+    async with horde.db.unit_of_work() as session:
+        await session.execute(text("ANALYZE requests"))
+
+    side = WorkerSide(
+        worker_id=str(uuid.uuid4()),
+        owner_id=requester.id + 1000,
+        max_pixels=512 * 512,
+        nsfw=False,
+        allow_img2img=True,
+        allow_painting=True,
+        allow_post_processing=True,
+        allow_controlnet=False,
+        allow_lora=False,
+        owner_trusted=False,
+        fast=True,
+        limit_max_steps=False,
+        require_upfront_kudos=False,
+        maintenance=False,
+        models=["stable_diffusion"],
+        blacklist=["castle"],
+    )
+    query = select_next_request(side, None, lock=True)
+    async with horde.db.unit_of_work() as session:
+        sql = str(query.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(row[0] for row in await session.execute(text("EXPLAIN " + sql)))
+        picked = await session.scalar(query)
+    assert "ix_requests_queue" in plan, plan
+    assert picked is not None and picked.state == "queued" and picked.n_waiting > 0
+    assert picked.queue_rank == max(r["queue_rank"] for r in rows if r["state"] == "queued")
