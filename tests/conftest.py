@@ -22,6 +22,8 @@ import pytest
 from openhorde.storage.db import Database
 from openhorde.storage.migrate import upgrade_to_head
 
+pytest_plugins = ["tests.live_server"]
+
 POSTGRES_ADMIN_DSN = os.environ.get("OPENHORDE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("OPENHORDE_TEST_BACKENDS", "sqlite,postgres").split(",") if b]
 TEMPLATE_NAME = f"openhorde_template_{os.getpid()}"

@@ -23,6 +23,7 @@ one handler; anything else is logged and answered with a generic 500.
     ├── NotFound (404)
     │   └── InvalidJobID, RequestNotFound, WorkerNotFound, UserNotFound, ModelNotFound, BlobNotFound
     ├── PayloadTooLarge (413)
+    ├── Locked (423)                  a worker with jobs in progress cannot be deleted
     └── TooManyPrompts (429)
 """
 
@@ -323,7 +324,7 @@ class BlobNotFound(NotFound):
     rc = "BlobNotFound"
 
 
-# 413 / 429 ------------------------------------------------------------------------------
+# 413 / 423 / 429 ------------------------------------------------------------------------
 
 
 class PayloadTooLarge(HordeError):
@@ -331,6 +332,13 @@ class PayloadTooLarge(HordeError):
 
     rc = "UploadTooLarge"
     status = 413
+
+
+class Locked(HordeError):
+    """This is still in use and cannot be removed now."""
+
+    rc = "Locked"
+    status = 423
 
 
 class TooManyPrompts(HordeError):

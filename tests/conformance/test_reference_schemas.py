@@ -17,9 +17,7 @@ import httpx
 import pytest
 from jsonschema import Draft4Validator
 
-# Importing ``horde`` makes the live-server fixture of tests/integration available here (pytest finds
-# fixtures by their module attribute name), hence the noqa here and on the test that takes it.
-from tests.integration.conftest import Horde, horde  # noqa: F401
+from tests.live_server import Horde
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 SWAGGER_PATH = REFERENCE / "ai-horde-swagger.json"
@@ -121,7 +119,7 @@ class Conformance:
             self.problems.append(f"{label}: INTENTIONALLY_ABSENT lists keys we do send: {stale}")
 
 
-async def test_a_full_cycle_matches_the_reference(horde: Horde) -> None:  # noqa: F811
+async def test_a_full_cycle_matches_the_reference(horde: Horde) -> None:
     client = horde.client
     seen = Conformance()
     requester = await horde.register("requester", kudos=200)

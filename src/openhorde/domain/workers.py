@@ -17,6 +17,7 @@ from openhorde.domain.context import HordeContext
 from openhorde.errors import (
     AnonForbidden,
     BadRequest,
+    Locked,
     NameAlreadyExists,
     NotModerator,
     NotOwner,
@@ -275,6 +276,8 @@ async def delete_worker(session: AsyncSession, worker: Worker, user: User) -> No
     """Remove a worker (its owner or a moderator); its finished jobs keep their worker's name."""
     if worker.user_id != user.id and not (user.is_moderator or user.is_admin):
         raise NotOwner("Only the worker's owner or a moderator can delete it.")
+    if await worker_queries.has_jobs_in_progress(session, worker.id):
+        raise Locked("This worker has jobs in progress; delete it once they are submitted or expired.")
     await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
     await session.delete(worker)
     await session.flush()

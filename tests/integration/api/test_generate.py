@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from tests.integration.conftest import Horde, webp_bytes
+from tests.live_server import Horde, webp_bytes
 
 
 async def test_request_round_trip_delivers_the_uploaded_image(horde: Horde) -> None:
@@ -87,7 +87,8 @@ async def test_unknown_or_missing_api_key_is_401(horde: Horde) -> None:
 
 async def test_anonymous_key_may_generate(horde: Horde) -> None:
     response = await horde.client.post(
-        "/api/v2/generate/async", json={"prompt": "x", "params": {"width": 64, "height": 64}},
+        "/api/v2/generate/async",
+        json={"prompt": "x", "params": {"width": 64, "height": 64}},
         headers={"apikey": "0000000000"},
     )
     assert response.status_code == 202, response.text
@@ -135,8 +136,9 @@ async def test_img2img_source_reaches_the_worker(horde: Horde) -> None:
     requester = await horde.register("painter")
     owner = await horde.register("owner")
     source = base64.b64encode(webp_bytes((128, 96))).decode()
-    created = await horde.generate(requester, source_image=source, params={"width": 128, "height": 128,
-                                                                        "denoising_strength": 0.5})
+    created = await horde.generate(
+        requester, source_image=source, params={"width": 128, "height": 128, "denoising_strength": 0.5}
+    )
     assert created.status_code == 202, created.text
     job = await horde.pop(owner)
     downloaded = await horde.client.get(job["source_image"])

@@ -19,7 +19,7 @@ from openhorde.domain import accounts
 from openhorde.domain.queue.leases import run_maintenance
 from openhorde.storage.queue_queries import WorkerSide, select_next_request
 from openhorde.storage.tables import Job, Request
-from tests.integration.conftest import Account, Horde, webp_bytes
+from tests.live_server import Account, Horde, webp_bytes
 
 SMALL = {"width": 64, "height": 64, "steps": 5}
 

@@ -24,6 +24,9 @@ from openhorde.storage.tables import User
 
 router = APIRouter(tags=["users"])
 
+MAX_USERS_PAGE = 10_000
+"""Pages beyond this are empty, as on the AI Horde."""
+
 
 async def _details(session: AsyncSession, user: User, privileged: bool) -> UserDetails:
     worker_ids = await workers.worker_ids_of(session, user.id)
@@ -87,9 +90,11 @@ async def find_user(session: SessionDep, user: ApiUser) -> UserDetails:
 @router.get("/users", response_model=list[UserDetails], response_model_exclude_none=True, summary="Users, paged")
 async def list_users(
     session: SessionDep,
-    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page: Annotated[int, Query(ge=1)] = 1,
     sort: Annotated[Literal["kudos", "age"], Query()] = "kudos",
 ) -> list[UserDetails]:
+    if page > MAX_USERS_PAGE:
+        return []
     return [await _details(session, u, privileged=False) for u in await accounts.list_users(session, page, sort)]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from openhorde.api.deps import ApiUser, ContextDep, SessionDep
+from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, SessionDep
 from openhorde.api.schemas.workers import (
     DeletedWorker,
     KudosDetails,
@@ -18,11 +18,12 @@ from openhorde.api.schemas.workers import (
 from openhorde.domain import workers
 from openhorde.domain.workers import WorkerChanges, WorkerView
 from openhorde.errors import WorkerNotFound
+from openhorde.storage.tables import User
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 
 
-def _details(view: WorkerView) -> WorkerDetails:
+def _details(view: WorkerView, viewer: User | None = None) -> WorkerDetails:
     w = view.worker
     speed_mps = (w.speed_pps or 0) / 1_000_000
     return WorkerDetails(
@@ -39,7 +40,7 @@ def _details(view: WorkerView) -> WorkerDetails:
         paused=w.paused,
         info=w.info,
         nsfw=w.nsfw,
-        owner=view.owner.display_name if view.owner.public_workers else None,
+        owner=view.owner.display_name if view.owner.public_workers or _privileged(viewer, view) else None,
         trusted=view.owner.is_trusted,
         flagged=view.owner.is_flagged,
         uncompleted_jobs=w.uncompleted_jobs,
@@ -56,6 +57,10 @@ def _details(view: WorkerView) -> WorkerDetails:
     )
 
 
+def _privileged(viewer: User | None, view: WorkerView) -> bool:
+    return viewer is not None and (viewer.id == view.owner.id or viewer.is_moderator or viewer.is_admin)
+
+
 @router.get(
     "",
     response_model=list[WorkerDetails],
@@ -66,19 +71,21 @@ def _details(view: WorkerView) -> WorkerDetails:
 async def list_workers(
     session: SessionDep,
     ctx: ContextDep,
+    viewer: OptionalUser,
     type: Annotated[str | None, Query(description="image, text or interrogation; empty for all")] = None,
     name: Annotated[str | None, Query()] = None,
 ) -> list[WorkerDetails]:
     if type not in (None, "", "image"):
         return []
     rows = await workers.list_workers(session, name)
-    return [_details(v) for v in await workers.views(session, rows, ctx.settings.worker_stale_seconds, time.time())]
+    views = await workers.views(session, rows, ctx.settings.worker_stale_seconds, time.time())
+    return [_details(v, viewer) for v in views]
 
 
-async def _one(session: SessionDep, ctx: ContextDep, worker_id: str) -> WorkerDetails:
+async def _one(session: SessionDep, ctx: ContextDep, worker_id: str, viewer: User | None) -> WorkerDetails:
     worker = await workers.get_worker(session, worker_id)
     [view] = await workers.views(session, [worker], ctx.settings.worker_stale_seconds, time.time())
-    return _details(view)
+    return _details(view, viewer)
 
 
 @router.get(
@@ -88,11 +95,11 @@ async def _one(session: SessionDep, ctx: ContextDep, worker_id: str) -> WorkerDe
     response_model_by_alias=True,
     summary="A worker, by name",
 )
-async def worker_by_name(worker_name: str, session: SessionDep, ctx: ContextDep) -> WorkerDetails:
+async def worker_by_name(worker_name: str, session: SessionDep, ctx: ContextDep, viewer: OptionalUser) -> WorkerDetails:
     worker = await workers.get_worker_by_name(session, worker_name)
     if worker is None:
         raise WorkerNotFound(f"Worker with name '{worker_name}' not found.")
-    return await _one(session, ctx, worker.id)
+    return await _one(session, ctx, worker.id, viewer)
 
 
 @router.get(
@@ -102,8 +109,8 @@ async def worker_by_name(worker_name: str, session: SessionDep, ctx: ContextDep)
     response_model_by_alias=True,
     summary="A worker, by id",
 )
-async def worker_by_id(worker_id: str, session: SessionDep, ctx: ContextDep) -> WorkerDetails:
-    return await _one(session, ctx, worker_id)
+async def worker_by_id(worker_id: str, session: SessionDep, ctx: ContextDep, viewer: OptionalUser) -> WorkerDetails:
+    return await _one(session, ctx, worker_id, viewer)
 
 
 @router.put(

@@ -32,6 +32,8 @@ BATCH_PIXELS_DIVISOR = 3.5
 """The reference's safe-batch rule: a batch's pixels stay under max_pixels × amount / 3.5."""
 POST_PROCESSOR_BATCH_WEIGHT = 0.4
 MAX_AMOUNT = 20
+DEFAULT_CLIP_SKIP = 1
+"""Sent to workers when the request names none, as the AI Horde does."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,7 @@ async def _find_request(session: AsyncSession, side: WorkerSide, lock: bool) -> 
 def worker_payload(request: Request, count: int, seed: int) -> dict[str, Any]:
     """The ``payload`` of a pop: the request's settings in the worker's field names."""
     payload = {k: v for k, v in request.params.items() if k not in ("steps", "n") and v is not None}
+    payload.setdefault("clip_skip", DEFAULT_CLIP_SKIP)
     payload.update(
         prompt=request.prompt,
         ddim_steps=request.params["steps"],

@@ -1,4 +1,4 @@
-"""A live server per test: uvicorn on a loopback port, in the test's event loop.
+"""Fixture plugin: a live server per test (uvicorn on a loopback port, in the test's event loop).
 
 ``horde`` gives real HTTP (``horde.client``), the app's database for checks that have no
 endpoint, and factories for users and payloads. After each test the kudos ledger must
@@ -96,7 +96,9 @@ class Horde:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    async def upload_and_submit(self, account: Account, job: dict[str, Any], index: int = 0, **extra: Any) -> httpx.Response:
+    async def upload_and_submit(
+        self, account: Account, job: dict[str, Any], index: int = 0, **extra: Any
+    ) -> httpx.Response:
         put = await self.client.put(job["r2_uploads"][index], content=webp_bytes())
         assert put.status_code == 200, put.text
         body = {"id": job["ids"][index], "generation": "R2", "state": "ok", "seed": 1, **extra}

@@ -1,0 +1,163 @@
+"""``/status/*``, the OpenAPI document, error bodies of unknown routes, and ``/generate/check`` progress."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import update
+
+from openhorde import __version__
+from openhorde.storage.tables import Worker
+from tests.live_server import Horde
+
+SD = ["stable_diffusion"]
+
+
+async def _check(horde: Horde, request_id: str) -> dict[str, Any]:
+    response = await horde.client.get(f"/api/v2/generate/check/{request_id}")
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_heartbeat(horde: Horde) -> None:
+    response = await horde.client.get("/api/v2/status/heartbeat")
+    assert response.status_code == 200
+    assert response.json() == {"message": "OK", "version": __version__}
+
+
+async def test_models_lists_served_models_and_their_queue(horde: Horde) -> None:
+    assert (await horde.client.get("/api/v2/status/models")).json() == []
+    owner = await horde.register("wally")
+    requester = await horde.register("alice")
+    await horde.pop(owner, threads=2)
+
+    [served] = (await horde.client.get("/api/v2/status/models")).json()
+    assert served["name"] == "stable_diffusion" and served["type"] == "image"
+    assert served["count"] == 2 and served["performance"] > 0
+    assert served["jobs"] == 0 and served["queued"] == 0 and served["eta"] == 0
+
+    created = await horde.generate(requester, models=SD, params={"width": 512, "height": 512, "steps": 20, "n": 3})
+    assert created.status_code == 202, created.text
+    [queued] = (await horde.client.get("/api/v2/status/models")).json()
+    assert queued["jobs"] == 3 and queued["queued"] > 0 and queued["eta"] > 0
+
+    assert (await horde.client.get("/api/v2/status/models", params={"min_count": 3})).json() == []
+    assert len((await horde.client.get("/api/v2/status/models", params={"max_count": 2})).json()) == 1
+    assert (await horde.client.get("/api/v2/status/models", params={"type": "text"})).json() == []
+
+
+async def test_models_known_lists_the_catalogue(horde: Horde) -> None:
+    owner = await horde.register("wally")
+    await horde.pop(owner)
+    known = {
+        m["name"]: m for m in (await horde.client.get("/api/v2/status/models", params={"model_state": "known"})).json()
+    }
+    assert known["stable_diffusion_inpainting"]["count"] == 0
+    assert known["stable_diffusion"]["count"] == 1
+    assert len(known) > 2
+    custom = await horde.client.get("/api/v2/status/models", params={"model_state": "custom"})
+    assert custom.status_code == 200 and custom.json() == []
+    wrong = await horde.client.get("/api/v2/status/models", params={"model_state": "bogus"})
+    assert wrong.status_code == 400 and wrong.json()["rc"] == "ValidationError"
+
+
+async def test_one_model_is_a_one_element_list(horde: Horde) -> None:
+    owner = await horde.register("wally")
+    await horde.pop(owner)
+    one = (await horde.client.get("/api/v2/status/models/stable_diffusion")).json()
+    assert isinstance(one, list) and len(one) == 1
+    assert one[0]["name"] == "stable_diffusion" and one[0]["count"] == 1
+    idle = (await horde.client.get("/api/v2/status/models/stable_diffusion_inpainting")).json()
+    assert len(idle) == 1 and idle[0]["count"] == 0
+    assert (await horde.client.get("/api/v2/status/models/no such model")).json() == []
+
+
+async def test_performance_counts_queue_workers_and_recent_work(horde: Horde) -> None:
+    empty = (await horde.client.get("/api/v2/status/performance")).json()
+    assert empty["queued_requests"] == 0 and empty["worker_count"] == 0 and empty["past_minute_megapixelsteps"] == 0
+    requester = await horde.register("alice")
+    owner = await horde.register("wally")
+    params = {"width": 512, "height": 512, "steps": 20}
+    await horde.generate(requester, params={**params, "n": 1})
+    await horde.generate(requester, params={**params, "n": 3})
+
+    queued = (await horde.client.get("/api/v2/status/performance")).json()
+    assert queued["queued_requests"] == 4
+    assert queued["queued_megapixelsteps"] > 4 * 5  # 512 × 512 × 20 steps ≈ 5.2 megapixelsteps each
+    assert queued["worker_count"] == 0
+
+    job = await horde.pop(owner, threads=3)
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+    after = (await horde.client.get("/api/v2/status/performance")).json()
+    assert after["worker_count"] == 1 and after["thread_count"] == 3
+    assert after["past_minute_megapixelsteps"] > 5
+    assert after["queued_requests"] == 3
+    assert after["queued_megapixelsteps"] < queued["queued_megapixelsteps"]
+
+
+async def test_modes(horde: Horde) -> None:
+    response = await horde.client.get("/api/v2/status/modes")
+    assert response.status_code == 200
+    assert response.json()["maintenance_mode"] is False and response.json()["invite_only_mode"] is False
+
+
+async def test_openapi_document_is_served(horde: Horde) -> None:
+    response = await horde.client.get("/api/swagger.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert "/api/v2/generate/async" in document["paths"]
+    assert "/api/v2/workers/{worker_id}" in document["paths"]
+
+
+async def test_unknown_path_and_wrong_method_answer_json_with_rc(horde: Horde) -> None:
+    missing = await horde.client.get("/api/v2/no/such/thing")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/json")
+    assert set(missing.json()) == {"message", "rc"} and missing.json()["rc"]
+
+    wrong = await horde.client.delete("/api/v2/status/heartbeat")
+    assert wrong.status_code == 405
+    assert wrong.headers["content-type"].startswith("application/json")
+    assert wrong.json()["rc"] == "MethodNotAllowed" and wrong.json()["message"]
+
+
+async def test_check_says_whether_a_worker_could_serve_it(horde: Horde) -> None:
+    requester = await horde.register("alice")
+    owner = await horde.register("wally")
+    created = await horde.generate(requester, models=SD)
+    assert [w["code"] for w in created.json()["warnings"]] == ["NoAvailableWorker"]
+    lonely = await _check(horde, created.json()["id"])
+    assert lonely["is_possible"] is False and lonely["waiting"] == 1 and lonely["done"] is False
+    assert lonely["queue_position"] == 0 and lonely["wait_time"] == 0
+
+    assert (await horde.pop(owner, name="sdxl-only", models=["SDXL 1.0"]))["ids"] == []
+    assert (await _check(horde, created.json()["id"]))["is_possible"] is False, "a worker of another model"
+
+    assert len((await horde.pop(owner, name="sd-worker"))["ids"]) == 1  # live now, and busy with that one
+    later = await horde.generate(requester, models=SD)
+    assert "warnings" not in later.json()
+    possible = await _check(horde, later.json()["id"])
+    assert possible["is_possible"] is True and possible["processing"] == 0 and possible["waiting"] == 1
+
+    stale = time.time() - horde.settings.worker_stale_seconds - 1
+    async with horde.db.unit_of_work() as session:
+        await session.execute(update(Worker).values(last_check_in_at=stale))
+    orphan = (await horde.generate(requester, models=SD)).json()
+    assert [w["code"] for w in orphan["warnings"]] == ["NoAvailableWorker"]
+    assert (await _check(horde, orphan["id"]))["is_possible"] is False, "a worker gone stale serves nothing"
+
+
+async def test_queue_position_and_wait_time(horde: Horde) -> None:
+    requester = await horde.register("alice")
+    owner = await horde.register("wally")
+    assert (await horde.pop(owner))["ids"] == []  # the worker is live, with nothing to do yet
+    first = (await horde.generate(requester)).json()["id"]
+    second = (await horde.generate(requester, params={"width": 512, "height": 512, "steps": 30})).json()["id"]
+    third = (await horde.generate(requester)).json()["id"]
+
+    head, middle, tail = [await _check(horde, i) for i in (first, second, third)]
+    assert head["is_possible"] and middle["is_possible"] and tail["is_possible"]
+    assert (head["queue_position"], middle["queue_position"], tail["queue_position"]) == (1, 2, 3)
+    assert 0 < head["wait_time"] <= middle["wait_time"] <= tail["wait_time"]
+    assert tail["wait_time"] >= 512 * 512 * 30 / 1_000_000, "the big request ahead counts in the wait"
