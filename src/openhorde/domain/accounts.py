@@ -9,7 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.errors import (
@@ -32,6 +32,7 @@ USERNAME_MAX_LENGTH = 30
 MAX_USER_ID = 2**31 - 1
 """The largest id ``users.id`` (a 32-bit integer on PostgreSQL) can hold; a larger id names nobody."""
 
+_USER_BY_KEY = select(User).where(User.api_key_hash == bindparam("key_hash"))
 _USERNAME_PATTERN = re.compile(r"^[\w][\w .\-]{1,29}$")
 
 
@@ -76,7 +77,7 @@ async def authenticate(session: AsyncSession, secret: str, api_key: str | None) 
     """The user owning ``api_key``; ``InvalidAPIKey`` if none, ``DeletedUser`` if deleted."""
     if not api_key:
         raise InvalidAPIKey()
-    user = await session.scalar(select(User).where(User.api_key_hash == hash_api_key(secret, api_key)))
+    user = await session.scalar(_USER_BY_KEY, {"key_hash": hash_api_key(secret, api_key)})
     if user is None:
         raise InvalidAPIKey()
     if user.is_deleted:

@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import catalogue
@@ -89,9 +89,12 @@ def _priority_ids(usernames: list[str]) -> list[int]:
     return sorted(set(ids))
 
 
+_WORKER_BY_NAME = select(Worker).where(Worker.name == bindparam("name"))
+
+
 async def get_worker_by_name(session: AsyncSession, name: str) -> Worker | None:
     """The worker with this exact name, if any."""
-    return await session.scalar(select(Worker).where(Worker.name == name))
+    return await session.scalar(_WORKER_BY_NAME, {"name": name})
 
 
 async def check_in(

@@ -33,9 +33,7 @@ class Database:
 
     def _create_engine(self, url: str) -> AsyncEngine:
         if not self.is_sqlite:
-            return create_async_engine(
-                url, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_MAX_OVERFLOW, pool_pre_ping=True
-            )
+            return create_async_engine(url, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_MAX_OVERFLOW)
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")

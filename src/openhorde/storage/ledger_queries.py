@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,9 +59,17 @@ async def insert_transaction(
     return transaction_id
 
 
+_ADD_TO_BALANCE = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(kudos_cents=User.kudos_cents + bindparam("amount_cents"))
+    .execution_options(synchronize_session=False)
+)
+
+
 async def add_to_balance(session: AsyncSession, user_id: int, amount_cents: int) -> None:
     """Move a user's balance projection by ``amount_cents`` (no lock held beyond the row update)."""
-    await session.execute(update(User).where(User.id == user_id).values(kudos_cents=User.kudos_cents + amount_cents))
+    await session.execute(_ADD_TO_BALANCE, {"user_id": user_id, "amount_cents": amount_cents})
 
 
 async def transaction_exists(session: AsyncSession, kind: str, reference: str) -> bool:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -29,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import True_
+from sqlalchemy.sql.elements import BindParameter, True_
 from sqlalchemy.sql.util import ClauseAdapter
 
 from openhorde.storage.tables import Job, Request, RequestModel, RequestWorker, Worker, WorkerModel
@@ -44,6 +46,47 @@ SKIPPED_SAMPLE_SIZE = 200
 """The "why nothing matched" counts look only at this many requests at the head of the queue."""
 
 Flag = bool | ColumnElement[bool] | InstrumentedAttribute[bool]
+
+
+@dataclass(frozen=True)
+class RequestCounters:
+    """The columns of a request that its status needs (read without loading the whole row)."""
+
+    id: str
+    state: str
+    n_waiting: int
+    n_processing: int
+    n_finished: int
+    n_faulted: int
+    things: int
+    charged_cents: int
+    shared: bool
+    r2: bool
+    fault_reason: str | None
+
+
+_COUNTER_COLUMNS = (
+    Request.id,
+    Request.state,
+    Request.n_waiting,
+    Request.n_processing,
+    Request.n_finished,
+    Request.n_faulted,
+    Request.things,
+    Request.charged_cents,
+    Request.shared,
+    Request.r2,
+    Request.fault_reason,
+)
+
+
+_REQUEST_COUNTERS = select(*_COUNTER_COLUMNS).where(Request.id == bindparam("request_id"))
+
+
+async def request_counters(session: AsyncSession, request_id: str) -> RequestCounters | None:
+    """The status columns of one request (primary-key lookup), or ``None``."""
+    row = (await session.execute(_REQUEST_COUNTERS, {"request_id": request_id})).first()
+    return RequestCounters(*row) if row is not None else None
 
 
 @dataclass(frozen=True)
@@ -64,9 +107,9 @@ class WorkerSide:
     limit_max_steps: Flag
     require_upfront_kudos: Flag
     maintenance: Flag
-    models: Sequence[str] | None = None
-    blacklist: Sequence[str] = ()
-    priority_user_ids: Sequence[int] = ()
+    models: Sequence[str] | BindParameter[Any] | None = None
+    blacklist: Sequence[str] | Sequence[BindParameter[Any]] = ()
+    priority_user_ids: Sequence[int] | BindParameter[Any] = ()
 
 
 def worker_columns() -> WorkerSide:
@@ -103,9 +146,32 @@ def _forbidden(flag: Flag, condition: ColumnElement[bool]) -> ColumnElement[bool
     return or_(not_(flag), condition)
 
 
+def _in(values: Sequence[Any] | BindParameter[Any]) -> Any:
+    """A list for ``IN``, or an expanding bound parameter as is."""
+    return values if isinstance(values, BindParameter) else list(values)
+
+
+def _has_priority_users(w: WorkerSide) -> bool:
+    return isinstance(w.priority_user_ids, BindParameter) or bool(w.priority_user_ids)
+
+
+def _owner_or_priority(w: WorkerSide) -> ColumnElement[bool]:
+    """The request belongs to the worker's owner or one of its priority users."""
+    owner: ColumnElement[bool] = Request.user_id == w.owner_id
+    if _has_priority_users(w):
+        return or_(owner, Request.user_id.in_(_in(w.priority_user_ids)))
+    return owner
+
+
+def _blacklisted(word: str | BindParameter[Any]) -> ColumnElement[bool]:
+    if isinstance(word, BindParameter):
+        return func.lower(Request.prompt).contains(word, escape="\\")
+    return func.lower(Request.prompt).contains(word.lower(), autoescape=True)
+
+
 def _models_condition(w: WorkerSide) -> ColumnElement[bool]:
     if w.models is not None:
-        named = exists().where(RequestModel.request_id == Request.id, RequestModel.model.in_(list(w.models)))
+        named = exists().where(RequestModel.request_id == Request.id, RequestModel.model.in_(_in(w.models)))
     else:
         named = exists().where(
             RequestModel.request_id == Request.id,
@@ -126,11 +192,7 @@ def _targeting_condition(w: WorkerSide) -> ColumnElement[bool]:
 
 def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
     """Every rule a queued request must pass to be served by worker ``w``, with its AI Horde skip reason."""
-    owner_or_priority = (
-        Request.user_id.in_([w.owner_id, *w.priority_user_ids])
-        if w.priority_user_ids
-        else (Request.user_id == w.owner_id)
-    )
+    owner_or_priority = _owner_or_priority(w)
     rules: list[tuple[str, ColumnElement[bool]]] = [
         ("max_pixels", Request.pixels <= w.max_pixels),
         ("models", _models_condition(w)),
@@ -157,7 +219,7 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
         ("worker_id", _targeting_condition(w)),
     ]
     for word in w.blacklist:
-        rules.append(("blacklist", not_(func.lower(Request.prompt).contains(word.lower(), autoescape=True))))
+        rules.append(("blacklist", not_(_blacklisted(word))))
     return [(reason, condition) for reason, condition in rules if not isinstance(condition, True_)]
 
 
@@ -171,18 +233,83 @@ def queued_condition() -> ColumnElement[bool]:
     return and_(Request.state == QUEUED, Request.n_waiting > 0)
 
 
-def select_next_request(w: WorkerSide, only_users: Sequence[int] | None, lock: bool) -> Select[Request]:
+def select_next_request(w: WorkerSide, priority_only: bool, lock: bool) -> Select[Request]:
     """The highest-ranked queued request worker ``w`` can serve; locks it (``SKIP LOCKED``) on PostgreSQL.
 
-    ``only_users`` limits the search to those requesters (the worker's owner and priority users).
+    With ``priority_only`` the search is limited to the requests of the worker's owner and
+    its priority users.
     """
     query = select(Request).where(queued_condition(), *match_conditions(w))
-    if only_users is not None:
-        query = query.where(Request.user_id.in_(list(only_users)))
+    if priority_only:
+        query = query.where(_owner_or_priority(w))
     query = query.order_by(Request.queue_rank.desc(), Request.id).limit(1)
     if lock:
         query = query.with_for_update(skip_locked=True, of=Request)
     return query
+
+
+_FLAG_FIELDS = (
+    "nsfw",
+    "allow_img2img",
+    "allow_painting",
+    "allow_post_processing",
+    "allow_controlnet",
+    "allow_lora",
+    "owner_trusted",
+    "fast",
+    "limit_max_steps",
+    "require_upfront_kudos",
+    "maintenance",
+)
+
+
+def _escape_like(word: str) -> str:
+    return word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """What decides a popping worker's query text (its flags, how many words), and its bound values."""
+    flags = tuple(bool(getattr(w, name)) for name in _FLAG_FIELDS)
+    params: dict[str, Any] = {
+        "worker_id": w.worker_id,
+        "owner_id": w.owner_id,
+        "max_pixels": w.max_pixels,
+        "models": list(w.models or ()),
+        "priority_ids": list(w.priority_user_ids or ()),
+    }
+    for index, word in enumerate(w.blacklist):
+        params[f"word_{index}"] = _escape_like(str(word))
+    return (flags, len(w.blacklist), _has_priority_users(w)), params
+
+
+def _template(shape: tuple[Any, ...]) -> WorkerSide:
+    """A worker side with the given flags and bound parameters for every value."""
+    flags, words, has_priority = shape
+    return WorkerSide(
+        worker_id=bindparam("worker_id"),
+        owner_id=bindparam("owner_id"),
+        max_pixels=bindparam("max_pixels"),
+        models=bindparam("models", expanding=True),
+        blacklist=[bindparam(f"word_{index}") for index in range(words)],
+        priority_user_ids=bindparam("priority_ids", expanding=True) if has_priority else (),
+        **dict(zip(_FLAG_FIELDS, flags, strict=True)),
+    )
+
+
+@lru_cache(maxsize=512)
+def _cached_next_request(shape: tuple[Any, ...], priority_only: bool, lock: bool) -> Select[Request]:
+    return select_next_request(_template(shape), priority_only, lock)
+
+
+async def find_next_request(session: AsyncSession, w: WorkerSide, priority_only: bool, lock: bool) -> Request | None:
+    """Run ``select_next_request`` for a popping worker, reusing the statement built for its shape.
+
+    Building the SQL expression is most of a pop's Python cost; workers with the same flags
+    share one statement and differ only in bound values.
+    """
+    shape, params = _shape_and_params(w)
+    statement = _cached_next_request(shape, priority_only, lock)
+    return await session.scalar(statement, params)
 
 
 async def first_matching_model(session: AsyncSession, request_id: str, models: Sequence[str]) -> str | None:
@@ -197,21 +324,25 @@ async def first_matching_model(session: AsyncSession, request_id: str, models: S
     return next((m for m in models if m in accepted), None)
 
 
+_TAKE_IMAGES = (
+    update(Request)
+    .where(Request.id == bindparam("request_id"))
+    .values(
+        n_waiting=Request.n_waiting - bindparam("count"),
+        n_processing=Request.n_processing + bindparam("count"),
+        last_activity_at=bindparam("now"),
+    )
+    .execution_options(synchronize_session=False)
+)
+
+
 async def take_images(session: AsyncSession, request_id: str, count: int, now: float) -> None:
     """Move ``count`` images of a request from waiting to processing."""
-    await session.execute(
-        update(Request)
-        .where(Request.id == request_id)
-        .values(
-            n_waiting=Request.n_waiting - count,
-            n_processing=Request.n_processing + count,
-            last_activity_at=now,
-        )
-    )
+    await session.execute(_TAKE_IMAGES, {"request_id": request_id, "count": count, "now": now})
 
 
-async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
-    """Why the requests at the head of the queue did not match ``w``: counts per AI Horde skip reason."""
+@lru_cache(maxsize=512)
+def _cached_skipped(shape: tuple[Any, ...]) -> tuple[tuple[str, ...], Select[Any]]:
     head = (
         select(Request)
         .where(queued_condition())
@@ -220,23 +351,63 @@ async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
         .subquery()
     )
     adapter = ClauseAdapter(head)
-    rules = match_rules(w)
+    rules = match_rules(_template(shape))
     columns = [
         func.coalesce(func.sum(case((not_(adapter.traverse(condition)), 1), else_=0)), 0) for _, condition in rules
     ]
-    if not columns:
+    return tuple(reason for reason, _ in rules), select(*columns).select_from(head)
+
+
+async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
+    """Why the requests at the head of the queue did not match ``w``: counts per AI Horde skip reason."""
+    shape, params = _shape_and_params(w)
+    reasons, statement = _cached_skipped(shape)
+    if not reasons:
         return {}
-    row = (await session.execute(select(*columns).select_from(head))).one()
+    row = (await session.execute(statement, params)).one()
     counts: dict[str, int] = {}
-    for (reason, _), value in zip(rules, row, strict=True):
+    for reason, value in zip(reasons, row, strict=True):
         if value:
             counts[reason] = counts.get(reason, 0) + int(value)
     return counts
 
 
-def live_worker_exists(w: WorkerSide, since: float) -> ColumnElement[bool]:
-    """EXISTS a worker seen after ``since`` that can serve the (correlated) request."""
-    return exists().where(Worker.last_check_in_at >= since, Worker.paused.is_(False), *match_conditions(w))
+@lru_cache(maxsize=1)
+def _live_worker_side() -> WorkerSide:
+    return worker_columns()
+
+
+def live_worker_exists() -> ColumnElement[bool]:
+    """EXISTS a worker seen after the bound ``since`` that can serve the (correlated) request."""
+    return exists().where(
+        Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False), *match_conditions(_live_worker_side())
+    )
+
+
+@lru_cache(maxsize=1)
+def _servable_request() -> Select[Any]:
+    return select(live_worker_exists()).where(Request.id == bindparam("request_id"))
+
+
+@lru_cache(maxsize=1)
+def _servable_queue() -> Select[str, int, int]:
+    return (
+        select(Request.id, Request.n_waiting, Request.things)
+        .where(queued_condition(), live_worker_exists())
+        .order_by(Request.queue_rank.desc(), Request.id)
+    )
+
+
+async def request_is_servable(session: AsyncSession, request_id: str, since: float) -> bool:
+    """Whether a worker seen after ``since`` could serve this request."""
+    return bool(await session.scalar(_servable_request(), {"request_id": request_id, "since": since}))
+
+
+async def servable_queue(session: AsyncSession, since: float) -> list[tuple[str, int, int]]:
+    """``(id, images waiting, pixel-steps per image)`` of every queued request some live worker can serve,
+    in hand-out order."""
+    rows = await session.execute(_servable_queue(), {"since": since})
+    return [(str(a), int(b), int(c)) for a, b, c in rows]
 
 
 async def expire_leases(session: AsyncSession, now: float, limit: int) -> list[tuple[str, str, str | None]]:

@@ -113,14 +113,14 @@ def _status_body(s: status.RequestStatus) -> RequestStatusStable:
 
 @router.get("/check/{id}", response_model=RequestStatusCheck, summary="A request's progress, without images")
 async def check(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusCheck:
-    request = await requests.get_request(session, id)
+    request = await requests.get_counters(session, id)
     current = await status.request_status(session, ctx, view, request, with_images=False)
     return RequestStatusCheck(**_check_body(current))
 
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
 async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    request = await requests.get_request(session, id)
+    request = await requests.get_counters(session, id)
     return _status_body(await status.request_status(session, ctx, view, request, with_images=True))
 
 
@@ -132,6 +132,6 @@ async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueV
     "Like the AI Horde, anyone holding the request id may cancel it.",
 )
 async def cancel(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    request = await requests.get_request(session, id)
-    await requests.cancel_request(session, request)
+    await requests.cancel_request(session, await requests.get_counters(session, id))
+    request = await requests.get_counters(session, id)
     return _status_body(await status.request_status(session, ctx, view, request, with_images=True))

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
 from openhorde.storage import queue_queries
-from openhorde.storage.tables import Request, Worker
+from openhorde.storage.queue_queries import RequestCounters
+from openhorde.storage.tables import Worker
 
 SNAPSHOT_MAX_AGE_SECONDS = 1.0
 DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
@@ -26,11 +27,7 @@ DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
 
 async def request_is_possible(session: AsyncSession, settings: Settings, request_id: str, now: float) -> bool:
     """Whether a worker seen in the last ``worker_stale_seconds`` could serve this request."""
-    since = now - settings.worker_stale_seconds
-    query = select(queue_queries.live_worker_exists(queue_queries.worker_columns(), since)).where(
-        Request.id == request_id
-    )
-    return bool(await session.scalar(query))
+    return await queue_queries.request_is_servable(session, request_id, now - settings.worker_stale_seconds)
 
 
 @dataclass(frozen=True)
@@ -72,12 +69,7 @@ class QueueView:
 async def take_snapshot(session: AsyncSession, settings: Settings, now: float) -> QueueSnapshot:
     """Read the queue head to tail, keeping the requests some live worker can serve."""
     since = now - settings.worker_stale_seconds
-    servable = queue_queries.live_worker_exists(queue_queries.worker_columns(), since)
-    rows = await session.execute(
-        select(Request.id, Request.n_waiting, Request.things)
-        .where(queue_queries.queued_condition(), servable)
-        .order_by(Request.queue_rank.desc(), Request.id)
-    )
+    rows = await queue_queries.servable_queue(session, since)
     places: dict[str, Place] = {}
     ahead = 0
     for position, (request_id, waiting, things) in enumerate(rows, start=1):
@@ -110,7 +102,7 @@ class Progress:
     is_possible: bool
 
 
-async def progress(session: AsyncSession, view: QueueView, request: Request, now: float) -> Progress:
+async def progress(session: AsyncSession, view: QueueView, request: RequestCounters, now: float) -> Progress:
     """Where a request stands: position among servable requests and estimated seconds to finish."""
     if request.state != "queued":
         return Progress(queue_position=0, wait_time=0, is_possible=True)

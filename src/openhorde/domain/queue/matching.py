@@ -104,9 +104,8 @@ def worker_side(worker: Worker, owner: User, models: list[str]) -> WorkerSide:
 
 
 async def _find_request(session: AsyncSession, side: WorkerSide, lock: bool) -> Request | None:
-    priority_users = [side.owner_id, *side.priority_user_ids]
-    for only_users in (priority_users, None):
-        request = await session.scalar(queue_queries.select_next_request(side, only_users, lock))
+    for priority_only in (True, False):
+        request = await queue_queries.find_next_request(session, side, priority_only, lock)
         if request is not None:
             return request
     return None

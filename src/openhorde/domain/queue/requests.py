@@ -37,6 +37,8 @@ from openhorde.errors import (
     TooManyUpscalers,
     UnsupportedModel,
 )
+from openhorde.storage import queue_queries
+from openhorde.storage.queue_queries import RequestCounters
 from openhorde.storage.tables import Request, RequestModel, RequestWorker, User
 
 AGEING_PRIORITY_PER_SECOND = 5.0
@@ -309,12 +311,12 @@ async def create_request(
     return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)
 
 
-async def get_request(session: AsyncSession, request_id: str) -> Request:
-    """The request with this id; ``RequestNotFound`` if it does not exist (any more)."""
-    request = await session.get(Request, request_id) if _is_uuid(request_id) else None
-    if request is None:
+async def get_counters(session: AsyncSession, request_id: str) -> RequestCounters:
+    """The status columns of a request; ``RequestNotFound`` if it does not exist (any more)."""
+    counters = await queue_queries.request_counters(session, request_id) if _is_uuid(request_id) else None
+    if counters is None:
         raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
-    return request
+    return counters
 
 
 def _is_uuid(value: str) -> bool:
@@ -325,7 +327,7 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-async def cancel_request(session: AsyncSession, request: Request, now: float | None = None) -> None:
+async def cancel_request(session: AsyncSession, request: RequestCounters, now: float | None = None) -> None:
     """Stop handing out a request's images; images already being generated are still delivered and paid."""
     if request.state != RequestState.QUEUED:
         return
@@ -335,7 +337,6 @@ async def cancel_request(session: AsyncSession, request: Request, now: float | N
         .where(Request.id == request.id, Request.state == RequestState.QUEUED)
         .values(state=RequestState.CANCELLED, n_waiting=0, last_activity_at=now or time.time())
     )
-    await session.refresh(request)
 
 
 def owner_label(user_id: int) -> str:

@@ -14,7 +14,8 @@ from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos
 from openhorde.domain.queue.availability import QueueView, progress
 from openhorde.domain.queue.states import JobState, RequestState
-from openhorde.storage.tables import Job, Request
+from openhorde.storage.queue_queries import RequestCounters
+from openhorde.storage.tables import Job
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class RequestStatus:
     generations: list[DeliveredImage] = field(default_factory=list)
 
 
-async def _image_reference(ctx: HordeContext, request: Request, job: Job, now: float) -> str:
+async def _image_reference(ctx: HordeContext, request: RequestCounters, job: Job, now: float) -> str:
     assert job.image_key is not None
     if request.r2:
         return ctx.blobs.presign("GET", job.image_key, now)
@@ -61,7 +62,7 @@ async def request_status(
     session: AsyncSession,
     ctx: HordeContext,
     view: QueueView,
-    request: Request,
+    request: RequestCounters,
     with_images: bool,
     now: float | None = None,
 ) -> RequestStatus:

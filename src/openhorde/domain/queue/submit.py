@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import images
@@ -22,8 +21,9 @@ from openhorde.domain.kudos import ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
 from openhorde.domain.queue.leases import count_abort, return_to_queue
 from openhorde.domain.queue.matching import result_key
-from openhorde.domain.queue.states import JobState, RequestState
+from openhorde.domain.queue.states import JobState
 from openhorde.errors import AbortedGen, BadRequest, DuplicateGen, InvalidJobID, WrongCredentials
+from openhorde.storage import job_queries
 from openhorde.storage.tables import Job, Request, User, Worker
 
 SPEED_SMOOTHING = 0.2
@@ -44,19 +44,10 @@ class Submission:
 
 
 async def _load_job(session: AsyncSession, job_id: str) -> tuple[Job, Request]:
-    row = (
-        await session.execute(select(Job, Request).join(Request, Request.id == Job.request_id).where(Job.id == job_id))
-    ).first()
-    if row is None:
+    found = await job_queries.job_with_request(session, job_id)
+    if found is None:
         raise InvalidJobID(f"Processing generation with ID {job_id} does not exist.")
-    return row[0], row[1]
-
-
-async def _claim(session: AsyncSession, job_id: str, values: dict[str, Any]) -> bool:
-    result = await session.execute(
-        update(Job).where(Job.id == job_id, Job.state == JobState.PROCESSING).values(**values)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    return found
 
 
 def _refuse_finished(job: Job, submission: Submission) -> float:
@@ -103,7 +94,7 @@ async def submit(
         or submission.censored
         or any(m.get("type") == "censorship" for m in submission.gen_metadata)
     )
-    claimed = await _claim(
+    claimed = await job_queries.claim_job(
         session,
         job.id,
         {
@@ -119,14 +110,14 @@ async def submit(
     if not claimed:
         raise DuplicateGen("This job has already been submitted.")
     charged = await _settle(session, job, request, worker, censored, moment)
-    await _finish_image(session, request, charged, moment)
+    await job_queries.finish_image(session, request.id, charged, moment)
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
     return ledger.cents_to_kudos(request.price_cents)
 
 
 async def _record_fault(session: AsyncSession, job: Job, submission: Submission, now: float) -> float:
     reason = "; ".join(str(m.get("value", "")) for m in submission.gen_metadata) or "the worker reported a fault"
-    if await _claim(
+    if await job_queries.claim_job(
         session,
         job.id,
         {
@@ -143,12 +134,7 @@ async def _record_fault(session: AsyncSession, job: Job, submission: Submission,
 
 async def _settle(session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float) -> int:
     """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
-    user_ids = sorted({request.user_id, worker.user_id})
-    # Lock both accounts in id order so two settlements can't deadlock.
-    rows = await session.execute(
-        select(User.id, User.kudos_cents).where(User.id.in_(user_ids)).order_by(User.id).with_for_update()
-    )
-    balances = {int(user_id): int(cents) for user_id, cents in rows}
+    balances = await job_queries.lock_balances(session, [request.user_id, worker.user_id])
     charge = 0 if censored or request.user_id == ANONYMOUS_USER_ID else request.charge_cents
     charge = min(
         charge,
@@ -167,37 +153,8 @@ async def _settle(session: AsyncSession, job: Job, request: Request, worker: Wor
         memo=f"image of request {request.id} by worker {worker.name}",
         now=now,
     )
-    megapixelsteps = request.things / 1_000_000
-    await session.execute(
-        update(User)
-        .where(User.id == worker.user_id)
-        .values(
-            contribution_megapixelsteps=User.contribution_megapixelsteps + megapixelsteps,
-            contribution_fulfillments=User.contribution_fulfillments + 1,
-        )
-    )
-    await session.execute(
-        update(User)
-        .where(User.id == request.user_id)
-        .values(usage_megapixelsteps=User.usage_megapixelsteps + megapixelsteps)
-    )
+    await job_queries.count_delivery(session, worker.user_id, request.user_id, request.things / 1_000_000)
     return charge
-
-
-async def _finish_image(session: AsyncSession, request: Request, charged_cents: int, now: float) -> None:
-    """Count one more finished image and what it cost; the request is done when nothing waits or runs."""
-    last_image = (Request.state == RequestState.QUEUED) & (Request.n_waiting == 0) & (Request.n_processing == 1)
-    await session.execute(
-        update(Request)
-        .where(Request.id == request.id)
-        .values(
-            state=case((last_image, RequestState.DONE), else_=Request.state),
-            n_processing=Request.n_processing - 1,
-            n_finished=Request.n_finished + 1,
-            charged_cents=Request.charged_cents + charged_cents,
-            last_activity_at=now,
-        )
-    )
 
 
 async def _record_speed(
@@ -205,13 +162,4 @@ async def _record_speed(
 ) -> None:
     sample = request.things / max(seconds, 0.001)
     speed = sample if worker.speed_pps is None else (1 - SPEED_SMOOTHING) * worker.speed_pps + SPEED_SMOOTHING * sample
-    await session.execute(
-        update(Worker)
-        .where(Worker.id == worker.id)
-        .values(
-            speed_pps=speed,
-            fulfilments=Worker.fulfilments + 1,
-            megapixelsteps=Worker.megapixelsteps + request.things / 1_000_000,
-            kudos_generated_cents=Worker.kudos_generated_cents + reward_cents,
-        )
-    )
+    await job_queries.record_delivery(session, worker.id, speed, request.things / 1_000_000, reward_cents)

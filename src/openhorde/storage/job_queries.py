@@ -1,0 +1,121 @@
+"""Named queries of job settlement (``POST /generate/submit``).
+
+Hot statements are built once, at import, with bound parameters: building a SQLAlchemy
+expression costs more Python time than running it, and a reused statement also reuses
+its compiled form and the database's prepared statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.tables import Job, Request, User, Worker
+
+_NO_SYNC = {"synchronize_session": False}
+
+_JOB_WITH_REQUEST = (
+    select(Job, Request).join(Request, Request.id == Job.request_id).where(Job.id == bindparam("job_id"))
+)
+
+
+async def job_with_request(session: AsyncSession, job_id: str) -> tuple[Job, Request] | None:
+    """A job and its request, in one query."""
+    row = (await session.execute(_JOB_WITH_REQUEST, {"job_id": job_id})).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+async def claim_job(session: AsyncSession, job_id: str, values: dict[str, Any]) -> bool:
+    """Set ``values`` on a job still ``processing``; ``False`` if it no longer is (duplicate or late submit)."""
+    result = await session.execute(
+        update(Job).where(Job.id == job_id, Job.state == "processing").values(**values).execution_options(**_NO_SYNC)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+_LOCK_BALANCES = (
+    select(User.id, User.kudos_cents)
+    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(User.id)
+    .with_for_update()
+)
+
+
+async def lock_balances(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, int]:
+    """Balances (hundredths of a kudo) of these users, row-locked in id order so settlements can't deadlock."""
+    rows = await session.execute(_LOCK_BALANCES, {"user_ids": sorted(set(user_ids))})
+    return {int(user_id): int(cents) for user_id, cents in rows}
+
+
+_ADD_CONTRIBUTION = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(
+        contribution_megapixelsteps=User.contribution_megapixelsteps + bindparam("megapixelsteps"),
+        contribution_fulfillments=User.contribution_fulfillments + 1,
+    )
+    .execution_options(**_NO_SYNC)
+)
+_ADD_USAGE = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(usage_megapixelsteps=User.usage_megapixelsteps + bindparam("megapixelsteps"))
+    .execution_options(**_NO_SYNC)
+)
+
+
+async def count_delivery(session: AsyncSession, owner_id: int, requester_id: int, megapixelsteps: float) -> None:
+    """Add one delivered image to the worker owner's contributions and the requester's usage."""
+    await session.execute(_ADD_CONTRIBUTION, {"user_id": owner_id, "megapixelsteps": megapixelsteps})
+    await session.execute(_ADD_USAGE, {"user_id": requester_id, "megapixelsteps": megapixelsteps})
+
+
+_LAST_IMAGE = (Request.state == "queued") & (Request.n_waiting == 0) & (Request.n_processing == 1)
+_FINISH_IMAGE = (
+    update(Request)
+    .where(Request.id == bindparam("request_id"))
+    .values(
+        state=case((_LAST_IMAGE, "done"), else_=Request.state),
+        n_processing=Request.n_processing - 1,
+        n_finished=Request.n_finished + 1,
+        charged_cents=Request.charged_cents + bindparam("charged_cents"),
+        last_activity_at=bindparam("now"),
+    )
+    .execution_options(**_NO_SYNC)
+)
+
+
+async def finish_image(session: AsyncSession, request_id: str, charged_cents: int, now: float) -> None:
+    """Count one more finished image of a request and what it cost; the last one makes the request ``done``."""
+    await session.execute(_FINISH_IMAGE, {"request_id": request_id, "charged_cents": charged_cents, "now": now})
+
+
+_RECORD_DELIVERY = (
+    update(Worker)
+    .where(Worker.id == bindparam("worker_id"))
+    .values(
+        speed_pps=bindparam("speed_pps"),
+        fulfilments=Worker.fulfilments + 1,
+        megapixelsteps=Worker.megapixelsteps + bindparam("megapixelsteps"),
+        kudos_generated_cents=Worker.kudos_generated_cents + bindparam("reward_cents"),
+    )
+    .execution_options(**_NO_SYNC)
+)
+
+
+async def record_delivery(
+    session: AsyncSession, worker_id: str, speed_pps: float, megapixelsteps: float, reward_cents: int
+) -> None:
+    """Update a worker's speed and its delivered images, megapixel-steps and kudos."""
+    await session.execute(
+        _RECORD_DELIVERY,
+        {
+            "worker_id": worker_id,
+            "speed_pps": speed_pps,
+            "megapixelsteps": megapixelsteps,
+            "reward_cents": reward_cents,
+        },
+    )
