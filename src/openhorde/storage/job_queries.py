@@ -28,12 +28,68 @@ async def job_with_request(session: AsyncSession, job_id: str) -> tuple[Job, Req
     return (row[0], row[1]) if row is not None else None
 
 
-async def claim_job(session: AsyncSession, job_id: str, values: dict[str, Any]) -> bool:
-    """Set ``values`` on a job still ``processing``; ``False`` if it no longer is (duplicate or late submit)."""
-    result = await session.execute(
-        update(Job).where(Job.id == job_id, Job.state == "processing").values(**values).execution_options(**_NO_SYNC)
+_STILL_PROCESSING = (Job.id == bindparam("job_id")) & (Job.state == "processing")
+_CLAIM_DONE = (
+    update(Job)
+    .where(_STILL_PROCESSING)
+    .values(
+        state="done",
+        finished_at=bindparam("now"),
+        image_key=bindparam("image_key"),
+        censored=bindparam("censored"),
+        seed=bindparam("seed"),
+        gen_metadata=bindparam("gen_metadata", type_=Job.gen_metadata.type),
+        reward_cents=bindparam("reward_cents"),
     )
+    .execution_options(**_NO_SYNC)
+)
+_CLAIM_FAULTED = (
+    update(Job)
+    .where(_STILL_PROCESSING)
+    .values(
+        state="faulted",
+        finished_at=bindparam("now"),
+        fault_reason=bindparam("reason"),
+        gen_metadata=bindparam("gen_metadata", type_=Job.gen_metadata.type),
+    )
+    .execution_options(**_NO_SYNC)
+)
+
+
+def _changed(result: Any) -> bool:
     return bool(getattr(result, "rowcount", 0))
+
+
+async def claim_done(
+    session: AsyncSession,
+    job_id: str,
+    now: float,
+    image_key: str,
+    censored: bool,
+    seed: int,
+    gen_metadata: list[dict[str, Any]],
+    reward_cents: int,
+) -> bool:
+    """Mark a job that is still ``processing`` done with its image; ``False`` if it no longer is
+    (a duplicate or late submit)."""
+    values = {
+        "job_id": job_id,
+        "now": now,
+        "image_key": image_key,
+        "censored": censored,
+        "seed": seed,
+        "gen_metadata": gen_metadata,
+        "reward_cents": reward_cents,
+    }
+    return _changed(await session.execute(_CLAIM_DONE, values))
+
+
+async def claim_faulted(
+    session: AsyncSession, job_id: str, now: float, reason: str, gen_metadata: list[dict[str, Any]]
+) -> bool:
+    """Mark a job that is still ``processing`` faulted by its worker; ``False`` if it no longer is."""
+    values = {"job_id": job_id, "now": now, "reason": reason, "gen_metadata": gen_metadata}
+    return _changed(await session.execute(_CLAIM_FAULTED, values))
 
 
 _LOCK_BALANCES = (

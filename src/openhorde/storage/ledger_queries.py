@@ -15,6 +15,18 @@ class DuplicateTransaction(Exception):
     """A transaction with this kind and reference was already recorded."""
 
 
+_INSERT_TRANSACTION = (
+    insert(KudosTransaction)
+    .values(
+        kind=bindparam("kind"),
+        reference=bindparam("reference"),
+        created_at=bindparam("created_at"),
+        memo=bindparam("memo"),
+    )
+    .returning(KudosTransaction.id)
+)
+
+
 async def insert_transaction(
     session: AsyncSession,
     kind: str,
@@ -30,17 +42,13 @@ async def insert_transaction(
     raises ``DuplicateTransaction`` and leaves the caller's transaction usable. Callers that
     already own the reference exclusively (a job they just claimed) skip the savepoint.
     """
-    statement = (
-        insert(KudosTransaction)
-        .values(kind=kind, reference=reference, created_at=created_at, memo=memo)
-        .returning(KudosTransaction.id)
-    )
+    values = {"kind": kind, "reference": reference, "created_at": created_at, "memo": memo}
     try:
         if guard_duplicates:
             async with session.begin_nested():
-                transaction_id = await session.scalar(statement)
+                transaction_id = await session.scalar(_INSERT_TRANSACTION, values)
         else:
-            transaction_id = await session.scalar(statement)
+            transaction_id = await session.scalar(_INSERT_TRANSACTION, values)
     except IntegrityError as exc:
         raise DuplicateTransaction(f"{kind}:{reference}") from exc
     assert isinstance(transaction_id, int)

@@ -1,51 +1,32 @@
-"""Named queries of the queue: matching requests to workers, hand-out, leases and clean-up.
-
-The matching rules are written once, in ``match_conditions``, against a ``WorkerSide``
-whose values are either a popping worker's declared capabilities (plain Python values,
-folded away when they allow everything) or the columns of the ``workers`` table (to ask
-"could any live worker serve this request?").
-"""
+"""Named queries of the queue: requests, hand-out, leases and clean-up (matching is in ``matching_queries``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     and_,
     bindparam,
-    case,
     delete,
-    exists,
-    false,
     func,
-    not_,
-    or_,
+    insert,
     select,
-    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql.elements import BindParameter, True_
-from sqlalchemy.sql.util import ClauseAdapter
 
-from openhorde.storage.tables import Job, Request, RequestModel, RequestWorker, Worker, WorkerModel
+from openhorde.storage.tables import Job, Request, RequestModel, RequestWorker, User
 
 QUEUED = "queued"
 PROCESSING = "processing"
-FAST_WORKER_PIXELSTEPS_PER_SECOND = 500_000
-"""Workers slower than this serve only requests that allow slow workers."""
-LIMITED_MAX_STEPS = 40
-"""Workers that set ``limit_max_steps`` get no request with more accurate steps than this."""
-SKIPPED_SAMPLE_SIZE = 200
-"""The "why nothing matched" counts look only at this many requests at the head of the queue."""
 
-Flag = bool | ColumnElement[bool] | InstrumentedAttribute[bool]
+
+def queued_condition() -> ColumnElement[bool]:
+    """A request with images still to hand out (the partial index's predicate)."""
+    return and_(Request.state == QUEUED, Request.n_waiting > 0)
 
 
 @dataclass(frozen=True)
@@ -89,227 +70,35 @@ async def request_counters(session: AsyncSession, request_id: str) -> RequestCou
     return RequestCounters(*row) if row is not None else None
 
 
-@dataclass(frozen=True)
-class WorkerSide:
-    """What a worker can do: plain values for a popping worker, or ``workers`` columns."""
-
-    worker_id: Any
-    owner_id: Any
-    max_pixels: Any
-    nsfw: Flag
-    allow_img2img: Flag
-    allow_painting: Flag
-    allow_post_processing: Flag
-    allow_controlnet: Flag
-    allow_lora: Flag
-    owner_trusted: Flag
-    fast: Flag
-    limit_max_steps: Flag
-    require_upfront_kudos: Flag
-    maintenance: Flag
-    models: Sequence[str] | BindParameter[Any] | None = None
-    blacklist: Sequence[str] | Sequence[BindParameter[Any]] = ()
-    priority_user_ids: Sequence[int] | BindParameter[Any] = ()
-
-
-def worker_columns() -> WorkerSide:
-    """The matching view of any row of ``workers`` (used inside correlated subqueries)."""
-    return WorkerSide(
-        worker_id=Worker.id,
-        owner_id=Worker.user_id,
-        max_pixels=Worker.max_pixels,
-        nsfw=Worker.nsfw,
-        allow_img2img=Worker.allow_img2img,
-        allow_painting=Worker.allow_painting,
-        allow_post_processing=Worker.allow_post_processing,
-        allow_controlnet=Worker.allow_controlnet,
-        allow_lora=Worker.allow_lora,
-        owner_trusted=false(),
-        fast=func.coalesce(Worker.speed_pps, FAST_WORKER_PIXELSTEPS_PER_SECOND) >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
-        limit_max_steps=Worker.limit_max_steps,
-        require_upfront_kudos=Worker.require_upfront_kudos,
-        maintenance=Worker.maintenance,
-    )
-
-
-def _allowed(flag: Flag, condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """``flag OR condition``, folded when ``flag`` is a plain bool."""
-    if isinstance(flag, bool):
-        return true() if flag else condition
-    return or_(flag, condition)
-
-
-def _forbidden(flag: Flag, condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    """``NOT flag OR condition``, folded when ``flag`` is a plain bool."""
-    if isinstance(flag, bool):
-        return condition if flag else true()
-    return or_(not_(flag), condition)
-
-
-def _in(values: Sequence[Any] | BindParameter[Any]) -> Any:
-    """A list for ``IN``, or an expanding bound parameter as is."""
-    return values if isinstance(values, BindParameter) else list(values)
-
-
-def _has_priority_users(w: WorkerSide) -> bool:
-    return isinstance(w.priority_user_ids, BindParameter) or bool(w.priority_user_ids)
-
-
-def _owner_or_priority(w: WorkerSide) -> ColumnElement[bool]:
-    """The request belongs to the worker's owner or one of its priority users."""
-    owner: ColumnElement[bool] = Request.user_id == w.owner_id
-    if _has_priority_users(w):
-        return or_(owner, Request.user_id.in_(_in(w.priority_user_ids)))
-    return owner
-
-
-def _blacklisted(word: str | BindParameter[Any]) -> ColumnElement[bool]:
-    if isinstance(word, BindParameter):
-        return func.lower(Request.prompt).contains(word, escape="\\")
-    return func.lower(Request.prompt).contains(word.lower(), autoescape=True)
-
-
-def _models_condition(w: WorkerSide) -> ColumnElement[bool]:
-    if w.models is not None:
-        named = exists().where(RequestModel.request_id == Request.id, RequestModel.model.in_(_in(w.models)))
-    else:
-        named = exists().where(
-            RequestModel.request_id == Request.id,
-            WorkerModel.worker_id == w.worker_id,
-            WorkerModel.model == RequestModel.model,
-        )
-    return or_(Request.has_model_list.is_(False), named)
-
-
-def _targeting_condition(w: WorkerSide) -> ColumnElement[bool]:
-    listed = exists().where(RequestWorker.request_id == Request.id, RequestWorker.worker_id == w.worker_id)
-    return or_(
-        Request.has_worker_list.is_(False),
-        and_(Request.worker_blacklist.is_(False), listed),
-        and_(Request.worker_blacklist.is_(True), not_(listed)),
-    )
-
-
-def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
-    """Every rule a queued request must pass to be served by worker ``w``, with its AI Horde skip reason."""
-    owner_or_priority = _owner_or_priority(w)
-    rules: list[tuple[str, ColumnElement[bool]]] = [
-        ("max_pixels", Request.pixels <= w.max_pixels),
-        ("models", _models_condition(w)),
-        ("nsfw", _allowed(w.nsfw, Request.nsfw.is_(False))),
-        ("img2img", _allowed(w.allow_img2img, Request.source_image_key.is_(None))),
-        (
-            "painting",
-            _allowed(
-                w.allow_painting,
-                or_(Request.source_image_key.is_(None), Request.source_processing == "img2img"),
-            ),
-        ),
-        ("post-processing", _allowed(w.allow_post_processing, Request.has_post_processing.is_(False))),
-        ("controlnet", _allowed(w.allow_controlnet, Request.has_controlnet.is_(False))),
-        ("lora", _allowed(w.allow_lora, Request.has_loras.is_(False))),
-        ("untrusted", _allowed(w.owner_trusted, Request.trusted_workers.is_(False))),
-        ("performance", _allowed(w.fast, Request.slow_workers.is_(True))),
-        ("step_count", _forbidden(w.limit_max_steps, Request.accurate_steps <= LIMITED_MAX_STEPS)),
-        (
-            "kudos",
-            _forbidden(w.require_upfront_kudos, or_(Request.kudos_backed.is_(True), owner_or_priority)),
-        ),
-        ("worker_id", _forbidden(w.maintenance, Request.user_id == w.owner_id)),
-        ("worker_id", _targeting_condition(w)),
-    ]
-    for word in w.blacklist:
-        rules.append(("blacklist", not_(_blacklisted(word))))
-    return [(reason, condition) for reason, condition in rules if not isinstance(condition, True_)]
-
-
-def match_conditions(w: WorkerSide) -> list[ColumnElement[bool]]:
-    """The conditions of ``match_rules`` alone."""
-    return [condition for _, condition in match_rules(w)]
-
-
-def queued_condition() -> ColumnElement[bool]:
-    """A request with images still to hand out (the partial index's predicate)."""
-    return and_(Request.state == QUEUED, Request.n_waiting > 0)
-
-
-def select_next_request(w: WorkerSide, priority_only: bool, lock: bool) -> Select[Request]:
-    """The highest-ranked queued request worker ``w`` can serve; locks it (``SKIP LOCKED``) on PostgreSQL.
-
-    With ``priority_only`` the search is limited to the requests of the worker's owner and
-    its priority users.
-    """
-    query = select(Request).where(queued_condition(), *match_conditions(w))
-    if priority_only:
-        query = query.where(_owner_or_priority(w))
-    query = query.order_by(Request.queue_rank.desc(), Request.id).limit(1)
-    if lock:
-        query = query.with_for_update(skip_locked=True, of=Request)
-    return query
-
-
-_FLAG_FIELDS = (
-    "nsfw",
-    "allow_img2img",
-    "allow_painting",
-    "allow_post_processing",
-    "allow_controlnet",
-    "allow_lora",
-    "owner_trusted",
-    "fast",
-    "limit_max_steps",
-    "require_upfront_kudos",
-    "maintenance",
+_INSERT_REQUEST = insert(Request)
+_COUNT_REQUEST = (
+    update(User)
+    .where(User.id == bindparam("user_id"))
+    .values(usage_requests=User.usage_requests + 1, last_active_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
 )
 
 
-def _escape_like(word: str) -> str:
-    return word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+async def insert_request(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Insert one request row (a dict of ``requests`` columns)."""
+    await session.execute(_INSERT_REQUEST, row)
 
 
-def _shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """What decides a popping worker's query text (its flags, how many words), and its bound values."""
-    flags = tuple(bool(getattr(w, name)) for name in _FLAG_FIELDS)
-    params: dict[str, Any] = {
-        "worker_id": w.worker_id,
-        "owner_id": w.owner_id,
-        "max_pixels": w.max_pixels,
-        "models": list(w.models or ()),
-        "priority_ids": list(w.priority_user_ids or ()),
-    }
-    for index, word in enumerate(w.blacklist):
-        params[f"word_{index}"] = _escape_like(str(word))
-    return (flags, len(w.blacklist), _has_priority_users(w)), params
+async def count_request(session: AsyncSession, user_id: int, now: float) -> None:
+    """Add one request to a user's usage and mark the user active."""
+    await session.execute(_COUNT_REQUEST, {"user_id": user_id, "now": now})
 
 
-def _template(shape: tuple[Any, ...]) -> WorkerSide:
-    """A worker side with the given flags and bound parameters for every value."""
-    flags, words, has_priority = shape
-    return WorkerSide(
-        worker_id=bindparam("worker_id"),
-        owner_id=bindparam("owner_id"),
-        max_pixels=bindparam("max_pixels"),
-        models=bindparam("models", expanding=True),
-        blacklist=[bindparam(f"word_{index}") for index in range(words)],
-        priority_user_ids=bindparam("priority_ids", expanding=True) if has_priority else (),
-        **dict(zip(_FLAG_FIELDS, flags, strict=True)),
-    )
+_USER_QUEUE_TOTALS = select(
+    func.coalesce(func.sum(Request.n_waiting), 0),
+    func.coalesce(func.sum((Request.n_waiting + Request.n_processing) * Request.charge_cents), 0),
+).where(Request.state == QUEUED, Request.user_id == bindparam("user_id"))
 
 
-@lru_cache(maxsize=512)
-def _cached_next_request(shape: tuple[Any, ...], priority_only: bool, lock: bool) -> Select[Request]:
-    return select_next_request(_template(shape), priority_only, lock)
-
-
-async def find_next_request(session: AsyncSession, w: WorkerSide, priority_only: bool, lock: bool) -> Request | None:
-    """Run ``select_next_request`` for a popping worker, reusing the statement built for its shape.
-
-    Building the SQL expression is most of a pop's Python cost; workers with the same flags
-    share one statement and differ only in bound values.
-    """
-    shape, params = _shape_and_params(w)
-    statement = _cached_next_request(shape, priority_only, lock)
-    return await session.scalar(statement, params)
+async def user_queue_totals(session: AsyncSession, user_id: int) -> tuple[int, int]:
+    """``(images waiting, hundredths of a kudo still to be charged)`` over a user's queued requests."""
+    waiting, outstanding = (await session.execute(_USER_QUEUE_TOTALS, {"user_id": user_id})).one()
+    return int(waiting), int(outstanding)
 
 
 async def first_matching_model(session: AsyncSession, request_id: str, models: Sequence[str]) -> str | None:
@@ -339,75 +128,6 @@ _TAKE_IMAGES = (
 async def take_images(session: AsyncSession, request_id: str, count: int, now: float) -> None:
     """Move ``count`` images of a request from waiting to processing."""
     await session.execute(_TAKE_IMAGES, {"request_id": request_id, "count": count, "now": now})
-
-
-@lru_cache(maxsize=512)
-def _cached_skipped(shape: tuple[Any, ...]) -> tuple[tuple[str, ...], Select[Any]]:
-    head = (
-        select(Request)
-        .where(queued_condition())
-        .order_by(Request.queue_rank.desc(), Request.id)
-        .limit(SKIPPED_SAMPLE_SIZE)
-        .subquery()
-    )
-    adapter = ClauseAdapter(head)
-    rules = match_rules(_template(shape))
-    columns = [
-        func.coalesce(func.sum(case((not_(adapter.traverse(condition)), 1), else_=0)), 0) for _, condition in rules
-    ]
-    return tuple(reason for reason, _ in rules), select(*columns).select_from(head)
-
-
-async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
-    """Why the requests at the head of the queue did not match ``w``: counts per AI Horde skip reason."""
-    shape, params = _shape_and_params(w)
-    reasons, statement = _cached_skipped(shape)
-    if not reasons:
-        return {}
-    row = (await session.execute(statement, params)).one()
-    counts: dict[str, int] = {}
-    for reason, value in zip(reasons, row, strict=True):
-        if value:
-            counts[reason] = counts.get(reason, 0) + int(value)
-    return counts
-
-
-@lru_cache(maxsize=1)
-def _live_worker_side() -> WorkerSide:
-    return worker_columns()
-
-
-def live_worker_exists() -> ColumnElement[bool]:
-    """EXISTS a worker seen after the bound ``since`` that can serve the (correlated) request."""
-    return exists().where(
-        Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False), *match_conditions(_live_worker_side())
-    )
-
-
-@lru_cache(maxsize=1)
-def _servable_request() -> Select[Any]:
-    return select(live_worker_exists()).where(Request.id == bindparam("request_id"))
-
-
-@lru_cache(maxsize=1)
-def _servable_queue() -> Select[str, int, int]:
-    return (
-        select(Request.id, Request.n_waiting, Request.things)
-        .where(queued_condition(), live_worker_exists())
-        .order_by(Request.queue_rank.desc(), Request.id)
-    )
-
-
-async def request_is_servable(session: AsyncSession, request_id: str, since: float) -> bool:
-    """Whether a worker seen after ``since`` could serve this request."""
-    return bool(await session.scalar(_servable_request(), {"request_id": request_id, "since": since}))
-
-
-async def servable_queue(session: AsyncSession, since: float) -> list[tuple[str, int, int]]:
-    """``(id, images waiting, pixel-steps per image)`` of every queued request some live worker can serve,
-    in hand-out order."""
-    rows = await session.execute(_servable_queue(), {"since": since})
-    return [(str(a), int(b), int(c)) for a, b, c in rows]
 
 
 async def expire_leases(session: AsyncSession, now: float, limit: int) -> list[tuple[str, str, str | None]]:

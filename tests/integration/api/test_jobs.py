@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, text
 
 from openhorde.domain import accounts
 from openhorde.domain.queue.leases import run_maintenance
-from openhorde.storage.queue_queries import WorkerSide, select_next_request
+from openhorde.storage.matching_queries import WorkerSide, select_next_request
 from openhorde.storage.tables import Job, Request
 from tests.live_server import Account, Horde, webp_bytes
 

@@ -22,8 +22,8 @@ from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.seeds import job_seed
 from openhorde.domain.queue.states import JobState
 from openhorde.errors import WorkerMaintenance
-from openhorde.storage import queue_queries
-from openhorde.storage.queue_queries import FAST_WORKER_PIXELSTEPS_PER_SECOND, WorkerSide
+from openhorde.storage import matching_queries, queue_queries
+from openhorde.storage.matching_queries import FAST_WORKER_PIXELSTEPS_PER_SECOND, WorkerSide
 from openhorde.storage.tables import Job, Request, User, Worker
 
 MIN_JOB_TTL_SECONDS = 150
@@ -105,7 +105,7 @@ def worker_side(worker: Worker, owner: User, models: list[str]) -> WorkerSide:
 
 async def _find_request(session: AsyncSession, side: WorkerSide, lock: bool) -> Request | None:
     for priority_only in (True, False):
-        request = await queue_queries.find_next_request(session, side, priority_only, lock)
+        request = await matching_queries.find_next_request(session, side, priority_only, lock)
         if request is not None:
             return request
     return None
@@ -144,7 +144,7 @@ async def pop(
     if request is None:
         if worker.maintenance:
             raise WorkerMaintenance(worker.maintenance_msg or "This worker is in maintenance mode.")
-        return PopResult(handed_out=None, skipped=await queue_queries.count_skipped(session, side))
+        return PopResult(handed_out=None, skipped=await matching_queries.count_skipped(session, side))
 
     count = safe_amount(min(amount, MAX_AMOUNT), request, worker.max_pixels)
     model = models[0]

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import catalogue, images
@@ -141,20 +141,10 @@ async def _check_models(session: AsyncSession, ctx: HordeContext, models: list[s
         raise UnsupportedModel(f"Unknown model(s): {', '.join(unknown)}. See /api/v2/status/models for the catalogue.")
 
 
-async def queued_images(session: AsyncSession, user: User) -> int:
-    """Images of this user's requests still waiting for a worker (all anonymous requests for anon)."""
-    query = select(func.coalesce(func.sum(Request.n_waiting), 0)).where(
-        Request.state == RequestState.QUEUED, Request.n_waiting > 0, Request.user_id == user.id
-    )
-    return int(await session.scalar(query) or 0)
-
-
 async def outstanding_charges_cents(session: AsyncSession, user: User) -> int:
     """Hundredths of a kudo this user's queued images will still cost: held against upfront payments."""
-    query = select(func.coalesce(func.sum((Request.n_waiting + Request.n_processing) * Request.charge_cents), 0)).where(
-        Request.state == RequestState.QUEUED, Request.user_id == user.id
-    )
-    return int(await session.scalar(query) or 0)
+    _waiting, outstanding = await queue_queries.user_queue_totals(session, user.id)
+    return outstanding
 
 
 def needs_upfront_kudos(new: NewRequest, params: dict[str, Any]) -> bool:
@@ -220,7 +210,9 @@ async def create_request(
         return CreatedRequest(id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2))
 
     balance_cents = 0 if is_anonymous(user) else user.kudos_cents
-    available_cents = balance_cents - await outstanding_charges_cents(session, user)
+    # For the anonymous user these totals cover every anonymous caller: they share one limit.
+    queued_images, outstanding_cents = await queue_queries.user_queue_totals(session, user.id)
+    available_cents = balance_cents - outstanding_cents
     total_cents = kudos_to_cents(image_charge(price_inputs(new, params))) * new.n
     warnings: list[Warning] = []
     if needs_upfront_kudos(new, params) and available_cents < total_cents:
@@ -236,7 +228,7 @@ async def create_request(
     inputs = price_inputs(new, params)
     price_cents, charge_cents = kudos_to_cents(image_price(inputs)), kudos_to_cents(image_charge(inputs))
 
-    if await queued_images(session, user) + new.n > user.concurrency:
+    if queued_images + new.n > user.concurrency:
         raise TooManyPrompts(
             f"Your account may have at most {user.concurrency} images queued; wait for some to finish."
         )
@@ -249,60 +241,56 @@ async def create_request(
     pixels = params["width"] * params["height"]
     priority = cents_to_kudos(balance_cents)
     targets = list(dict.fromkeys(new.workers))[:MAX_TARGET_WORKERS]
-    session.add(
-        Request(
-            id=request_id,
-            user_id=user.id,
-            state=RequestState.QUEUED,
-            created_at=moment,
-            last_activity_at=moment,
-            queue_rank=priority - AGEING_PRIORITY_PER_SECOND * moment,
-            prompt=new.prompt,
-            params=params,
-            n_total=new.n,
-            n_waiting=new.n,
-            n_processing=0,
-            n_finished=0,
-            n_faulted=0,
-            width=params["width"],
-            height=params["height"],
-            pixels=pixels,
-            accurate_steps=steps,
-            things=pixels * steps,
-            nsfw=new.nsfw,
-            censor_nsfw=new.censor_nsfw,
-            trusted_workers=new.trusted_workers,
-            slow_workers=new.slow_workers,
-            worker_blacklist=new.worker_blacklist,
-            has_worker_list=bool(targets),
-            has_model_list=bool(models),
-            r2=new.r2,
-            shared=new.shared,
-            source_processing=new.source_processing,
-            source_image_key=source_key,
-            source_mask_key=mask_key,
-            has_loras=bool(params.get("loras")),
-            has_post_processing=bool(params.get("post_processing")),
-            has_controlnet=bool(params.get("control_type")),
-            kudos_backed=available_cents >= total_cents,
-            disable_batching=new.disable_batching,
-            price_cents=price_cents,
-            charge_cents=charge_cents,
-            charged_cents=0,
-            seed=seed,
-            seed_variation=seed_variation,
-            webhook=new.webhook,
-            client_agent=new.client_agent,
-        )
-    )
-    await session.flush()
+    row = {
+        "id": request_id,
+        "user_id": user.id,
+        "state": RequestState.QUEUED,
+        "created_at": moment,
+        "last_activity_at": moment,
+        "queue_rank": priority - AGEING_PRIORITY_PER_SECOND * moment,
+        "prompt": new.prompt,
+        "params": params,
+        "n_total": new.n,
+        "n_waiting": new.n,
+        "n_processing": 0,
+        "n_finished": 0,
+        "n_faulted": 0,
+        "width": params["width"],
+        "height": params["height"],
+        "pixels": pixels,
+        "accurate_steps": steps,
+        "things": pixels * steps,
+        "nsfw": new.nsfw,
+        "censor_nsfw": new.censor_nsfw,
+        "trusted_workers": new.trusted_workers,
+        "slow_workers": new.slow_workers,
+        "worker_blacklist": new.worker_blacklist,
+        "has_worker_list": bool(targets),
+        "has_model_list": bool(models),
+        "r2": new.r2,
+        "shared": new.shared,
+        "source_processing": new.source_processing,
+        "source_image_key": source_key,
+        "source_mask_key": mask_key,
+        "has_loras": bool(params.get("loras")),
+        "has_post_processing": bool(params.get("post_processing")),
+        "has_controlnet": bool(params.get("control_type")),
+        "kudos_backed": available_cents >= total_cents,
+        "disable_batching": new.disable_batching,
+        "price_cents": price_cents,
+        "charge_cents": charge_cents,
+        "charged_cents": 0,
+        "seed": seed,
+        "seed_variation": seed_variation,
+        "webhook": new.webhook,
+        "client_agent": new.client_agent,
+    }
+    await queue_queries.insert_request(session, row)
     if models:
         await session.execute(insert(RequestModel), [{"request_id": request_id, "model": m} for m in models])
     if targets:
         await session.execute(insert(RequestWorker), [{"request_id": request_id, "worker_id": w} for w in targets])
-    await session.execute(
-        update(User).where(User.id == user.id).values(usage_requests=User.usage_requests + 1, last_active_at=moment)
-    )
+    await queue_queries.count_request(session, user.id, moment)
 
     message = None
     if not await availability.request_is_possible(session, ctx.settings, request_id, moment):

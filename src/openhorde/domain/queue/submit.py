@@ -94,18 +94,15 @@ async def submit(
         or submission.censored
         or any(m.get("type") == "censorship" for m in submission.gen_metadata)
     )
-    claimed = await job_queries.claim_job(
+    claimed = await job_queries.claim_done(
         session,
         job.id,
-        {
-            "state": JobState.DONE,
-            "finished_at": moment,
-            "image_key": image_key,
-            "censored": censored,
-            "seed": submission.seed if submission.seed is not None else job.seed,
-            "gen_metadata": submission.gen_metadata,
-            "reward_cents": request.price_cents,
-        },
+        now=moment,
+        image_key=image_key,
+        censored=censored,
+        seed=submission.seed if submission.seed is not None else job.seed,
+        gen_metadata=submission.gen_metadata,
+        reward_cents=request.price_cents,
     )
     if not claimed:
         raise DuplicateGen("This job has already been submitted.")
@@ -117,16 +114,7 @@ async def submit(
 
 async def _record_fault(session: AsyncSession, job: Job, submission: Submission, now: float) -> float:
     reason = "; ".join(str(m.get("value", "")) for m in submission.gen_metadata) or "the worker reported a fault"
-    if await job_queries.claim_job(
-        session,
-        job.id,
-        {
-            "state": JobState.FAULTED,
-            "finished_at": now,
-            "fault_reason": reason[:1000],
-            "gen_metadata": submission.gen_metadata,
-        },
-    ):
+    if await job_queries.claim_faulted(session, job.id, now, reason[:1000], submission.gen_metadata):
         await return_to_queue(session, job.request_id, reason, now)
         await count_abort(session, [job.worker_id])
     return 0.0

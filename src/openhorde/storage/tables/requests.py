@@ -32,8 +32,8 @@ class Request(Base):
         Index(
             "ix_requests_user_queued",
             "user_id",
-            postgresql_where=text("state = 'queued' AND n_waiting > 0"),
-            sqlite_where=text("state = 'queued' AND n_waiting > 0"),
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
         ),
         Index("ix_requests_last_activity_at", "last_activity_at"),
     )

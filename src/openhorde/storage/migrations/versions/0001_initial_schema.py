@@ -150,8 +150,8 @@ def upgrade() -> None:
             "ix_requests_user_queued",
             ["user_id"],
             unique=False,
-            postgresql_where=sa.text("state = 'queued' AND n_waiting > 0"),
-            sqlite_where=sa.text("state = 'queued' AND n_waiting > 0"),
+            postgresql_where=sa.text("state = 'queued'"),
+            sqlite_where=sa.text("state = 'queued'"),
         )
 
     op.create_table(
@@ -297,8 +297,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_requests_queue")
         batch_op.drop_index(
             "ix_requests_user_queued",
-            postgresql_where=sa.text("state = 'queued' AND n_waiting > 0"),
-            sqlite_where=sa.text("state = 'queued' AND n_waiting > 0"),
+            postgresql_where=sa.text("state = 'queued'"),
+            sqlite_where=sa.text("state = 'queued'"),
         )
         batch_op.drop_index("ix_requests_last_activity_at")
 
