@@ -38,6 +38,10 @@ DEFAULT_CHECK_IN_DEBOUNCE_SECONDS = 30
 DEFAULT_MAINTENANCE_INTERVAL_SECONDS = 5.0
 """How often the server expires leases and removes old requests."""
 
+DEFAULT_CHECK_CACHE_SECONDS = 1.0
+"""How long a ``/generate/check`` answer may be reused (the AI Horde caches it 1 s); this process's own
+pops, submits and cancels refresh it at once."""
+
 DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS = 5.0
 """Timeout for downloading a source image given as an http(s) URL."""
 
@@ -72,6 +76,7 @@ class Settings(BaseSettings):
     check_in_debounce_seconds: int = DEFAULT_CHECK_IN_DEBOUNCE_SECONDS
     maintenance_interval_seconds: float = DEFAULT_MAINTENANCE_INTERVAL_SECONDS
     source_fetch_timeout_seconds: float = DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS
+    check_cache_seconds: float = DEFAULT_CHECK_CACHE_SECONDS
     allow_custom_models: bool = Field(
         default=False,
         description="Let workers advertise models that are not in the catalogue.",

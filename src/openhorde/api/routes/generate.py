@@ -113,9 +113,7 @@ def _status_body(s: status.RequestStatus) -> RequestStatusStable:
 
 @router.get("/check/{id}", response_model=RequestStatusCheck, summary="A request's progress, without images")
 async def check(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusCheck:
-    request = await requests.get_counters(session, id)
-    current = await status.request_status(session, ctx, view, request, with_images=False)
-    return RequestStatusCheck(**_check_body(current))
+    return RequestStatusCheck(**_check_body(await status.check_status(session, ctx, view, id)))
 
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
@@ -133,5 +131,6 @@ async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueV
 )
 async def cancel(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
     await requests.cancel_request(session, await requests.get_counters(session, id))
+    view.forget_check(id)
     request = await requests.get_counters(session, id)
     return _status_body(await status.request_status(session, ctx, view, request, with_images=True))

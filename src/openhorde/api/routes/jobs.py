@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openhorde.api.deps import ApiUser, ClientIp, ContextDep, SessionDep
+from openhorde.api.deps import ApiUser, ClientIp, ContextDep, QueueViewDep, SessionDep
 from openhorde.api.schemas.jobs import GenerationPayload, GenerationSubmitted, PopInput, SubmitInput
 from openhorde.domain.queue import matching, submit
 from openhorde.domain.workers import CheckIn
@@ -37,11 +37,14 @@ def _check_in(body: PopInput, ip: str | None) -> CheckIn:
 
 
 @router.post("/pop", response_model=GenerationPayload, response_model_exclude_none=True, summary="Ask for a job")
-async def pop(body: PopInput, session: SessionDep, ctx: ContextDep, user: ApiUser, ip: ClientIp) -> GenerationPayload:
+async def pop(
+    body: PopInput, session: SessionDep, ctx: ContextDep, user: ApiUser, ip: ClientIp, view: QueueViewDep
+) -> GenerationPayload:
     result = await matching.pop(session, ctx, user, _check_in(body, ip), amount=body.amount)
     job = result.handed_out
     if job is None:
         return GenerationPayload(payload={}, ids=[], skipped=result.skipped)
+    view.forget_check(job.request_id)
     return GenerationPayload(
         payload=job.payload,
         id=job.job_ids[0],
@@ -58,7 +61,9 @@ async def pop(body: PopInput, session: SessionDep, ctx: ContextDep, user: ApiUse
 
 
 @router.post("/submit", response_model=GenerationSubmitted, summary="Hand in a job's image")
-async def submit_job(body: SubmitInput, session: SessionDep, ctx: ContextDep, user: ApiUser) -> GenerationSubmitted:
+async def submit_job(
+    body: SubmitInput, session: SessionDep, ctx: ContextDep, user: ApiUser, view: QueueViewDep
+) -> GenerationSubmitted:
     submission = submit.Submission(
         job_id=body.id,
         generation=body.generation,
@@ -67,4 +72,6 @@ async def submit_job(body: SubmitInput, session: SessionDep, ctx: ContextDep, us
         censored=body.censored,
         gen_metadata=[m.model_dump(exclude_none=True) for m in body.gen_metadata],
     )
-    return GenerationSubmitted(reward=await submit.submit(session, ctx, user, submission))
+    settled = await submit.submit(session, ctx, user, submission)
+    view.forget_check(settled.request_id)
+    return GenerationSubmitted(reward=settled.reward)

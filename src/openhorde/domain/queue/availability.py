@@ -49,12 +49,36 @@ class QueueSnapshot:
 
 
 class QueueView:
-    """Per-process cache of the queue snapshot, refreshed at most once a second on demand."""
+    """Per-process caches: the queue snapshot (refreshed at most once a second, on demand) and recent
+    ``/generate/check`` answers (reused for ``check_cache_seconds`` unless this process changed the request)."""
+
+    MAX_CACHED_CHECKS = 10_000
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.snapshot = QueueSnapshot()
         self._lock = asyncio.Lock()
+        self._checks: dict[str, tuple[float, object]] = {}
+
+    def cached_check(self, request_id: str, now: float) -> object | None:
+        """A check answer for this request computed less than ``check_cache_seconds`` ago, if any."""
+        entry = self._checks.get(request_id)
+        if entry is None or now - entry[0] >= self.settings.check_cache_seconds:
+            return None
+        return entry[1]
+
+    def remember_check(self, request_id: str, answer: object, now: float) -> None:
+        """Keep a check answer for reuse (when caching is on)."""
+        if self.settings.check_cache_seconds <= 0:
+            return
+        if len(self._checks) >= self.MAX_CACHED_CHECKS:
+            horizon = now - self.settings.check_cache_seconds
+            self._checks = {key: value for key, value in self._checks.items() if value[0] > horizon}
+        self._checks[request_id] = (now, answer)
+
+    def forget_check(self, request_id: str) -> None:
+        """Drop a request's cached check answer because it just changed."""
+        self._checks.pop(request_id, None)
 
     async def current(self, session: AsyncSession, now: float) -> QueueSnapshot:
         """The snapshot, retaken if it is older than a second."""

@@ -40,6 +40,7 @@ DEFAULT_CLIP_SKIP = 1
 class HandedOut:
     """Jobs of one request given to a worker, with everything the worker needs."""
 
+    request_id: str
     job_ids: list[str]
     model: str
     ttl: int
@@ -176,6 +177,7 @@ async def pop(
     blobs = ctx.blobs
     return PopResult(
         handed_out=HandedOut(
+            request_id=request.id,
             job_ids=job_ids,
             model=model,
             ttl=ttl,

@@ -24,6 +24,7 @@ from openhorde.domain.kudos.pricing import (
 from openhorde.domain.queue import availability
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, check_request_transition
+from openhorde.domain.queue.status import is_request_id
 from openhorde.errors import (
     ImageValidationFailed,
     InvalidPromptSize,
@@ -301,18 +302,10 @@ async def create_request(
 
 async def get_counters(session: AsyncSession, request_id: str) -> RequestCounters:
     """The status columns of a request; ``RequestNotFound`` if it does not exist (any more)."""
-    counters = await queue_queries.request_counters(session, request_id) if _is_uuid(request_id) else None
+    counters = await queue_queries.request_counters(session, request_id) if is_request_id(request_id) else None
     if counters is None:
         raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
     return counters
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 async def cancel_request(session: AsyncSession, request: RequestCounters, now: float | None = None) -> None:

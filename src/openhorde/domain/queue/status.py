@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,8 @@ from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos
 from openhorde.domain.queue.availability import QueueView, progress
 from openhorde.domain.queue.states import JobState, RequestState
+from openhorde.errors import RequestNotFound
+from openhorde.storage import queue_queries
 from openhorde.storage.queue_queries import RequestCounters
 from openhorde.storage.tables import Job
 
@@ -56,6 +59,31 @@ async def _image_reference(ctx: HordeContext, request: RequestCounters, job: Job
     if request.r2:
         return ctx.blobs.presign("GET", job.image_key, now)
     return base64.b64encode(await ctx.blobs.get(job.image_key)).decode()
+
+
+async def check_status(
+    session: AsyncSession, ctx: HordeContext, view: QueueView, request_id: str, now: float | None = None
+) -> RequestStatus:
+    """The status of a request without its images, reused for up to ``check_cache_seconds``."""
+    moment = now or time.time()
+    cached = view.cached_check(request_id, moment)
+    if isinstance(cached, RequestStatus):
+        return cached
+    counters = await queue_queries.request_counters(session, request_id) if is_request_id(request_id) else None
+    if counters is None:
+        raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
+    current = await request_status(session, ctx, view, counters, with_images=False, now=moment)
+    view.remember_check(request_id, current, moment)
+    return current
+
+
+def is_request_id(value: str) -> bool:
+    """Whether ``value`` looks like a request id (a UUID)."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 async def request_status(

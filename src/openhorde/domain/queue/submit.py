@@ -74,19 +74,27 @@ async def _store_image(ctx: HordeContext, job_id: str, generation: str | None) -
     return key
 
 
+@dataclass(frozen=True)
+class Settled:
+    """What a submit did: the reward in kudos and the request it belonged to."""
+
+    reward: float
+    request_id: str
+
+
 async def submit(
     session: AsyncSession, ctx: HordeContext, user: User, submission: Submission, now: float | None = None
-) -> float:
-    """Record a worker's result and settle its kudos; returns the reward in kudos."""
+) -> Settled:
+    """Record a worker's result and settle its kudos."""
     moment = now or time.time()
     job, request = await _load_job(session, submission.job_id)
     worker = await session.get(Worker, job.worker_id) if job.worker_id else None
     if worker is None or worker.user_id != user.id:
         raise WrongCredentials("This job was handed to a worker of another account.")
     if job.state != JobState.PROCESSING:
-        return _refuse_finished(job, submission)
+        return Settled(_refuse_finished(job, submission), request.id)
     if submission.state == "faulted":
-        return await _record_fault(session, job, submission, moment)
+        return Settled(await _record_fault(session, job, submission, moment), request.id)
 
     image_key = await _store_image(ctx, job.id, submission.generation)
     censored = (
@@ -109,7 +117,7 @@ async def submit(
     charged = await _settle(session, job, request, worker, censored, moment)
     await job_queries.finish_image(session, request.id, charged, moment)
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
-    return ledger.cents_to_kudos(request.price_cents)
+    return Settled(ledger.cents_to_kudos(request.price_cents), request.id)
 
 
 async def _record_fault(session: AsyncSession, job: Job, submission: Submission, now: float) -> float:
