@@ -2,8 +2,7 @@
 
 Fixtures:
 * `db_backend`: parametrized over "sqlite" (data dir only) and "postgres" (a fresh database per test on
-  127.0.0.1:5432, user postgres, trust auth; dropped afterwards). Postgres is skipped when the server is not
-  reachable, unless OPENHORDE_E2E_REQUIRE_POSTGRES=1, which turns that into a failure.
+  127.0.0.1:5432, user postgres, trust auth; dropped afterwards; `scripts/services.sh` starts the server).
 * `live_server`: a factory; `live_server()` starts a server on a free port with the current backend and
   returns a `LiveServer` (`.url` = http://127.0.0.1:PORT, `.api_url` = .../api/, `.log_path`,
   `.log_tail()`). Every server it started is terminated at teardown.
@@ -11,6 +10,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
@@ -88,32 +89,28 @@ def wait_until_up(server: LiveServer, timeout: float = STARTUP_TIMEOUT_S) -> Non
     pytest.fail(f"{url} did not return 200 within {timeout:.0f}s (last: {last}):\n{server.log_tail()}")
 
 
-def _pg_connect(dbname: str = "postgres"):
-    import psycopg2
+def _pg_execute(sql: str) -> None:
+    """Run one statement on the server's maintenance database (outside a transaction)."""
 
-    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, connect_timeout=5)
-    conn.autocommit = True
-    return conn
+    async def run() -> None:
+        connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
 
 
 @pytest.fixture
 def fresh_postgres_database() -> Iterator[str]:
     """Create an empty database, yield its SQLAlchemy asyncpg URL, drop it afterwards."""
-    try:
-        conn = _pg_connect()
-    except Exception as e:
-        if os.environ.get("OPENHORDE_E2E_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required but unreachable: {e}")
-        pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} (user {PG_USER}) is not reachable: {e}")
     name = f"openhorde_e2e_{uuid.uuid4().hex[:12]}"
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    _pg_execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+        _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
