@@ -162,3 +162,20 @@ async def test_oversized_source_image_is_refused(horde: Horde) -> None:
     Image.new("L", (4000, 4000)).save(buffer, format="PNG")
     response = await horde.generate(requester, source_image=base64.b64encode(buffer.getvalue()).decode())
     assert response.status_code == 400 and response.json()["rc"] == "SourceImageResolutionExceeded"
+
+
+async def test_source_image_by_url_is_downloaded_and_checked(horde: Horde) -> None:
+    requester = await horde.register("linker")
+    owner = await horde.register("owner")
+    first = (await horde.generate(requester)).json()["id"]
+    await horde.upload_and_submit(owner, await horde.pop(owner))
+    image_url = (await horde.client.get(f"/api/v2/generate/status/{first}")).json()["generations"][0]["img"]
+
+    created = await horde.generate(requester, source_image=image_url, params={"width": 64, "height": 64})
+    assert created.status_code == 202, created.text
+    job = await horde.pop(owner)
+    source = await horde.client.get(job["source_image"])
+    assert Image.open(io.BytesIO(source.content)).size == (64, 64)
+
+    broken = await horde.generate(requester, source_image=image_url.replace("signature=", "signature=0"))
+    assert broken.status_code == 400 and broken.json()["rc"] == "SourceImageUrlInvalid"
