@@ -7,6 +7,7 @@ then the defaults below. Settings are built once in an entry point and passed do
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +83,12 @@ class Settings(BaseSettings):
         description="Let workers advertise models that are not in the catalogue.",
     )
     log_level: LogLevel = "info"
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port; use PostgreSQL when more than one.",
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -97,6 +104,11 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port}"
+
+    def export_to_environment(self) -> None:
+        """Put every setting into this process's environment, so child server processes build the same ones."""
+        for name, value in self.model_dump(exclude_none=True).items():
+            os.environ[f"OPENHORDE_{name.upper()}"] = str(value)
 
     @property
     def blob_dir(self) -> Path:

@@ -55,6 +55,11 @@ async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
     return db, HordeContext(settings=settings, secret=secret, blobs=blob_store)
 
 
+def create_app_from_environment() -> FastAPI:
+    """The app for settings taken from the environment: the factory each of several server processes calls."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The horde server for ``settings``; storage opens when the app starts."""
 
