@@ -144,6 +144,11 @@ async def test_add_model_and_list_models(cli: Cli, db: Database) -> None:
     assert refused.code == 1 and "Unknown baseline" in refused.stderr
     assert "other-model" not in await cli.ok("models")
 
+    await cli.ok("remove-model", "my-model")
+    assert "my-model" not in await cli.ok("models")
+    missing = await cli("remove-model", "my-model")
+    assert missing.code == 1 and "not in the catalogue" in missing.stderr
+
 
 async def test_check_ledger_reports_as_json_and_fails_on_a_mismatch(cli: Cli, db: Database) -> None:
     user_id, _ = await cli.create_user("saver", "--kudos", "100")

@@ -208,6 +208,17 @@ def add_model(
     console.print(f"Model '{name}' is in the catalogue.")
 
 
+@admin.command("remove-model")
+def remove_model(name: str, data_dir: DataDirOption = None) -> None:
+    """Remove a model from the catalogue (workers serving it keep it until they change their list)."""
+
+    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
+        await catalogue.remove_model(session, name)
+
+    _run(data_dir, action)
+    console.print(f"Model '{name}' removed from the catalogue.")
+
+
 @admin.command("models")
 def list_models(data_dir: DataDirOption = None) -> None:
     """List the model catalogue."""

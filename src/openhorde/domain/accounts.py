@@ -9,7 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.errors import (
@@ -175,8 +175,3 @@ async def list_users(session: AsyncSession, page: int, sort: str, page_size: int
         .limit(page_size)
     )
     return list(rows)
-
-
-async def count_users(session: AsyncSession) -> int:
-    """Number of accounts, the anonymous one included."""
-    return int(await session.scalar(select(func.count()).select_from(User)) or 0)

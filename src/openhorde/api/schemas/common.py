@@ -14,12 +14,3 @@ class WireModel(BaseModel):
 
 class ResponseModel(BaseModel):
     """Base of response bodies."""
-
-
-class ErrorBody(ResponseModel):
-    message: str
-    rc: str
-
-
-class SimpleMessage(ResponseModel):
-    message: str = "OK"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -142,8 +141,3 @@ async def progress(session: AsyncSession, view: QueueView, request: RequestCount
     speed = snapshot.live_speed_pps or DEFAULT_WORKER_SPEED_PPS
     position = place.position if place and request.n_waiting > 0 else 0
     return Progress(queue_position=position, wait_time=math.ceil(things / speed), is_possible=True)
-
-
-def elapsed_since(moment: float) -> float:
-    """Seconds from ``moment`` until now."""
-    return time.time() - moment

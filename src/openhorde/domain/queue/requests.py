@@ -11,7 +11,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import catalogue, images
-from openhorde.domain.accounts import ANONYMOUS_USER_ID, is_anonymous
+from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos, kudos_to_cents
 from openhorde.domain.kudos.pricing import (
@@ -318,8 +318,3 @@ async def cancel_request(session: AsyncSession, request: RequestCounters, now: f
         .where(Request.id == request.id, Request.state == RequestState.QUEUED)
         .values(state=RequestState.CANCELLED, n_waiting=0, last_activity_at=now or time.time())
     )
-
-
-def owner_label(user_id: int) -> str:
-    """How logs name the requester (never the API key)."""
-    return "anonymous" if user_id == ANONYMOUS_USER_ID else f"user {user_id}"
