@@ -118,7 +118,7 @@ async def check(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDe
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
 async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    request = await requests.get_counters(session, id)
+    request = await status.get_counters(session, id)
     return _status_body(await status.request_status(session, ctx, view, request, with_images=True))
 
 
@@ -130,7 +130,7 @@ async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueV
     "Like the AI Horde, anyone holding the request id may cancel it.",
 )
 async def cancel(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    await requests.cancel_request(session, await requests.get_counters(session, id))
+    await requests.cancel_request(session, await status.get_counters(session, id))
     view.forget_check(id)
-    request = await requests.get_counters(session, id)
+    request = await status.get_counters(session, id)
     return _status_body(await status.request_status(session, ctx, view, request, with_images=True))

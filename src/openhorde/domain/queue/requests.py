@@ -24,13 +24,11 @@ from openhorde.domain.kudos.pricing import (
 from openhorde.domain.queue import availability
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, check_request_transition
-from openhorde.domain.queue.status import is_request_id
 from openhorde.errors import (
     ImageValidationFailed,
     InvalidPromptSize,
     KudosUpfront,
     MissingPrompt,
-    RequestNotFound,
     SourceMaskUnnecessary,
     TooManyLoras,
     TooManyPrompts,
@@ -298,14 +296,6 @@ async def create_request(
         message = "No worker is currently online that can serve this request. It stays queued until one is."
         warnings.append(Warning("NoAvailableWorker", message))
     return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)
-
-
-async def get_counters(session: AsyncSession, request_id: str) -> RequestCounters:
-    """The status columns of a request; ``RequestNotFound`` if it does not exist (any more)."""
-    counters = await queue_queries.request_counters(session, request_id) if is_request_id(request_id) else None
-    if counters is None:
-        raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
-    return counters
 
 
 async def cancel_request(session: AsyncSession, request: RequestCounters, now: float | None = None) -> None:

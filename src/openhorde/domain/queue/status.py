@@ -69,12 +69,18 @@ async def check_status(
     cached = view.cached_check(request_id, moment)
     if isinstance(cached, RequestStatus):
         return cached
-    counters = await queue_queries.request_counters(session, request_id) if is_request_id(request_id) else None
-    if counters is None:
-        raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
+    counters = await get_counters(session, request_id)
     current = await request_status(session, ctx, view, counters, with_images=False, now=moment)
     view.remember_check(request_id, current, moment)
     return current
+
+
+async def get_counters(session: AsyncSession, request_id: str) -> RequestCounters:
+    """The status columns of a request; ``RequestNotFound`` if it does not exist (any more)."""
+    counters = await queue_queries.request_counters(session, request_id) if is_request_id(request_id) else None
+    if counters is None:
+        raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
+    return counters
 
 
 def is_request_id(value: str) -> bool:
