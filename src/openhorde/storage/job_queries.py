@@ -18,14 +18,17 @@ from openhorde.storage.tables import Job, Request, User, Worker
 _NO_SYNC = {"synchronize_session": False}
 
 _JOB_WITH_REQUEST = (
-    select(Job, Request).join(Request, Request.id == Job.request_id).where(Job.id == bindparam("job_id"))
+    select(Job, Request, Worker)
+    .join(Request, Request.id == Job.request_id)
+    .outerjoin(Worker, Worker.id == Job.worker_id)
+    .where(Job.id == bindparam("job_id"))
 )
 
 
-async def job_with_request(session: AsyncSession, job_id: str) -> tuple[Job, Request] | None:
-    """A job and its request, in one query."""
+async def job_with_request(session: AsyncSession, job_id: str) -> tuple[Job, Request, Worker | None] | None:
+    """A job, its request and its worker (``None`` once deleted), in one query."""
     row = (await session.execute(_JOB_WITH_REQUEST, {"job_id": job_id})).first()
-    return (row[0], row[1]) if row is not None else None
+    return (row[0], row[1], row[2]) if row is not None else None
 
 
 _STILL_PROCESSING = (Job.id == bindparam("job_id")) & (Job.state == "processing")

@@ -43,7 +43,7 @@ class Submission:
     gen_metadata: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def _load_job(session: AsyncSession, job_id: str) -> tuple[Job, Request]:
+async def _load_job(session: AsyncSession, job_id: str) -> tuple[Job, Request, Worker | None]:
     found = await job_queries.job_with_request(session, job_id)
     if found is None:
         raise InvalidJobID(f"Processing generation with ID {job_id} does not exist.")
@@ -87,8 +87,7 @@ async def submit(
 ) -> Settled:
     """Record a worker's result and settle its kudos."""
     moment = now or time.time()
-    job, request = await _load_job(session, submission.job_id)
-    worker = await session.get(Worker, job.worker_id) if job.worker_id else None
+    job, request, worker = await _load_job(session, submission.job_id)
     if worker is None or worker.user_id != user.id:
         raise WrongCredentials("This job was handed to a worker of another account.")
     if job.state != JobState.PROCESSING:
