@@ -15,7 +15,7 @@ wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "==> installing openhorde and its dependencies into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[dev]'
+    .venv/bin/python -m pip install --quiet -e '.[dev,worker]'
     echo "$wanted" > "$stamp"
 fi
 echo "==> .venv ready ($(.venv/bin/python --version))"

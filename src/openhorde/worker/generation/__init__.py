@@ -1,0 +1,1 @@
+"""Turning one job's parameters into images: pipelines, samplers, prompts, adapters, safety."""

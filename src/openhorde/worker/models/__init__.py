@@ -1,0 +1,1 @@
+"""Where pipelines come from: the catalogue, the model store, the loaders and the built-in tiny model."""
