@@ -18,4 +18,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet -e '.[dev,worker]'
     echo "$wanted" > "$stamp"
 fi
+# Single-file checkpoints carry no tokenizer: the worker builds CLIP's from this merge list (fetched once).
+.venv/bin/python -c "from openhorde.worker.models.tokenizer import fetch_vocab; fetch_vocab()"
 echo "==> .venv ready ($(.venv/bin/python --version))"
