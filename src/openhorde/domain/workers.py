@@ -57,6 +57,7 @@ class CheckIn:
     allow_sdxl_controlnet: bool = False
     allow_lora: bool = False
     allow_unsafe_ipaddr: bool = True
+    can_censor_nsfw: bool = True
     ipaddr: str | None = None
 
 
@@ -173,6 +174,7 @@ def _apply_capabilities(
     worker.allow_sdxl_controlnet = check_in.allow_sdxl_controlnet
     worker.allow_lora = check_in.allow_lora
     worker.allow_unsafe_ipaddr = check_in.allow_unsafe_ipaddr
+    worker.can_censor_nsfw = check_in.can_censor_nsfw
     worker.ipaddr = check_in.ipaddr
     worker.capabilities_hash = digest
 

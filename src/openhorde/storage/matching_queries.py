@@ -60,6 +60,7 @@ class WorkerSide:
     allow_post_processing: Flag
     allow_controlnet: Flag
     allow_lora: Flag
+    can_censor_nsfw: Flag
     owner_trusted: Flag
     fast: Flag
     limit_max_steps: Flag
@@ -82,6 +83,7 @@ def worker_columns() -> WorkerSide:
         allow_post_processing=Worker.allow_post_processing,
         allow_controlnet=Worker.allow_controlnet,
         allow_lora=Worker.allow_lora,
+        can_censor_nsfw=Worker.can_censor_nsfw,
         owner_trusted=false(),
         fast=func.coalesce(Worker.speed_pps, FAST_WORKER_PIXELSTEPS_PER_SECOND) >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
         limit_max_steps=Worker.limit_max_steps,
@@ -155,6 +157,7 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
         ("max_pixels", Request.pixels <= w.max_pixels),
         ("models", _models_condition(w)),
         ("nsfw", _allowed(w.nsfw, Request.nsfw.is_(False))),
+        ("nsfw", _allowed(w.can_censor_nsfw, or_(Request.censor_nsfw.is_(False), Request.nsfw.is_(True)))),
         ("img2img", _allowed(w.allow_img2img, Request.source_image_key.is_(None))),
         (
             "painting",
@@ -208,6 +211,7 @@ _FLAG_FIELDS = (
     "allow_post_processing",
     "allow_controlnet",
     "allow_lora",
+    "can_censor_nsfw",
     "owner_trusted",
     "fast",
     "limit_max_steps",

@@ -119,6 +119,19 @@ async def test_nsfw_requests_go_only_to_nsfw_workers(horde: Horde) -> None:
     assert len((await horde.pop(owner, nsfw=True))["ids"]) == 1
 
 
+async def test_censoring_requests_skip_workers_without_a_safety_model(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, "censor me", censor_nsfw=True)
+    await queue(horde, requester, "no censoring")
+    # The older censoring request is passed over by a worker that cannot censor.
+    job = await horde.pop(owner, can_censor_nsfw=False)
+    assert job["payload"]["prompt"] == "no censoring"
+    nothing = await horde.pop(owner, can_censor_nsfw=False)
+    assert nothing["ids"] == [] and nothing["skipped"] == {"nsfw": 1}
+    job = await horde.pop(owner)
+    assert job["payload"]["prompt"] == "censor me" and job["payload"]["use_nsfw_censor"] is True
+
+
 async def test_img2img_is_skipped_by_workers_without_img2img(horde: Horde) -> None:
     requester, owner = await horde.register("req"), await horde.register("owner")
     await queue(horde, requester, source_image=b64(webp_bytes()))
@@ -606,6 +619,7 @@ async def test_pop_query_uses_the_partial_queue_index(horde: Horde, backend: str
         allow_post_processing=True,
         allow_controlnet=False,
         allow_lora=False,
+        can_censor_nsfw=True,
         owner_trusted=False,
         fast=True,
         limit_max_steps=False,

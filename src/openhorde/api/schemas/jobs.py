@@ -32,6 +32,11 @@ class PopInput(WireModel):
     allow_sdxl_controlnet: bool = False
     allow_lora: bool = False
     limit_max_steps: bool = False
+    can_censor_nsfw: bool = Field(
+        default=True,
+        description="OpenHorde extension: false for a worker without a safety model, which then gets no request "
+        "that asks for NSFW censoring.",
+    )
 
     @field_validator("models")
     @classmethod

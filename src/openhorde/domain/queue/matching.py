@@ -93,6 +93,7 @@ def worker_side(worker: Worker, owner: User, models: list[str]) -> WorkerSide:
         allow_post_processing=worker.allow_post_processing,
         allow_controlnet=worker.allow_controlnet,
         allow_lora=worker.allow_lora,
+        can_censor_nsfw=worker.can_censor_nsfw,
         owner_trusted=owner.is_trusted or owner.is_moderator,
         fast=speed >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
         limit_max_steps=worker.limit_max_steps,

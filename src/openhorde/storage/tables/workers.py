@@ -31,6 +31,7 @@ class Worker(Base):
     allow_sdxl_controlnet: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_lora: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_unsafe_ipaddr: Mapped[bool] = mapped_column(Boolean, default=True)
+    can_censor_nsfw: Mapped[bool] = mapped_column(Boolean, default=True)
     limit_max_steps: Mapped[bool] = mapped_column(Boolean, default=False)
     extra_slow_worker: Mapped[bool] = mapped_column(Boolean, default=False)
     require_upfront_kudos: Mapped[bool] = mapped_column(Boolean, default=False)
