@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = DEFAULT_MAINTENANCE_INTERVAL_SECONDS
     source_fetch_timeout_seconds: float = DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS
     check_cache_seconds: float = DEFAULT_CHECK_CACHE_SECONDS
+    job_lease_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="A fixed lease for every job instead of the AI Horde formula (at least 150 s); for private "
+        "hordes whose workers are known to be fast, and for tests of lease expiry.",
+    )
     allow_custom_models: bool = Field(
         default=False,
         description="Let workers advertise models that are not in the catalogue.",

@@ -59,8 +59,10 @@ class PopResult:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def job_ttl_seconds(request: Request, worker: Worker) -> int:
-    """Seconds a worker has to submit a job (the reference's formula)."""
+def job_ttl_seconds(request: Request, worker: Worker, fixed: int | None = None) -> int:
+    """Seconds a worker has to submit a job: ``fixed`` when the operator set one, else the reference's formula."""
+    if fixed is not None:
+        return fixed
     ttl = 30 + request.accurate_steps * 2 * request.pixels / (512 * 512)
     if request.has_controlnet:
         ttl *= 2
@@ -154,7 +156,7 @@ async def pop(
         model = await queue_queries.first_matching_model(session, request.id, models) or model
     first_index = request.n_total - request.n_waiting
     seeds = [job_seed(request.seed, request.seed_variation, first_index + i) for i in range(count)]
-    ttl = job_ttl_seconds(request, worker)
+    ttl = job_ttl_seconds(request, worker, ctx.settings.job_lease_seconds)
     job_ids = [str(uuid.uuid4()) for _ in range(count)]
     await queue_queries.take_images(session, request.id, count, moment)
     await session.execute(
