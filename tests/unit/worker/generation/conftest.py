@@ -1,0 +1,122 @@
+"""Shared fixtures: one engine over the tiny model (built once), LoRA and TI files made with peft, helpers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from openhorde.worker.generation.adapters import AdapterFile, AdapterKind
+from openhorde.worker.generation.engine import Engine
+from openhorde.worker.generation.spec import GenerationResult, GenerationSpec
+from openhorde.worker.models.tiny import (
+    TINY_CROSS_ATTENTION_DIM,
+    TINY_MODEL_NAME,
+    build_tiny_pipeline,
+    tiny_text_encoder,
+    tiny_unet,
+)
+
+TINY_INPAINTING = TINY_MODEL_NAME + "-inpainting"
+NUMPY_COPY_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+"""diffusers' k-samplers call ``np.array(tensor)``; numpy 2.4 warns that torch 2.13's ``Tensor.__array__`` lacks
+``copy=``. Harmless, and not ours to fix: test modules that run the engine ignore exactly this warning."""
+NUMPY_WRAP_WARNING = "ignore:__array_wrap__ must accept context and return_scalar:DeprecationWarning"
+"""The same numpy 2 / torch mismatch, raised by the KDPM2 schedulers (k_dpm_2, k_dpm_2_a)."""
+BASE_SPEC = GenerationSpec(
+    model=TINY_MODEL_NAME, prompt="a photo of a cat", seed=42, width=64, height=64, steps=3, sampler_name="k_euler"
+)
+
+
+def spec(**changes: Any) -> GenerationSpec:
+    """The base job (tiny model, 64 px, 3 steps, k_euler) with some fields changed."""
+    return replace(BASE_SPEC, **changes)
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    """An image as a signed integer array, so differences do not wrap around."""
+    return np.asarray(image.convert("RGB")).astype(np.int16)
+
+
+def max_diff(left: Image.Image, right: Image.Image) -> int:
+    """The largest per-channel difference between two images."""
+    return int(np.abs(pixels(left) - pixels(right)).max())
+
+
+class Resolver:
+    """The adapter resolver tests hand to the engine: a dict of files the fixtures made."""
+
+    def __init__(self) -> None:
+        self.files: dict[tuple[str, str], AdapterFile] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, kind: AdapterKind, name: str) -> AdapterFile | None:
+        self.calls.append((kind, name))
+        return self.files.get((kind, name))
+
+
+def _load_tiny(name: str) -> Any:
+    if name == TINY_MODEL_NAME:
+        return build_tiny_pipeline()
+    if name == TINY_INPAINTING:
+        return build_tiny_pipeline(inpainting=True)
+    raise KeyError(f"no such model: {name}")
+
+
+def make_lora(folder: Path, seed: int, with_text_encoder: bool = True) -> Path:
+    """A random rank-4 LoRA for the tiny UNet (and text encoder), saved as diffusers would save a trained one."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+
+    def config(targets: list[str]) -> LoraConfig:
+        # init_lora_weights=False: random A and B, so the LoRA changes outputs (trained LoRAs start B at zero).
+        return LoraConfig(r=4, lora_alpha=4, target_modules=targets, init_lora_weights=False)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = inject_adapter_in_model(config(["to_q", "to_k", "to_v", "to_out.0"]), cast(Any, tiny_unet()))
+        layers: dict[str, Any] = {"unet_lora_layers": get_peft_model_state_dict(unet)}
+        if with_text_encoder:
+            encoder = inject_adapter_in_model(config(["q_proj", "k_proj", "v_proj", "out_proj"]), tiny_text_encoder())
+            layers["text_encoder_lora_layers"] = get_peft_model_state_dict(encoder)
+    folder.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(str(folder), weight_name="lora.safetensors", **layers)
+    return folder / "lora.safetensors"
+
+
+def make_ti(path: Path, seed: int, vectors: int = 2) -> Path:
+    """A textual inversion in the kohya/CivitAI layout (``emb_params``), ``vectors`` tokens long."""
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    save_file({"emb_params": torch.randn(vectors, TINY_CROSS_ATTENTION_DIM, generator=generator)}, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def resolver(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
+    """LoRAs ``style-a`` (with triggers), ``style-b`` (UNet only) and TI ``emb`` on disk."""
+    root = tmp_path_factory.mktemp("adapters")
+    resolver = Resolver()
+    resolver.files["lora", "style-a"] = AdapterFile(make_lora(root / "a", seed=5), ("shiny", "glossy"))
+    resolver.files["lora", "style-b"] = AdapterFile(make_lora(root / "b", seed=6, with_text_encoder=False))
+    resolver.files["ti", "emb"] = AdapterFile(make_ti(root / "emb.safetensors", seed=7))
+    return resolver
+
+
+@pytest.fixture(scope="session")
+def engine(resolver: Resolver) -> Engine:
+    """The engine most tests share: CPU, no safety checker, both tiny models kept loaded."""
+    torch.set_num_threads(2)
+    return Engine(_load_tiny, device="cpu", resolve_adapter=resolver, max_loaded_models=2)
+
+
+@pytest.fixture(scope="session")
+def base_result(engine: Engine) -> GenerationResult:
+    """The base job's output, to compare variations with."""
+    return engine.generate(BASE_SPEC)
