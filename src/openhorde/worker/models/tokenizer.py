@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, cast
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from transformers import CLIPTokenizer
 
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -34,17 +34,29 @@ class VocabularyMissing(RuntimeError):
     """The CLIP merge list is not on this machine."""
 
 
+class TokenizerFiles(BaseSettings):
+    """Where the merge list may be, from ``OPENHORDE_CLIP_VOCAB`` and ``OPENHORDE_WORKER_DATA``.
+
+    Read on its own rather than through ``WorkerSettings``: tests, the benchmark and the export command
+    build pipelines without a worker configuration.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="OPENHORDE_", extra="ignore")
+
+    clip_vocab: Path | None = None
+    worker_data: Path | None = None
+
+
 def default_data_dir() -> Path:
     """Where the worker keeps files it fetched once: ``$OPENHORDE_WORKER_DATA`` or the environment's share/."""
-    configured = os.environ.get("OPENHORDE_WORKER_DATA")
-    return Path(configured) if configured else Path(sys.prefix) / "share" / "openhorde"
+    return TokenizerFiles().worker_data or Path(sys.prefix) / "share" / "openhorde"
 
 
 def vocab_path() -> Path:
     """The merge list: ``$OPENHORDE_CLIP_VOCAB``, the installed ``open_clip`` package, or the data folder."""
     candidates: list[Path] = []
-    if configured := os.environ.get("OPENHORDE_CLIP_VOCAB"):
-        candidates.append(Path(configured))
+    if configured := TokenizerFiles().clip_vocab:
+        candidates.append(configured)
     try:
         import open_clip  # type: ignore[import-not-found]
 
