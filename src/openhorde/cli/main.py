@@ -1,4 +1,5 @@
-"""The ``openhorde`` command: ``serve`` runs the server, ``admin`` manages accounts and models."""
+"""The ``openhorde`` command: ``serve`` runs the server, ``admin`` manages accounts and models, ``worker`` runs a
+worker (``openhorde.worker.cli``, which imports torch only when a worker actually starts)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from openhorde.domain import accounts, catalogue, roles
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import ledger, transfers
 from openhorde.errors import HordeError
+from openhorde.worker.cli import worker_app
 
 app = typer.Typer(help="OpenHorde: an open horde for Stable Diffusion image generation.", no_args_is_help=True)
 admin = typer.Typer(
@@ -27,6 +29,7 @@ admin = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(admin, name="admin")
+app.add_typer(worker_app, name="worker")
 console = Console()
 errors = Console(stderr=True)
 

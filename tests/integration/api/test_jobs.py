@@ -447,10 +447,14 @@ async def test_three_faults_fault_the_request(horde: Horde) -> None:
     for attempt in range(3):
         job = await horde.pop(owner)
         assert len(job["ids"]) == 1, f"attempt {attempt}: {job}"
-        response = await submit_raw(horde, owner, job["ids"][0], state="faulted")
+        reason = [{"type": "information", "value": "see_ref", "ref": f"out of memory #{attempt}"}]
+        response = await submit_raw(horde, owner, job["ids"][0], state="faulted", gen_metadata=reason)
         assert response.status_code == 200 and response.json()["reward"] == 0
     state = await check(horde, request_id)
     assert state["faulted"] and state["done"] and state["restarted"] == 3 and state["waiting"] == 0
+    async with horde.db.unit_of_work() as session:
+        fault_reason = await session.scalar(select(Request.fault_reason).where(Request.id == request_id))
+    assert fault_reason is not None and fault_reason.endswith("the last: out of memory #2")
     assert (await horde.pop(owner))["ids"] == []
     assert await kudos_of(horde, requester) == 100 and await kudos_of(horde, owner) == 0
 

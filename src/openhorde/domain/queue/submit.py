@@ -120,7 +120,7 @@ async def submit(
 
 
 async def _record_fault(session: AsyncSession, job: Job, submission: Submission, now: float) -> float:
-    reason = "; ".join(str(m.get("value", "")) for m in submission.gen_metadata) or "the worker reported a fault"
+    reason = "; ".join(_fault_text(m) for m in submission.gen_metadata) or "the worker reported a fault"
     if await job_queries.claim_faulted(session, job.id, now, reason[:1000], submission.gen_metadata):
         await return_to_queue(session, job.request_id, reason, now)
         await count_abort(session, [job.worker_id])
@@ -158,3 +158,11 @@ async def _record_speed(
     sample = request.things / max(seconds, 0.001)
     speed = sample if worker.speed_pps is None else (1 - SPEED_SMOOTHING) * worker.speed_pps + SPEED_SMOOTHING * sample
     await job_queries.record_delivery(session, worker.id, speed, request.things / 1_000_000, reward_cents)
+
+
+def _fault_text(entry: dict[str, Any]) -> str:
+    """One metadata entry as a reason: its ``ref`` when it says "see_ref", else ``type: value``."""
+    if entry.get("value") == "see_ref" and entry.get("ref"):
+        return str(entry["ref"])
+    text = f"{entry.get('type', '')}: {entry.get('value', '')}"
+    return f"{text} ({entry['ref']})" if entry.get("ref") else text
