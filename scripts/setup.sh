@@ -19,5 +19,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 # Single-file checkpoints carry no tokenizer: the worker builds CLIP's from this merge list (fetched once).
-.venv/bin/python -c "from openhorde.worker.models.tokenizer import fetch_vocab; fetch_vocab()"
+.venv/bin/openhorde worker fetch-vocab
 echo "==> .venv ready ($(.venv/bin/python --version))"

@@ -27,6 +27,7 @@ from openhorde.worker.generation.spec import (
     Metadata,
     SourceProcessing,
     TextualInversionSpec,
+    split_prompt,
 )
 from openhorde.worker.horde_client import PopRequest, SourceUnavailable
 from openhorde.worker.settings import WorkerSettings
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 SEED_MODULUS = 2**32
 DEFAULT_TTL_SECONDS = 150.0
 """Lease assumed when a pop answer carries no ``ttl`` (the AI Horde's minimum)."""
-PROMPT_SEPARATOR = "###"
 SOURCE_PROCESSINGS: tuple[SourceProcessing, ...] = ("txt2img", "img2img", "inpainting", "outpainting")
 UNSUPPORTED_FEATURES = ("post_processing", "control_type", "workflow", "extra_texts")
 """Payload fields asking for features this worker does not have: a non-empty value faults the job."""
@@ -125,12 +125,6 @@ def parse_seed(value: object) -> int:
     if text.isascii() and text.isdigit():
         return int(text) % SEED_MODULUS
     return int.from_bytes(text.encode(), "little") % SEED_MODULUS
-
-
-def split_prompt(prompt: str) -> tuple[str, str]:
-    """Positive and negative prompt: the parts before and after the first ``###`` (further parts are ignored)."""
-    parts = prompt.split(PROMPT_SEPARATOR)
-    return parts[0].strip(), (parts[1].strip() if len(parts) > 1 else "")
 
 
 async def parse_pop(answer: Mapping[str, Any], fetch_image: FetchImage, popped_at: float | None = None) -> Job:

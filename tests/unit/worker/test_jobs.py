@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from openhorde.domain.queue.seeds import parse_seed as server_parse_seed
+from openhorde.worker.generation.spec import split_prompt
 from openhorde.worker.horde_client import HordeClient, SourceUnavailable
-from openhorde.worker.jobs import DEFAULT_TTL_SECONDS, parse_pop, parse_seed, pop_request, split_prompt
+from openhorde.worker.jobs import DEFAULT_TTL_SECONDS, parse_pop, parse_seed, pop_request
 from openhorde.worker.settings import WorkerSettings
 
 

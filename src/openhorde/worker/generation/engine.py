@@ -19,10 +19,10 @@ from openhorde.worker.generation import images as imaging
 from openhorde.worker.generation.adapters import AdapterResolver
 from openhorde.worker.generation.devices import Placement, resolve_placement
 from openhorde.worker.generation.pipelines import LoadedModel, prepare_pipeline
-from openhorde.worker.generation.prompts import encode_prompts, resolve_dynamic, split_prompt
+from openhorde.worker.generation.prompts import encode_prompts, resolve_dynamic
 from openhorde.worker.generation.safety import SafetyChecker, apply_safety
 from openhorde.worker.generation.samplers import seed_scheduler_noise
-from openhorde.worker.generation.spec import GeneratedImage, GenerationResult, GenerationSpec, Metadata
+from openhorde.worker.generation.spec import GeneratedImage, GenerationResult, GenerationSpec, Metadata, split_prompt
 from openhorde.worker.generation.tiling import pipeline_convolutions, seamless_tiling
 
 ModelLoader = Callable[[str], Any]

