@@ -162,10 +162,23 @@ class Engine:
         except Exception as error:
             raise GenerationFailed(f"model {name!r} could not be loaded: {error}") from error
         model = self._models[name] = LoadedModel.create(name, pipe, self._resolve_adapter)
+        self._freeze_heap()
         return model
 
-    def _release_memory(self) -> None:
+    @staticmethod
+    def _freeze_heap() -> None:
+        """Move every object alive now out of the collector's sight.
+
+        The libraries and the loaded models are about half a million Python objects that live as long as the
+        process; a full collection that walks them takes 0.2 s on a CPU core, a pause in which the GPU gets
+        no work. ``_release_memory`` unfreezes first, so an evicted model's objects can still be collected.
+        """
         gc.collect()
+        gc.freeze()
+
+    def _release_memory(self) -> None:
+        gc.unfreeze()
+        self._freeze_heap()
         if self.placement.is_cuda:
             torch.cuda.empty_cache()
 

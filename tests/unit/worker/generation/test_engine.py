@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -233,3 +236,21 @@ def test_img2img_runs_the_requested_number_of_steps(effective: int, strength: fl
     steps = steps_for_strength(effective, strength)
     assert min(int(steps * strength), steps) >= effective
     assert int((steps - 1) * strength) < effective or steps == effective
+
+
+def test_an_evicted_model_is_freed() -> None:
+    """The engine keeps the heap frozen between loads; eviction must still let the old model go."""
+    unets: list[weakref.ref[Any]] = []
+
+    def load(name: str) -> Any:
+        pipe = build_tiny_pipeline(inpainting=name == TINY_INPAINTING)
+        # A reference cycle, as real models have (hooks, adapters): only the collector can free it.
+        pipe.unet.__dict__["cycle"] = [pipe.unet]
+        unets.append(weakref.ref(pipe.unet))
+        return pipe
+
+    engine = Engine(load, device="cpu", max_loaded_models=1)
+    engine.preload(TINY_MODEL_NAME)
+    engine.preload(TINY_INPAINTING)
+    assert engine.loaded_models() == [TINY_INPAINTING]
+    assert unets[0]() is None and unets[1]() is not None
