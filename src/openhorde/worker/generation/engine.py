@@ -102,6 +102,10 @@ class Engine:
         max_loaded_models: int = 1,
     ) -> None:
         self.placement: Placement = resolve_placement(device, dtype)
+        # Noise is drawn where the model runs on CUDA: from a CPU generator, every step of an ancestral sampler
+        # (k_euler_a is the horde's default) would copy its noise to the GPU and wait for the GPU to catch up,
+        # leaving it idle while the next step is launched. Same seed and device still give the same image.
+        self._noise_device = self.placement.device if self.placement.is_cuda else torch.device("cpu")
         self._load_model = load_model
         self._safety = safety_checker
         self._resolve_adapter = resolve_adapter
@@ -203,7 +207,7 @@ class Engine:
                 common = {
                     "guidance_scale": spec.cfg_scale,
                     "num_images_per_prompt": spec.n,
-                    "generator": [torch.Generator().manual_seed(seed) for seed in seeds],
+                    "generator": [torch.Generator(self._noise_device).manual_seed(seed) for seed in seeds],
                     **prompts.kwargs(),
                 }
                 outputs = _run(model, plan, spec, scheduler, common)
