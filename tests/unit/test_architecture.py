@@ -76,6 +76,11 @@ def test_domain_imports_neither_api_nor_cli() -> None:
     assert not _upward_imports("domain", ["api", "cli"])
 
 
+def test_the_worker_talks_to_a_horde_only_over_http() -> None:
+    assert _modules("worker")
+    assert not _upward_imports("worker", ["api", "domain", "storage", "cli", "config"])
+
+
 def test_the_import_walker_sees_imports() -> None:
     """Guard against a contract test that passes because it sees nothing."""
     assert "openhorde.domain.accounts" in _imports(SRC / "api" / "deps.py")
