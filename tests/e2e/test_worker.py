@@ -261,6 +261,8 @@ def test_every_job_kind_is_generated_at_the_requested_size_and_count(horde_facto
         assert len(images) == count, kind
         assert all(image.size == size for image in images), (kind, [image.size for image in images])
         assert all(g["worker_name"] == "all-kinds" and g["state"] == "ok" for g in status["generations"]), kind
+    volunteer = horde.client.get("/find_user", headers={"apikey": horde.owner}).json()
+    assert volunteer["kudos"] > 0, "the worker's owner earned nothing"
 
 
 def test_fixed_seed_reproduces_and_lora_changes_the_image(horde_factory: Callable[..., Horde]) -> None:
