@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pytest
 
+from openhorde.api.schemas.generate import Sampler
 from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.samplers import (
     FALLBACK_SAMPLER,
@@ -29,22 +30,8 @@ def _tiny_config() -> dict[str, Any]:
     return dict(scheduler.config)
 
 
-HORDE_SAMPLERS = [
-    "k_lms",
-    "k_heun",
-    "k_euler",
-    "k_euler_a",
-    "k_dpm_2",
-    "k_dpm_2_a",
-    "k_dpm_fast",
-    "k_dpm_adaptive",
-    "k_dpmpp_2s_a",
-    "k_dpmpp_2m",
-    "dpmsolver",
-    "k_dpmpp_sde",
-    "DDIM",
-    "lcm",
-]
+# Every sampler name the server accepts: the worker must map each one.
+HORDE_SAMPLERS = list(get_args(Sampler))
 
 
 def test_the_table_covers_every_horde_sampler_and_explains_approximations() -> None:
