@@ -96,6 +96,12 @@ class Horde:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
+    async def check(self, request_id: str) -> dict[str, Any]:
+        """``GET /generate/check/{id}``, which must answer 200."""
+        response = await self.client.get(f"/api/v2/generate/check/{request_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
     async def upload_and_submit(
         self, account: Account, job: dict[str, Any], index: int = 0, **extra: Any
     ) -> httpx.Response:

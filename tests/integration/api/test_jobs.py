@@ -62,12 +62,6 @@ async def kudos_of(horde: Horde, account: Account) -> float:
     return float(response.json()["kudos"])
 
 
-async def check(horde: Horde, request_id: str) -> dict[str, Any]:
-    response = await horde.client.get(f"/api/v2/generate/check/{request_id}")
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 async def status(horde: Horde, request_id: str) -> dict[str, Any]:
     response = await horde.client.get(f"/api/v2/generate/status/{request_id}")
     assert response.status_code == 200, response.text
@@ -380,7 +374,7 @@ async def test_submit_r2_without_upload_is_400(horde: Horde) -> None:
     job = await horde.pop(owner)
     response = await submit_raw(horde, owner, job["ids"][0])
     assert response.status_code == 400 and response.json()["rc"] == "ImageValidationFailed"
-    assert (await check(horde, request_id))["processing"] == 1
+    assert (await horde.check(request_id))["processing"] == 1
     assert (await horde.upload_and_submit(owner, job)).status_code == 200
 
 
@@ -429,7 +423,7 @@ async def test_faulted_submit_requeues_the_image(horde: Horde) -> None:
     job = await horde.pop(owner, name="flaky")
     faulted = await submit_raw(horde, owner, job["ids"][0], generation=None, state="faulted")
     assert faulted.status_code == 200 and faulted.json()["reward"] == 0
-    state = await check(horde, request_id)
+    state = await horde.check(request_id)
     assert state["restarted"] == 1 and state["waiting"] == 1 and state["processing"] == 0 and not state["done"]
     assert await kudos_of(horde, owner) == 0
 
@@ -450,7 +444,7 @@ async def test_three_faults_fault_the_request(horde: Horde) -> None:
         reason = [{"type": "information", "value": "see_ref", "ref": f"out of memory #{attempt}"}]
         response = await submit_raw(horde, owner, job["ids"][0], state="faulted", gen_metadata=reason)
         assert response.status_code == 200 and response.json()["reward"] == 0
-    state = await check(horde, request_id)
+    state = await horde.check(request_id)
     assert state["faulted"] and state["done"] and state["restarted"] == 3 and state["waiting"] == 0
     async with horde.db.unit_of_work() as session:
         fault_reason = await session.scalar(select(Request.fault_reason).where(Request.id == request_id))
@@ -467,7 +461,7 @@ async def test_censored_image_is_free_for_the_requester_but_pays_the_worker(hord
     censored = await horde.upload_and_submit(owner, job, 0, state="censored")
     assert censored.status_code == 200 and censored.json()["reward"] > 0
     assert await kudos_of(horde, requester) == 100
-    assert (await check(horde, request_id))["kudos"] == 0
+    assert (await horde.check(request_id))["kudos"] == 0
     ok = await horde.upload_and_submit(owner, job, 1)
     assert ok.status_code == 200
 
@@ -490,7 +484,7 @@ async def test_expired_lease_goes_to_another_worker(horde: Horde) -> None:
     assert len(late["ids"]) == 2
     report = await maintain(horde, time.time() + 10_000)
     assert report.expired_jobs == 2
-    state = await check(horde, request_id)
+    state = await horde.check(request_id)
     assert state["waiting"] == 2 and state["processing"] == 0 and not state["done"]
 
     fresh = await horde.pop(owner, name="fast", amount=2)
@@ -520,7 +514,7 @@ async def test_lease_is_not_expired_before_its_deadline(horde: Horde) -> None:
     job = await horde.pop(owner)
     assert job["ttl"] >= 150
     assert (await maintain(horde, time.time() + job["ttl"] - 30)).expired_jobs == 0
-    assert (await check(horde, request_id))["processing"] == 1
+    assert (await horde.check(request_id))["processing"] == 1
     assert (await horde.upload_and_submit(owner, job)).status_code == 200
 
 

@@ -113,12 +113,6 @@ async def queue_request(horde: Horde, account: Account, prompt: str = "a lightho
     return str(response.json()["id"])
 
 
-async def check(horde: Horde, request_id: str) -> dict[str, Any]:
-    response = await horde.client.get(f"/api/v2/generate/check/{request_id}")
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 async def wait_for(condition: Callable[[], Any], timeout_s: float = 20.0) -> None:
     """Poll ``condition`` (plain or async) until it holds."""
     deadline = time.monotonic() + timeout_s
@@ -134,7 +128,7 @@ async def wait_for(condition: Callable[[], Any], timeout_s: float = 20.0) -> Non
 
 async def wait_done(horde: Horde, request_id: str) -> dict[str, Any]:
     async def done() -> bool:
-        return bool((await check(horde, request_id))["done"])
+        return bool((await horde.check(request_id))["done"])
 
     await wait_for(done)
     response = await horde.client.get(f"/api/v2/generate/status/{request_id}")
@@ -216,7 +210,7 @@ async def test_a_job_the_engine_cannot_do_is_faulted_and_requeued(horde: Horde) 
     async with HordeClient(settings.api_url, settings.api_key, retry=FAST_RETRY, transport=recorder) as client:
         stats = await asyncio.wait_for(Runner(settings, tiny_engine(load), client).run(max_jobs=1), 30)
     assert stats.faulted == 1 and stats.images_done == 0
-    state = await check(horde, request_id)
+    state = await horde.check(request_id)
     assert state["restarted"] == 1 and state["waiting"] == 1 and state["processing"] == 0 and not state["done"]
     faulted = recorder.submits[0]
     assert faulted["state"] == "faulted"
@@ -254,7 +248,7 @@ async def test_graceful_stop_finishes_the_current_job_and_returns_the_waiting_on
         gated.gate.set()
         stats = await asyncio.wait_for(task, 30)
     assert (stats.jobs_done, stats.images_done, stats.faulted) == (1, 1, 1)
-    states = {request_id: await check(horde, request_id) for request_id in (first, second)}
+    states = {request_id: await horde.check(request_id) for request_id in (first, second)}
     finished = [rid for rid, state in states.items() if state["done"]]
     assert len(finished) == 1
     [returned] = [state for state in states.values() if not state["done"]]
@@ -275,4 +269,4 @@ async def test_max_jobs_stops_after_delivering(horde: Horde, engine: Engine) -> 
     async with HordeClient(settings.api_url, settings.api_key, retry=FAST_RETRY) as client:
         stats = await asyncio.wait_for(Runner(settings, engine, client).run(max_jobs=2), 30)
     assert stats.images_done == 2 and len(stats.timeline) == 2
-    assert (await check(horde, request_id))["done"]
+    assert (await horde.check(request_id))["done"]

@@ -42,6 +42,19 @@ def max_diff(left: Image.Image, right: Image.Image) -> int:
     return int(np.abs(pixels(left) - pixels(right)).max())
 
 
+def noise_source(seed: int, width: int = 64, height: int = 64) -> Image.Image:
+    """A random RGB source image, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
+
+
+def square_mask(size: int = 64) -> Image.Image:
+    """A mask that repaints the middle square (16 px from each edge of a 64 px image)."""
+    mask = Image.new("L", (size, size), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return mask
+
+
 class Resolver:
     """The adapter resolver tests hand to the engine: a dict of files the fixtures made."""
 

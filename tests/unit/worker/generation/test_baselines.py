@@ -22,7 +22,7 @@ from openhorde.worker.generation.prompts import encode_prompts
 from openhorde.worker.generation.spec import GenerationResult
 from openhorde.worker.models.tiny import build_tiny_sd2_pipeline, build_tiny_sdxl_pipeline
 
-from .conftest import NUMPY_COPY_WARNING, max_diff, pixels, spec
+from .conftest import NUMPY_COPY_WARNING, max_diff, noise_source, pixels, spec, square_mask
 
 pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
 
@@ -36,14 +36,7 @@ def _load(name: str) -> Any:
 
 
 def _source(width: int = 64, height: int = 64) -> Image.Image:
-    rng = np.random.default_rng(11)
-    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
-
-
-def _square_mask(size: int = 64) -> Image.Image:
-    mask = Image.new("L", (size, size), 0)
-    mask.paste(255, (16, 16, 48, 48))
-    return mask
+    return noise_source(11, width, height)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +128,7 @@ def test_sdxl_img2img_gives_the_requested_size_and_follows_the_source(engine: En
 
 
 def test_sdxl_inpainting_keeps_the_unmasked_region(engine: Engine) -> None:
-    source, mask = _source(), _square_mask()
+    source, mask = _source(), square_mask()
     result = engine.generate(spec(model=SDXL, source_processing="inpainting", source_image=source, source_mask=mask))
     assert result.images[0].image.size == (64, 64)
     inside = np.asarray(mask) > 127

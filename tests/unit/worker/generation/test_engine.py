@@ -14,20 +14,13 @@ from openhorde.worker.generation.spec import GenerationResult, Metadata
 from openhorde.worker.generation.tiling import pipeline_convolutions
 from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
 
-from .conftest import NUMPY_COPY_WARNING, TINY_INPAINTING, max_diff, pixels, spec
+from .conftest import NUMPY_COPY_WARNING, TINY_INPAINTING, max_diff, noise_source, pixels, spec, square_mask
 
 pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
 
 
 def _source(width: int = 64, height: int = 64) -> Image.Image:
-    rng = np.random.default_rng(3)
-    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
-
-
-def _square_mask(size: int = 64) -> Image.Image:
-    mask = Image.new("L", (size, size), 0)
-    mask.paste(255, (16, 16, 48, 48))
-    return mask
+    return noise_source(3, width, height)
 
 
 def test_txt2img_gives_the_requested_size(engine: Engine) -> None:
@@ -146,7 +139,7 @@ def test_img2img_resizes_a_source_of_another_size(engine: Engine) -> None:
 
 
 def test_inpainting_keeps_the_unmasked_region_and_repaints_the_masked_one(engine: Engine) -> None:
-    source, mask = _source(), _square_mask()
+    source, mask = _source(), square_mask()
     result = engine.generate(spec(n=2, source_processing="inpainting", source_image=source, source_mask=mask))
     assert [image.image.size for image in result.images] == [(64, 64), (64, 64)]
     inside = np.asarray(mask) > 127
@@ -189,10 +182,10 @@ def test_an_inpainting_model_serves_every_job_type(engine: Engine) -> None:
     txt2img = engine.generate(spec(model=TINY_INPAINTING))
     img2img = engine.generate(spec(model=TINY_INPAINTING, source_processing="img2img", source_image=_source()))
     painted = engine.generate(
-        spec(model=TINY_INPAINTING, source_processing="inpainting", source_image=_source(), source_mask=_square_mask())
+        spec(model=TINY_INPAINTING, source_processing="inpainting", source_image=_source(), source_mask=square_mask())
     )
     assert {result.images[0].image.size for result in (txt2img, img2img, painted)} == {(64, 64)}
-    inside = np.asarray(_square_mask()) > 127
+    inside = np.asarray(square_mask()) > 127
     assert np.abs(pixels(painted.images[0].image) - pixels(_source()))[~inside].mean() < 2
 
 
