@@ -12,6 +12,8 @@ attention projections, "!" padding, v-prediction), so that their code paths can 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from diffusers import (
     AutoencoderKL,
@@ -37,21 +39,28 @@ _SDXL_SEED = TINY_SEED + 10
 _SD2_SEED = TINY_SEED + 20
 
 
+def _two_level_unet(seed: int, **architecture: Any) -> UNet2DConditionModel:
+    """The UNet layout every tiny model shares (two levels, cross-attention in the deeper one), built under
+    ``seed``; ``architecture`` adds or overrides what sets a baseline apart."""
+    layout: dict[str, Any] = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 2,
+        "sample_size": 32,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return UNet2DConditionModel(**{**layout, **architecture})
+
+
 def tiny_unet(in_channels: int = 4) -> UNet2DConditionModel:
     """A two-level UNet (1.4 M parameters); ``in_channels=9`` gives the inpainting variant."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_SEED)
-        return UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=2,
-            sample_size=32,
-            in_channels=in_channels,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
-            attention_head_dim=8,
-        )
+    return _two_level_unet(
+        TINY_SEED, in_channels=in_channels, cross_attention_dim=TINY_CROSS_ATTENTION_DIM, attention_head_dim=8
+    )
 
 
 def tiny_vae() -> AutoencoderKL:
@@ -100,8 +109,8 @@ def tiny_text_encoder() -> CLIPTextModel:
         return CLIPTextModel(tiny_text_config()).eval()
 
 
-def tiny_scheduler() -> DDIMScheduler:
-    """The SD 1.x noise schedule."""
+def tiny_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """The SD 1.x noise schedule; SD 2's 768-v models use the same one with ``prediction_type="v_prediction"``."""
     return DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -109,6 +118,7 @@ def tiny_scheduler() -> DDIMScheduler:
         clip_sample=False,
         set_alpha_to_one=False,
         steps_offset=1,
+        prediction_type=prediction_type,
     )
 
 
@@ -135,26 +145,18 @@ def tiny_sdxl_unet() -> UNet2DConditionModel:
     As in SDXL: linear attention projections, more transformer layers in the deeper block, and the pooled text
     embedding plus six embedded size/crop numbers added to the time embedding.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_SDXL_SEED)
-        return UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=2,
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            attention_head_dim=(2, 4),  # diffusers reads this as the number of heads per block
-            use_linear_projection=True,
-            transformer_layers_per_block=(1, 2),
-            addition_embed_type="text_time",
-            addition_time_embed_dim=TINY_SDXL_TIME_EMBED_DIM,
-            # original size, crop top-left and target size (2 numbers each), plus the second encoder's pooled output.
-            projection_class_embeddings_input_dim=6 * TINY_SDXL_TIME_EMBED_DIM + TINY_SDXL_TEXT_DIM,
-            # The pipeline concatenates both encoders' hidden states.
-            cross_attention_dim=2 * TINY_SDXL_TEXT_DIM,
-        )
+    return _two_level_unet(
+        _SDXL_SEED,
+        attention_head_dim=(2, 4),  # diffusers reads this as the number of heads per block
+        use_linear_projection=True,
+        transformer_layers_per_block=(1, 2),
+        addition_embed_type="text_time",
+        addition_time_embed_dim=TINY_SDXL_TIME_EMBED_DIM,
+        # original size, crop top-left and target size (2 numbers each), plus the second encoder's pooled output.
+        projection_class_embeddings_input_dim=6 * TINY_SDXL_TIME_EMBED_DIM + TINY_SDXL_TEXT_DIM,
+        # The pipeline concatenates both encoders' hidden states.
+        cross_attention_dim=2 * TINY_SDXL_TEXT_DIM,
+    )
 
 
 def tiny_sdxl_text_encoders() -> tuple[CLIPTextModel, CLIPTextModelWithProjection]:
@@ -196,35 +198,12 @@ def build_tiny_sdxl_pipeline() -> StableDiffusionXLPipeline:
 # SD 2
 
 
-def tiny_sd2_scheduler() -> DDIMScheduler:
-    """SD 2's 768-v noise schedule: SD 1's, but the UNet predicts v (as the shipped ``configs/sd2``)."""
-    return DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="v_prediction",
-    )
-
-
 def build_tiny_sd2_pipeline() -> StableDiffusionPipeline:
     """A tiny SD 2 (768-v style) pipeline: linear projections, "!" padding, GELU encoder, v-prediction."""
+    unet = _two_level_unet(
+        _SD2_SEED, cross_attention_dim=TINY_CROSS_ATTENTION_DIM, attention_head_dim=(2, 4), use_linear_projection=True
+    )
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_SD2_SEED)
-        unet = UNet2DConditionModel(
-            block_out_channels=(32, 64),
-            layers_per_block=2,
-            sample_size=32,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
-            attention_head_dim=(2, 4),
-            use_linear_projection=True,
-        )
         torch.manual_seed(_SD2_SEED + 1)
         text_encoder = CLIPTextModel(tiny_text_config("!", hidden_act="gelu")).eval()
     # The VAE is SD 1's (SD 2 kept the same autoencoder).
@@ -233,7 +212,7 @@ def build_tiny_sd2_pipeline() -> StableDiffusionPipeline:
         vae=tiny_vae(),
         text_encoder=text_encoder,
         tokenizer=clip_tokenizer("!"),
-        scheduler=tiny_sd2_scheduler(),
+        scheduler=tiny_scheduler("v_prediction"),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
