@@ -75,19 +75,27 @@ class SamplerChoice:
         """Whether the job runs the sampler it asked for: karras=True on a sampler without karras is not."""
         return self.exact and (not karras or self.supports_karras())
 
-    def describe(self, karras: bool) -> str:
-        """Class and kwargs as a short string, e.g. ``DPMSolverMultistepScheduler(solver_order=2)``."""
+    def resolve(self, karras: bool) -> tuple[type[Any], dict[str, Any]]:
+        """The scheduler class and its own kwargs for this choice, with or without karras sigmas."""
         cls = self.karras_scheduler if karras and self.karras_scheduler else self.scheduler
         kwargs = dict(self.kwargs)
         if karras and _accepts(cls, "use_karras_sigmas"):
+            # diffusers allows only one of karras/exponential/beta spacing.
             kwargs.pop("use_exponential_sigmas", None)
             kwargs["use_karras_sigmas"] = True
+        return cls, kwargs
+
+    def describe(self, karras: bool) -> str:
+        """Class and kwargs as a short string, e.g. ``DPMSolverMultistepScheduler(solver_order=2)``."""
+        cls, kwargs = self.resolve(karras)
         args = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
         return f"{cls.__name__}({args})"
 
 
 _NO_KARRAS = "karras ignored: this scheduler steps on timesteps, not sigmas"
 _DPMPP = {"algorithm_type": "dpmsolver++"}
+_DPM_FAST = {**_DPMPP, "solver_order": 3, "lower_order_final": True, "use_exponential_sigmas": True}
+"""k_dpm_fast and k_dpm_adaptive: neither exists in diffusers, both get this fixed-step 3rd-order DPM++."""
 
 SAMPLER_TABLE: dict[str, SamplerChoice] = {
     choice.horde_name: choice
@@ -110,14 +118,14 @@ SAMPLER_TABLE: dict[str, SamplerChoice] = {
         SamplerChoice(
             "k_dpm_fast",
             DPMSolverSinglestepScheduler,
-            {**_DPMPP, "solver_order": 3, "lower_order_final": True, "use_exponential_sigmas": True},
+            _DPM_FAST,
             exact=False,
             note="DPM-Solver-fast is not in diffusers; 3rd-order DPM++ singlestep on log-spaced sigmas instead",
         ),
         SamplerChoice(
             "k_dpm_adaptive",
             DPMSolverSinglestepScheduler,
-            {**_DPMPP, "solver_order": 3, "lower_order_final": True, "use_exponential_sigmas": True},
+            _DPM_FAST,
             exact=False,
             note="no adaptive step size in diffusers; fixed-step 3rd-order DPM++ singlestep (as k_dpm_fast)",
         ),
@@ -168,12 +176,7 @@ def lookup_sampler(name: str) -> tuple[SamplerChoice, Metadata | None]:
 
 def build_scheduler(base_config: Mapping[str, Any], choice: SamplerChoice, karras: bool) -> Any:
     """A new scheduler for ``choice`` on the model's noise schedule (``base_config`` is its scheduler config)."""
-    cls = choice.karras_scheduler if karras and choice.karras_scheduler else choice.scheduler
-    kwargs = dict(choice.kwargs)
-    if karras and _accepts(cls, "use_karras_sigmas"):
-        # diffusers allows only one of karras/exponential/beta spacing.
-        kwargs.pop("use_exponential_sigmas", None)
-        kwargs["use_karras_sigmas"] = True
+    cls, kwargs = choice.resolve(karras)
     # SD checkpoints ship the LDM "leading" spacing, which starts k-samplers below the top noise level at few
     # steps; k-diffusion spaces sigma-samplers over the whole range ("linspace"). Other spacings (e.g. the
     # "trailing" of zero-SNR models) are deliberate and kept; diffusers would drop them when the config
