@@ -29,7 +29,8 @@ BACKENDS = [b for b in os.environ.get("OPENHORDE_TEST_BACKENDS", "sqlite,postgre
 TEMPLATE_NAME = f"openhorde_template_{os.getpid()}"
 
 
-async def _admin_execute(sql: str) -> None:
+async def admin_execute(sql: str) -> None:
+    """Run one statement on the test PostgreSQL server's maintenance database (outside a transaction)."""
     connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     try:
         await connection.execute(sql)
@@ -68,11 +69,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """A migrated PostgreSQL database to clone for each test."""
-    _run_in_thread(_admin_execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}"'))
-    _run_in_thread(_admin_execute(f'CREATE DATABASE "{TEMPLATE_NAME}"'))
+    _run_in_thread(admin_execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}"'))
+    _run_in_thread(admin_execute(f'CREATE DATABASE "{TEMPLATE_NAME}"'))
     _run_in_thread(_migrate(postgres_url(TEMPLATE_NAME)))
     yield TEMPLATE_NAME
-    _run_in_thread(_admin_execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)'))
+    _run_in_thread(admin_execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_NAME}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -92,6 +93,6 @@ async def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequ
         return
     template = request.getfixturevalue("postgres_template")
     name = f"openhorde_test_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     yield postgres_url(name)
-    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import pytest
+from tests.conftest import admin_execute, postgres_url
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 STARTUP_TIMEOUT_S = 60.0
 
 
@@ -89,28 +88,15 @@ def wait_until_up(server: LiveServer, timeout: float = STARTUP_TIMEOUT_S) -> Non
     pytest.fail(f"{url} did not return 200 within {timeout:.0f}s (last: {last}):\n{server.log_tail()}")
 
 
-def _pg_execute(sql: str) -> None:
-    """Run one statement on the server's maintenance database (outside a transaction)."""
-
-    async def run() -> None:
-        connection = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture
 def fresh_postgres_database() -> Iterator[str]:
     """Create an empty database, yield its SQLAlchemy asyncpg URL, drop it afterwards."""
     name = f"openhorde_e2e_{uuid.uuid4().hex[:12]}"
-    _pg_execute(f'CREATE DATABASE "{name}"')
+    asyncio.run(admin_execute(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+        yield postgres_url(name)
     finally:
-        _pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -22,7 +21,7 @@ from sqlalchemy.engine import Connection
 from openhorde.storage.db import Database
 from openhorde.storage.migrate import alembic_config, upgrade_to_head
 from openhorde.storage.tables import Base
-from tests.conftest import POSTGRES_ADMIN_DSN, postgres_url
+from tests.conftest import admin_execute, postgres_url
 
 # SQLite reports the expression index ``ix_requests_queue (queue_rank DESC, id)`` as a plain
 # column index on ``queue_rank``; Alembic cannot compare that with the model's textual
@@ -30,14 +29,6 @@ from tests.conftest import POSTGRES_ADMIN_DSN, postgres_url
 # pair from the diff on SQLite only, and check the index's real definition in
 # ``test_queue_index_is_the_partial_descending_index`` instead.
 SQLITE_UNCOMPARABLE_INDEXES = frozenset({"ix_requests_queue"})
-
-
-async def _admin_execute(sql: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
@@ -51,13 +42,13 @@ async def empty_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
             await db.dispose()
         return
     name = f"openhorde_migration_{uuid.uuid4().hex[:12]}"
-    await _admin_execute(f'CREATE DATABASE "{name}"')
+    await admin_execute(f'CREATE DATABASE "{name}"')
     db = Database(postgres_url(name))
     try:
         yield db
     finally:
         await db.dispose()
-        await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _schema_diff(connection: Connection) -> list[Any]:
