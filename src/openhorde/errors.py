@@ -21,7 +21,8 @@ one handler; anything else is logged and answered with a generic 500.
     │   ├── AnonForbidden             AnonForbiddenWorker / AnonForbiddenUserMod
     │   ├── KudosUpfront, WorkerMaintenance, DeletedUser, TooManyWorkers, InvalidUploadSignature
     ├── NotFound (404)
-    │   └── InvalidJobID, RequestNotFound, WorkerNotFound, UserNotFound, ModelNotFound, BlobNotFound
+    │   └── InvalidJobID, RequestNotFound, WorkerNotFound, UserNotFound, ModelNotFound, BlobNotFound,
+    │       GalleryImageNotFound
     ├── PayloadTooLarge (413)
     ├── Locked (423)                  a worker with jobs in progress cannot be deleted
     └── TooManyPrompts (429)
@@ -40,6 +41,7 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "InvalidUploadSignature",
         "UploadTooLarge",
         "BlobNotFound",
+        "GalleryImageNotFound",
         "ModelNotFound",
         "InternalServerError",
         "SourceImageUnreadable",
@@ -316,6 +318,12 @@ class ModelNotFound(NotFound):
     """Model not found."""
 
     rc = "ModelNotFound"
+
+
+class GalleryImageNotFound(NotFound):
+    """This image is not in your gallery."""
+
+    rc = "GalleryImageNotFound"
 
 
 class BlobNotFound(NotFound):

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from openhorde import __version__
 from openhorde.api.errors import install_error_handlers
-from openhorde.api.routes import blobs, generate, jobs, kudos, status, users, workers
+from openhorde.api.routes import blobs, gallery, generate, jobs, kudos, status, users, workers
 from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue
 from openhorde.domain.context import HordeContext
@@ -23,12 +23,14 @@ from openhorde.storage.blobs import BlobStore
 from openhorde.storage.db import Database
 from openhorde.storage.migrate import upgrade_to_head
 from openhorde.storage.secrets import load_or_create_secret
+from openhorde.web import mount_web_ui
 
 log = logging.getLogger(__name__)
 
 API_DESCRIPTION = """OpenHorde speaks the AI Horde v2 image API: the same paths, fields and return codes,
 so existing clients, bots and workers work unchanged. Errors are `{"message": ..., "rc": ...}`.
-Extensions of ours: `POST /api/v2/register`, and `/blobs/...` presigned image URLs."""
+Extensions of ours: `POST /api/v2/register`, `/blobs/...` presigned image URLs, `"gallery": true` on
+`POST /generate/async` with `/api/v2/gallery` to list and delete kept images, and `GET /api/v2/kudos/history`."""
 
 
 async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
@@ -90,8 +92,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v2")
-    for module in (generate, jobs, workers, users, status, kudos):
+    for module in (generate, jobs, workers, users, status, kudos, gallery):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(blobs.router)
+    mount_web_ui(app)
     return app

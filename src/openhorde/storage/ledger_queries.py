@@ -145,3 +145,35 @@ async def transaction_memo(session: AsyncSession, kind: str, reference: str) -> 
     return await session.scalar(
         select(KudosTransaction.memo).where(KudosTransaction.kind == kind, KudosTransaction.reference == reference)
     )
+
+
+async def user_history(
+    session: AsyncSession, user_id: int, offset: int, limit: int
+) -> list[tuple[int, float, str, str, int]]:
+    """A user's transactions, newest first: ``(id, created_at, kind, memo, net amount in hundredths)``.
+
+    A transaction can touch one account twice (an owner's worker serving the owner's own request), so
+    amounts are summed per transaction.
+    """
+    rows = await session.execute(
+        select(
+            KudosTransaction.id,
+            KudosTransaction.created_at,
+            KudosTransaction.kind,
+            KudosTransaction.memo,
+            func.sum(KudosPosting.amount_cents),
+        )
+        .join(KudosTransaction, KudosTransaction.id == KudosPosting.transaction_id)
+        .where(KudosPosting.user_id == user_id)
+        .group_by(KudosTransaction.id, KudosTransaction.created_at, KudosTransaction.kind, KudosTransaction.memo)
+        .order_by(KudosTransaction.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [(int(i), float(at), str(kind), str(memo), int(total)) for i, at, kind, memo, total in rows]
+
+
+async def user_transaction_count(session: AsyncSession, user_id: int) -> int:
+    """How many transactions touched a user's account."""
+    query = select(func.count(func.distinct(KudosPosting.transaction_id))).where(KudosPosting.user_id == user_id)
+    return int(await session.scalar(query) or 0)

@@ -50,6 +50,7 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
         allow_downgrade=body.allow_downgrade,
         disable_batching=body.disable_batching,
         webhook=body.webhook,
+        gallery=body.gallery,
         client_agent=client_agent[:1000],
     )
 

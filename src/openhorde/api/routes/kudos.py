@@ -1,14 +1,22 @@
-"""``/kudos/*``: transfers and awards."""
+"""``/kudos/*``: transfers, awards, and the caller's history."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 
 from openhorde.api.deps import ApiUser, SessionDep
-from openhorde.api.schemas.kudos import KudosAwarded, KudosAwardInput, KudosTransferInput, KudosTransferred
-from openhorde.domain.kudos import transfers
+from openhorde.api.schemas.kudos import (
+    KudosAwarded,
+    KudosAwardInput,
+    KudosHistory,
+    KudosHistoryEntry,
+    KudosTransferInput,
+    KudosTransferred,
+)
+from openhorde.domain.kudos import history, transfers
 
 router = APIRouter(prefix="/kudos", tags=["kudos"])
 
@@ -27,3 +35,16 @@ async def transfer(
 @router.post("/award", response_model=KudosAwarded, summary="Mint kudos for a user (admins)")
 async def award(body: KudosAwardInput, session: SessionDep, user: ApiUser) -> KudosAwarded:
     return KudosAwarded(awarded=await transfers.award(session, user, body.username, body.amount))
+
+
+@router.get("/history", response_model=KudosHistory, summary="Your kudos transactions, newest first (OpenHorde)")
+async def kudos_history(
+    session: SessionDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
+) -> KudosHistory:
+    found = await history.history(session, user, page)
+    return KudosHistory(
+        entries=[KudosHistoryEntry(**asdict(entry)) for entry in found.entries],
+        page=found.page,
+        pages=found.pages,
+        total=found.total,
+    )

@@ -129,6 +129,10 @@ class GenerationInput(WireModel):
     disable_batching: bool = False
     allow_downgrade: bool = False
     webhook: str | None = Field(default=None, min_length=10, max_length=1024, pattern=r"^https?://")
+    gallery: bool = Field(
+        default=False,
+        description="OpenHorde: keep each finished image in your gallery (GET /api/v2/gallery); registered users.",
+    )
 
     @field_validator("source_image", "source_mask", mode="before")
     @classmethod

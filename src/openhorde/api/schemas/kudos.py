@@ -23,3 +23,18 @@ class KudosAwardInput(WireModel):
 
 class KudosAwarded(ResponseModel):
     awarded: int
+
+
+class KudosHistoryEntry(ResponseModel):
+    id: int
+    created_at: float
+    kind: str
+    memo: str
+    amount: float
+
+
+class KudosHistory(ResponseModel):
+    entries: list[KudosHistoryEntry]
+    page: int
+    pages: int
+    total: int

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.domain import gallery
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.states import RequestState
 from openhorde.storage import queue_queries
@@ -112,7 +113,7 @@ async def remove_old_requests(session: AsyncSession, ctx: HordeContext, now: flo
     ids = await queue_queries.expired_request_ids(session, now - ctx.settings.result_retention_seconds, SWEEP_BATCH)
     if not ids:
         return 0
-    keys = await queue_queries.blob_keys_of(session, ids)
+    keys = await gallery.without_kept(session, await queue_queries.blob_keys_of(session, ids))
     await queue_queries.delete_requests(session, ids)
     await ctx.blobs.delete_many(keys)
     return len(ids)

@@ -77,6 +77,7 @@ class NewRequest:
     allow_downgrade: bool = False
     disable_batching: bool = False
     webhook: str | None = None
+    gallery: bool = False
     client_agent: str = "unknown:0:unknown"
 
 
@@ -282,6 +283,7 @@ async def create_request(
         "seed": seed,
         "seed_variation": seed_variation,
         "webhook": new.webhook,
+        "gallery": new.gallery and not is_anonymous(user),
         "client_agent": new.client_agent,
     }
     await queue_queries.insert_request(session, row)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import images
+from openhorde.domain import gallery, images
 from openhorde.domain.accounts import ANONYMOUS_USER_ID
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import ledger
@@ -101,18 +101,21 @@ async def submit(
         or submission.censored
         or any(m.get("type") == "censorship" for m in submission.gen_metadata)
     )
+    claimed_seed = submission.seed if submission.seed is not None else job.seed
     claimed = await job_queries.claim_done(
         session,
         job.id,
         now=moment,
         image_key=image_key,
         censored=censored,
-        seed=submission.seed if submission.seed is not None else job.seed,
+        seed=claimed_seed,
         gen_metadata=submission.gen_metadata,
         reward_cents=request.price_cents,
     )
     if not claimed:
         raise DuplicateGen("This job has already been submitted.")
+    if request.gallery and not censored:
+        await gallery.keep_image(session, request, job, worker, image_key, claimed_seed, moment)
     charged = await _settle(session, job, request, worker, censored, moment)
     await job_queries.finish_image(session, request.id, charged, moment)
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)

@@ -2,6 +2,7 @@
 
 from openhorde.storage.tables.base import Base
 from openhorde.storage.tables.catalogue import CatalogueModel
+from openhorde.storage.tables.gallery import GalleryImage
 from openhorde.storage.tables.ledger import KudosPosting, KudosTransaction
 from openhorde.storage.tables.requests import Job, Request, RequestModel, RequestWorker
 from openhorde.storage.tables.users import User
@@ -10,6 +11,7 @@ from openhorde.storage.tables.workers import Worker, WorkerModel
 __all__ = [
     "Base",
     "CatalogueModel",
+    "GalleryImage",
     "Job",
     "KudosPosting",
     "KudosTransaction",

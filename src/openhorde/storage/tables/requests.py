@@ -81,6 +81,8 @@ class Request(Base):
     webhook: Mapped[str | None] = mapped_column(String(1024), default=None)
     client_agent: Mapped[str] = mapped_column(String(1000), default="unknown:0:unknown")
     fault_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    gallery: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Keep each finished image in the requester's gallery (an OpenHorde extension; registered users only)."""
 
 
 class RequestModel(Base):
