@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.client.cli import register_client_commands
 from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue, roles
 from openhorde.domain.context import HordeContext
@@ -30,14 +31,15 @@ admin = typer.Typer(
 )
 app.add_typer(admin, name="admin")
 app.add_typer(worker_app, name="worker")
+register_client_commands(app)
 console = Console()
 errors = Console(stderr=True)
 
-HostOption = Annotated[str | None, typer.Option(help="Address to listen on [env OPENHORDE_HOST; 127.0.0.1].")]
-PortOption = Annotated[int | None, typer.Option(help="Port [env OPENHORDE_PORT; 7001].")]
+HostOption = Annotated[str | None, typer.Option(help="Address to listen on (env OPENHORDE_HOST; default 127.0.0.1).")]
+PortOption = Annotated[int | None, typer.Option(help="Port (env OPENHORDE_PORT; default 7001).")]
 DataDirOption = Annotated[
     Path | None,
-    typer.Option(help="Data directory: database, images, secret [env OPENHORDE_DATA_DIR; ./horde-data]."),
+    typer.Option(help="Data directory: database, images, secret (env OPENHORDE_DATA_DIR; default ./horde-data)."),
 ]
 
 T = TypeVar("T")
@@ -52,7 +54,7 @@ def build_settings(host: str | None = None, port: int | None = None, data_dir: P
 WorkersOption = Annotated[
     int | None,
     typer.Option(
-        help="Server processes sharing the port [env OPENHORDE_WORKERS; 1]. Use PostgreSQL with more than one."
+        help="Server processes sharing the port (env OPENHORDE_WORKERS; default 1). Use PostgreSQL with more than one."
     ),
 ]
 

@@ -1,0 +1,160 @@
+"""The body of ``POST /api/v2/generate/async`` (AI Horde v2 field names), built from the command's options.
+
+Every parameter is sent explicitly, even at its documented default, so the same command asks the same of
+every server (the public AI Horde's server applies other defaults than its own documentation to a few).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+
+NEGATIVE_SEPARATOR = "###"
+"""The AI Horde's prompt syntax: ``positive###negative``."""
+LORA_STRENGTH_LIMIT = 5.0
+"""LoRA strengths (model and clip) must lie within ±this."""
+SOURCE_WEBP_QUALITY = 95
+
+SourceProcessing = Literal["img2img", "inpainting", "outpainting"]
+
+
+class InputFileError(ValueError):
+    """A source image or mask that cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class LoraChoice:
+    """A LoRA and the strength applied to both the model and the text encoder."""
+
+    name: str
+    strength: float = 1.0
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``params.loras`` item."""
+        return {"name": self.name, "model": self.strength, "clip": self.strength}
+
+
+def parse_lora(text: str) -> LoraChoice:
+    """``NAME`` or ``NAME:STRENGTH`` (the strength applies to model and clip); ``ValueError`` says what is wrong."""
+    name, sep, tail = text.rpartition(":")
+    if not sep:
+        name, tail = text, ""
+    name = name.strip()
+    if not name:
+        raise ValueError(f"'{text}' has no LoRA name (use NAME or NAME:STRENGTH)")
+    if not tail.strip():
+        if sep:
+            raise ValueError(f"'{text}' has an empty strength after ':' (use NAME or NAME:STRENGTH)")
+        return LoraChoice(name)
+    try:
+        strength = float(tail)
+    except ValueError:
+        raise ValueError(f"'{text}': the strength '{tail}' is not a number (use NAME or NAME:STRENGTH)") from None
+    if not math.isfinite(strength) or abs(strength) > LORA_STRENGTH_LIMIT:
+        raise ValueError(
+            f"'{text}': the strength must lie between -{LORA_STRENGTH_LIMIT:g} and {LORA_STRENGTH_LIMIT:g}"
+        )
+    return LoraChoice(name, strength)
+
+
+def split_prompt(prompt: str) -> tuple[str, str]:
+    """The positive and negative parts of a prompt in the AI Horde's ``positive###negative`` syntax."""
+    positive, _sep, negative = prompt.partition(NEGATIVE_SEPARATOR)
+    return positive, negative
+
+
+def encode_image(path: Path, *, as_mask: bool = False) -> str:
+    """A picture file as base64 WebP, as ``source_image`` / ``source_mask`` want it; ``InputFileError`` if unreadable.
+
+    A mask becomes greyscale (white = repaint). A source keeps its transparency (outpainting reads it), so
+    an image with alpha is stored losslessly; others as high-quality lossy WebP, to stay under upload limits.
+    """
+    what = "mask" if as_mask else "source image"
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = opened.convert("L") if as_mask else _without_palette(opened)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputFileError(f"the {what} {path} is not an image that can be read ({exc})") from exc
+    buffer = io.BytesIO()
+    if as_mask or image.mode == "RGBA":
+        image.save(buffer, format="WEBP", lossless=True)
+    else:
+        image.save(buffer, format="WEBP", quality=SOURCE_WEBP_QUALITY)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _without_palette(image: Image.Image) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    return image.convert("RGBA" if has_alpha else "RGB")
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """What ``openhorde generate`` asks for; ``to_wire()`` is the ``generate/async`` body."""
+
+    prompt: str
+    negative: str = ""
+    models: tuple[str, ...] = ()
+    width: int = 512
+    height: int = 512
+    steps: int = 30
+    sampler: str = "k_euler_a"
+    cfg_scale: float = 7.5
+    seed: str | None = None
+    count: int = 1
+    karras: bool = False
+    loras: tuple[LoraChoice, ...] = ()
+    denoising_strength: float | None = None
+    source_image: str | None = None
+    source_mask: str | None = None
+    source_processing: SourceProcessing = "img2img"
+    nsfw: bool = False
+    censor_nsfw: bool = False
+
+    @property
+    def full_prompt(self) -> str:
+        """The prompt as sent: the negative prompt appended after ``###``."""
+        return f"{self.prompt}{NEGATIVE_SEPARATOR}{self.negative}" if self.negative else self.prompt
+
+    def params(self) -> dict[str, Any]:
+        """The ``params`` object."""
+        params: dict[str, Any] = {
+            "width": self.width,
+            "height": self.height,
+            "steps": self.steps,
+            "sampler_name": self.sampler,
+            "cfg_scale": self.cfg_scale,
+            "n": self.count,
+            "karras": self.karras,
+        }
+        if self.seed is not None:
+            params["seed"] = self.seed  # a string: the AI Horde hashes any text into a seed
+        if self.loras:
+            params["loras"] = [lora.to_wire() for lora in self.loras]
+        if self.denoising_strength is not None:
+            params["denoising_strength"] = self.denoising_strength
+        return params
+
+    def to_wire(self) -> dict[str, Any]:
+        """The whole ``POST /generate/async`` body."""
+        body: dict[str, Any] = {
+            "prompt": self.full_prompt,
+            "params": self.params(),
+            "models": list(self.models),
+            "nsfw": self.nsfw,
+            "censor_nsfw": self.censor_nsfw,
+            "r2": True,
+        }
+        if self.source_image is not None:
+            body["source_image"] = self.source_image
+            body["source_processing"] = self.source_processing
+        if self.source_mask is not None:
+            body["source_mask"] = self.source_mask
+        return body
