@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.cli.up import up
 from openhorde.client.cli import register_client_commands
 from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue, roles
@@ -32,6 +33,7 @@ admin = typer.Typer(
 app.add_typer(admin, name="admin")
 app.add_typer(worker_app, name="worker")
 register_client_commands(app)
+app.command()(up)
 console = Console()
 errors = Console(stderr=True)
 
