@@ -432,6 +432,7 @@ async def test_faulted_submit_requeues_the_image(horde: Horde) -> None:
     assert (await horde.upload_and_submit(owner, retry)).status_code == 200
     final = await status(horde, request_id)
     assert final["done"] and not final["faulted"] and final["finished"] == 1 and final["restarted"] == 1
+    assert final["fault_reason"] is None
     assert [g["id"] for g in final["generations"]] == retry["ids"]
 
 
@@ -446,9 +447,9 @@ async def test_three_faults_fault_the_request(horde: Horde) -> None:
         assert response.status_code == 200 and response.json()["reward"] == 0
     state = await horde.check(request_id)
     assert state["faulted"] and state["done"] and state["restarted"] == 3 and state["waiting"] == 0
-    async with horde.db.unit_of_work() as session:
-        fault_reason = await session.scalar(select(Request.fault_reason).where(Request.id == request_id))
-    assert fault_reason is not None and fault_reason.endswith("the last: out of memory #2")
+    assert state["fault_reason"].endswith("the last: out of memory #2")
+    full = await horde.client.get(f"/api/v2/generate/status/{request_id}")
+    assert full.json()["fault_reason"] == state["fault_reason"]
     assert (await horde.pop(owner))["ids"] == []
     assert await kudos_of(horde, requester) == 100 and await kudos_of(horde, owner) == 0
 

@@ -91,6 +91,7 @@ def _check_body(s: status.RequestStatus) -> dict[str, object]:
         "queue_position": s.queue_position,
         "kudos": s.kudos,
         "is_possible": s.is_possible,
+        "fault_reason": s.fault_reason if s.faulted else None,
     }
 
 

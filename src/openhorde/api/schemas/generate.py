@@ -173,6 +173,9 @@ class RequestStatusCheck(ResponseModel):
     queue_position: int
     kudos: float
     is_possible: bool
+    fault_reason: str | None = Field(
+        default=None, description="OpenHorde: why a faulted request failed (null unless faulted)."
+    )
 
 
 class GenerationMetadata(ResponseModel):
