@@ -70,6 +70,12 @@ class Efficiency:
     gap_p95_ms: float
     images_per_s: float
     job_median_s: float
+    job_ms: list[float]
+    """Each job's generation time, in the order the jobs started."""
+
+
+PYTHON_SWITCH_INTERVAL_S = 0.005
+"""Python's default thread switch interval, for the ``--switch-ab`` comparison."""
 
 
 def free_port() -> int:
@@ -162,6 +168,7 @@ def measure(timeline: list[TimelineEntry]) -> Efficiency:
         gap_p95_ms=ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
         images_per_s=images / wall if wall else 0.0,
         job_median_s=statistics.median(entry.end - entry.start for entry in entries),
+        job_ms=[(entry.end - entry.start) * 1000 for entry in entries],
     )
 
 
@@ -214,6 +221,7 @@ def report(title: str, result: Efficiency) -> None:
     print(f"  jobs {result.jobs}, images {result.images}, wall {result.wall_s:.2f} s, {result.images_per_s:.2f} img/s")
     mean_ms = result.wall_s * result.busy_fraction / max(result.jobs, 1) * 1000
     print(f"  one job's generation: median {result.job_median_s * 1000:.0f} ms, mean {mean_ms:.0f} ms")
+    print(f"  each job, in order (ms): {' '.join(f'{ms:.0f}' for ms in result.job_ms)}")
     print(f"  pipeline busy {result.busy_fraction * 100:.1f} % of wall time (target ≥ 95 %)")
     print(f"  gap between jobs: median {result.gap_median_ms:.1f} ms, p95 {result.gap_p95_ms:.1f} ms (target ≤ 20 ms)")
 
@@ -286,7 +294,7 @@ def bare_loop(pipe: Any, workload: Workload, images: int) -> float:
     return rate
 
 
-def gpu_comparison(jobs: int, rounds: int) -> None:
+def gpu_comparison(jobs: int, rounds: int, switch_ab: bool = False) -> None:
     """Bare loop and worker in turns (bare, worker, bare, …, bare), so drift in the GPU's speed hits both."""
     import torch
 
@@ -296,17 +304,32 @@ def gpu_comparison(jobs: int, rounds: int) -> None:
     # The engine turns on TF32 and cuDNN autotuning for the process: build it first so both sides share them.
     engine = Engine(lambda name: pipe, device="cuda")
     engine.preload("stable_diffusion")
+    tuned = sys.getswitchinterval()  # what the engine set for CUDA
     bare_rates = [bare_loop(pipe, workload, jobs)]
-    worker_runs: list[Efficiency] = []
+    worker_runs: dict[float, list[Efficiency]] = {}
     for round_number in range(1, rounds + 1):
-        worker_runs.append(run_benchmark(workload, engine))
-        report(f"  worker on the same pipeline, round {round_number}", worker_runs[-1])
+        # With switch_ab, odd rounds run with Python's default switch interval: the engine's setting is
+        # then measured against its absence on the same warm GPU.
+        interval = PYTHON_SWITCH_INTERVAL_S if switch_ab and round_number % 2 else tuned
+        sys.setswitchinterval(interval)
+        worker_runs.setdefault(interval, []).append(run_benchmark(workload, engine))
+        sys.setswitchinterval(tuned)
+        title = f"  worker on the same pipeline, round {round_number} (switch interval {interval * 1000:g} ms)"
+        report(title, worker_runs[interval][-1])
         bare_rates.append(bare_loop(pipe, workload, jobs))
-    worker_rate = sum(run.images for run in worker_runs) / sum(run.wall_s for run in worker_runs)
     bare_rate = statistics.mean(bare_rates)
-    print(f"\n  over {rounds} round(s): worker {worker_rate:.3f} img/s, bare loop {bare_rate:.3f} img/s (mean of")
-    print(f"  {len(bare_rates)} runs, {min(bare_rates):.3f}–{max(bare_rates):.3f}): worker = ")
-    print(f"  {worker_rate / bare_rate * 100:.1f} % of the bare loop (target ≥ 97 %)")
+    spread = f"{min(bare_rates):.3f}–{max(bare_rates):.3f}"
+    print(f"\n  bare loop {bare_rate:.3f} img/s (mean of {len(bare_rates)} runs, {spread})")
+    for interval, runs in sorted(worker_runs.items()):
+        worker_rate = sum(run.images for run in runs) / sum(run.wall_s for run in runs)
+        print(
+            f"  switch interval {interval * 1000:g} ms, {len(runs)} round(s): worker {worker_rate:.3f} img/s = "
+            f"{worker_rate / bare_rate * 100:.1f} % of the bare loop (target ≥ 97 %)"
+        )
+        # A runner starts fresh generation threads; each thread's first CUDA work sets up its own cuBLAS and
+        # cuDNN state, once per worker process in real life but once per round here.
+        steady = sum(run.images - 1 for run in runs) / sum(sum(run.job_ms[1:]) / 1000 for run in runs)
+        print(f"    without each round's first job: {steady:.3f} img/s = {steady / bare_rate * 100:.1f} %")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -318,6 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu-jobs", type=int, default=12, help="jobs per round of the SD 1.5 comparison")
     parser.add_argument("--gpu-rounds", type=int, default=2, help="worker runs, each between two bare-loop runs")
     parser.add_argument("--skip-tiny", action="store_true", help="only the GPU comparison")
+    parser.add_argument(
+        "--switch-ab", action="store_true", help="odd GPU rounds with Python's default thread switch interval"
+    )
     args = parser.parse_args(argv)
 
     if not args.skip_tiny:
@@ -327,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
         title = f"Tiny model on the CPU: {args.jobs} jobs, {args.size}×{args.size}, {args.steps} steps"
         report(title, run_benchmark(workload, engine))
     if args.gpu:
-        gpu_comparison(args.gpu_jobs, args.gpu_rounds)
+        gpu_comparison(args.gpu_jobs, args.gpu_rounds, args.switch_ab)
 
 
 if __name__ == "__main__":
