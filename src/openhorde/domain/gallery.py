@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain.context import HordeContext
 from openhorde.domain.accounts import is_anonymous
+from openhorde.domain.context import HordeContext
 from openhorde.errors import AnonForbidden, GalleryImageNotFound
 from openhorde.storage import gallery_queries
 from openhorde.storage.tables import GalleryImage, Job, Request, User, Worker

@@ -1,0 +1,216 @@
+// The generate page's list of requests, one card each: state, queue position and ETA, a progress bar, the
+// images as they finish, and the request's actions. Updates change the texts in place and only append new
+// images, so the cards can be refreshed every second without flicker.
+
+import { h, formatSeconds } from "./dom.js";
+
+const STATE_LABELS = {
+  queued: "Queued",
+  processing: "Generating",
+  done: "Done",
+  cancelled: "Cancelled",
+  faulted: "Faulted",
+  expired: "Expired",
+};
+
+// The "Your requests" column. actions: {cancel(record), dismiss(record), clearFinished(),
+// useSettings(record), useAsSource(generation, record)}. → {element, sync(all, changed), cardOf(id)}
+export function requestColumn(actions) {
+  const cards = new Map(); // request id → card
+  const list = h("div.request-list", { "data-testid": "request-list" });
+  const empty = h("p.muted", { "data-testid": "no-requests" }, "Requests you send appear here, with progress and images.");
+  const clear = button("clear-finished", "Clear finished", actions.clearFinished);
+  const element = h(
+    "section.requests",
+    { "aria-label": "Your requests" },
+    h("div.section-head", {}, h("h2", {}, "Your requests"), clear),
+    empty,
+    list,
+  );
+
+  // Updates the card of `changed`, or (null) brings the whole list in line with `all` (newest first).
+  function sync(all, changed) {
+    empty.hidden = all.length > 0;
+    clear.hidden = !all.some((r) => TERMINAL.includes(r.state));
+    if (changed && cards.has(changed.id)) {
+      cards.get(changed.id).update(changed);
+      return;
+    }
+    const ids = new Set(all.map((r) => r.id));
+    for (const [id, card] of cards) {
+      if (!ids.has(id)) {
+        card.element.remove();
+        cards.delete(id);
+      }
+    }
+    all.forEach((record, index) => {
+      let card = cards.get(record.id);
+      if (card) card.update(record);
+      else cards.set(record.id, (card = requestCard(record, actions)));
+      if (list.children[index] !== card.element) list.insertBefore(card.element, list.children[index] || null);
+    });
+  }
+  return { element, sync, cardOf: (id) => cards.get(id)?.element };
+}
+
+const TERMINAL = ["done", "cancelled", "faulted", "expired"];
+
+function requestCard(record, actions) {
+  const badge = h("span.badge", { "data-testid": "request-state" });
+  const title = h("div.request-title", {}, h("strong", {}, clip(record.summary.prompt, 140)));
+  const meta = h("div.muted.small", {}, describe(record.summary));
+  const stats = h("div.request-stats", { "data-testid": "request-progress-text", "aria-live": "polite" });
+  const bar = h("span");
+  const progress = h(
+    "div.progress",
+    { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-label": "Progress", "data-testid": "request-progress" },
+    bar,
+  );
+  const notes = h("div.request-notes");
+  const images = h("div.images", { "data-testid": "request-images" });
+  const cancelButton = button("cancel", "Cancel", () => actions.cancel(current), { class: "danger" });
+  const settingsButton = button("use-settings", "Use these settings", () => actions.useSettings(current));
+  const dismissButton = button("dismiss", "Remove", () => actions.dismiss(current));
+  const element = h(
+    "article.card.request",
+    { "data-testid": "request-card", "data-request-id": record.id, "aria-label": `Request ${record.id}` },
+    h("div.request-head", {}, badge, title),
+    meta,
+    stats,
+    progress,
+    notes,
+    images,
+    h("div.actions", {}, cancelButton, settingsButton, dismissButton),
+  );
+  const shown = new Map(); // generation id → figure
+
+  let current = record;
+  function update(next) {
+    current = next;
+    const { state, check } = next;
+    element.dataset.state = state;
+    badge.textContent = STATE_LABELS[state] || state;
+    badge.className = `badge state-${state}`;
+    stats.textContent = statusLine(next);
+
+    const total = next.summary.n;
+    const finished = check.finished || 0;
+    // Finished images count whole, ones being generated half: a bar that moves while a worker is busy.
+    const share = next.state === "done" ? 1 : Math.min(1, (finished + 0.5 * (check.processing || 0)) / total);
+    const percent = Math.round(share * 100);
+    bar.style.width = `${Math.max(percent, state === "queued" ? 2 : 0)}%`;
+    progress.setAttribute("aria-valuenow", String(percent));
+    progress.classList.toggle("busy", state === "processing");
+    progress.classList.toggle("failed", state === "faulted" || state === "expired");
+
+    notes.replaceChildren(...noteLines(next));
+
+    for (const generation of next.generations) {
+      const key = generation.id || generation.img;
+      if (shown.has(key)) continue;
+      const figure = resultFigure(generation, next, actions);
+      shown.set(key, figure);
+      images.append(figure);
+    }
+
+    const active = !TERMINAL.includes(state);
+    cancelButton.hidden = !active;
+    cancelButton.disabled = Boolean(next.cancelling);
+    cancelButton.textContent = next.cancelling ? "Cancelling…" : "Cancel";
+    dismissButton.hidden = active;
+  }
+  update(record);
+  return { element, update };
+}
+
+function statusLine(record) {
+  const { state, check } = record;
+  const total = record.summary.n;
+  const finished = check.finished || 0;
+  const elapsed = formatSeconds(((record.endedAt || Date.now()) - record.createdAt) / 1000);
+  switch (state) {
+    case "done":
+      return `Finished ${finished} of ${total} in ${elapsed}.`;
+    case "cancelled":
+      return check.processing > 0
+        ? `Cancelled: ${finished} of ${total} finished, ${check.processing} still being generated.`
+        : `Cancelled: ${finished} of ${total} finished.`;
+    case "faulted":
+      return (
+        `Faulted after ${elapsed}: ${record.faultReason || "no worker could generate it."} ` +
+        `${finished} of ${total} finished.`
+      );
+    case "expired":
+      return "The server no longer has this request (finished requests are kept for 20 minutes).";
+    default: {
+      const position = check.queue_position ?? "–";
+      const eta = check.wait_time === null || check.wait_time === undefined ? "–" : formatSeconds(check.wait_time);
+      return (
+        `Queue position ${position} · ETA ${eta} · ${check.waiting ?? 0} waiting · ` +
+        `${check.processing ?? 0} generating · ${finished} of ${total} finished`
+      );
+    }
+  }
+}
+
+function noteLines(record) {
+  const lines = [];
+  if (record.check.is_possible === false && !TERMINAL.includes(record.state)) {
+    lines.push(
+      h(
+        "p.warn.small",
+        { "data-testid": "request-impossible" },
+        "No online worker can generate this request now (model, size or features); " +
+          "it waits until one can, or cancel it.",
+      ),
+    );
+  }
+  if (record.check.restarted > 0) {
+    lines.push(h("p.muted.small", {}, `${record.check.restarted} image(s) restarted after a worker failed.`));
+  }
+  // "NoAvailableWorker" is what the live `is_possible` note above says while it holds, and stale after.
+  for (const warning of record.warnings || []) {
+    if (warning.code !== "NoAvailableWorker") lines.push(h("p.warn.small", {}, warning.message));
+  }
+  if (record.error) lines.push(h("p.error.small", { "data-testid": "request-error" }, `${record.error} Retrying…`));
+  return lines;
+}
+
+function resultFigure(generation, record, actions) {
+  const alt = `Generated: ${clip(record.summary.prompt, 100)} (seed ${generation.seed})`;
+  const image = h("img", { src: generation.img, alt, loading: "lazy", "data-testid": "result-image" });
+  const expired = () => image.replaceWith(h("div.image-missing", {}, "The image link has expired."));
+  image.addEventListener("error", expired, { once: true });
+  return h(
+    "figure",
+    { "data-testid": "result" },
+    h("a", { href: generation.img, target: "_blank", rel: "noopener", title: "Open full size" }, image),
+    h(
+      "figcaption",
+      {},
+      generation.censored ? h("div.warn", {}, "Censored by the worker's safety check.") : null,
+      h("div", {}, `Seed ${generation.seed} · ${generation.worker_name}`),
+      h(
+        "div.actions.compact",
+        {},
+        h("a.button", { href: generation.img, download: `openhorde-${generation.seed}.webp`, "data-testid": "download" }, "Download"),
+        button("use-as-source", "Use as source", () => actions.useAsSource(generation, record)),
+      ),
+    ),
+  );
+}
+
+function button(testid, label, onclick, attributes = {}) {
+  return h("button", { type: "button", "data-testid": testid, onclick, ...attributes }, label);
+}
+
+export function describe(summary) {
+  const parts = [summary.model || "any model", `${summary.width}×${summary.height}`, `${summary.steps} steps`];
+  parts.push(summary.n === 1 ? "1 image" : `${summary.n} images`);
+  if (summary.kind && summary.kind !== "txt2img") parts.push(summary.kind);
+  return parts.join(" · ");
+}
+
+export function clip(text, length) {
+  return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+}

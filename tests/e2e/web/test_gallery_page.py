@@ -1,0 +1,142 @@
+"""The gallery page in Chromium: a signed-in user's kept images with their settings, re-run, use as source,
+download, delete and paging; what an anonymous user sees. Images are made through the API (64 px, 2 steps)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+from tests.e2e.web.conftest import MODEL, Account, WebHorde, WorkerProcess, screenshot
+
+pytestmark = pytest.mark.e2e
+
+PAGE_SIZE = 24
+SMALL = {"width": 64, "height": 64, "steps": 2, "sampler_name": "k_euler", "cfg_scale": 6.5}
+
+
+def make_images(horde: WebHorde, account: Account, prompt: str, n: int = 1, **params: Any) -> str:
+    """Queue a gallery request through the API and wait until its images are done; returns the request id."""
+    body = {"prompt": prompt, "params": {**SMALL, "n": n, **params}, "models": [MODEL], "gallery": True}
+    answer = horde.api.post("/generate/async", json=body, headers={"apikey": account.apikey})
+    assert answer.status_code == 202, answer.text
+    request_id = str(answer.json()["id"])
+    deadline = time.monotonic() + 40 + 10 * n
+    while time.monotonic() < deadline:
+        check = horde.api.get(f"/generate/check/{request_id}").json()
+        if check["done"]:
+            return request_id
+        assert not check["faulted"], check
+        time.sleep(0.3)
+    pytest.fail(f"request {request_id} not done: {check}\n{horde.workers[-1].log_tail()}")
+
+
+def gallery_total(horde: WebHorde, account: Account) -> int:
+    return int(horde.api.get("/gallery", headers={"apikey": account.apikey}).json()["total"])
+
+
+def test_gallery_items_show_their_settings_and_can_be_rerun_reused_downloaded_and_deleted(
+    page_factory: Callable[..., Page], horde: WebHorde, worker: WorkerProcess
+) -> None:
+    owner = horde.register("collector")
+    make_images(horde, owner, "a castle in the clouds###rain", seed="4242")
+    make_images(horde, owner, "a green teapot")
+    page = page_factory(horde, owner.apikey)
+    page.goto("/#/gallery")
+    items = page.get_by_test_id("gallery-item")
+    expect(items).to_have_count(2)
+    expect(page.get_by_test_id("gallery-count")).to_have_text("2 images, newest first.")
+    expect(items.first).to_contain_text("a green teapot")  # newest first
+    castle = items.filter(has_text="a castle in the clouds")
+    castle.get_by_test_id("settings").locator("summary").click()
+    settings = castle.get_by_test_id("settings")
+    for text in ("rain", "4242", "k_euler", "64×64", MODEL, "tiny-worker"):
+        expect(settings).to_contain_text(text)
+    download = castle.get_by_test_id("download")
+    expect(download).to_have_attribute("download", "openhorde-4242.webp")
+    href = download.get_attribute("href")
+    assert href is not None and httpx.get(href, timeout=30).status_code == 200
+    screenshot(page, "gallery")
+
+    castle.get_by_test_id("rerun").click()
+    expect(page.get_by_test_id("prompt")).to_have_value("a castle in the clouds")
+    expect(page.get_by_test_id("negative-prompt")).to_have_value("rain")
+    expect(page.get_by_test_id("seed")).to_have_value("4242")
+    expect(page.get_by_test_id("steps")).to_have_value("2")
+    expect(page.get_by_test_id("sampler")).to_have_value("k_euler")
+    expect(page.get_by_test_id("width")).to_have_value("64")
+    expect(page.get_by_test_id("mode-txt2img")).to_be_checked()
+    screenshot(page, "gallery-rerun")
+
+    page.goto("/#/gallery")
+    page.get_by_test_id("gallery-item").filter(has_text="a green teapot").get_by_test_id("use-as-source").click()
+    expect(page.get_by_test_id("mode-img2img")).to_be_checked()
+    expect(page.get_by_test_id("source-preview")).to_be_visible()
+    expect(page.get_by_test_id("source-info")).to_contain_text("64×64")
+    screenshot(page, "gallery-use-as-source")
+
+    page.goto("/#/gallery")
+    teapot = page.get_by_test_id("gallery-item").filter(has_text="a green teapot")
+    teapot.get_by_test_id("delete").click()
+    expect(teapot.get_by_test_id("confirm-delete")).to_be_visible()
+    teapot.get_by_test_id("confirm-delete-no").click()  # changed my mind
+    expect(page.get_by_test_id("gallery-item")).to_have_count(2)
+    teapot.get_by_test_id("delete").click()
+    screenshot(page, "gallery-confirm-delete", full_page=False)
+    teapot.get_by_test_id("confirm-delete-yes").click()
+    expect(page.get_by_test_id("gallery-item")).to_have_count(1)
+    expect(page.get_by_test_id("gallery-count")).to_have_text("1 image, newest first.")
+    assert gallery_total(horde, owner) == 1
+
+
+def test_the_gallery_pages_through_more_than_24_images(
+    page_factory: Callable[..., Page], horde: WebHorde, worker: WorkerProcess
+) -> None:
+    owner = horde.register("prolific")
+    make_images(horde, owner, "the first one")
+    for _ in range(2):
+        make_images(horde, owner, "many more", n=PAGE_SIZE // 2)  # at most 20 images a request
+    page = page_factory(horde, owner.apikey)
+    page.goto("/#/gallery")
+    expect(page.get_by_test_id("gallery-item")).to_have_count(PAGE_SIZE)
+    expect(page.get_by_test_id("page-label").first).to_have_text("Page 1 of 2")
+    expect(page.get_by_test_id("page-previous").first).to_be_disabled()
+    page.get_by_test_id("page-next").first.click()
+    expect(page).to_have_url(f"{horde.url}/#/gallery?page=2")
+    expect(page.get_by_test_id("gallery-item")).to_have_count(1)
+    expect(page.get_by_test_id("gallery-item")).to_contain_text("the first one")
+    screenshot(page, "gallery-page-2")
+    page.reload()  # the page number is in the address
+    expect(page.get_by_test_id("page-label").first).to_have_text("Page 2 of 2")
+    # Deleting the last image of the last page goes back a page.
+    page.get_by_test_id("delete").click()
+    page.get_by_test_id("confirm-delete-yes").click()
+    expect(page.get_by_test_id("page-label")).to_have_count(0)
+    expect(page.get_by_test_id("gallery-item")).to_have_count(PAGE_SIZE)
+
+
+def test_an_anonymous_user_is_told_how_to_get_a_gallery_and_sees_this_tabs_images(
+    page: Page, horde: WebHorde, worker: WorkerProcess
+) -> None:
+    page.goto("/#/gallery")
+    explanation = page.get_by_test_id("gallery-anonymous")
+    expect(explanation).to_contain_text("only kept in this browser tab")
+    expect(explanation.get_by_role("link", name="Register or sign in on the Account page")).to_have_attribute(
+        "href", "#/account"
+    )
+    expect(page.get_by_test_id("session-images")).to_have_count(0)
+
+    page.get_by_role("link", name="Generate", exact=True).click()
+    expect(page.get_by_test_id("model-select")).to_have_value(MODEL)
+    page.get_by_test_id("prompt").fill("an anonymous kite")
+    for field, value in (("width", "64"), ("height", "64"), ("steps", "2")):
+        page.get_by_test_id(field).fill(value)
+    page.get_by_test_id("generate").click()
+    expect(page.get_by_test_id("result-image")).to_be_visible(timeout=120_000)
+    page.get_by_role("link", name="Gallery").click()
+    expect(page.get_by_test_id("session-images").locator("img")).to_have_count(1)
+    expect(page.get_by_test_id("session-images")).to_contain_text("an anonymous kite")
+    screenshot(page, "gallery-anonymous")
