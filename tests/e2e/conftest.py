@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,6 +40,28 @@ def openhorde_command() -> list[str]:
     """`openhorde` next to the running interpreter, else `python -m openhorde`."""
     exe = Path(sys.executable).parent / "openhorde"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "openhorde"]
+
+
+@dataclass
+class WorkerProcess:
+    """An `openhorde worker` subprocess and its log file."""
+
+    name: str
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else "<no log>"
+
+    def stop(self) -> None:
+        """Ctrl-C (finish the job in hand, then exit), killed if it takes too long."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import base64
 import hashlib
 import io
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ import pytest
 import yaml
 from PIL import Image
 from tests.adapter_files import make_lora, make_ti
-from tests.e2e.conftest import LiveServer, openhorde_command
+from tests.e2e.conftest import LiveServer, WorkerProcess, openhorde_command
 
 pytestmark = pytest.mark.e2e
 
@@ -38,25 +37,6 @@ DONE_TIMEOUT_S = 120.0
 def db_backend() -> tuple[str, str | None]:
     """The worker does not care which database the server uses: SQLite keeps these tests light."""
     return "sqlite", None
-
-
-@dataclass
-class WorkerProcess:
-    name: str
-    log_path: Path
-    proc: subprocess.Popen[bytes]
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else "<no log>"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
 
 
 @dataclass

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from tests.e2e.conftest import LiveServer, free_port, openhorde_command, wait_until_up
+from tests.e2e.conftest import LiveServer, WorkerProcess, free_port, openhorde_command, wait_until_up
 
 MODEL = "openhorde-tiny"
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
@@ -48,26 +47,6 @@ class Account:
     id: int
     username: str
     apikey: str
-
-
-@dataclass
-class WorkerProcess:
-    name: str
-    log_path: Path
-    proc: subprocess.Popen[bytes]
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else "<no log>"
-
-    def stop(self) -> None:
-        """Ctrl-C (finish the job in hand, then exit), killed if it takes too long."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
 
 
 @dataclass
