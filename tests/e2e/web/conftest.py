@@ -155,8 +155,10 @@ def worker(horde: WebHorde) -> WorkerProcess:
     return started
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it
+    # is started, and pytest-asyncio cannot run the async tests of other modules until it stops.
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
