@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from openhorde import __version__
 from openhorde.api.errors import install_error_handlers
-from openhorde.api.routes import blobs, gallery, generate, jobs, kudos, status, users, workers
+from openhorde.api.routes import audit, blobs, gallery, generate, jobs, kudos, status, users, workers
 from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue
 from openhorde.domain.context import HordeContext
@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v2")
-    for module in (generate, jobs, workers, users, status, kudos, gallery):
+    for module in (generate, jobs, workers, users, status, kudos, gallery, audit):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(blobs.router)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openhorde.cli.up import up
 from openhorde.client.cli import register_client_commands
 from openhorde.config import Settings
-from openhorde.domain import accounts, catalogue, roles
+from openhorde.domain import accounts, audit, catalogue, roles
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import ledger, transfers
 from openhorde.errors import HordeError
@@ -149,6 +149,7 @@ def grant(user_id: int, kudos: float, data_dir: DataDirOption = None, memo: str 
     async def action(session: AsyncSession, _ctx: HordeContext) -> float:
         user = await accounts.get_user(session, user_id)
         await transfers.grant(session, user, kudos, memo=memo)
+        await audit.record(session, None, "user.grant", "user", user_id, {"kudos": kudos, "via": "cli"})
         await session.refresh(user)
         return user.kudos_cents / 100
 
@@ -166,6 +167,7 @@ def set_role(
 
     async def action(session: AsyncSession, _ctx: HordeContext) -> None:
         _set_role(await accounts.get_user(session, user_id), role, not off)
+        await audit.record(session, None, "user.set_role", "user", user_id, {role: not off, "via": "cli"})
 
     _run(data_dir, action)
     console.print(f"User {user_id}: {role} {'removed' if off else 'set'}.")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.domain import audit
 from openhorde.domain.accounts import is_anonymous, validate_username
 from openhorde.domain.kudos import transfers
 from openhorde.errors import AnonForbidden, NotAdmin, NotModerator, NotOwner, NoValidActions
@@ -96,5 +97,7 @@ async def update_user(session: AsyncSession, actor: User, target: User, changes:
     if changes.contact is not None:
         target.contact = changes.contact
         answer["contact"] = changes.contact
+    if actor.id != target.id:
+        await audit.record(session, actor, "user.modify", "user", target.id, dict(requested))
     await session.flush()
     return answer

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import catalogue
+from openhorde.domain import audit, catalogue
 from openhorde.domain.accounts import is_anonymous, parse_display_name
 from openhorde.domain.context import HordeContext
 from openhorde.errors import (
@@ -273,6 +273,8 @@ async def update_worker(session: AsyncSession, worker: Worker, user: User, chang
         changed["name"] = name
     if not changed:
         raise NoValidActions("No worker modification selected!", rc="NoWorkerModSelected")
+    if worker.user_id != user.id:
+        await audit.record(session, user, "worker.modify", "worker", worker.id, dict(changed))
     await session.flush()
     return changed
 
@@ -283,6 +285,8 @@ async def delete_worker(session: AsyncSession, worker: Worker, user: User) -> No
         raise NotOwner("Only the worker's owner or a moderator can delete it.")
     if await worker_queries.has_jobs_in_progress(session, worker.id):
         raise Locked("This worker has jobs in progress; delete it once they are submitted or expired.")
+    if worker.user_id != user.id:
+        await audit.record(session, user, "worker.delete", "worker", worker.id, {"name": worker.name})
     await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
     await session.delete(worker)
     await session.flush()

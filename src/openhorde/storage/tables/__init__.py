@@ -1,5 +1,6 @@
 """SQLAlchemy table classes. Importing this package registers every table on ``Base.metadata``."""
 
+from openhorde.storage.tables.audit import AuditEntry
 from openhorde.storage.tables.base import Base
 from openhorde.storage.tables.catalogue import CatalogueModel
 from openhorde.storage.tables.gallery import GalleryImage
@@ -9,6 +10,7 @@ from openhorde.storage.tables.users import User
 from openhorde.storage.tables.workers import Worker, WorkerModel
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "CatalogueModel",
     "GalleryImage",
