@@ -99,6 +99,7 @@ class LocalHorde:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
         env.pop("OPENHORDE_DATABASE_URL", None)
+        env["OPENHORDE_RATE_LIMITS"] = "off"
         return env
 
     def start(self) -> None:

@@ -119,7 +119,13 @@ def _free_socket() -> socket.socket:
 
 
 @pytest.fixture
-async def horde(database_url: str, tmp_path: Path) -> AsyncIterator[Horde]:
+def horde_settings() -> dict[str, Any]:
+    """Extra settings for the ``horde`` fixture; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+async def horde(database_url: str, tmp_path: Path, horde_settings: dict[str, Any]) -> AsyncIterator[Horde]:
     sock = _free_socket()
     port = sock.getsockname()[1]
     settings = Settings(
@@ -131,6 +137,8 @@ async def horde(database_url: str, tmp_path: Path) -> AsyncIterator[Horde]:
         # Tests change the database behind the server's back; reuse no check answers.
         check_cache_seconds=0,
         _env_file=None,  # type: ignore[call-arg]
+        # Tests call quickly from one address; tests of the limits turn them on through horde_settings.
+        **{"rate_limits": "off", **horde_settings},
     )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))

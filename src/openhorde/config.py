@@ -46,6 +46,71 @@ pops, submits and cancels refresh it at once."""
 DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS = 5.0
 """Timeout for downloading a source image given as an http(s) URL."""
 
+# Moderation (issue 5, part B): horde modes and prompt filters.
+DEFAULT_MODES_CACHE_SECONDS = 2.0
+"""How long a process reuses the horde modes (and the prompt filters' version) before reading them again;
+the process that changes them sees the change at once."""
+
+# Tiers and Stripe (issue 5, part D1): the Supporter tier's boost and monthly grant, bought credits.
+DEFAULT_SUPPORTER_PRIORITY_BOOST = 3000.0
+"""Queue priority (in kudos) added to a supporter's requests: 3000 is worth 600 s of waiting."""
+
+DEFAULT_SUPPORTER_MONTHLY_KUDOS = 1000
+"""Kudos granted to a supporter once per calendar month (UTC) in which they are a supporter."""
+
+# Rate limits and IP countermeasures (issue 5, part A). Limits read "N/unit[, N/unit...]" (units second,
+# minute, hour, day; a window length may precede the unit: "5/10s"); "" means no limit. Numbers are the
+# AI Horde's (reference §4.1) except where noted.
+DEFAULT_RATE_LIMIT_DEFAULT = "90/minute"
+"""Per IP, on every /api/v2 route without limits of its own (``/status/heartbeat`` is exempt)."""
+DEFAULT_RATE_LIMIT_GENERATE_ASYNC = "90/minute, 2/second"
+"""``POST /generate/async`` per IP."""
+DEFAULT_RATE_LIMIT_GENERATE_ASYNC_KEY = "2/second"
+"""``POST /generate/async`` per API key."""
+DEFAULT_RATE_LIMIT_GENERATE_ASYNC_ANONYMOUS = "60/second"
+"""``POST /generate/async`` for the shared anonymous key (all anonymous callers together)."""
+DEFAULT_RATE_LIMIT_GENERATE_CHECK = "10/second"
+"""``GET /generate/check/{id}`` per IP."""
+DEFAULT_RATE_LIMIT_GENERATE_STATUS = "10/minute"
+"""``GET /generate/status/{id}`` per IP."""
+DEFAULT_RATE_LIMIT_JOB_TRAFFIC = "60/second"
+"""``POST /generate/pop`` and ``/generate/submit`` per IP."""
+DEFAULT_RATE_LIMIT_KUDOS_TRANSFER = "1/second, 90/hour"
+"""``POST /kudos/transfer`` per API key."""
+DEFAULT_RATE_LIMIT_REGISTER = "20/hour"
+"""``POST /register`` per IP (ours: the AI Horde registers through its web site)."""
+DEFAULT_RATE_LIMIT_USERS = "60/minute"
+"""``GET`` and ``PUT /users/{id}`` per IP."""
+DEFAULT_RATE_LIMIT_WORKER_MODIFY = "30/minute"
+"""``PUT /workers/{id}`` per IP."""
+DEFAULT_ANONYMOUS_IP_CONCURRENCY = 30
+"""Images the anonymous key may have queued from one IP (ours; a registered user's default concurrency)."""
+DEFAULT_REDIS_KEY_PREFIX = "openhorde:"
+
+# Worker economy (issue 5, part D2): uptime rewards, escrow of untrusted owners' rewards, automatic trust and
+# automatic maintenance. Numbers are the AI Horde's (reference §3.3, §4.5) except where noted.
+DEFAULT_UPTIME_REWARD_INTERVAL_SECONDS = 600
+"""An online worker earns its uptime reward (50 + 2 per model, +30 with LoRA) once per this much uptime."""
+DEFAULT_ESCROW_SHARE = 0.5
+"""Share of an untrusted owner's image rewards held in escrow (``evaluating_kudos``) until trusted."""
+DEFAULT_UPTIME_ESCROW_SHARE = 1.0
+"""Share of an untrusted owner's uptime rewards held in escrow (the AI Horde holds all of them)."""
+DEFAULT_TRUST_AFTER_KUDOS = 10_000.0
+"""Kudos an untrusted owner must earn (images and uptime) before being trusted automatically (ours; the AI
+Horde's ``KUDOS_TRUST_THRESHOLD`` is unset by default)."""
+DEFAULT_TRUST_AFTER_IMAGES = 0
+"""Images an untrusted owner's workers must deliver before automatic trust (ours; 0: no such condition)."""
+DEFAULT_TRUST_MIN_ACCOUNT_AGE_SECONDS = 7 * 24 * 3600
+"""Minimum account age for automatic trust."""
+DEFAULT_WORKER_MAX_ABORTS_PER_HOUR = 20
+"""A worker with more aborted (faulted or expired) jobs than this within an hour is put into maintenance."""
+
+# Shared keys and teams (issue 5, part C). Numbers are the AI Horde's (reference §1.4).
+DEFAULT_MAX_SHARED_KEYS = 3
+"""Shared keys a user may have at once."""
+DEFAULT_MAX_SHARED_KEYS_TRUSTED = 10
+"""Shared keys a trusted user or a moderator may have at once (education accounts: 1000)."""
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -78,6 +143,7 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = DEFAULT_MAINTENANCE_INTERVAL_SECONDS
     source_fetch_timeout_seconds: float = DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS
     check_cache_seconds: float = DEFAULT_CHECK_CACHE_SECONDS
+    modes_cache_seconds: float = Field(default=DEFAULT_MODES_CACHE_SECONDS, ge=0)
     job_lease_seconds: int | None = Field(
         default=None,
         ge=1,
@@ -88,12 +154,84 @@ class Settings(BaseSettings):
         default=False,
         description="Let workers advertise models that are not in the catalogue.",
     )
+    # Rate limits and IP countermeasures (issue 5, part A).
+    rate_limits: Literal["on", "off"] = Field(
+        default="on",
+        description="'off' turns every rate limit and the anonymous per-IP queue limit off (load tests).",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate-limit counters and IP timeouts, shared by every server process; "
+        "in-process memory when unset.",
+    )
+    redis_key_prefix: str = DEFAULT_REDIS_KEY_PREFIX
+    rate_limit_default: str = DEFAULT_RATE_LIMIT_DEFAULT
+    rate_limit_generate_async: str = DEFAULT_RATE_LIMIT_GENERATE_ASYNC
+    rate_limit_generate_async_key: str = DEFAULT_RATE_LIMIT_GENERATE_ASYNC_KEY
+    rate_limit_generate_async_anonymous: str = DEFAULT_RATE_LIMIT_GENERATE_ASYNC_ANONYMOUS
+    rate_limit_generate_check: str = DEFAULT_RATE_LIMIT_GENERATE_CHECK
+    rate_limit_generate_status: str = DEFAULT_RATE_LIMIT_GENERATE_STATUS
+    rate_limit_job_traffic: str = DEFAULT_RATE_LIMIT_JOB_TRAFFIC
+    rate_limit_kudos_transfer: str = DEFAULT_RATE_LIMIT_KUDOS_TRANSFER
+    rate_limit_register: str = DEFAULT_RATE_LIMIT_REGISTER
+    rate_limit_users: str = DEFAULT_RATE_LIMIT_USERS
+    rate_limit_worker_modify: str = DEFAULT_RATE_LIMIT_WORKER_MODIFY
+    anonymous_ip_concurrency: int = Field(default=DEFAULT_ANONYMOUS_IP_CONCURRENCY, ge=1)
+    # Shared keys and teams (issue 5, part C).
+    max_shared_keys: int = Field(default=DEFAULT_MAX_SHARED_KEYS, ge=0)
+    max_shared_keys_trusted: int = Field(default=DEFAULT_MAX_SHARED_KEYS_TRUSTED, ge=0)
     log_level: LogLevel = "info"
     workers: int = Field(
         default=1,
         ge=1,
         le=64,
         description="Server processes sharing the port; use PostgreSQL when more than one.",
+    )
+    # Worker economy (issue 5, part D2).
+    uptime_reward_interval_seconds: int = Field(
+        default=DEFAULT_UPTIME_REWARD_INTERVAL_SECONDS,
+        ge=0,
+        description="Seconds of worker uptime per uptime reward; 0 turns uptime rewards off.",
+    )
+    escrow_share: float = Field(
+        default=DEFAULT_ESCROW_SHARE,
+        ge=0,
+        le=1,
+        description="Share of an untrusted owner's image rewards held in escrow; 0 turns escrow off.",
+    )
+    uptime_escrow_share: float = Field(
+        default=DEFAULT_UPTIME_ESCROW_SHARE,
+        ge=0,
+        le=1,
+        description="Share of an untrusted owner's uptime rewards held in escrow.",
+    )
+    trust_after_kudos: float | None = Field(
+        default=DEFAULT_TRUST_AFTER_KUDOS,
+        ge=0,
+        description="Kudos earned while untrusted after which an owner is trusted automatically (with the "
+        "image and age conditions); unset: only moderators trust.",
+    )
+    trust_after_images: int = Field(default=DEFAULT_TRUST_AFTER_IMAGES, ge=0)
+    trust_min_account_age_seconds: int = Field(default=DEFAULT_TRUST_MIN_ACCOUNT_AGE_SECONDS, ge=0)
+    worker_max_aborts_per_hour: int | None = Field(
+        default=DEFAULT_WORKER_MAX_ABORTS_PER_HOUR,
+        ge=0,
+        description="Aborted jobs per hour beyond which a worker goes into maintenance; unset: never.",
+    )
+    # Tiers and Stripe (issue 5, part D1).
+    supporter_priority_boost: float = Field(
+        default=DEFAULT_SUPPORTER_PRIORITY_BOOST,
+        ge=0,
+        description="Queue priority (kudos) added to an active supporter's requests.",
+    )
+    supporter_monthly_kudos: int = Field(
+        default=DEFAULT_SUPPORTER_MONTHLY_KUDOS,
+        ge=0,
+        description="Kudos granted to a supporter once per calendar month (UTC).",
+    )
+    stripe_webhook_secret: str | None = Field(
+        default=None,
+        description="Signing secret (whsec_...) of the Stripe webhook endpoint; unset turns the endpoint off.",
     )
 
     @property

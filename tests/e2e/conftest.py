@@ -143,6 +143,7 @@ def live_server(db_backend: tuple[str, str | None], tmp_path: Path) -> Iterator[
         env.pop("OPENHORDE_DATABASE_URL", None)
         if database_url:
             env["OPENHORDE_DATABASE_URL"] = database_url
+        env["OPENHORDE_RATE_LIMITS"] = "off"  # tests call quickly from one address; extra_env may turn them on
         env.update(extra_env or {})
         log_path = tmp_path / f"server{len(started)}.log"
         cmd = [

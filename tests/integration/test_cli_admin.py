@@ -155,7 +155,14 @@ async def test_check_ledger_reports_as_json_and_fails_on_a_mismatch(cli: Cli, db
     await cli.ok("grant", "--", str(user_id), "-40")
 
     report = json.loads(await cli.ok("check-ledger"))
-    assert report == {"ok": True, "sum_of_postings_cents": 0, "unbalanced_transactions": [], "balance_mismatches": []}
+    assert report == {
+        "ok": True,
+        "sum_of_postings_cents": 0,
+        "unbalanced_transactions": [],
+        "balance_mismatches": [],
+        "escrow_held_cents": 0,
+        "escrow_account_cents": 0,
+    }
 
     async with db.unit_of_work() as session:  # a balance edited behind the ledger's back
         await session.execute(update(User).where(User.id == user_id).values(kudos_cents=User.kudos_cents + 1))

@@ -131,3 +131,18 @@ async def test_queue_index_is_the_partial_descending_index(empty_db: Database) -
     normalised = " ".join(definition.split()).lower()
     assert "(queue_rank desc, id)" in normalised
     assert " where " in normalised and "'queued'" in normalised and "n_waiting > 0" in normalised
+
+
+async def test_downgrading_and_upgrading_again_keeps_the_schema_and_the_queue_index(empty_db: Database) -> None:
+    """Every downgrade undoes its upgrade without rebuilding tables (which would drop the index's DESC)."""
+    from alembic import command
+
+    await upgrade_to_head(empty_db)
+    async with empty_db.engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), "0001"))
+    await upgrade_to_head(empty_db)
+    async with empty_db.engine.connect() as connection:
+        assert await connection.run_sync(_schema_diff) == []
+        query = text(INDEX_DEFINITION_SQL[connection.dialect.name])
+        definition = (await connection.execute(query, {"name": "ix_requests_queue"})).scalar_one()
+    assert "(queue_rank desc, id)" in " ".join(definition.split()).lower()

@@ -12,8 +12,26 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from openhorde import __version__
+from openhorde.api.deps import RateLimits
 from openhorde.api.errors import install_error_handlers
-from openhorde.api.routes import audit, blobs, gallery, generate, jobs, kudos, status, users, workers
+from openhorde.api.ratelimit import start_rate_limits, stop_rate_limits
+from openhorde.api.routes import (
+    audit,
+    billing,
+    blobs,
+    filters,
+    gallery,
+    generate,
+    ip_timeouts,
+    jobs,
+    kudos,
+    sharedkeys,
+    status,
+    teams,
+    users,
+    worker_messages,
+    workers,
+)
 from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue
 from openhorde.domain.context import HordeContext
@@ -70,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         db, ctx = await prepare_storage(settings)
         app.state.db, app.state.context = db, ctx
         app.state.queue_view = QueueView(settings)
+        start_rate_limits(app, settings, ctx.secret)
         maintenance = asyncio.create_task(_maintenance_loop(db, ctx))
         log.info("OpenHorde %s serving on %s", __version__, settings.resolved_public_url)
         try:
@@ -78,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
+            await stop_rate_limits(app)
             await db.dispose()
 
     app = FastAPI(
@@ -91,8 +111,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     install_error_handlers(app)
-    api = APIRouter(prefix="/api/v2")
-    for module in (generate, jobs, workers, users, status, kudos, gallery, audit):
+    api = APIRouter(prefix="/api/v2", dependencies=[RateLimits])
+    # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
+    routers = (filters, generate, jobs, worker_messages, workers, users, status, kudos, gallery, audit)
+    for module in (*routers, ip_timeouts, billing, sharedkeys, teams):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(blobs.router)

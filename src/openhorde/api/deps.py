@@ -12,9 +12,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import accounts
+from openhorde.api import ratelimit
+from openhorde.domain import accounts, sharedkeys
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.availability import QueueView
+from openhorde.storage.counters import Counters
 from openhorde.storage.db import Database
 from openhorde.storage.tables import User
 
@@ -57,9 +59,26 @@ ApiUser = Annotated[User, Depends(_api_user)]
 OptionalUser = Annotated[User | None, Depends(_optional_user)]
 
 
+async def _api_caller(session: SessionDep, ctx: ContextDep, apikey: ApiKeyHeader = None) -> sharedkeys.Caller:
+    return await sharedkeys.authenticate_caller(session, ctx.secret, apikey)
+
+
+ApiCaller = Annotated[sharedkeys.Caller, Depends(_api_caller)]
+"""Like ``ApiUser`` but a shared key is accepted too (acting as its owner): only where the AI Horde takes one."""
+
+
 def client_ip(request: Request) -> str | None:
     """The caller's address as the server sees it."""
     return request.client.host if request.client else None
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]
+
+
+async def _rate_limits(request: Request, ip: ClientIp, apikey: ApiKeyHeader = None) -> None:
+    await ratelimit.enforce(request, ip, apikey)
+
+
+RateLimits = Depends(_rate_limits)
+"""Every rate limit and IP timeout: a dependency of the whole ``/api/v2`` router."""
+CountersDep = Annotated[Counters, Depends(ratelimit.counters_of)]

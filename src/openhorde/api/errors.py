@@ -18,7 +18,8 @@ _HTTP_RCS = {404: "NotFound", 405: "MethodNotAllowed"}
 
 async def _horde_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HordeError)
-    return JSONResponse(status_code=exc.status, content=exc.to_body())
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse(status_code=exc.status, content=exc.to_body(), headers=headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.cli.tiers import register_tier_commands
 from openhorde.cli.up import up
 from openhorde.client.cli import register_client_commands
 from openhorde.config import Settings
@@ -256,8 +257,13 @@ def check_ledger(data_dir: DataDirOption = None) -> None:
                 "sum_of_postings_cents": report.total_cents,
                 "unbalanced_transactions": report.unbalanced_transaction_ids,
                 "balance_mismatches": report.balance_mismatches,
+                "escrow_held_cents": report.escrow_held_cents,
+                "escrow_account_cents": report.escrow_account_cents,
             }
         )
     )
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+register_tier_commands(admin, _run)  # admin supporter / admin credits (part D1)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openhorde.config import Settings
+from openhorde.domain.moderation.cache import ModerationCache
 from openhorde.storage.blobs import BlobStore
 
 
@@ -15,3 +16,4 @@ class HordeContext:
     settings: Settings
     secret: str
     blobs: BlobStore
+    moderation: ModerationCache = field(default_factory=ModerationCache)

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import audit
 from openhorde.domain.accounts import is_anonymous, validate_username
-from openhorde.domain.kudos import transfers
+from openhorde.domain.kudos import escrow, transfers
+from openhorde.domain.moderation import role_effects
 from openhorde.errors import AnonForbidden, NotAdmin, NotModerator, NotOwner, NoValidActions
 from openhorde.storage.tables import User
 
@@ -85,6 +86,11 @@ async def update_user(session: AsyncSession, actor: User, target: User, changes:
         if value is not None:
             setattr(target, f"is_{flag}", value)
             answer[flag] = value
+    if changes.education and changes.concurrency is None:
+        target.concurrency = role_effects.EDUCATION_CONCURRENCY  # the reference's education concurrency
+        answer["concurrency"] = target.concurrency
+    if (changes.trusted or changes.moderator) and escrow.is_trusted(target):
+        await escrow.release(session, target.id)  # trusted now: the rewards held in escrow are paid out
     if changes.admin_comment is not None:
         target.admin_comment = changes.admin_comment
         answer["admin_comment"] = changes.admin_comment

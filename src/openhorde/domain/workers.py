@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import audit, catalogue
+from openhorde.domain import audit, catalogue, teams, worker_economy
 from openhorde.domain.accounts import is_anonymous, parse_display_name
 from openhorde.domain.context import HordeContext
+from openhorde.domain.moderation import modes as horde_modes
 from openhorde.errors import (
     AnonForbidden,
     BadRequest,
@@ -113,13 +114,19 @@ async def check_in(
     if not name or len(name) > WORKER_NAME_MAX_LENGTH:
         raise BadRequest(f"A worker name has 1 to {WORKER_NAME_MAX_LENGTH} characters.", rc="InvalidWorkerName")
     check_in.blacklist = [w[:BLACKLIST_WORD_LENGTH] for w in check_in.blacklist if w.strip()][:MAX_BLACKLIST_WORDS]
-    worker = await get_worker_by_name(session, name) or await _create_worker(session, user, name, moment)
+    worker = await get_worker_by_name(session, name)
+    if worker is None:
+        await horde_modes.check_new_worker(session, ctx, user)  # invite-only mode
+        worker = await _create_worker(session, user, name, moment)
     if worker.user_id != user.id:
         raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
     digest = _capabilities_hash(check_in)
+    uptime_before = worker.uptime_seconds
     if worker.capabilities_hash == digest:
         if moment - worker.last_check_in_at >= ctx.settings.check_in_debounce_seconds:
             _record_check_in(worker, moment, ctx.settings.worker_stale_seconds)
+        # Uptime rewards and automatic maintenance are decided here, per pop (see worker_economy).
+        await worker_economy.after_check_in(session, ctx.settings, worker, user, uptime_before, moment)
         return worker, list(worker.models)
     models = await _valid_models(session, ctx, user, check_in.models)
     priority_ids = _priority_ids(check_in.priority_usernames)
@@ -128,6 +135,7 @@ async def check_in(
     await session.flush()
     await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
     await session.execute(insert(WorkerModel), [{"worker_id": worker.id, "model": m} for m in models])
+    await worker_economy.after_check_in(session, ctx.settings, worker, user, uptime_before, moment)
     return worker, models
 
 
@@ -187,6 +195,7 @@ class WorkerView:
     owner: User
     models: list[str]
     online: bool
+    team_name: str | None = None
 
 
 async def get_worker(session: AsyncSession, worker_id: str) -> Worker:
@@ -198,7 +207,7 @@ async def get_worker(session: AsyncSession, worker_id: str) -> Worker:
 
 
 async def views(session: AsyncSession, workers: list[Worker], stale_seconds: int, now: float) -> list[WorkerView]:
-    """Details of several workers in two queries (their models, their owners)."""
+    """Details of several workers in a few queries (their models, their owners, their teams)."""
     ids = [w.id for w in workers]
     models: dict[str, list[str]] = {i: [] for i in ids}
     if ids:
@@ -208,12 +217,14 @@ async def views(session: AsyncSession, workers: list[Worker], stale_seconds: int
             models[worker_id].append(model)
     owner_ids = {w.user_id for w in workers}
     owners = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(owner_ids)))} if owner_ids else {}
+    team_names = await teams.team_names(session, {w.team_id for w in workers if w.team_id})
     return [
         WorkerView(
             worker=w,
             owner=owners[w.user_id],
             models=sorted(models[w.id]),
             online=now - w.last_check_in_at < stale_seconds,
+            team_name=team_names.get(w.team_id) if w.team_id else None,
         )
         for w in workers
     ]
@@ -241,6 +252,8 @@ class WorkerChanges:
     paused: bool | None = None
     info: str | None = None
     name: str | None = None
+    team: str | None = None
+    """A team id to join, or "" to leave the worker's team."""
 
 
 def _check_may_change(worker: Worker, user: User, changes: WorkerChanges) -> None:
@@ -271,6 +284,8 @@ async def update_worker(session: AsyncSession, worker: Worker, user: User, chang
             raise NameAlreadyExists(f"A worker named '{name}' exists already.", rc="WorkerNameAlreadyExists")
         worker.name = name
         changed["name"] = name
+    if changes.team is not None:
+        changed["team"] = await teams.assign_worker(session, worker, changes.team)
     if not changed:
         raise NoValidActions("No worker modification selected!", rc="NoWorkerModSelected")
     if worker.user_id != user.id:

@@ -119,7 +119,7 @@ def horde_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         data_dir = folder / "data"
         data_dir.mkdir()
         server_env = {k: v for k, v in os.environ.items() if k != "OPENHORDE_DATABASE_URL"}
-        server_env.update({"OPENHORDE_ALLOW_CUSTOM_MODELS": "true", **env})
+        server_env.update({"OPENHORDE_ALLOW_CUSTOM_MODELS": "true", "OPENHORDE_RATE_LIMITS": "off", **env})
         log_path = folder / "server.log"
         command = [*openhorde_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         command += ["--data-dir", str(data_dir)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 
-from openhorde.api.deps import ApiUser, ContextDep, QueueViewDep, SessionDep
+from openhorde.api.deps import ApiCaller, ClientIp, ContextDep, QueueViewDep, SessionDep
 from openhorde.api.schemas.generate import (
     DryRunResult,
     GenerationInput,
@@ -52,6 +52,7 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
         webhook=body.webhook,
         gallery=body.gallery,
         client_agent=client_agent[:1000],
+        replacement_filter=body.replacement_filter,
     )
 
 
@@ -67,12 +68,15 @@ async def generate_async(
     body: GenerationInput,
     session: SessionDep,
     ctx: ContextDep,
-    user: ApiUser,
+    caller: ApiCaller,
+    ip: ClientIp,
     client_agent: ClientAgent = None,
     client_agent_underscore: ClientAgentUnderscore = None,
 ) -> RequestAsync | JSONResponse:
     agent = client_agent or client_agent_underscore or "unknown:0:unknown"
-    created = await requests.create_request(session, ctx, user, _new_request(body, agent))
+    new = _new_request(body, agent)
+    new.client_ip = ip
+    created = await requests.create_request(session, ctx, caller.user, new, sharedkey=caller.sharedkey)
     if created.id is None:
         return JSONResponse(status_code=200, content={"kudos": created.kudos})
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None

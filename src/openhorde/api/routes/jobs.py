@@ -5,7 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from openhorde.api.deps import ApiUser, ClientIp, ContextDep, QueueViewDep, SessionDep
-from openhorde.api.schemas.jobs import GenerationPayload, GenerationSubmitted, PopInput, SubmitInput
+from openhorde.api.routes.worker_messages import iso
+from openhorde.api.schemas.jobs import (
+    GenerationPayload,
+    GenerationSubmitted,
+    PopInput,
+    SubmitInput,
+    WorkerMessage,
+)
+from openhorde.domain.moderation import worker_messages
+from openhorde.domain.moderation.worker_messages import MessageView
 from openhorde.domain.queue import matching, submit
 from openhorde.domain.workers import CheckIn
 
@@ -37,14 +46,19 @@ def _check_in(body: PopInput, ip: str | None) -> CheckIn:
     )
 
 
+def _message(view: MessageView) -> WorkerMessage:
+    return WorkerMessage(id=view.id, message=view.message, origin=view.origin, expiry=iso(view.expires_at))
+
+
 @router.post("/pop", response_model=GenerationPayload, response_model_exclude_none=True, summary="Ask for a job")
 async def pop(
     body: PopInput, session: SessionDep, ctx: ContextDep, user: ApiUser, ip: ClientIp, view: QueueViewDep
 ) -> GenerationPayload:
     result = await matching.pop(session, ctx, user, _check_in(body, ip), amount=body.amount)
+    messages = [_message(m) for m in await worker_messages.for_pop(session, body.name)]
     job = result.handed_out
     if job is None:
-        return GenerationPayload(payload={}, ids=[], skipped=result.skipped)
+        return GenerationPayload(payload={}, ids=[], skipped=result.skipped, messages=messages)
     view.forget_check(job.request_id)
     return GenerationPayload(
         payload=job.payload,
@@ -58,6 +72,7 @@ async def pop(
         r2_upload=job.upload_urls[0],
         r2_uploads=job.upload_urls,
         skipped={},
+        messages=messages,
     )
 
 

@@ -8,9 +8,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from openhorde import __version__
-from openhorde.api.deps import ContextDep, SessionDep
+from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, SessionDep
+from openhorde.api.schemas.moderation import ModesInput
 from openhorde.api.schemas.status import ActiveModel, Heartbeat, HordeModes, HordePerformance
 from openhorde.domain import stats
+from openhorde.domain.moderation import modes as horde_modes
+from openhorde.domain.moderation.cache import Modes
+from openhorde.domain.moderation.modes import ModeChanges
 from openhorde.domain.stats import ModelStatus
 
 router = APIRouter(prefix="/status", tags=["status"])
@@ -73,7 +77,23 @@ async def performance(session: SessionDep, ctx: ContextDep) -> HordePerformance:
     )
 
 
+def _modes_out(found: Modes, show_raid: bool) -> HordeModes:
+    return HordeModes(
+        maintenance_mode=found.maintenance,
+        invite_only_mode=found.invite_only,
+        raid_mode=found.raid if show_raid else None,
+    )
+
+
 @router.get("/modes", response_model=HordeModes, response_model_exclude_none=True, summary="Horde modes")
-async def modes() -> HordeModes:
-    # Maintenance, invite-only and raid modes arrive with moderation; until then all are off.
-    return HordeModes()
+async def modes(session: SessionDep, ctx: ContextDep, user: OptionalUser) -> HordeModes:
+    # Raid mode is shown to moderators only, as the AI Horde does.
+    return _modes_out(await horde_modes.current(session, ctx), horde_modes.is_moderator(user))
+
+
+@router.put(
+    "/modes", response_model=HordeModes, summary="Change the horde modes (admins; moderators for invite-only, raid)"
+)
+async def change_modes(body: ModesInput, session: SessionDep, ctx: ContextDep, user: ApiUser) -> HordeModes:
+    changes = ModeChanges(maintenance=body.maintenance, invite_only=body.invite_only, raid=body.raid)
+    return _modes_out(await horde_modes.change(session, ctx, user, changes), True)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, SessionDep
+from openhorde.api.deps import ApiCaller, ApiUser, ContextDep, OptionalUser, SessionDep
 from openhorde.api.schemas.users import (
     ContributionsDetails,
     ModifyUserInput,
@@ -18,7 +18,9 @@ from openhorde.api.schemas.users import (
     UserDetails,
     UserKudosDetails,
 )
-from openhorde.domain import accounts, roles, workers
+from openhorde.domain import accounts, roles, sharedkeys, workers
+from openhorde.domain.billing import tiers
+from openhorde.domain.kudos import escrow
 from openhorde.storage import ledger_queries
 from openhorde.storage.tables import User
 
@@ -37,11 +39,13 @@ async def _details(session: AsyncSession, user: User, privileged: bool) -> UserD
         received=totals.get("+transfer", 0) / 100,
         admin=(totals.get("+admin", 0) + totals.get("-admin", 0)) / 100,
         awarded=totals.get("+award", 0) / 100,
+        recurring=totals.get("+supporter", 0) / 100,  # the Supporter tier's monthly grants (part D1)
     )
-    return UserDetails(
+    details = UserDetails(
         username=user.display_name,
         id=user.id,
         kudos=user.kudos_cents / 100,
+        evaluating_kudos=await escrow.evaluating_kudos(session, user.id),  # held in escrow (part D2)
         concurrency=user.concurrency,
         worker_invited=user.worker_invited,
         moderator=user.is_moderator,
@@ -65,6 +69,10 @@ async def _details(session: AsyncSession, user: User, privileged: bool) -> UserD
             fulfillments=user.contribution_fulfillments,
         ),
     )
+    if privileged:  # the account's tier (part D1): only for the user themself, moderators and admins
+        info = await tiers.tier_of(session, user)
+        details.tier, details.supporter_until = info.tier.value, info.supporter_until
+    return details
 
 
 def _may_see_private(viewer: User | None, user: User) -> bool:
@@ -83,8 +91,14 @@ async def register(body: RegisterInput, session: SessionDep, ctx: ContextDep) ->
     response_model_exclude_none=True,
     summary="The account of the API key sent",
 )
-async def find_user(session: SessionDep, user: ApiUser) -> UserDetails:
-    return await _details(session, user, privileged=True)
+async def find_user(session: SessionDep, ctx: ContextDep, caller: ApiCaller) -> UserDetails:
+    if caller.sharedkey is not None:  # a shared key's holder sees the owner's public details only (part C)
+        details = await _details(session, caller.user, privileged=False)
+        details.username = f"{details.username} (Shared Key: {caller.sharedkey.name})"
+        return details
+    details = await _details(session, caller.user, privileged=True)
+    details.sharedkey_ids = await sharedkeys.keys_of(session, ctx.secret, caller.user.id)
+    return details
 
 
 @router.get("/users", response_model=list[UserDetails], response_model_exclude_none=True, summary="Users, paged")
@@ -99,9 +113,12 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", response_model=UserDetails, response_model_exclude_none=True, summary="A user")
-async def get_user(user_id: int, session: SessionDep, viewer: OptionalUser) -> UserDetails:
+async def get_user(user_id: int, session: SessionDep, ctx: ContextDep, viewer: OptionalUser) -> UserDetails:
     user = await accounts.get_user(session, user_id)
-    return await _details(session, user, privileged=_may_see_private(viewer, user))
+    details = await _details(session, user, privileged=_may_see_private(viewer, user))
+    if viewer is not None and viewer.id == user.id:  # a shared key is a credential: its owner's eyes only
+        details.sharedkey_ids = await sharedkeys.keys_of(session, ctx.secret, user.id)
+    return details
 
 
 @router.put("/users/{user_id}", summary="Change a user (admin, moderator or the user)")

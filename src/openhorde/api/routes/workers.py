@@ -13,6 +13,7 @@ from openhorde.api.schemas.workers import (
     KudosDetails,
     ModifyWorker,
     ModifyWorkerInput,
+    TeamRef,
     WorkerDetails,
 )
 from openhorde.domain import workers
@@ -54,6 +55,7 @@ def _details(view: WorkerView, viewer: User | None = None) -> WorkerDetails:
         lora=w.allow_lora,
         controlnet=w.allow_controlnet,
         sdxl_controlnet=w.allow_sdxl_controlnet,
+        team=TeamRef(name=view.team_name, id=w.team_id) if w.team_id else TeamRef(),
     )
 
 
@@ -127,6 +129,7 @@ async def modify_worker(worker_id: str, body: ModifyWorkerInput, session: Sessio
         paused=body.paused,
         info=body.info,
         name=body.name,
+        team=body.team,
     )
     changed = await workers.update_worker(session, worker, user, changes)
     return ModifyWorker.model_validate(changed)

@@ -61,6 +61,9 @@ class UserDetails(ResponseModel):
     account_age: int
     usage: UsageDetails
     contributions: ContributionsDetails
+    # OpenHorde extensions (tiers, part D1); shown to the user themself, moderators and admins only.
+    tier: str | None = Field(default=None, description="free, supporter or credits (OpenHorde).")
+    supporter_until: float | None = Field(default=None, description="Epoch seconds the Supporter tier lasts until.")
 
 
 class RegisterInput(WireModel):

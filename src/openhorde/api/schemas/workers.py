@@ -59,7 +59,7 @@ class ModifyWorkerInput(WireModel):
     paused: bool | None = None
     info: str | None = Field(default=None, max_length=1000)
     name: str | None = Field(default=None, min_length=5, max_length=100)
-    team: str | None = None
+    team: str | None = Field(default=None, max_length=36, description="A team id to join, or '' to leave the team.")
 
 
 class ModifyWorker(ResponseModel):

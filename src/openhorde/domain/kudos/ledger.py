@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.storage import ledger_queries
+from openhorde.storage import escrow_queries, ledger_queries
 from openhorde.storage.ledger_queries import DuplicateTransaction
 
 __all__ = ["DuplicateTransaction", "LedgerReport", "Posting", "SystemAccount", "TransactionKind"]
@@ -26,6 +26,7 @@ class SystemAccount(StrEnum):
 
     MINT = "mint"
     BURN = "burn"
+    ESCROW = "escrow"  # untrusted owners' held rewards; whose they are is in kudos_escrow (part D2)
 
 
 class TransactionKind(StrEnum):
@@ -35,6 +36,10 @@ class TransactionKind(StrEnum):
     ADMIN = "admin"
     TRANSFER = "transfer"
     AWARD = "award"
+    UPTIME = "uptime"  # a worker's reward per interval online (part D2)
+    ESCROW_RELEASE = "escrow_release"  # an owner's escrow paid out on becoming trusted (part D2)
+    SUPPORTER = "supporter"  # the Supporter tier's monthly grant (part D1)
+    CREDITS = "credits"  # kudos bought: a Stripe one-off payment or an admin's credit grant (part D1)
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,20 @@ class LedgerReport:
     total_cents: int
     unbalanced_transaction_ids: list[int]
     balance_mismatches: list[tuple[int, int, int]]
+    escrow_held_cents: int = 0
+    """What the per-user escrow rows hold together; must equal ``escrow_account_cents``."""
+    escrow_account_cents: int = 0
+    """The balance of the ledger's ``escrow`` system account, from its postings."""
 
     @property
     def ok(self) -> bool:
-        """Whether the ledger balances and every user balance equals the sum of its postings."""
-        return self.total_cents == 0 and not self.unbalanced_transaction_ids and not self.balance_mismatches
+        """Whether the ledger balances, every user balance equals its postings, and escrow matches its account."""
+        return (
+            self.total_cents == 0
+            and not self.unbalanced_transaction_ids
+            and not self.balance_mismatches
+            and self.escrow_held_cents == self.escrow_account_cents
+        )
 
 
 async def check_ledger(session: AsyncSession) -> LedgerReport:
@@ -113,4 +127,6 @@ async def check_ledger(session: AsyncSession) -> LedgerReport:
         total_cents=await ledger_queries.sum_of_all_postings(session),
         unbalanced_transaction_ids=await ledger_queries.unbalanced_transactions(session),
         balance_mismatches=await ledger_queries.balance_mismatches(session),
+        escrow_held_cents=await escrow_queries.total_held(session),
+        escrow_account_cents=await escrow_queries.escrow_account_total(session),
     )

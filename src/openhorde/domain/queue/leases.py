@@ -8,13 +8,14 @@ processes running it at once do no harm.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import gallery
+from openhorde.domain import gallery, worker_economy
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.states import RequestState
 from openhorde.storage import queue_queries
@@ -62,15 +63,22 @@ async def return_to_queue(session: AsyncSession, request_id: str, reason: str, n
     )
 
 
-async def count_abort(session: AsyncSession, worker_ids: Sequence[str | None]) -> None:
-    """Add one aborted job to each worker's record."""
+async def count_abort(
+    session: AsyncSession, worker_ids: Sequence[str | None], now: float | None = None, max_aborts: int | None = None
+) -> None:
+    """Add one aborted job to each worker's record and to its hourly count; a worker with more than
+    ``max_aborts`` in the hour goes into maintenance (``worker_economy``)."""
+    moment = now or time.time()
+    window = worker_economy.abort_window_values(moment)
     for worker_id in worker_ids:
         if worker_id is not None:
             await session.execute(
                 update(Worker)
                 .where(Worker.id == worker_id)
-                .values(aborted_jobs=Worker.aborted_jobs + 1, uncompleted_jobs=Worker.uncompleted_jobs + 1)
+                .values(aborted_jobs=Worker.aborted_jobs + 1, uncompleted_jobs=Worker.uncompleted_jobs + 1, **window)
             )
+    ids = [worker_id for worker_id in worker_ids if worker_id is not None]
+    await worker_economy.enter_maintenance_if_aborting(session, ids, max_aborts, moment)
 
 
 @dataclass(frozen=True)
@@ -82,12 +90,12 @@ class MaintenanceReport:
     removed_requests: int
 
 
-async def expire_leases(session: AsyncSession, now: float) -> int:
+async def expire_leases(session: AsyncSession, now: float, max_aborts: int | None = None) -> int:
     """Give the images of jobs past their deadline back to the queue; returns how many."""
     expired = await queue_queries.expire_leases(session, now, SWEEP_BATCH)
     for _job_id, request_id, _worker_id in sorted(expired, key=lambda row: row[1]):
         await return_to_queue(session, request_id, "the worker did not submit before its lease ran out", now)
-    await count_abort(session, [worker_id for _, _, worker_id in expired])
+    await count_abort(session, [worker_id for _, _, worker_id in expired], now, max_aborts)
     return len(expired)
 
 
@@ -122,7 +130,7 @@ async def remove_old_requests(session: AsyncSession, ctx: HordeContext, now: flo
 async def run_maintenance(session: AsyncSession, ctx: HordeContext, now: float) -> MaintenanceReport:
     """One pass of every periodic duty, in one transaction."""
     report = MaintenanceReport(
-        expired_jobs=await expire_leases(session, now),
+        expired_jobs=await expire_leases(session, now, ctx.settings.worker_max_aborts_per_hour),
         timed_out_requests=await time_out_queued(session, now),
         removed_requests=await remove_old_requests(session, ctx, now),
     )

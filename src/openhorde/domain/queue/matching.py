@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import workers
 from openhorde.domain.context import HordeContext
+from openhorde.domain.moderation import role_effects
 from openhorde.domain.queue.seeds import job_seed
 from openhorde.domain.queue.states import JobState
 from openhorde.errors import WorkerMaintenance
@@ -139,6 +140,7 @@ async def pop(
 ) -> PopResult:
     """Check the worker in and hand it the best job it can do, if any."""
     moment = now or time.time()
+    role_effects.check_can_pop(user)
     worker, models = await workers.check_in(session, ctx, user, check_in, moment)
     if worker.paused:
         return PopResult(handed_out=None)

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import catalogue, images
+from openhorde.domain import catalogue, images, limits, sharedkeys
 from openhorde.domain.accounts import is_anonymous
+from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos, kudos_to_cents
 from openhorde.domain.kudos.pricing import (
@@ -21,6 +22,8 @@ from openhorde.domain.kudos.pricing import (
     image_charge,
     image_price,
 )
+from openhorde.domain.moderation import modes as horde_modes
+from openhorde.domain.moderation import prompt_filters, role_effects
 from openhorde.domain.queue import availability
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, check_request_transition
@@ -38,7 +41,7 @@ from openhorde.errors import (
 )
 from openhorde.storage import queue_queries
 from openhorde.storage.queue_queries import RequestCounters
-from openhorde.storage.tables import Request, RequestModel, RequestWorker, User
+from openhorde.storage.tables import Request, RequestModel, RequestWorker, SharedKey, User
 
 AGEING_PRIORITY_PER_SECOND = 5.0
 """Queue priority a request gains per second of waiting (the reference adds 50 every 10 s)."""
@@ -79,6 +82,8 @@ class NewRequest:
     webhook: str | None = None
     gallery: bool = False
     client_agent: str = "unknown:0:unknown"
+    client_ip: str | None = None
+    replacement_filter: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,11 +202,19 @@ async def _store_sources(ctx: HordeContext, new: NewRequest, request_id: str) ->
 
 
 async def create_request(
-    session: AsyncSession, ctx: HordeContext, user: User, new: NewRequest, now: float | None = None
+    session: AsyncSession,
+    ctx: HordeContext,
+    user: User,
+    new: NewRequest,
+    now: float | None = None,
+    sharedkey: SharedKey | None = None,
 ) -> CreatedRequest:
-    """Check, price and queue a request; a dry run only prices it."""
+    """Check, price and queue a request; a dry run only prices it. ``sharedkey``: the key it came with, if any."""
     moment = now or time.time()
+    modes = await horde_modes.refuse_if_maintenance(session, ctx, moment)
+    role_effects.apply_request_roles(user, new)
     _check_prompt(new.prompt)
+    new.prompt = await prompt_filters.screen(session, ctx, user, new.prompt, new.replacement_filter)
     params = dict(new.params)
     _check_params(params)
     models = list(dict.fromkeys(m for m in new.models if m))
@@ -214,6 +227,10 @@ async def create_request(
     queued_images, outstanding_cents = await queue_queries.user_queue_totals(session, user.id)
     available_cents = balance_cents - outstanding_cents
     total_cents = kudos_to_cents(image_charge(price_inputs(new, params))) * new.n
+    if sharedkey is not None:  # its caps, and its budget must cover the whole request (part C)
+        await sharedkeys.check_request(
+            session, sharedkey, params["width"], params["height"], params["steps"], total_cents
+        )
     warnings: list[Warning] = []
     if needs_upfront_kudos(new, params) and available_cents < total_cents:
         if not new.allow_downgrade:
@@ -233,13 +250,18 @@ async def create_request(
             f"Your account may have at most {user.concurrency} images queued; wait for some to finish."
         )
 
+    ip_hash = limits.client_ip_hash(ctx.secret, new.client_ip)
+    if is_anonymous(user):
+        await limits.check_anonymous_ip_queue(session, ctx.settings, ip_hash, new.n)
+
     request_id = str(uuid.uuid4())
     source_key, mask_key = await _store_sources(ctx, new, request_id)
     seed = parse_seed(params.pop("seed", None))
     seed_variation = int(params.pop("seed_variation", None) or SEED_VARIATION_DEFAULT)
     steps = accurate_steps(params["steps"], params["sampler_name"])
     pixels = params["width"] * params["height"]
-    priority = cents_to_kudos(balance_cents)
+    priority = role_effects.queue_priority(user, balance_cents)
+    priority += await tiers.priority_boost(session, ctx.settings, user, moment)  # Supporter tier (part D1)
     targets = list(dict.fromkeys(new.workers))[:MAX_TARGET_WORKERS]
     row = {
         "id": request_id,
@@ -285,6 +307,8 @@ async def create_request(
         "webhook": new.webhook,
         "gallery": new.gallery and not is_anonymous(user),
         "client_agent": new.client_agent,
+        "sharedkey_id": sharedkey.id if sharedkey is not None else None,
+        "client_ip_hash": ip_hash,
     }
     await queue_queries.insert_request(session, row)
     if models:
@@ -294,7 +318,7 @@ async def create_request(
     await queue_queries.count_request(session, user.id, moment)
 
     message = None
-    if not await availability.request_is_possible(session, ctx.settings, request_id, moment):
+    if not modes.raid and not await availability.request_is_possible(session, ctx.settings, request_id, moment):
         message = "No worker is currently online that can serve this request. It stays queued until one is."
         warnings.append(Warning("NoAvailableWorker", message))
     return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)

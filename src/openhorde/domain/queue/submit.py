@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import gallery, images
+from openhorde.domain import gallery, images, sharedkeys
 from openhorde.domain.accounts import ANONYMOUS_USER_ID
 from openhorde.domain.context import HordeContext
-from openhorde.domain.kudos import ledger
+from openhorde.domain.kudos import escrow, ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
 from openhorde.domain.queue.leases import count_abort, return_to_queue
 from openhorde.domain.queue.matching import result_key
@@ -93,7 +93,8 @@ async def submit(
     if job.state != JobState.PROCESSING:
         return Settled(_refuse_finished(job, submission), request.id)
     if submission.state == "faulted":
-        return Settled(await _record_fault(session, job, submission, moment), request.id)
+        max_aborts = ctx.settings.worker_max_aborts_per_hour
+        return Settled(await _record_fault(session, job, submission, moment, max_aborts), request.id)
 
     image_key = await _store_image(ctx, job.id, submission.generation)
     censored = (
@@ -116,27 +117,36 @@ async def submit(
         raise DuplicateGen("This job has already been submitted.")
     if request.gallery and not censored:
         await gallery.keep_image(session, request, job, worker, image_key, claimed_seed, moment)
-    charged = await _settle(session, job, request, worker, censored, moment)
+    charged = await _settle(session, job, request, worker, censored, moment, ctx)
     await job_queries.finish_image(session, request.id, charged, moment)
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
     return Settled(ledger.cents_to_kudos(request.price_cents), request.id)
 
 
-async def _record_fault(session: AsyncSession, job: Job, submission: Submission, now: float) -> float:
+async def _record_fault(
+    session: AsyncSession, job: Job, submission: Submission, now: float, max_aborts: int | None = None
+) -> float:
     reason = "; ".join(_fault_text(m) for m in submission.gen_metadata) or "the worker reported a fault"
     if await job_queries.claim_faulted(session, job.id, now, reason[:1000], submission.gen_metadata):
         await return_to_queue(session, job.request_id, reason, now)
-        await count_abort(session, [job.worker_id])
+        await count_abort(session, [job.worker_id], now, max_aborts)  # too many: maintenance (part D2)
     return 0.0
 
 
-async def _settle(session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float) -> int:
+async def _settle(
+    session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float, ctx: HordeContext
+) -> int:
     """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
     balances = await job_queries.lock_balances(session, [request.user_id, worker.user_id])
+    # An untrusted owner's reward is split between the balance and escrow (domain/kudos/escrow.py); the first
+    # posting is what reaches the owner's balance.
+    reward = await escrow.owner_reward(
+        session, ctx.settings, worker.user_id, request.price_cents, ctx.settings.escrow_share, 1, now
+    )
     charge = 0 if censored or request.user_id == ANONYMOUS_USER_ID else request.charge_cents
     charge = min(
         charge,
-        max(0, balances[request.user_id] + (request.price_cents if request.user_id == worker.user_id else 0)),
+        max(0, balances[request.user_id] + (reward[0].amount_cents if request.user_id == worker.user_id else 0)),
     )
     await ledger.record(
         session,
@@ -144,7 +154,7 @@ async def _settle(session: AsyncSession, job: Job, request: Request, worker: Wor
         job.id,
         [
             Posting(SystemAccount.MINT, -request.price_cents),
-            Posting(worker.user_id, request.price_cents),
+            *reward,
             Posting(request.user_id, -charge),
             Posting(SystemAccount.BURN, charge),
         ],
@@ -152,6 +162,7 @@ async def _settle(session: AsyncSession, job: Job, request: Request, worker: Wor
         now=now,
     )
     await job_queries.count_delivery(session, worker.user_id, request.user_id, request.things / 1_000_000)
+    await sharedkeys.record_use(session, request, censored)  # the shared key it came with, if any (part C)
     return charge
 
 

@@ -2,10 +2,15 @@
 
 from openhorde.storage.tables.audit import AuditEntry
 from openhorde.storage.tables.base import Base
+from openhorde.storage.tables.billing import StripeEvent, Supporter
 from openhorde.storage.tables.catalogue import CatalogueModel
+from openhorde.storage.tables.escrow import KudosEscrow
 from openhorde.storage.tables.gallery import GalleryImage
 from openhorde.storage.tables.ledger import KudosPosting, KudosTransaction
+from openhorde.storage.tables.moderation import HordeModes, PromptFilter, WorkerMessage
 from openhorde.storage.tables.requests import Job, Request, RequestModel, RequestWorker
+from openhorde.storage.tables.sharedkeys import SharedKey
+from openhorde.storage.tables.teams import Team
 from openhorde.storage.tables.users import User
 from openhorde.storage.tables.workers import Worker, WorkerModel
 
@@ -14,13 +19,21 @@ __all__ = [
     "Base",
     "CatalogueModel",
     "GalleryImage",
+    "HordeModes",
     "Job",
+    "KudosEscrow",
     "KudosPosting",
     "KudosTransaction",
+    "PromptFilter",
     "Request",
     "RequestModel",
     "RequestWorker",
+    "SharedKey",
+    "StripeEvent",
+    "Supporter",
+    "Team",
     "User",
     "Worker",
+    "WorkerMessage",
     "WorkerModel",
 ]

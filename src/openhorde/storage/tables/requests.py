@@ -36,6 +36,13 @@ class Request(Base):
             sqlite_where=text("state = 'queued'"),
         ),
         Index("ix_requests_last_activity_at", "last_activity_at"),
+        # The free tier's per-IP queue limit counts one address's queued requests with it.
+        Index(
+            "ix_requests_client_ip_queued",
+            "client_ip_hash",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -83,6 +90,11 @@ class Request(Base):
     fault_reason: Mapped[str | None] = mapped_column(Text, default=None)
     gallery: Mapped[bool] = mapped_column(Boolean, default=False)
     """Keep each finished image in the requester's gallery (an OpenHorde extension; registered users only)."""
+    client_ip_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """A keyed hash (HMAC with the server secret) of the caller's address; never the address itself."""
+    sharedkey_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    """The shared key (``shared_keys.id``) the request was made with, if any; its charges count against the key.
+    No foreign key: deleting a key stops new requests but leaves queued ones (still paid by the owner)."""
 
 
 class RequestModel(Base):

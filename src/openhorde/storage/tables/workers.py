@@ -47,10 +47,16 @@ class Worker(Base):
     megapixelsteps: Mapped[float] = mapped_column(Float, default=0.0)
     aborted_jobs: Mapped[int] = mapped_column(Integer, default=0)
     uncompleted_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    aborts_in_window: Mapped[int] = mapped_column(Integer, default=0)
+    """Aborted jobs since ``abort_window_started_at`` (the automatic maintenance counts these)."""
+    abort_window_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     uptime_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     speed_pps: Mapped[float | None] = mapped_column(Float, default=None)
     models: Mapped[list[str]] = mapped_column(JSON, default=list)
     """The models served, also in ``worker_models`` (one row each) for SQL matching."""
+    team_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    """The team (``teams.id``) this worker works for, if any. No foreign key: SQLite cannot add one to an
+    existing table, so deleting a team clears this column itself (``domain/teams.py``)."""
 
 
 class WorkerModel(Base):

@@ -22,5 +22,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("workers") as batch:
-        batch.drop_column("can_censor_nsfw")
+    # Plain DROP COLUMN (SQLite 3.35+): batch mode would rebuild ``workers`` and cascade into its children.
+    op.drop_column("workers", "can_censor_nsfw")

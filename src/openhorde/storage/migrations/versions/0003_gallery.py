@@ -50,5 +50,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("gallery_images")
-    with op.batch_alter_table("requests") as batch:
-        batch.drop_column("gallery")
+    op.drop_column("requests", "gallery")  # plain DROP COLUMN (SQLite 3.35+), like the ADD above

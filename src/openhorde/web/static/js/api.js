@@ -21,8 +21,28 @@ export function storeKey(key) {
   else localStorage.removeItem(KEY_STORAGE);
 }
 
+const RATE_LIMIT_RETRIES = 2;
+const RATE_LIMIT_MAX_WAIT_S = 15;
+
 // Calls `/api/v2${path}`; `auth` sends the stored key (anonymous when none). Resolves to the parsed body.
-export async function api(path, { method = "GET", body, auth = true, key } = {}) {
+// A GET refused by a rate limit (429) waits for its Retry-After and tries again: polling pages (progress,
+// models) then slow down instead of showing errors. Other methods are not retried: they may have effects.
+export async function api(path, options = {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await callOnce(path, options);
+    } catch (error) {
+      const method = options.method || "GET";
+      const wait = error instanceof ApiError ? error.retryAfter : null;
+      if (method !== "GET" || error.status !== 429 || attempt >= RATE_LIMIT_RETRIES || !wait || wait > RATE_LIMIT_MAX_WAIT_S) {
+        throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    }
+  }
+}
+
+async function callOnce(path, { method = "GET", body, auth = true, key } = {}) {
   const headers = { "Client-Agent": CLIENT_AGENT };
   if (auth) headers.apikey = key || storedKey() || ANONYMOUS_KEY;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -45,7 +65,9 @@ export async function api(path, { method = "GET", body, auth = true, key } = {})
   }
   if (!response.ok) {
     const message = (data && data.message) || `The server answered HTTP ${response.status}.`;
-    throw new ApiError(errorDetails(message, data), (data && data.rc) || "HTTPError", response.status);
+    const error = new ApiError(errorDetails(message, data), (data && data.rc) || "HTTPError", response.status);
+    error.retryAfter = Number(response.headers.get("Retry-After")) || null;
+    throw error;
   }
   return data;
 }

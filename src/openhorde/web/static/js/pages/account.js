@@ -188,6 +188,8 @@ function summaryCard(user, app, onSignOut) {
       "div.stats",
       {},
       stat("Account id", String(user.id), "account-id"),
+      // The tier (an OpenHorde extension of find_user): free, credits, or supporter with its end date.
+      user.tier && stat("Tier", user.tier === "supporter" && user.supporter_until ? `supporter until ${new Date(user.supporter_until * 1000).toLocaleDateString()}` : user.tier, "account-tier"),
       stat("Account age", formatDuration(user.account_age), "account-age"),
       stat("Concurrency", String(user.concurrency), "account-concurrency"),
       stat("Workers", String(user.worker_count), "account-workers"),

@@ -1,0 +1,35 @@
+"""``/operations/ipaddr``: moderators time IP addresses out of generating and registering."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from openhorde.api.deps import ApiUser, CountersDep, SessionDep
+from openhorde.api.schemas.ip_timeouts import AddTimeoutIPInput, DeleteTimeoutIPInput, IPTimeoutOut, SimpleResponse
+from openhorde.domain import ip_timeouts
+
+router = APIRouter(prefix="/operations", tags=["moderation"])
+
+
+@router.get("/ipaddr", response_model=list[IPTimeoutOut], summary="Timed-out IP addresses (moderators)")
+async def list_ip_timeouts(user: ApiUser, counters: CountersDep) -> list[IPTimeoutOut]:
+    found = await ip_timeouts.list_timeouts(counters, user, time.time())
+    return [IPTimeoutOut(ipaddr=t.ipaddr, seconds=t.seconds) for t in found]
+
+
+@router.post("/ipaddr", response_model=SimpleResponse, summary="Time an IP address out (moderators)")
+async def add_ip_timeout(
+    body: AddTimeoutIPInput, session: SessionDep, user: ApiUser, counters: CountersDep
+) -> SimpleResponse:
+    await ip_timeouts.add_timeout(session, counters, user, body.ipaddr, body.hours, time.time())
+    return SimpleResponse()
+
+
+@router.delete("/ipaddr", response_model=SimpleResponse, summary="Remove an IP address from timeout (moderators)")
+async def delete_ip_timeout(
+    body: DeleteTimeoutIPInput, session: SessionDep, user: ApiUser, counters: CountersDep
+) -> SimpleResponse:
+    await ip_timeouts.remove_timeout(session, counters, user, body.ipaddr, time.time())
+    return SimpleResponse()

@@ -1,0 +1,1 @@
+"""The paid tiers: Supporter (monthly, priority boost and grant) and Credits (kudos bought), and Stripe."""

@@ -1,0 +1,142 @@
+"""The worker economy besides image rewards: uptime rewards and automatic maintenance.
+
+Uptime rewards run inside the worker's check-in on pop (``workers.check_in``), not in a
+background sweep: a check-in already holds the worker's row and its new uptime, so deciding
+costs a comparison, and writes happen only when an interval of uptime is crossed (about once
+per 10 minutes per worker). Nothing runs when no worker pops, and each pop credits at most one
+transaction.
+
+Uptime (reference §3.3): every ``uptime_reward_interval_seconds`` of uptime earns 50 + 2 per
+model (+30 with LoRA) kudos, recorded once per interval under ``uptime`` /
+``{worker_id}:{interval_index}``; paused workers and workers in maintenance earn none.
+Untrusted owners' uptime rewards go to escrow (``uptime_escrow_share``).
+
+Automatic maintenance (reference §4.5) is decided where aborts are counted: ``count_abort``
+counts aborted jobs (faults and expired leases) in a one-hour fixed window, and a worker that
+passes ``worker_max_aborts_per_hour`` goes into maintenance in the same transaction, with a
+message saying why, written to the audit log with the server as actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.config import Settings
+from openhorde.domain import audit
+from openhorde.domain.kudos import escrow, ledger
+from openhorde.domain.kudos.ledger import DuplicateTransaction, Posting, SystemAccount, TransactionKind
+from openhorde.storage.tables import User, Worker
+
+UPTIME_BASE_KUDOS = 50
+UPTIME_KUDOS_PER_MODEL = 2
+UPTIME_LORA_KUDOS = 30
+ABORT_WINDOW_SECONDS = 3600
+"""The automatic maintenance counts aborted jobs per hour, as the AI Horde does."""
+
+
+def uptime_reward_cents(model_count: int, allow_lora: bool) -> int:
+    """One interval's uptime reward in hundredths: 50 + 2 per model, +30 with LoRA (the AI Horde's image workers)."""
+    kudos = UPTIME_BASE_KUDOS + UPTIME_KUDOS_PER_MODEL * model_count + (UPTIME_LORA_KUDOS if allow_lora else 0)
+    return kudos * 100
+
+
+def intervals_crossed(uptime_before: float, uptime_after: float, interval: int) -> tuple[int, int]:
+    """``(index of the last interval completed, how many were completed)`` between two uptimes; (0, 0) if none."""
+    if interval <= 0 or uptime_after <= uptime_before:
+        return 0, 0
+    before, after = int(uptime_before // interval), int(uptime_after // interval)
+    return after, after - before
+
+
+def abort_window_values(now: float) -> dict[str, Any]:
+    """Column updates counting one more aborted job in the worker's current one-hour window (or a new one)."""
+    current = Worker.abort_window_started_at > now - ABORT_WINDOW_SECONDS
+    return {
+        "aborts_in_window": case((current, Worker.aborts_in_window + 1), else_=1),
+        "abort_window_started_at": case((current, Worker.abort_window_started_at), else_=now),
+    }
+
+
+async def after_check_in(
+    session: AsyncSession, settings: Settings, worker: Worker, owner: User, uptime_before: float, now: float
+) -> None:
+    """Credit the uptime interval the worker completed with this check-in, if any."""
+    if worker.paused or worker.maintenance:
+        return
+    await _reward_uptime(session, settings, worker, owner, uptime_before, now)
+
+
+async def enter_maintenance_if_aborting(
+    session: AsyncSession, worker_ids: Sequence[str], limit: int | None, now: float
+) -> list[str]:
+    """Put into maintenance each of these workers that aborted more than ``limit`` jobs in its current window.
+
+    Called right after ``count_abort`` counted the aborts, in the same transaction, so the switch is
+    committed with them (a pop that is refused for maintenance rolls back, so it can't be done there).
+    Returns the ids switched.
+    """
+    if limit is None or not worker_ids:
+        return []
+    rows = await session.execute(
+        select(Worker.id, Worker.aborts_in_window).where(
+            Worker.id.in_(sorted(set(worker_ids))),
+            Worker.maintenance.is_(False),
+            Worker.aborts_in_window > limit,
+            Worker.abort_window_started_at > now - ABORT_WINDOW_SECONDS,
+        )
+    )
+    switched = []
+    for worker_id, aborts in rows.all():
+        message = (
+            f"Automatic maintenance: this worker aborted {aborts} jobs within an hour (more than {limit}). "
+            "Check its logs, then take it out of maintenance."
+        )
+        # The count starts afresh, so the owner can take the worker out of maintenance once it is fixed.
+        await session.execute(
+            update(Worker)
+            .where(Worker.id == worker_id, Worker.maintenance.is_(False))
+            .values(maintenance=True, maintenance_msg=message, aborts_in_window=0)
+            .execution_options(synchronize_session="fetch")
+        )
+        await audit.record(
+            session,
+            None,
+            "worker.auto_maintenance",
+            "worker",
+            worker_id,
+            {"aborted_jobs": aborts, "limit": limit, "window_seconds": ABORT_WINDOW_SECONDS},
+            now=now,
+        )
+        switched.append(worker_id)
+    return switched
+
+
+async def _reward_uptime(
+    session: AsyncSession, settings: Settings, worker: Worker, owner: User, uptime_before: float, now: float
+) -> None:
+    index, count = intervals_crossed(uptime_before, worker.uptime_seconds, settings.uptime_reward_interval_seconds)
+    if not count:
+        return
+    amount = uptime_reward_cents(len(worker.models), worker.allow_lora) * count
+    try:
+        # A savepoint: a concurrent pop of the same worker that credited this interval first undoes the
+        # escrow bookkeeping too, not just the ledger insert.
+        async with session.begin_nested():
+            postings = await escrow.owner_reward(
+                session, settings, owner.id, amount, settings.uptime_escrow_share, images=0, now=now
+            )
+            await ledger.record(
+                session,
+                TransactionKind.UPTIME,
+                f"{worker.id}:{index}",
+                [Posting(SystemAccount.MINT, -amount), *postings],
+                memo=f"uptime of worker {worker.name}",
+                now=now,
+            )
+    except DuplicateTransaction:
+        return
+    worker.kudos_uptime_cents += amount

@@ -1,0 +1,20 @@
+"""The ``teams`` table: named groups of workers (``workers.team_id``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Float, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openhorde.storage.tables.base import Base
+
+
+class Team(Base):
+    """A team of workers; its figures are the sums over its current workers."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    info: Mapped[str | None] = mapped_column(Text, default=None)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[float] = mapped_column(Float)
