@@ -111,6 +111,37 @@ DEFAULT_MAX_SHARED_KEYS = 3
 DEFAULT_MAX_SHARED_KEYS_TRUSTED = 10
 """Shared keys a trusted user or a moderator may have at once (education accounts: 1000)."""
 
+# Webhooks (issue 6, part B): signed deliveries from an outbox, retried with backoff.
+DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
+"""Time one webhook POST may take (connect to response) before it counts as failed."""
+DEFAULT_WEBHOOK_MAX_ATTEMPTS = 8
+"""Attempts per event before its delivery is marked failed."""
+DEFAULT_WEBHOOK_BACKOFF_SECONDS = 10.0
+"""Wait after the first failed attempt; it doubles after each further one (less up to half, at random)."""
+DEFAULT_WEBHOOK_BACKOFF_MAX_SECONDS = 3600.0
+"""Longest wait between two attempts."""
+DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS = 1.0
+"""How often each server process looks for due webhook deliveries."""
+
+# Several servers, metrics, S3 blobs (issue 6, part C).
+DEFAULT_BLOB_STORE: Literal["local", "s3"] = "local"
+"""Where images live: "local" (the data directory, served by ``/blobs``) or "s3" (a bucket, presigned links)."""
+DEFAULT_S3_ADDRESSING_STYLE: Literal["auto", "path", "virtual"] = "auto"
+"""boto3's S3 addressing style: "path" suits MinIO and most self-hosted S3-compatible servers."""
+DEFAULT_S3_PREFIX = ""
+"""Prefix of every object key in the bucket (to share a bucket), e.g. "horde/"."""
+DEFAULT_METRICS_ENABLED = True
+"""Serve ``GET /metrics`` (Prometheus text format)."""
+
+# Push instead of poll (issue 6, part A): request event streams and ``Prefer: wait``.
+DEFAULT_PREFER_WAIT_MAX_SECONDS = 60
+"""Longest ``Prefer: wait=N`` honoured on ``POST /generate/async``; larger N are cut to it."""
+DEFAULT_EVENT_STREAM_POLL_SECONDS = 2.0
+"""An open event stream (or a waiting ``Prefer: wait``) re-reads its request at least this often, even without
+an event: it updates the queue position and covers a notification lost while a broker reconnected."""
+DEFAULT_EVENT_STREAM_KEEPALIVE_SECONDS = 15.0
+"""An event stream with nothing to say sends a keep-alive comment this often (proxies close idle streams)."""
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 
@@ -233,6 +264,55 @@ class Settings(BaseSettings):
         default=None,
         description="Signing secret (whsec_...) of the Stripe webhook endpoint; unset turns the endpoint off.",
     )
+    # Webhooks (issue 6, part B).
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Secret that signs webhook deliveries (X-OpenHorde-Signature); unset: derived from the "
+        "server secret.",
+    )
+    webhook_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts webhooks may go to ('example.com', '*.example.com'); empty: any.",
+    )
+    webhook_timeout_seconds: float = Field(default=DEFAULT_WEBHOOK_TIMEOUT_SECONDS, gt=0)
+    webhook_max_attempts: int = Field(default=DEFAULT_WEBHOOK_MAX_ATTEMPTS, ge=1)
+    webhook_backoff_seconds: float = Field(default=DEFAULT_WEBHOOK_BACKOFF_SECONDS, ge=0)
+    webhook_backoff_max_seconds: float = Field(default=DEFAULT_WEBHOOK_BACKOFF_MAX_SECONDS, ge=0)
+    webhook_poll_interval_seconds: float = Field(default=DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS, gt=0)
+    # Several servers, metrics, S3 blobs (issue 6, part C).
+    blob_store: Literal["local", "s3"] = Field(
+        default=DEFAULT_BLOB_STORE,
+        description="'local': images in the data directory, served through /blobs; 's3': an S3-compatible "
+        "bucket, with boto3 presigned URLs (needs the s3 extra).",
+    )
+    s3_bucket: str | None = Field(default=None, description="Bucket of the S3 blob store (must exist).")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible server (MinIO, R2, Ceph...); unset: AWS S3. Workers and "
+        "clients must reach it: presigned URLs point there.",
+    )
+    s3_region: str | None = Field(default=None, description="Region of the bucket (AWS: e.g. eu-west-1).")
+    s3_access_key_id: str | None = Field(
+        default=None, description="Access key of the S3 blob store; unset: boto3's usual credential chain."
+    )
+    s3_secret_access_key: str | None = Field(default=None, description="Secret key matching s3_access_key_id.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default=DEFAULT_S3_ADDRESSING_STYLE, description="S3 URL style; 'path' for most self-hosted servers."
+    )
+    s3_prefix: str = Field(default=DEFAULT_S3_PREFIX, description="Prefix of every object key in the bucket.")
+    metrics_enabled: bool = Field(
+        default=DEFAULT_METRICS_ENABLED,
+        description="Serve GET /metrics (Prometheus); block it at the reverse proxy if it should stay private.",
+    )
+
+    # Push instead of poll (issue 6, part A).
+    prefer_wait_max_seconds: int = Field(
+        default=DEFAULT_PREFER_WAIT_MAX_SECONDS,
+        ge=0,
+        description="Longest Prefer: wait=N honoured on POST /generate/async; 0 ignores the header.",
+    )
+    event_stream_poll_seconds: float = Field(default=DEFAULT_EVENT_STREAM_POLL_SECONDS, gt=0)
+    event_stream_keepalive_seconds: float = Field(default=DEFAULT_EVENT_STREAM_KEEPALIVE_SECONDS, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

@@ -35,7 +35,6 @@ _WORKER_ABSENT = {
 }
 _USER_ABSENT = {
     "styles": "we have no styles",
-    "sharedkey_ids": "we have no shared keys",
     "active_generations": "not tracked per user; clients poll /generate/check instead",
     "records": "per-kind (image/text/alchemy) records; usage and contributions carry our image totals",
 }
@@ -50,7 +49,7 @@ INTENTIONALLY_ABSENT: dict[str, dict[str, str]] = {
     "GET /v2/workers/{worker_id} 200": _WORKER_ABSENT,
     "GET /v2/find_user 200": _USER_ABSENT,
     "GET /v2/users/{user_id} 200": _USER_ABSENT,
-    "GET /v2/status/modes 200": {"raid_mode": "the reference shows it to moderators only; we have no raid mode"},
+    "GET /v2/status/modes 200": {"raid_mode": "shown to moderators only, as the reference does"},
 }
 """Per answer, the example's top-level keys we leave out on purpose, each with its reason."""
 

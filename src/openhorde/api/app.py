@@ -12,8 +12,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from openhorde import __version__
+from openhorde.api import metrics
 from openhorde.api.deps import RateLimits
 from openhorde.api.errors import install_error_handlers
+from openhorde.api.openapi import install_openapi
+from openhorde.api.push import start_push, stop_push
 from openhorde.api.ratelimit import start_rate_limits, stop_rate_limits
 from openhorde.api.routes import (
     audit,
@@ -27,19 +30,20 @@ from openhorde.api.routes import (
     kudos,
     sharedkeys,
     status,
+    stream,
     teams,
     users,
     worker_messages,
     workers,
 )
 from openhorde.config import Settings
-from openhorde.domain import accounts, catalogue
+from openhorde.domain import accounts, catalogue, webhook_delivery
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.availability import QueueView
 from openhorde.domain.queue.leases import run_maintenance
-from openhorde.storage.blobs import BlobStore
 from openhorde.storage.db import Database
 from openhorde.storage.migrate import upgrade_to_head
+from openhorde.storage.s3_blobs import open_blob_store
 from openhorde.storage.secrets import load_or_create_secret
 from openhorde.web import mount_web_ui
 
@@ -57,7 +61,8 @@ async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
         try:
             async with db.unit_of_work() as session:
-                await run_maintenance(session, ctx, time.time())
+                report = await run_maintenance(session, ctx, time.time())
+            metrics.count_maintenance(report)
         except Exception:  # keep the loop alive; the next pass retries
             log.exception("maintenance pass failed")
 
@@ -71,7 +76,7 @@ async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
     async with db.unit_of_work() as session:
         await accounts.ensure_anonymous_user(session, secret, time.time())
         await catalogue.ensure_seeded(session)
-    blob_store = BlobStore(settings.blob_dir, secret, settings.resolved_public_url, settings.upload_url_ttl_seconds)
+    blob_store = open_blob_store(settings, secret)
     return db, HordeContext(settings=settings, secret=secret, blobs=blob_store)
 
 
@@ -89,7 +94,9 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.db, app.state.context = db, ctx
         app.state.queue_view = QueueView(settings)
         start_rate_limits(app, settings, ctx.secret)
+        await start_push(app, settings)  # request events: streams and Prefer: wait (issue 6, part A)
         maintenance = asyncio.create_task(_maintenance_loop(db, ctx))
+        webhook_sender = asyncio.create_task(webhook_delivery.run(db, ctx))  # issue 6, part B
         log.info("OpenHorde %s serving on %s", __version__, settings.resolved_public_url)
         try:
             yield
@@ -97,7 +104,11 @@ def create_app(settings: Settings) -> FastAPI:
             maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await maintenance
+            webhook_sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await webhook_sender
             await stop_rate_limits(app)
+            await stop_push(app)
             await db.dispose()
 
     app = FastAPI(
@@ -110,13 +121,17 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(metrics.MetricsMiddleware)
     install_error_handlers(app)
+    install_openapi(app)
     api = APIRouter(prefix="/api/v2", dependencies=[RateLimits])
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     routers = (filters, generate, jobs, worker_messages, workers, users, status, kudos, gallery, audit)
-    for module in (*routers, ip_timeouts, billing, sharedkeys, teams):
+    for module in (*routers, ip_timeouts, billing, sharedkeys, teams, stream):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(blobs.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
     mount_web_ui(app)
     return app

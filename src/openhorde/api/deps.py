@@ -16,6 +16,7 @@ from openhorde.api import ratelimit
 from openhorde.domain import accounts, sharedkeys
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.availability import QueueView
+from openhorde.domain.queue.events import RequestFollower
 from openhorde.storage.counters import Counters
 from openhorde.storage.db import Database
 from openhorde.storage.tables import User
@@ -43,6 +44,15 @@ def _queue_view(request: Request) -> QueueView:
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 ContextDep = Annotated[HordeContext, Depends(_context)]
 QueueViewDep = Annotated[QueueView, Depends(_queue_view)]
+
+
+def _follower(request: Request) -> RequestFollower:
+    follower: RequestFollower = request.app.state.follower
+    return follower
+
+
+FollowerDep = Annotated[RequestFollower, Depends(_follower)]
+"""Request events for streams and ``Prefer: wait`` (issue 6, part A)."""
 ApiKeyHeader = Annotated[str | None, Header(alias="apikey", description="Your API key; 0000000000 for anonymous.")]
 ClientAgentHeader = Annotated[str, Header(alias="Client-Agent")]
 

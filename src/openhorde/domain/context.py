@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from openhorde.config import Settings
 from openhorde.domain.moderation.cache import ModerationCache
-from openhorde.storage.blobs import BlobStore
+from openhorde.storage.blobs import BlobBackend
 
 
 @dataclass(frozen=True)
@@ -15,5 +15,5 @@ class HordeContext:
 
     settings: Settings
     secret: str
-    blobs: BlobStore
+    blobs: BlobBackend
     moderation: ModerationCache = field(default_factory=ModerationCache)

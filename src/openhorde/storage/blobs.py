@@ -13,6 +13,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlencode
 
 from openhorde.errors import BlobNotFound, InvalidUploadSignature
@@ -23,6 +24,31 @@ _KEY_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9_.-]{1,150}$")
 def is_valid_key(key: str) -> bool:
     """Whether ``key`` is a well-formed blob key (``folder/name``), safe to use as a path."""
     return bool(_KEY_PATTERN.fullmatch(key)) and ".." not in key
+
+
+class BlobBackend(Protocol):
+    """What the domain needs of a blob store: this local one, or ``s3_blobs.S3BlobStore``."""
+
+    async def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``."""
+
+    async def get(self, key: str) -> bytes:
+        """The bytes under ``key``; ``BlobNotFound`` if none."""
+        ...
+
+    async def exists(self, key: str) -> bool:
+        """Whether something is stored under ``key``."""
+        ...
+
+    async def delete_many(self, keys: list[str]) -> None:
+        """Remove the blobs under ``keys``, ignoring missing ones."""
+
+    def presign(self, method: str, key: str, now: float | None = None) -> str:
+        """A time-limited URL to ``GET`` or ``PUT`` the blob ``key``."""
+        ...
+
+    def verify(self, method: str, key: str, expires: int, signature: str, now: float | None = None) -> None:
+        """Check a ``/blobs`` link's signature; raise ``InvalidUploadSignature`` if wrong or expired."""
 
 
 class BlobStore:
@@ -87,5 +113,6 @@ class BlobStore:
         if expires < (now or time.time()):
             raise InvalidUploadSignature("This link has expired.")
         expected = self._signature(method, key, expires)
-        if not hmac.compare_digest(expected, signature):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise InvalidUploadSignature()

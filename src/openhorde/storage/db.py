@@ -33,7 +33,11 @@ class Database:
 
     def _create_engine(self, url: str) -> AsyncEngine:
         if not self.is_sqlite:
-            return create_async_engine(url, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_MAX_OVERFLOW)
+            # pool_pre_ping: a pooled connection PostgreSQL has closed (restart, pg_terminate_backend) is replaced
+            # on checkout instead of failing the next call with a 500 (found by the chaos suite, issue 6 part E).
+            return create_async_engine(
+                url, pool_size=POSTGRES_POOL_SIZE, max_overflow=POSTGRES_MAX_OVERFLOW, pool_pre_ping=True
+            )
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")

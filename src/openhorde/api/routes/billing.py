@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from openhorde.api.deps import ApiUser, ContextDep, SessionDep
+from openhorde.api.openapi import errors
 from openhorde.api.schemas.billing import CreditsInput, CreditsOut, StripeWebhookOut, SupporterInput, TierOut
 from openhorde.domain import accounts
 from openhorde.domain.billing import stripe_webhook, tiers
@@ -48,6 +49,7 @@ async def grant_credits(user_id: int, body: CreditsInput, session: SessionDep, a
 @router.post(
     "/stripe/webhook",
     response_model=StripeWebhookOut,
+    responses=errors(404),  # 404: Stripe is not configured
     summary="Stripe events: subscriptions (Supporter tier) and one-off payments (credits) (OpenHorde)",
 )
 async def stripe_events(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from openhorde.api.deps import ContextDep
+from openhorde.api.openapi import errors
 from openhorde.domain import images
 from openhorde.errors import PayloadTooLarge
 
@@ -20,7 +21,7 @@ Signature = Annotated[str, Query(min_length=64, max_length=64)]
     "/{folder}/{name}",
     summary="Download an image with a presigned URL",
     response_class=Response,
-    responses={200: {"content": {"image/webp": {}}}},
+    responses={200: {"content": {"image/webp": {}}}, **errors(403)},
 )
 async def download(folder: str, name: str, expires: Expires, signature: Signature, ctx: ContextDep) -> Response:
     key = f"{folder}/{name}"
@@ -30,7 +31,9 @@ async def download(folder: str, name: str, expires: Expires, signature: Signatur
     )
 
 
-@router.put("/{folder}/{name}", status_code=200, summary="Upload a job's image with a presigned URL")
+@router.put(
+    "/{folder}/{name}", status_code=200, responses=errors(403, 413), summary="Upload a job's image with a presigned URL"
+)
 async def upload(
     folder: str, name: str, expires: Expires, signature: Signature, request: Request, ctx: ContextDep
 ) -> Response:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from openhorde.api.deps import ApiCaller, ClientIp, ContextDep, QueueViewDep, SessionDep
+from openhorde.api import push
+from openhorde.api.deps import ApiCaller, ClientIp, ContextDep, FollowerDep, QueueViewDep, SessionDep
+from openhorde.api.openapi import errors
+from openhorde.api.request_bodies import check_body, status_body
 from openhorde.api.schemas.generate import (
     DryRunResult,
     GenerationInput,
-    GenerationMetadata,
-    GenerationStable,
     RequestAsync,
     RequestStatusCheck,
     RequestStatusStable,
@@ -25,6 +26,14 @@ router = APIRouter(prefix="/generate", tags=["generate"])
 
 ClientAgent = Annotated[str | None, Header(alias="Client-Agent")]
 ClientAgentUnderscore = Annotated[str | None, Header(alias="client_agent", convert_underscores=False)]
+Prefer = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        description="OpenHorde: `wait=N` answers the finished `/generate/status` body (200, `Preference-Applied`) "
+        "if the request ends within N seconds (at most `prefer_wait_max_seconds`), else the usual 202.",
+    ),
+]
 
 
 def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
@@ -61,7 +70,13 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
     status_code=202,
     response_model=RequestAsync,
     response_model_exclude_none=True,
-    responses={200: {"model": DryRunResult, "description": "Dry run: the price only."}},
+    responses={
+        **errors(503),  # maintenance mode
+        200: {
+            "model": DryRunResult | RequestStatusStable,
+            "description": "Dry run: the price only. With `Prefer: wait=N`: the finished request's status.",
+        },
+    },
     summary="Queue an image request",
 )
 async def generate_async(
@@ -70,9 +85,11 @@ async def generate_async(
     ctx: ContextDep,
     caller: ApiCaller,
     ip: ClientIp,
+    follower: FollowerDep,
     client_agent: ClientAgent = None,
     client_agent_underscore: ClientAgentUnderscore = None,
-) -> RequestAsync | JSONResponse:
+    prefer: Prefer = None,
+) -> RequestAsync | Response:
     agent = client_agent or client_agent_underscore or "unknown:0:unknown"
     new = _new_request(body, agent)
     new.client_ip = ip
@@ -80,52 +97,21 @@ async def generate_async(
     if created.id is None:
         return JSONResponse(status_code=200, content={"kudos": created.kudos})
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None
-    return RequestAsync(id=created.id, kudos=round(created.kudos), message=created.message, warnings=warnings)
-
-
-def _check_body(s: status.RequestStatus) -> dict[str, object]:
-    return {
-        "finished": s.finished,
-        "processing": s.processing,
-        "restarted": s.restarted,
-        "waiting": s.waiting,
-        "done": s.done,
-        "faulted": s.faulted,
-        "wait_time": s.wait_time,
-        "queue_position": s.queue_position,
-        "kudos": s.kudos,
-        "is_possible": s.is_possible,
-        "fault_reason": s.fault_reason if s.faulted else None,
-    }
-
-
-def _status_body(s: status.RequestStatus) -> RequestStatusStable:
-    generations = [
-        GenerationStable(
-            worker_id=g.worker_id,
-            worker_name=g.worker_name,
-            model=g.model,
-            state="censored" if g.censored else "ok",
-            img=g.img,
-            seed=str(g.seed),
-            id=g.job_id,
-            censored=g.censored,
-            gen_metadata=[GenerationMetadata(**m) for m in g.gen_metadata],
-        )
-        for g in s.generations
-    ]
-    return RequestStatusStable(**_check_body(s), generations=generations, shared=s.shared)
+    accepted = RequestAsync(id=created.id, kudos=round(created.kudos), message=created.message, warnings=warnings)
+    if (wait := push.requested_wait(prefer, ctx.settings.prefer_wait_max_seconds)) is not None:
+        return push.WaitedResponse(follower, accepted, wait)  # waits after the commit (issue 6, part A)
+    return accepted
 
 
 @router.get("/check/{id}", response_model=RequestStatusCheck, summary="A request's progress, without images")
 async def check(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusCheck:
-    return RequestStatusCheck(**_check_body(await status.check_status(session, ctx, view, id)))
+    return RequestStatusCheck(**check_body(await status.check_status(session, ctx, view, id)))
 
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
 async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
     request = await status.get_counters(session, id)
-    return _status_body(await status.request_status(session, ctx, view, request, with_images=True))
+    return status_body(await status.request_status(session, ctx, view, request, with_images=True))
 
 
 @router.delete(
@@ -139,4 +125,4 @@ async def cancel(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewD
     await requests.cancel_request(session, await status.get_counters(session, id))
     view.forget_check(id)
     request = await status.get_counters(session, id)
-    return _status_body(await status.request_status(session, ctx, view, request, with_images=True))
+    return status_body(await status.request_status(session, ctx, view, request, with_images=True))

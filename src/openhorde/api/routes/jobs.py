@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from openhorde.api import metrics
 from openhorde.api.deps import ApiUser, ClientIp, ContextDep, QueueViewDep, SessionDep
+from openhorde.api.openapi import errors
 from openhorde.api.routes.worker_messages import iso
 from openhorde.api.schemas.jobs import (
     GenerationPayload,
@@ -57,6 +59,7 @@ async def pop(
     result = await matching.pop(session, ctx, user, _check_in(body, ip), amount=body.amount)
     messages = [_message(m) for m in await worker_messages.for_pop(session, body.name)]
     job = result.handed_out
+    metrics.count_pop(job is not None)
     if job is None:
         return GenerationPayload(payload={}, ids=[], skipped=result.skipped, messages=messages)
     view.forget_check(job.request_id)
@@ -76,7 +79,7 @@ async def pop(
     )
 
 
-@router.post("/submit", response_model=GenerationSubmitted, summary="Hand in a job's image")
+@router.post("/submit", response_model=GenerationSubmitted, responses=errors(404), summary="Hand in a job's image")
 async def submit_job(
     body: SubmitInput, session: SessionDep, ctx: ContextDep, user: ApiUser, view: QueueViewDep
 ) -> GenerationSubmitted:
@@ -89,5 +92,6 @@ async def submit_job(
         gen_metadata=[m.model_dump(exclude_none=True) for m in body.gen_metadata],
     )
     settled = await submit.submit(session, ctx, user, submission)
+    metrics.count_submit(body.state)
     view.forget_check(settled.request_id)
     return GenerationSubmitted(reward=settled.reward)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 
 from openhorde.api.deps import ApiUser, SessionDep
+from openhorde.api.openapi import errors
 from openhorde.api.schemas.kudos import (
     KudosAwarded,
     KudosAwardInput,
@@ -21,7 +22,7 @@ from openhorde.domain.kudos import history, transfers
 router = APIRouter(prefix="/kudos", tags=["kudos"])
 
 
-@router.post("/transfer", response_model=KudosTransferred, summary="Give kudos to another user")
+@router.post("/transfer", response_model=KudosTransferred, responses=errors(404), summary="Give kudos to another user")
 async def transfer(
     body: KudosTransferInput,
     session: SessionDep,
@@ -32,7 +33,7 @@ async def transfer(
     return KudosTransferred(transferred=moved)
 
 
-@router.post("/award", response_model=KudosAwarded, summary="Mint kudos for a user (admins)")
+@router.post("/award", response_model=KudosAwarded, responses=errors(404), summary="Mint kudos for a user (admins)")
 async def award(body: KudosAwardInput, session: SessionDep, user: ApiUser) -> KudosAwarded:
     return KudosAwarded(awarded=await transfers.award(session, user, body.username, body.amount))
 

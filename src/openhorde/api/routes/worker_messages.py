@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from openhorde.api.deps import ApiUser, SessionDep
+from openhorde.api.openapi import errors
 from openhorde.api.schemas.moderation import SimpleResponse, WorkerMessageInput, WorkerMessageOut
 from openhorde.domain.moderation import worker_messages
 from openhorde.domain.moderation.worker_messages import MessageView
@@ -31,7 +32,7 @@ def _out(view: MessageView) -> WorkerMessageOut:
     )
 
 
-@router.post("", status_code=201, response_model=WorkerMessageOut, summary="Message a worker")
+@router.post("", status_code=201, response_model=WorkerMessageOut, responses=errors(404), summary="Message a worker")
 async def send(body: WorkerMessageInput, session: SessionDep, user: ApiUser) -> WorkerMessageOut:
     view = await worker_messages.send(session, user, body.worker_id, body.message, body.expiry, body.origin)
     return _out(view)
@@ -41,7 +42,7 @@ async def send(body: WorkerMessageInput, session: SessionDep, user: ApiUser) -> 
 async def list_messages(
     session: SessionDep,
     user: ApiUser,
-    user_id: Annotated[int | None, Query(ge=0)] = None,
+    user_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # a database integer
     worker_id: Annotated[str | None, Query(max_length=36)] = None,
     validity: Annotated[Literal["active", "expired", "all"], Query()] = "active",
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,

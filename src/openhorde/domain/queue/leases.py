@@ -1,8 +1,9 @@
 """Faults, expired leases and clean-up: the duties that keep the queue honest.
 
-``run_maintenance`` runs every few seconds in each server process. Each step is a
-conditional update (only jobs still ``processing``, only requests still ``queued``), so two
-processes running it at once do no harm.
+``run_maintenance`` is started every few seconds in each server process; on PostgreSQL one process
+at a time runs it (an advisory lock, ``storage.locks``) and the others skip their pass. Each step is
+also a conditional update (only jobs still ``processing``, only requests still ``queued``), so even
+overlapping passes would do no harm.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import gallery, worker_economy
+from openhorde.domain import gallery, webhooks, worker_economy
 from openhorde.domain.context import HordeContext
+from openhorde.domain.queue import events
 from openhorde.domain.queue.states import RequestState
-from openhorde.storage import queue_queries
+from openhorde.storage import locks, queue_queries
 from openhorde.storage.tables import Request, Worker
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ async def return_to_queue(session: AsyncSession, request_id: str, reason: str, n
             fault_reason=f"{MAX_FAULTED_JOBS} jobs of this request failed; the last: {reason}",
         )
     )
+    await webhooks.requests_ended(session, [request_id], now)  # a "faulted" event, if it just faulted (issue 6 B)
+    events.announce(session, request_id, events.FAULT)  # its streams re-read it (issue 6, part A)
 
 
 async def count_abort(
@@ -88,6 +92,8 @@ class MaintenanceReport:
     expired_jobs: int
     timed_out_requests: int
     removed_requests: int
+    skipped: bool = False
+    """True when another server process held the maintenance lock, so this pass did nothing."""
 
 
 async def expire_leases(session: AsyncSession, now: float, max_aborts: int | None = None) -> int:
@@ -113,6 +119,9 @@ async def time_out_queued(session: AsyncSession, now: float) -> int:
                 fault_reason=f"No worker served this request within {QUEUE_TIMEOUT_SECONDS // 60} minutes.",
             )
         )
+        await webhooks.requests_ended(session, ids, now)  # their "faulted" events (issue 6, part B)
+        for request_id in ids:
+            events.announce(session, request_id, events.TIMED_OUT)  # ends their streams (issue 6, part A)
     return len(ids)
 
 
@@ -128,7 +137,9 @@ async def remove_old_requests(session: AsyncSession, ctx: HordeContext, now: flo
 
 
 async def run_maintenance(session: AsyncSession, ctx: HordeContext, now: float) -> MaintenanceReport:
-    """One pass of every periodic duty, in one transaction."""
+    """One pass of every periodic duty, in one transaction; skipped while another process runs one."""
+    if not await locks.try_cluster_lock(session, locks.MAINTENANCE_LOCK):
+        return MaintenanceReport(expired_jobs=0, timed_out_requests=0, removed_requests=0, skipped=True)
     report = MaintenanceReport(
         expired_jobs=await expire_leases(session, now, ctx.settings.worker_max_aborts_per_hour),
         timed_out_requests=await time_out_queued(session, now),

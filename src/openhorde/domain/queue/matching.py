@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openhorde.domain import workers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation import role_effects
+from openhorde.domain.queue import events
 from openhorde.domain.queue.seeds import job_seed
 from openhorde.domain.queue.states import JobState
 from openhorde.errors import WorkerMaintenance
@@ -179,6 +180,8 @@ async def pop(
             for job_id, seed in zip(job_ids, seeds, strict=True)
         ],
     )
+    for job_id in job_ids:
+        events.announce(session, request.id, events.STARTED, job_id)  # streams see the hand-out (issue 6, part A)
     blobs = ctx.blobs
     return PopResult(
         handed_out=HandedOut(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import catalogue, images, limits, sharedkeys
+from openhorde.domain import catalogue, images, limits, sharedkeys, webhooks
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
@@ -24,7 +24,7 @@ from openhorde.domain.kudos.pricing import (
 )
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
-from openhorde.domain.queue import availability
+from openhorde.domain.queue import availability, events
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, check_request_transition
 from openhorde.errors import (
@@ -214,6 +214,7 @@ async def create_request(
     modes = await horde_modes.refuse_if_maintenance(session, ctx, moment)
     role_effects.apply_request_roles(user, new)
     _check_prompt(new.prompt)
+    webhooks.check_url(ctx.settings, new.webhook)  # http(s), allowed host, not this horde (issue 6, part B)
     new.prompt = await prompt_filters.screen(session, ctx, user, new.prompt, new.replacement_filter)
     params = dict(new.params)
     _check_params(params)
@@ -316,6 +317,7 @@ async def create_request(
     if targets:
         await session.execute(insert(RequestWorker), [{"request_id": request_id, "worker_id": w} for w in targets])
     await queue_queries.count_request(session, user.id, moment)
+    events.announce(session, request_id, events.QUEUED)  # streams and Prefer: wait (issue 6, part A)
 
     message = None
     if not modes.raid and not await availability.request_is_possible(session, ctx.settings, request_id, moment):
@@ -334,3 +336,4 @@ async def cancel_request(session: AsyncSession, request: RequestCounters, now: f
         .where(Request.id == request.id, Request.state == RequestState.QUEUED)
         .values(state=RequestState.CANCELLED, n_waiting=0, last_activity_at=now or time.time())
     )
+    events.announce(session, request.id, events.CANCELLED)  # ends its streams (issue 6, part A)

@@ -61,6 +61,20 @@ async def _image_reference(ctx: HordeContext, request: RequestCounters, job: Job
     return base64.b64encode(await ctx.blobs.get(job.image_key)).decode()
 
 
+async def delivered_image(ctx: HordeContext, request: RequestCounters, job: Job, now: float) -> DeliveredImage:
+    """A finished job as the client sees it: its image as a URL (or base64 when ``r2`` is off)."""
+    return DeliveredImage(
+        job_id=job.id,
+        worker_id=job.worker_id or "",
+        worker_name=job.worker_name,
+        model=job.model,
+        seed=job.seed,
+        censored=job.censored,
+        img=await _image_reference(ctx, request, job, now),
+        gen_metadata=list(job.gen_metadata or []),
+    )
+
+
 async def check_status(
     session: AsyncSession, ctx: HordeContext, view: QueueView, request_id: str, now: float | None = None
 ) -> RequestStatus:
@@ -108,19 +122,7 @@ async def request_status(
         jobs = await session.scalars(
             select(Job).where(Job.request_id == request.id, Job.state == JobState.DONE).order_by(Job.finished_at)
         )
-        for job in jobs:
-            images.append(
-                DeliveredImage(
-                    job_id=job.id,
-                    worker_id=job.worker_id or "",
-                    worker_name=job.worker_name,
-                    model=job.model,
-                    seed=job.seed,
-                    censored=job.censored,
-                    img=await _image_reference(ctx, request, job, moment),
-                    gen_metadata=list(job.gen_metadata or []),
-                )
-            )
+        images = [await delivered_image(ctx, request, job, moment) for job in jobs]
     state = RequestState(request.state)
     return RequestStatus(
         finished=request.n_finished,

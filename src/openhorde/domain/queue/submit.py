@@ -14,11 +14,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import gallery, images, sharedkeys
+from openhorde.domain import gallery, images, sharedkeys, webhooks
 from openhorde.domain.accounts import ANONYMOUS_USER_ID
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import escrow, ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
+from openhorde.domain.queue import events
 from openhorde.domain.queue.leases import count_abort, return_to_queue
 from openhorde.domain.queue.matching import result_key
 from openhorde.domain.queue.states import JobState
@@ -119,6 +120,10 @@ async def submit(
         await gallery.keep_image(session, request, job, worker, image_key, claimed_seed, moment)
     charged = await _settle(session, job, request, worker, censored, moment, ctx)
     await job_queries.finish_image(session, request.id, charged, moment)
+    events.announce(session, request.id, events.IMAGE, job.id)  # streams and Prefer: wait (issue 6, part A)
+    await webhooks.image_finished(  # its webhook events, if any (issue 6, part B)
+        session, ctx, request, job, image_key, claimed_seed, censored, submission.gen_metadata, moment
+    )
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
     return Settled(ledger.cents_to_kudos(request.price_cents), request.id)
 

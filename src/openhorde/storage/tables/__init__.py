@@ -12,6 +12,7 @@ from openhorde.storage.tables.requests import Job, Request, RequestModel, Reques
 from openhorde.storage.tables.sharedkeys import SharedKey
 from openhorde.storage.tables.teams import Team
 from openhorde.storage.tables.users import User
+from openhorde.storage.tables.webhooks import WebhookDelivery
 from openhorde.storage.tables.workers import Worker, WorkerModel
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Supporter",
     "Team",
     "User",
+    "WebhookDelivery",
     "Worker",
     "WorkerMessage",
     "WorkerModel",

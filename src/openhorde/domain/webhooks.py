@@ -1,0 +1,183 @@
+"""Webhooks: the events a request's ``webhook`` URL receives, how they are signed, and which URLs may get them.
+
+Events (JSON bodies, each with ``event``):
+
+* ``image``: one per finished image, the AI Horde's payload ``{img, seed, worker_id, worker_name, model,
+  id, censored, gen_metadata, request, kudos}`` (``id``: the job, ``request``: the request, ``img``: a
+  presigned download URL, ``kudos``: the image's price);
+* ``done`` and ``faulted`` (ours): the request ended, with its counts (and ``fault_reason``).
+
+An event is written to the outbox (``webhook_deliveries``) in the transaction that makes it happen, under a
+unique key (``<job id>:image``, ``<request id>:done`` ...), so it is recorded once however many processes
+notice it. ``domain/webhook_delivery.py`` sends the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.config import Settings
+from openhorde.domain.context import HordeContext
+from openhorde.domain.kudos.ledger import cents_to_kudos
+from openhorde.errors import ValidationFailed
+from openhorde.storage import webhook_queries
+from openhorde.storage.tables import Job, Request
+
+SIGNATURE_HEADER = "X-OpenHorde-Signature"
+TIMESTAMP_HEADER = "X-OpenHorde-Timestamp"
+DELIVERY_HEADER = "X-OpenHorde-Delivery"
+EVENT_HEADER = "X-OpenHorde-Event"
+_DERIVATION_LABEL = b"openhorde webhook signing"
+_LOOPBACK_NAMES = frozenset({"localhost", "0.0.0.0", "::"})
+
+
+def signing_secret(settings: Settings, server_secret: str) -> str:
+    """The webhook signing secret: ``OPENHORDE_WEBHOOK_SECRET``, else one derived from the server secret
+    (hex of HMAC-SHA256(server secret, "openhorde webhook signing")), the same in every server process."""
+    if settings.webhook_secret:
+        return settings.webhook_secret
+    return hmac.new(server_secret.encode(), _DERIVATION_LABEL, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, timestamp: str, body: str) -> str:
+    """The signature header's value: ``sha256=`` + hex HMAC-SHA256(secret, ``f"{timestamp}.{body}"``)."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def backoff_seconds(failed_attempts: int, base: float, cap: float, jitter: float, draw: float) -> float:
+    """Wait after ``failed_attempts`` failed tries: ``base · 2^(failed_attempts − 1)``, at most ``cap``, less a
+    random share of up to ``jitter`` (``draw`` in [0, 1)) so retries of many rows spread out."""
+    exponent = min(max(failed_attempts - 1, 0), 60)
+    delay = min(cap, base * 2.0**exponent)
+    return delay * (1.0 - jitter * draw)
+
+
+def _host_port(url: str) -> tuple[str, int | None, str]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = None
+    return (parts.hostname or "").lower().rstrip("."), port, parts.scheme.lower()
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_allowed(host: str, allowed: str) -> bool:
+    entries = [entry.strip().lower() for entry in allowed.split(",") if entry.strip()]
+    if not entries:
+        return True
+    for entry in entries:
+        suffix = entry.removeprefix("*")
+        if host == entry or (suffix.startswith(".") and host.endswith(suffix)):
+            return True
+    return False
+
+
+def url_problem(settings: Settings, url: str) -> str | None:
+    """Why ``url`` may not receive webhooks (not http(s), a host outside ``webhook_allowed_hosts``, this
+    server itself), or ``None`` when it may."""
+    host, port, scheme = _host_port(url)
+    if scheme not in ("http", "https") or not host or port is None:
+        return "A webhook must be an http:// or https:// URL with a host."
+    if not _host_allowed(host, settings.webhook_allowed_hosts):
+        return f"Webhooks to {host} are not allowed on this horde."
+    own_host, own_port, _ = _host_port(settings.resolved_public_url)
+    if (host, port) == (own_host, own_port) or (
+        port == settings.port and (host == settings.host.lower() or _is_loopback(host))
+    ):
+        return "A webhook cannot point at this horde itself."
+    return None
+
+
+def check_url(settings: Settings, url: str | None) -> None:
+    """Refuse a request whose webhook may not receive deliveries (``ValidationError``)."""
+    if url is not None and (problem := url_problem(settings, url)) is not None:
+        raise ValidationFailed(problem)
+
+
+async def _add(
+    session: AsyncSession, key: str, request_id: str, event: str, url: str, body: dict[str, Any], now: float
+) -> None:
+    await webhook_queries.add(
+        session,
+        {
+            "id": str(uuid.uuid4()),
+            "event_key": key,
+            "request_id": request_id,
+            "event": event,
+            "url": url,
+            "body": json.dumps({"event": event, **body}, separators=(",", ":")),
+            "created_at": now,
+            "attempts": 0,
+            "next_attempt_at": now,
+        },
+    )
+
+
+async def image_finished(
+    session: AsyncSession,
+    ctx: HordeContext,
+    request: Request,
+    job: Job,
+    image_key: str,
+    seed: int,
+    censored: bool,
+    gen_metadata: list[dict[str, Any]],
+    now: float,
+) -> None:
+    """After a submit: queue the ``image`` event, and ``done`` when it was the request's last image.
+    Nothing when the request has no webhook."""
+    if request.webhook is None:
+        return
+    body = {
+        "img": ctx.blobs.presign("GET", image_key, now),
+        "seed": str(seed),
+        "worker_id": job.worker_id,
+        "worker_name": job.worker_name,
+        "model": job.model,
+        "id": job.id,
+        "censored": censored,
+        "gen_metadata": gen_metadata,
+        "request": request.id,
+        "kudos": cents_to_kudos(request.price_cents),
+    }
+    await _add(session, f"{job.id}:image", request.id, "image", request.webhook, body, now)
+    await requests_ended(session, [request.id], now)
+
+
+async def requests_ended(session: AsyncSession, request_ids: Sequence[str], now: float) -> None:
+    """Queue ``done`` or ``faulted`` for those of these requests that have ended so and have a webhook; an
+    event already queued is not queued again."""
+    if not request_ids:
+        return
+    for row in await webhook_queries.ended_with_webhook(session, request_ids):
+        request_id, state, url, finished, faulted, charged_cents, reason = row
+        body: dict[str, Any] = {
+            "request": request_id,
+            "state": state,
+            "finished": finished,
+            "faulted_jobs": faulted,
+            "kudos": cents_to_kudos(charged_cents),
+        }
+        if state == "faulted":
+            body["fault_reason"] = reason
+        await _add(session, f"{request_id}:{state}", request_id, state, url, body, now)
