@@ -131,7 +131,15 @@ def _blacklisted(word: str | BindParameter[Any]) -> ColumnElement[bool]:
 
 def _models_condition(w: WorkerSide) -> ColumnElement[bool]:
     if w.models is not None:
-        named = exists().where(RequestModel.request_id == Request.id, RequestModel.model.in_(_in(w.models)))
+        # OFFSET 0 keeps this a correlated probe of request_models' primary key for each request the pop walks.
+        # Without it PostgreSQL turns the EXISTS into a hashed subplan that first reads every request_models row
+        # of the worker's models: 16 ms of a 17 ms pop at 100,000 queued, growing with the queue.
+        named = (
+            select(RequestModel.request_id)
+            .where(RequestModel.request_id == Request.id, RequestModel.model.in_(_in(w.models)))
+            .offset(0)
+            .exists()
+        )
     else:
         named = exists().where(
             RequestModel.request_id == Request.id,
