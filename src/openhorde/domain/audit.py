@@ -6,13 +6,13 @@ can't happen without its entry (and an entry can't exist for an action that was 
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.domain.paging import Page, offset_of
 from openhorde.errors import NotModerator
 from openhorde.storage import audit_queries
 from openhorde.storage.tables import User
@@ -31,16 +31,6 @@ class AuditRecord:
     target_type: str
     target_id: str
     details: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    """One page of the log and where it sits among all pages."""
-
-    entries: list[AuditRecord]
-    page: int
-    pages: int
-    total: int
 
 
 async def record(
@@ -66,18 +56,14 @@ async def record(
     )
 
 
-async def list_entries(session: AsyncSession, viewer: User, page: int) -> AuditPage:
+async def list_entries(session: AsyncSession, viewer: User, page: int) -> Page[AuditRecord]:
     """One page of the log, newest first; moderators and admins only."""
     if not (viewer.is_moderator or viewer.is_admin):
         raise NotModerator("Only moderators can read the audit log.")
     total = await audit_queries.count(session)
-    rows = await audit_queries.page_of(session, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-    return AuditPage(
-        entries=[
-            AuditRecord(r.id, r.created_at, r.actor_id, r.action, r.target_type, r.target_id, dict(r.details or {}))
-            for r in rows
-        ],
-        page=page,
-        pages=max(1, math.ceil(total / PAGE_SIZE)),
-        total=total,
-    )
+    rows = await audit_queries.page_of(session, offset_of(page, PAGE_SIZE), PAGE_SIZE)
+    entries = [
+        AuditRecord(r.id, r.created_at, r.actor_id, r.action, r.target_type, r.target_id, dict(r.details or {}))
+        for r in rows
+    ]
+    return Page.of(entries, page, total, PAGE_SIZE)

@@ -7,7 +7,6 @@ blobs a gallery row still shows, and deleting the last reference removes the blo
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.context import HordeContext
+from openhorde.domain.paging import Page, offset_of
 from openhorde.errors import AnonForbidden, GalleryImageNotFound
 from openhorde.storage import gallery_queries
 from openhorde.storage.tables import GalleryImage, Job, Request, User, Worker
@@ -42,16 +42,6 @@ class KeptImage:
     source_processing: str
     censored: bool
     created_at: float
-
-
-@dataclass(frozen=True)
-class GalleryPage:
-    """One page of a gallery and where it sits among all pages."""
-
-    images: list[KeptImage]
-    page: int
-    pages: int
-    total: int
 
 
 async def keep_image(
@@ -83,19 +73,14 @@ async def keep_image(
 
 async def list_images(
     session: AsyncSession, ctx: HordeContext, user: User, page: int, now: float | None = None
-) -> GalleryPage:
+) -> Page[KeptImage]:
     """One page of a user's gallery, newest first."""
     if is_anonymous(user):
         raise AnonForbidden("The gallery keeps images of registered users; register or sign in with your API key.")
     moment = now or time.time()
     total = await gallery_queries.count_of(session, user.id)
-    rows = await gallery_queries.page_of(session, user.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-    return GalleryPage(
-        images=[_kept(ctx, row, moment) for row in rows],
-        page=page,
-        pages=max(1, math.ceil(total / PAGE_SIZE)),
-        total=total,
-    )
+    rows = await gallery_queries.page_of(session, user.id, offset_of(page, PAGE_SIZE), PAGE_SIZE)
+    return Page.of([_kept(ctx, row, moment) for row in rows], page, total, PAGE_SIZE)
 
 
 async def delete_image(session: AsyncSession, ctx: HordeContext, user: User, image_id: str) -> None:

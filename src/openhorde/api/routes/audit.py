@@ -20,7 +20,7 @@ async def audit_log(
 ) -> AuditPageOut:
     found = await audit.list_entries(session, user, page)
     return AuditPageOut(
-        entries=[AuditEntryOut(**asdict(entry)) for entry in found.entries],
+        entries=[AuditEntryOut(**asdict(entry)) for entry in found.items],
         page=found.page,
         pages=found.pages,
         total=found.total,

@@ -20,7 +20,7 @@ async def list_gallery(
 ) -> GalleryPageOut:
     found = await gallery.list_images(session, ctx, user, page)
     return GalleryPageOut(
-        images=[GalleryImageOut(**asdict(image)) for image in found.images],
+        images=[GalleryImageOut(**asdict(image)) for image in found.items],
         page=found.page,
         pages=found.pages,
         total=found.total,

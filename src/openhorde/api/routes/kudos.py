@@ -44,7 +44,7 @@ async def kudos_history(
 ) -> KudosHistory:
     found = await history.history(session, user, page)
     return KudosHistory(
-        entries=[KudosHistoryEntry(**asdict(entry)) for entry in found.entries],
+        entries=[KudosHistoryEntry(**asdict(entry)) for entry in found.items],
         page=found.page,
         pages=found.pages,
         total=found.total,

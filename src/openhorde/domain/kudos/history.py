@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.kudos.ledger import cents_to_kudos
+from openhorde.domain.paging import Page, offset_of
 from openhorde.errors import AnonForbidden
 from openhorde.storage import ledger_queries
 from openhorde.storage.tables import User
@@ -27,25 +27,11 @@ class HistoryEntry:
     amount: float
 
 
-@dataclass(frozen=True)
-class HistoryPage:
-    """One page of a kudos history and where it sits among all pages."""
-
-    entries: list[HistoryEntry]
-    page: int
-    pages: int
-    total: int
-
-
-async def history(session: AsyncSession, user: User, page: int) -> HistoryPage:
+async def history(session: AsyncSession, user: User, page: int) -> Page[HistoryEntry]:
     """One page of the user's transactions, newest first."""
     if is_anonymous(user):
         raise AnonForbidden("The anonymous account has no history of its own; register or sign in with your API key.")
     total = await ledger_queries.user_transaction_count(session, user.id)
-    rows = await ledger_queries.user_history(session, user.id, (page - 1) * PAGE_SIZE, PAGE_SIZE)
-    return HistoryPage(
-        entries=[HistoryEntry(i, at, kind, memo, cents_to_kudos(cents)) for i, at, kind, memo, cents in rows],
-        page=page,
-        pages=max(1, math.ceil(total / PAGE_SIZE)),
-        total=total,
-    )
+    rows = await ledger_queries.user_history(session, user.id, offset_of(page, PAGE_SIZE), PAGE_SIZE)
+    entries = [HistoryEntry(i, at, kind, memo, cents_to_kudos(cents)) for i, at, kind, memo, cents in rows]
+    return Page.of(entries, page, total, PAGE_SIZE)
