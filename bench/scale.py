@@ -10,7 +10,9 @@ What it does
    spaced by 1 ms, ``queue_rank`` shifted by ``-5 × Δcreated_at`` exactly as the ranking formula does), plus
    their ``request_models`` rows, then ``ANALYZE``.
 3. Registers ``--workers`` workers (``--owners`` accounts), each serving 3 of the models, with one pop each
-   that matches nothing (``max_pixels`` 64×64).
+   that matches nothing (``max_pixels`` 64×64). Then, with no other traffic, 200 pops one at a time by a worker
+   that gets a job each time and 200 by a worker whose only model nobody asked for: the pop's own latency at
+   this depth, with and without a match.
 4. For ``--processes`` 1 and then 2 (``openhorde serve --workers N`` on the same database and data dir):
    ``--lanes`` concurrent lanes each take a random worker and loop pop → PUT a 64×64 WebP → submit, for
    ``--seconds`` after ``--warmup``. Printed: pop latency p50/p95/p99/max (pops that returned a job), completed
@@ -48,6 +50,8 @@ import server_cycle as sc
 MODELS_PER_WORKER = 3
 POP_PIXELS = 512 * 512
 REGISTER_PIXELS = 64 * 64  # smaller than every queued request: registering pops take nothing
+UNREQUESTED_MODEL = "scale-model-nobody-asked-for"
+SINGLE_POPS = 200
 
 
 @dataclass
@@ -131,7 +135,8 @@ async def fill_queue(client: Client, database: str, models: list[str], queued: i
     )
     await pg(
         database,
-        "INSERT INTO request_models (request_id, model) SELECT md5(t.request_id || ':' || g)::uuid::text, t.model "
+        "INSERT INTO request_models (request_id, model, queue_rank) "
+        "SELECT md5(t.request_id || ':' || g)::uuid::text, t.model, t.queue_rank - 5 * g * 0.001 "
         "FROM request_models t CROSS JOIN generate_series(1, $1::int) g WHERE t.request_id = ANY($2::text[])",
         copies,
         templates,
@@ -226,6 +231,28 @@ async def measure(
     }
 
 
+async def probe_pops(client: Client, worker: Worker, count: int) -> list[float]:
+    """``count`` pops one at a time (no other traffic) by ``worker``; their latencies in ms."""
+    samples: list[float] = []
+    body = {"name": worker.name, "models": worker.models, "max_pixels": POP_PIXELS, "amount": 1}
+    for _ in range(count):
+        began = time.perf_counter()
+        status, _ = await client.call("POST", "generate/pop", worker.apikey, body)
+        assert status == 200, status
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+async def measure_single_pops(client: Client, workers: list[Worker], count: int) -> dict[str, Any]:
+    """Pop latency without contention at this queue depth: a worker that gets a job each time, and an idle worker
+    whose only model nobody asked for (its pop matches nothing)."""
+    idle = Worker(f"{workers[0].name}-idle", workers[0].apikey, [UNREQUESTED_MODEL])
+    return {
+        "with_job_ms": sc.summarize_samples(await probe_pops(client, workers[0], count)),
+        "matching_nothing_ms": sc.summarize_samples(await probe_pops(client, idle, count)),
+    }
+
+
 def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start the server in its own process group, its output into ``log_path``."""
     with log_path.open("wb") as log:
@@ -242,6 +269,7 @@ async def run_processes(
     processes: int,
     workers: list[Worker] | None,
     models: list[str],
+    single_pops: dict[str, Any],
 ) -> tuple[RunResult, list[Worker]]:
     port = sc.free_port()
     log_path = data_dir.parent / f"server-{processes}.log"
@@ -271,6 +299,8 @@ async def run_processes(
                 began = time.monotonic()
                 workers = await register_workers(client, models, cfg.workers, cfg.owners)
                 print(f"registered {len(workers)} workers in {time.monotonic() - began:.1f} s", flush=True)
+                single_pops.update(await measure_single_pops(client, workers, SINGLE_POPS))
+                print_single_pops(single_pops)
             depth = await pg(database, "SELECT coalesce(sum(n_waiting), 0) FROM requests WHERE state = 'queued'")
             result = RunResult(processes, int(depth))
             probe = sc.CpuProbe(proc.pid, True)
@@ -281,6 +311,13 @@ async def run_processes(
         sc.stop_server(proc)
         sc.report_log(log_path, None)
     return result, workers
+
+
+def print_single_pops(single: dict[str, Any]) -> None:
+    print(f"\n== {SINGLE_POPS} pops one at a time (no other traffic) ==")
+    for label, key in (("with a job", "with_job_ms"), ("matching nothing", "matching_nothing_ms")):
+        s = single[key]
+        print(f"  {label}: p50 {s['p50']} ms  p99 {s['p99']} ms  max {s['max']} ms")
 
 
 def print_run(result: RunResult) -> None:
@@ -307,11 +344,13 @@ async def amain(cfg: argparse.Namespace) -> dict[str, Any]:
     await sc.pg_admin(f'CREATE DATABASE "{database}"')
     tmp = Path(tempfile.mkdtemp(prefix="openhorde-scale-"))
     results: list[RunResult] = []
+    single_pops: dict[str, Any] = {}
     try:
         workers: list[Worker] | None = None
         for processes in cfg.processes:
+            db_url = sc.PG_SERVER_URL.format(db=database)
             result, workers = await run_processes(
-                cfg, database, sc.PG_SERVER_URL.format(db=database), tmp / "data", processes, workers, models
+                cfg, database, db_url, tmp / "data", processes, workers, models, single_pops
             )
             print_run(result)
             results.append(result)
@@ -323,6 +362,7 @@ async def amain(cfg: argparse.Namespace) -> dict[str, Any]:
         "workers": cfg.workers,
         "models": cfg.models,
         "lanes": cfg.lanes,
+        "single_pops": single_pops,
         "runs": [r.summary() for r in results],
     }
     rates = {r.processes: r.completed / r.seconds for r in results if r.seconds}

@@ -15,20 +15,26 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
 
+from openhorde.domain import accounts
 from openhorde.storage.db import Database
 from openhorde.storage.migrate import alembic_config, upgrade_to_head
-from openhorde.storage.tables import Base
+from openhorde.storage.tables import Base, Request
 from tests.conftest import admin_execute, postgres_url
 
-# SQLite reports the expression index ``ix_requests_queue (queue_rank DESC, id)`` as a plain
-# column index on ``queue_rank``; Alembic cannot compare that with the model's textual
-# ``queue_rank DESC`` element, so it always proposes dropping and re-adding it. We drop that
-# pair from the diff on SQLite only, and check the index's real definition in
-# ``test_queue_index_is_the_partial_descending_index`` instead.
-SQLITE_UNCOMPARABLE_INDEXES = frozenset({"ix_requests_queue"})
+# SQLite reports the expression indexes of the queues (``queue_rank DESC``) as plain column
+# indexes on ``queue_rank``; Alembic cannot compare that with the model's textual
+# ``queue_rank DESC`` element, so it always proposes dropping and re-adding them. We drop those
+# pairs from the diff on SQLite only, and check the indexes' real definitions in
+# ``test_queue_indexes_are_descending`` instead.
+QUEUE_INDEXES = {
+    "ix_requests_queue": "(queue_rank desc, id)",
+    "ix_requests_queue_any_model": "(queue_rank desc, id)",
+    "ix_request_models_queue": "(model, queue_rank desc, request_id)",
+}
+SQLITE_UNCOMPARABLE_INDEXES = frozenset(QUEUE_INDEXES)
 
 
 @pytest.fixture
@@ -122,15 +128,21 @@ INDEX_DEFINITION_SQL = {
 }
 
 
-async def test_queue_index_is_the_partial_descending_index(empty_db: Database) -> None:
-    """The pop query's index, read from the catalogue (autogenerate cannot compare it on SQLite)."""
+async def test_queue_indexes_are_descending(empty_db: Database) -> None:
+    """The pop's indexes, read from the catalogue (autogenerate cannot compare them on SQLite)."""
     await upgrade_to_head(empty_db)
     async with empty_db.engine.connect() as connection:
         query = text(INDEX_DEFINITION_SQL[connection.dialect.name])
-        definition = (await connection.execute(query, {"name": "ix_requests_queue"})).scalar_one()
-    normalised = " ".join(definition.split()).lower()
-    assert "(queue_rank desc, id)" in normalised
-    assert " where " in normalised and "'queued'" in normalised and "n_waiting > 0" in normalised
+        definitions = {
+            name: " ".join((await connection.execute(query, {"name": name})).scalar_one().split()).lower()
+            for name in QUEUE_INDEXES
+        }
+    for name, columns in QUEUE_INDEXES.items():
+        assert columns in definitions[name], definitions[name]
+    for name in ("ix_requests_queue", "ix_requests_queue_any_model"):
+        assert " where " in definitions[name] and "'queued'" in definitions[name]
+        assert "n_waiting > 0" in definitions[name]
+    assert "has_model_list is false" in definitions["ix_requests_queue_any_model"]
 
 
 async def test_downgrading_and_upgrading_again_keeps_the_schema_and_the_queue_index(empty_db: Database) -> None:
@@ -146,3 +158,45 @@ async def test_downgrading_and_upgrading_again_keeps_the_schema_and_the_queue_in
         query = text(INDEX_DEFINITION_SQL[connection.dialect.name])
         definition = (await connection.execute(query, {"name": "ix_requests_queue"})).scalar_one()
     assert "(queue_rank desc, id)" in " ".join(definition.split()).lower()
+
+
+async def test_0011_keeps_queued_requests_in_the_model_queues_with_their_rank(empty_db: Database) -> None:
+    """Upgrading a live horde: a queued request's model rows get its rank; an ended request's rows go."""
+    from alembic import command
+
+    async with empty_db.engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0010"))
+    async with empty_db.unit_of_work() as session:
+        user = (await accounts.create_user(session, "secret", "upgrader")).user
+        for request_id, state, rank in (("queued-1", "queued", 12.5), ("done-1", "done", 99.0)):
+            await session.execute(insert(Request), [request_row(request_id, user.id, state, rank)])
+            await session.execute(
+                text("INSERT INTO request_models (request_id, model) VALUES (:id, 'stable_diffusion')"),
+                {"id": request_id},
+            )
+    await upgrade_to_head(empty_db)
+    async with empty_db.engine.connect() as connection:
+        rows = (await connection.execute(text("SELECT request_id, model, queue_rank FROM request_models"))).all()
+    assert [tuple(row) for row in rows] == [("queued-1", "stable_diffusion", 12.5)]
+
+
+def request_row(request_id: str, user_id: int, state: str, rank: float) -> dict[str, Any]:
+    return {
+        "id": request_id,
+        "user_id": user_id,
+        "state": state,
+        "created_at": 0.0,
+        "last_activity_at": 0.0,
+        "queue_rank": rank,
+        "prompt": "an upgrade",
+        "params": {"width": 64, "height": 64, "steps": 5},
+        "n_total": 1,
+        "n_waiting": 1 if state == "queued" else 0,
+        "width": 64,
+        "height": 64,
+        "pixels": 64 * 64,
+        "accurate_steps": 5,
+        "things": 64 * 64 * 5,
+        "price_cents": 100,
+        "charge_cents": 100,
+    }

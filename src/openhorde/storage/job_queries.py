@@ -143,13 +143,16 @@ _FINISH_IMAGE = (
         charged_cents=Request.charged_cents + bindparam("charged_cents"),
         last_activity_at=bindparam("now"),
     )
+    .returning(Request.state)
     .execution_options(**_NO_SYNC)
 )
 
 
-async def finish_image(session: AsyncSession, request_id: str, charged_cents: int, now: float) -> None:
-    """Count one more finished image of a request and what it cost; the last one makes the request ``done``."""
-    await session.execute(_FINISH_IMAGE, {"request_id": request_id, "charged_cents": charged_cents, "now": now})
+async def finish_image(session: AsyncSession, request_id: str, charged_cents: int, now: float) -> str:
+    """Count one more finished image of a request and what it cost; the last one makes the request ``done``.
+    Returns the request's state afterwards."""
+    values = {"request_id": request_id, "charged_cents": charged_cents, "now": now}
+    return str((await session.execute(_FINISH_IMAGE, values)).scalar_one())
 
 
 _RECORD_DELIVERY = (

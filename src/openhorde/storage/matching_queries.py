@@ -24,14 +24,17 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    literal_column,
     not_,
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter, True_
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.util import ClauseAdapter
 
 from openhorde.storage.queue_queries import queued_condition
@@ -41,6 +44,9 @@ FAST_WORKER_PIXELSTEPS_PER_SECOND = 500_000
 """Workers slower than this serve only requests that allow slow workers."""
 LIMITED_MAX_STEPS = 40
 """Workers that set ``limit_max_steps`` get no request with more accurate steps than this."""
+ONE: ColumnElement[int] = literal_column("1")
+"""``LIMIT 1`` as a literal: a cached (generic) plan of a prepared statement then knows it needs one row and
+keeps walking the index, instead of planning for an unknown limit."""
 SKIPPED_SAMPLE_SIZE = 200
 """The "why nothing matched" counts look only at this many requests at the head of the queue."""
 
@@ -66,7 +72,8 @@ class WorkerSide:
     limit_max_steps: Flag
     require_upfront_kudos: Flag
     maintenance: Flag
-    models: Sequence[str] | BindParameter[Any] | None = None
+    models: Sequence[str] | Sequence[BindParameter[Any]] | None = None
+    """The models a popping worker serves; None for ``workers`` rows (their models are in ``worker_models``)."""
     blacklist: Sequence[str] | Sequence[BindParameter[Any]] = ()
     priority_user_ids: Sequence[int] | BindParameter[Any] = ()
 
@@ -136,7 +143,7 @@ def _models_condition(w: WorkerSide) -> ColumnElement[bool]:
         # of the worker's models: 16 ms of a 17 ms pop at 100,000 queued, growing with the queue.
         named = (
             select(RequestModel.request_id)
-            .where(RequestModel.request_id == Request.id, RequestModel.model.in_(_in(w.models)))
+            .where(RequestModel.request_id == Request.id, RequestModel.model.in_(list(w.models)))
             .offset(0)
             .exists()
         )
@@ -192,24 +199,59 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
     return [(reason, condition) for reason, condition in rules if not isinstance(condition, True_)]
 
 
-def match_conditions(w: WorkerSide) -> list[ColumnElement[bool]]:
-    """The conditions of ``match_rules`` alone."""
-    return [condition for _, condition in match_rules(w)]
+def match_conditions(w: WorkerSide, *, models: bool = True) -> list[ColumnElement[bool]]:
+    """The conditions of ``match_rules`` alone; without the models rule when the query already decides it."""
+    return [condition for reason, condition in match_rules(w) if models or reason != "models"]
 
 
 def select_next_request(w: WorkerSide, priority_only: bool, lock: bool) -> Select[Request]:
     """The highest-ranked queued request worker ``w`` can serve; locks it (``SKIP LOCKED``) on PostgreSQL.
 
     With ``priority_only`` the search is limited to the requests of the worker's owner and
-    its priority users.
+    its priority users (few: the planner reads them by user). Otherwise it walks the per-model
+    queues, see ``_walk_model_queues``.
     """
+    if not priority_only and w.models is not None:
+        return select(Request).where(Request.id == _walk_model_queues(w, lock))
     query = select(Request).where(queued_condition(), *match_conditions(w))
     if priority_only:
         query = query.where(_owner_or_priority(w))
-    query = query.order_by(Request.queue_rank.desc(), Request.id).limit(1)
+    query = query.order_by(Request.queue_rank.desc(), Request.id).limit(ONE)
     if lock:
         query = query.with_for_update(skip_locked=True, of=Request)
     return query
+
+
+def _walk_model_queues(w: WorkerSide, lock: bool) -> ScalarSelect[Any]:
+    """The id of the best request for ``w``: the best of one walk per model it serves, plus one walk of the requests
+    that accept any model.
+
+    Each walk reads one index in rank order (``ix_request_models_queue`` for a model,
+    ``ix_requests_queue_any_model`` for the rest) and stops at its first match, so the cost
+    follows the worker's own models, not the length of the whole queue: a worker whose models
+    have nothing queued reads nothing. On PostgreSQL each walk locks its match (``SKIP LOCKED``);
+    the unused ones are released when the pop's transaction ends a few milliseconds later.
+    """
+    conditions = [queued_condition(), *match_conditions(w, models=False)]
+    walks = [
+        select(Request.id, Request.queue_rank)
+        .where(Request.has_model_list.is_(False), *conditions)
+        .order_by(Request.queue_rank.desc(), Request.id)
+        .limit(ONE)
+    ]
+    for model in w.models or ():
+        walks.append(
+            select(Request.id, Request.queue_rank)
+            .join(RequestModel, RequestModel.request_id == Request.id)
+            .where(RequestModel.model == model, *conditions)
+            .order_by(RequestModel.queue_rank.desc(), RequestModel.request_id)
+            .limit(ONE)
+        )
+    if lock:
+        walks = [walk.with_for_update(skip_locked=True, of=Request) for walk in walks]
+    subqueries = [walk.subquery() for walk in walks]
+    best = union_all(*(select(sub.c.id, sub.c.queue_rank) for sub in subqueries)).subquery()
+    return select(best.c.id).order_by(best.c.queue_rank.desc(), best.c.id).limit(ONE).scalar_subquery()
 
 
 _FLAG_FIELDS = (
@@ -239,22 +281,22 @@ def _shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
         "worker_id": w.worker_id,
         "owner_id": w.owner_id,
         "max_pixels": w.max_pixels,
-        "models": list(w.models or ()),
+        **{f"model_{index}": model for index, model in enumerate(w.models or ())},
         "priority_ids": list(w.priority_user_ids or ()),
     }
     for index, word in enumerate(w.blacklist):
         params[f"word_{index}"] = _escape_like(str(word))
-    return (flags, len(w.blacklist), _has_priority_users(w)), params
+    return (flags, len(w.blacklist), _has_priority_users(w), len(w.models or ())), params
 
 
 def _template(shape: tuple[Any, ...]) -> WorkerSide:
     """A worker side with the given flags and bound parameters for every value."""
-    flags, words, has_priority = shape
+    flags, words, has_priority, models = shape
     return WorkerSide(
         worker_id=bindparam("worker_id"),
         owner_id=bindparam("owner_id"),
         max_pixels=bindparam("max_pixels"),
-        models=bindparam("models", expanding=True),
+        models=[bindparam(f"model_{index}") for index in range(models)],
         blacklist=[bindparam(f"word_{index}") for index in range(words)],
         priority_user_ids=bindparam("priority_ids", expanding=True) if has_priority else (),
         **dict(zip(_FLAG_FIELDS, flags, strict=True)),

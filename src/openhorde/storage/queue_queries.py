@@ -13,6 +13,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -25,8 +26,12 @@ PROCESSING = "processing"
 
 
 def queued_condition() -> ColumnElement[bool]:
-    """A request with images still to hand out (the partial index's predicate)."""
-    return and_(Request.state == QUEUED, Request.n_waiting > 0)
+    """A request with images still to hand out (the partial indexes' predicate).
+
+    Written with literal constants, not bound parameters: PostgreSQL can then prove that a
+    cached (generic) plan of a prepared statement may use the partial queue indexes, and stops
+    planning the pop query afresh on every call."""
+    return and_(Request.state == literal_column(f"'{QUEUED}'"), Request.n_waiting > literal_column("0"))
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,12 @@ async def first_matching_model(session: AsyncSession, request_id: str, models: S
         )
     )
     return next((m for m in models if m in accepted), None)
+
+
+async def leave_model_queues(session: AsyncSession, request_ids: Sequence[str]) -> None:
+    """Take ended requests out of the per-model queues (their ``request_models`` rows, see ``RequestModel``)."""
+    if request_ids:
+        await session.execute(delete(RequestModel).where(RequestModel.request_id.in_(list(request_ids))))
 
 
 _TAKE_IMAGES = (

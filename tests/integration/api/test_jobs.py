@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, text
 from openhorde.domain import accounts
 from openhorde.domain.queue.leases import run_maintenance
 from openhorde.storage.matching_queries import WorkerSide, select_next_request
-from openhorde.storage.tables import Job, Request
+from openhorde.storage.tables import Job, Request, RequestModel
 from tests.live_server import Account, Horde, webp_bytes
 
 SMALL = {"width": 64, "height": 64, "steps": 5}
@@ -461,6 +461,47 @@ async def test_three_faults_fault_the_request(horde: Horde) -> None:
     assert await kudos_of(horde, requester) == 100 and await kudos_of(horde, owner) == 0
 
 
+async def model_queue_rows(horde: Horde) -> dict[str, float]:
+    """``request_id → queue_rank`` of every row of the per-model queues (``request_models``)."""
+    async with horde.db.unit_of_work() as session:
+        rows = await session.execute(select(RequestModel.request_id, RequestModel.queue_rank))
+        return {str(request_id): float(rank) for request_id, rank in rows}
+
+
+async def test_requests_leave_the_model_queues_when_they_end(horde: Horde) -> None:
+    """Done, cancelled, faulted and timed-out requests leave the per-model queues the pop walks; a queued one
+    stays, with its own rank, also while all its images are being generated."""
+    requester, owner = await horde.register("req", kudos=100), await horde.register("owner")
+    listed = {"models": ["stable_diffusion"]}
+    done, cancelled, faulted, busy, timed_out, waiting = [
+        await queue(horde, requester, f"request {i}", **listed) for i in range(6)
+    ]
+    assert set(await model_queue_rows(horde)) == {done, cancelled, faulted, timed_out, busy, waiting}
+
+    assert (await horde.client.delete(f"/api/v2/generate/status/{cancelled}")).status_code == 200
+    job = await horde.pop(owner)
+    assert job["id"] and job["payload"]["prompt"] == "request 0"
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+    for _ in range(3):
+        job = await horde.pop(owner)
+        assert job["payload"]["prompt"] == "request 2", job
+        await submit_raw(horde, owner, job["ids"][0], state="faulted")
+    assert (await horde.check(faulted))["faulted"]
+    busy_job = await horde.pop(owner)
+    assert busy_job["payload"]["prompt"] == "request 3"
+    async with horde.db.unit_of_work() as session:  # "request 4" has waited past the queue time-out
+        await session.execute(text("UPDATE requests SET last_activity_at = 0 WHERE id = :id"), {"id": timed_out})
+    assert (await maintain(horde, time.time())).timed_out_requests == 1
+    assert (await horde.check(timed_out))["faulted"]
+
+    rows = await model_queue_rows(horde)
+    assert set(rows) == {busy, waiting}
+    async with horde.db.unit_of_work() as session:
+        ranks = dict((await session.execute(select(Request.id, Request.queue_rank).where(Request.id.in_(rows)))).all())
+    assert rows == {request_id: float(rank) for request_id, rank in ranks.items()}
+    assert (await horde.pop(owner))["payload"]["prompt"] == "request 5"
+
+
 async def test_censored_image_is_free_for_the_requester_but_pays_the_worker(horde: Horde) -> None:
     requester, owner = await horde.register("req", kudos=100), await horde.register("owner")
     request_id = await queue(horde, requester, params={**SMALL, "n": 2})
@@ -581,7 +622,8 @@ async def test_concurrent_pops_never_hand_out_an_image_twice(horde: Horde, backe
 
 
 @pytest.mark.postgres
-async def test_pop_query_uses_the_partial_queue_index(horde: Horde, backend: str) -> None:
+async def test_pop_query_walks_the_per_model_queues(horde: Horde, backend: str) -> None:
+    """A pop reads one index per model it serves plus the any-model index, each in rank order, and picks the best."""
     if backend != "postgres":
         pytest.skip("EXPLAIN plans are checked on PostgreSQL")
     requester = await horde.register("bulk")
@@ -603,17 +645,29 @@ async def test_pop_query_uses_the_partial_queue_index(horde: Horde, backend: str
             "pixels": 512 * 512,
             "accurate_steps": 20,
             "things": 512 * 512 * 20,
-            "has_model_list": False,
+            "has_model_list": i % 3 != 0,
             "price_cents": 1000,
             "charge_cents": 1000,
             "seed": i,
         }
         for i in range(5000)
     ]
+    models = {
+        row["id"]: ("stable_diffusion", "other_model")[i % 2] for i, row in enumerate(rows) if row["has_model_list"]
+    }
     async with horde.db.unit_of_work() as session:
         await session.execute(insert(Request), rows)
+        await session.execute(
+            insert(RequestModel),
+            [
+                {"request_id": row["id"], "model": models[row["id"]], "queue_rank": row["queue_rank"]}
+                for row in rows
+                if row["id"] in models and row["state"] == "queued"
+            ],
+        )
     async with horde.db.unit_of_work() as session:
         await session.execute(text("ANALYZE requests"))
+        await session.execute(text("ANALYZE request_models"))
 
     side = WorkerSide(
         worker_id=str(uuid.uuid4()),
@@ -631,7 +685,7 @@ async def test_pop_query_uses_the_partial_queue_index(horde: Horde, backend: str
         limit_max_steps=False,
         require_upfront_kudos=False,
         maintenance=False,
-        models=["stable_diffusion"],
+        models=["stable_diffusion", "absent_model"],
         blacklist=["castle"],
     )
     query = select_next_request(side, None, lock=True)
@@ -639,6 +693,10 @@ async def test_pop_query_uses_the_partial_queue_index(horde: Horde, backend: str
         sql = str(query.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
         plan = "\n".join(row[0] for row in await session.execute(text("EXPLAIN " + sql)))
         picked = await session.scalar(query)
-    assert "ix_requests_queue" in plan, plan
+    assert "ix_requests_queue_any_model" in plan and "ix_request_models_queue" in plan, plan
+    servable = [
+        r for r in rows if r["state"] == "queued" and models.get(r["id"], "stable_diffusion") == "stable_diffusion"
+    ]
     assert picked is not None and picked.state == "queued" and picked.n_waiting > 0
-    assert picked.queue_rank == max(r["queue_rank"] for r in rows if r["state"] == "queued")
+    assert picked.queue_rank == max(r["queue_rank"] for r in servable)
+    assert picked.queue_rank < max(r["queue_rank"] for r in rows if r["state"] == "queued"), "not a best-of-all pick"

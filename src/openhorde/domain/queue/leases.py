@@ -50,7 +50,7 @@ async def return_to_queue(session: AsyncSession, request_id: str, reason: str, n
             last_activity_at=now,
         )
     )
-    await session.execute(
+    faulted = await session.scalars(
         update(Request)
         .where(
             Request.id == request_id,
@@ -62,7 +62,9 @@ async def return_to_queue(session: AsyncSession, request_id: str, reason: str, n
             n_waiting=0,
             fault_reason=f"{MAX_FAULTED_JOBS} jobs of this request failed; the last: {reason}",
         )
+        .returning(Request.id)
     )
+    await queue_queries.leave_model_queues(session, list(faulted))
     await webhooks.requests_ended(session, [request_id], now)  # a "faulted" event, if it just faulted (issue 6 B)
     events.announce(session, request_id, events.FAULT)  # its streams re-read it (issue 6, part A)
 
@@ -109,7 +111,7 @@ async def time_out_queued(session: AsyncSession, now: float) -> int:
     """End requests nobody served for ``QUEUE_TIMEOUT_SECONDS`` as faulted, with the reason."""
     ids = await queue_queries.stale_queued_request_ids(session, now - QUEUE_TIMEOUT_SECONDS, SWEEP_BATCH)
     if ids:
-        await session.execute(
+        faulted = await session.scalars(
             update(Request)
             .where(Request.id.in_(ids), Request.state == RequestState.QUEUED, Request.n_processing == 0)
             .values(
@@ -118,7 +120,9 @@ async def time_out_queued(session: AsyncSession, now: float) -> int:
                 last_activity_at=now,
                 fault_reason=f"No worker served this request within {QUEUE_TIMEOUT_SECONDS // 60} minutes.",
             )
+            .returning(Request.id)
         )
+        await queue_queries.leave_model_queues(session, list(faulted))
         await webhooks.requests_ended(session, ids, now)  # their "faulted" events (issue 6, part B)
         for request_id in ids:
             events.announce(session, request_id, events.TIMED_OUT)  # ends their streams (issue 6, part A)

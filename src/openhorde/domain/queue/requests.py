@@ -313,7 +313,10 @@ async def create_request(
     }
     await queue_queries.insert_request(session, row)
     if models:
-        await session.execute(insert(RequestModel), [{"request_id": request_id, "model": m} for m in models])
+        await session.execute(
+            insert(RequestModel),
+            [{"request_id": request_id, "model": m, "queue_rank": row["queue_rank"]} for m in models],
+        )
     if targets:
         await session.execute(insert(RequestWorker), [{"request_id": request_id, "worker_id": w} for w in targets])
     await queue_queries.count_request(session, user.id, moment)
@@ -336,4 +339,5 @@ async def cancel_request(session: AsyncSession, request: RequestCounters, now: f
         .where(Request.id == request.id, Request.state == RequestState.QUEUED)
         .values(state=RequestState.CANCELLED, n_waiting=0, last_activity_at=now or time.time())
     )
+    await queue_queries.leave_model_queues(session, [request.id])
     events.announce(session, request.id, events.CANCELLED)  # ends its streams (issue 6, part A)

@@ -22,9 +22,9 @@ from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKin
 from openhorde.domain.queue import events
 from openhorde.domain.queue.leases import count_abort, return_to_queue
 from openhorde.domain.queue.matching import result_key
-from openhorde.domain.queue.states import JobState
+from openhorde.domain.queue.states import JobState, RequestState
 from openhorde.errors import AbortedGen, BadRequest, DuplicateGen, InvalidJobID, WrongCredentials
-from openhorde.storage import job_queries
+from openhorde.storage import job_queries, queue_queries
 from openhorde.storage.tables import Job, Request, User, Worker
 
 SPEED_SMOOTHING = 0.2
@@ -119,7 +119,8 @@ async def submit(
     if request.gallery and not censored:
         await gallery.keep_image(session, request, job, worker, image_key, claimed_seed, moment)
     charged = await _settle(session, job, request, worker, censored, moment, ctx)
-    await job_queries.finish_image(session, request.id, charged, moment)
+    if await job_queries.finish_image(session, request.id, charged, moment) == RequestState.DONE:
+        await queue_queries.leave_model_queues(session, [request.id])
     events.announce(session, request.id, events.IMAGE, job.id)  # streams and Prefer: wait (issue 6, part A)
     await webhooks.image_finished(  # its webhook events, if any (issue 6, part B)
         session, ctx, request, job, image_key, claimed_seed, censored, submission.gen_metadata, moment

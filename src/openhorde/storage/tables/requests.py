@@ -35,6 +35,14 @@ class Request(Base):
             postgresql_where=text("state = 'queued'"),
             sqlite_where=text("state = 'queued'"),
         ),
+        # Requests that accept any model, in pop order: one of the walks of a pop (see RequestModel).
+        Index(
+            "ix_requests_queue_any_model",
+            text("queue_rank DESC"),
+            "id",
+            postgresql_where=text("state = 'queued' AND n_waiting > 0 AND has_model_list IS false"),
+            sqlite_where=text("state = 'queued' AND n_waiting > 0 AND has_model_list IS false"),
+        ),
         Index("ix_requests_last_activity_at", "last_activity_at"),
         # The free tier's per-IP queue limit counts one address's queued requests with it.
         Index(
@@ -98,12 +106,21 @@ class Request(Base):
 
 
 class RequestModel(Base):
-    """One model a request accepts; a request with none accepts any model."""
+    """One model a queued request accepts; a request with none accepts any model.
+
+    These rows are the per-model queues: with the request's ``queue_rank`` copied in, a pop walks
+    each of its worker's models in rank order (``ix_request_models_queue``) and stops at the first
+    match, so a pop whose models have nothing queued reads nothing. The rows are deleted when the
+    request ends (``queue_queries.leave_model_queues``): ended requests would sit at the top of
+    every walk until their retention ran out.
+    """
 
     __tablename__ = "request_models"
+    __table_args__ = (Index("ix_request_models_queue", "model", text("queue_rank DESC"), "request_id"),)
 
     request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queue_rank: Mapped[float] = mapped_column(Float, server_default="0")
 
 
 class RequestWorker(Base):
