@@ -12,7 +12,7 @@ What it does
 3. Registers ``--workers`` workers (``--owners`` accounts), each serving 3 of the models, with one pop each
    that matches nothing (``max_pixels`` 64×64). Then, with no other traffic, 200 pops one at a time by a worker
    that gets a job each time and 200 by a worker whose only model nobody asked for: the pop's own latency at
-   this depth, with and without a match.
+   this depth, with and without a match; and 10 ``/generate/check`` calls that each read a new queue snapshot.
 4. For ``--processes`` 1 and then 2 (``openhorde serve --workers N`` on the same database and data dir):
    ``--lanes`` concurrent lanes each take a random worker and loop pop → PUT a 64×64 WebP → submit, for
    ``--seconds`` after ``--warmup``. Printed: pop latency p50/p95/p99/max (pops that returned a job), completed
@@ -52,6 +52,8 @@ POP_PIXELS = 512 * 512
 REGISTER_PIXELS = 64 * 64  # smaller than every queued request: registering pops take nothing
 UNREQUESTED_MODEL = "scale-model-nobody-asked-for"
 SINGLE_POPS = 200
+FRESH_CHECKS = 10
+SNAPSHOT_AGE_S = 1.1  # longer than availability.SNAPSHOT_MAX_AGE_SECONDS: every check below takes a new snapshot
 
 
 @dataclass
@@ -253,6 +255,22 @@ async def measure_single_pops(client: Client, workers: list[Worker], count: int)
     }
 
 
+async def measure_fresh_checks(client: Client, database: str, count: int) -> dict[str, Any]:
+    """``GET /generate/check`` latency when the process's queue snapshot has just expired, so each call pays for
+    reading the servable queue (positions and waits); the calls in between are dictionary lookups."""
+    request_id = await pg(
+        database, "SELECT id FROM requests WHERE state = 'queued' ORDER BY queue_rank LIMIT 1"
+    )  # the last in line: its position counts the whole queue
+    samples: list[float] = []
+    for _ in range(count):
+        await asyncio.sleep(SNAPSHOT_AGE_S)
+        began = time.perf_counter()
+        status, _ = await client.call("GET", f"generate/check/{request_id}")
+        assert status == 200, status
+        samples.append((time.perf_counter() - began) * 1000)
+    return sc.summarize_samples(samples)
+
+
 def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start the server in its own process group, its output into ``log_path``."""
     with log_path.open("wb") as log:
@@ -300,6 +318,7 @@ async def run_processes(
                 workers = await register_workers(client, models, cfg.workers, cfg.owners)
                 print(f"registered {len(workers)} workers in {time.monotonic() - began:.1f} s", flush=True)
                 single_pops.update(await measure_single_pops(client, workers, SINGLE_POPS))
+                single_pops["fresh_check_ms"] = await measure_fresh_checks(client, database, FRESH_CHECKS)
                 print_single_pops(single_pops)
             depth = await pg(database, "SELECT coalesce(sum(n_waiting), 0) FROM requests WHERE state = 'queued'")
             result = RunResult(processes, int(depth))
@@ -318,6 +337,8 @@ def print_single_pops(single: dict[str, Any]) -> None:
     for label, key in (("with a job", "with_job_ms"), ("matching nothing", "matching_nothing_ms")):
         s = single[key]
         print(f"  {label}: p50 {s['p50']} ms  p99 {s['p99']} ms  max {s['max']} ms")
+    s = single["fresh_check_ms"]
+    print(f"  {FRESH_CHECKS} checks each taking a new queue snapshot: p50 {s['p50']} ms  max {s['max']} ms")
 
 
 def print_run(result: RunResult) -> None:

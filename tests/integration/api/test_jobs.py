@@ -688,7 +688,7 @@ async def test_pop_query_walks_the_per_model_queues(horde: Horde, backend: str) 
         models=["stable_diffusion", "absent_model"],
         blacklist=["castle"],
     )
-    query = select_next_request(side, None, lock=True)
+    query = select_next_request(side, False, lock=True)
     async with horde.db.unit_of_work() as session:
         sql = str(query.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
         plan = "\n".join(row[0] for row in await session.execute(text("EXPLAIN " + sql)))

@@ -161,3 +161,19 @@ async def test_queue_position_and_wait_time(horde: Horde) -> None:
     assert (head["queue_position"], middle["queue_position"], tail["queue_position"]) == (1, 2, 3)
     assert 0 < head["wait_time"] <= middle["wait_time"] <= tail["wait_time"]
     assert tail["wait_time"] >= 512 * 512 * 30 / 1_000_000, "the big request ahead counts in the wait"
+
+
+async def test_queue_position_skips_requests_no_live_worker_could_take(horde: Horde) -> None:
+    """Requests for a model no live worker serves, or larger than any live worker takes, are not counted ahead."""
+    requester = await horde.register("alice")
+    owner = await horde.register("wally")
+    assert (await horde.pop(owner, max_pixels=512 * 512))["ids"] == []  # live: stable_diffusion up to 512x512
+    other_model = (await horde.generate(requester, models=["SDXL 1.0"])).json()["id"]
+    too_large = (await horde.generate(requester, params={"width": 1024, "height": 1024, "steps": 5})).json()["id"]
+    servable = (await horde.generate(requester, models=SD)).json()["id"]
+
+    mine = await _check(horde, servable)
+    assert mine["is_possible"] and mine["queue_position"] == 1
+    for request_id in (other_model, too_large):
+        theirs = await _check(horde, request_id)
+        assert theirs["is_possible"] is False and theirs["queue_position"] == 0

@@ -1,14 +1,18 @@
 """Honest numbers: can anyone serve a request, where is it in the queue, how long will it take.
 
-Queue positions and waits count only requests that some live worker can serve. They come
-from a snapshot of the queue taken at most once per ``SNAPSHOT_MAX_AGE_SECONDS`` per process
-(one query), so a client polling ``/generate/check`` costs a dictionary lookup, not a scan.
+Queue positions and waits count only requests that live workers could take (they serve one
+of its models and take its size). They come from a snapshot of the queue taken at most once
+per ``SNAPSHOT_MAX_AGE_SECONDS`` per process (one query), so a client polling
+``/generate/check`` costs a dictionary lookup, not a scan. A deep queue makes the snapshot
+slow (about a second at 100,000 queued), so it is then taken less often (at most
+``SNAPSHOT_DUTY`` of the time), and while one call takes it the others answer from the last.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -20,6 +24,8 @@ from openhorde.storage.queue_queries import RequestCounters
 from openhorde.storage.tables import Worker
 
 SNAPSHOT_MAX_AGE_SECONDS = 1.0
+SNAPSHOT_DUTY = 0.2
+"""The largest share of time one process spends taking snapshots: one that took 1 s is kept 5 s."""
 DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
 """Speed assumed for a worker that has not delivered an image yet (pixel-steps per second)."""
 
@@ -56,6 +62,7 @@ class QueueView:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.snapshot = QueueSnapshot()
+        self.snapshot_max_age = SNAPSHOT_MAX_AGE_SECONDS
         self._lock = asyncio.Lock()
         self._checks: dict[str, tuple[float, object]] = {}
 
@@ -80,19 +87,25 @@ class QueueView:
         self._checks.pop(request_id, None)
 
     async def current(self, session: AsyncSession, now: float) -> QueueSnapshot:
-        """The snapshot, retaken if it is older than a second."""
-        if now - self.snapshot.taken_at < SNAPSHOT_MAX_AGE_SECONDS:
+        """The snapshot, retaken when it is older than ``snapshot_max_age``; while another call retakes it,
+        the last one."""
+        if now - self.snapshot.taken_at < self.snapshot_max_age:
+            return self.snapshot
+        if self._lock.locked() and self.snapshot.taken_at:
             return self.snapshot
         async with self._lock:
-            if now - self.snapshot.taken_at >= SNAPSHOT_MAX_AGE_SECONDS:
+            if now - self.snapshot.taken_at >= self.snapshot_max_age:
+                began = time.monotonic()
                 self.snapshot = await take_snapshot(session, self.settings, now)
+                took = time.monotonic() - began
+                self.snapshot_max_age = max(SNAPSHOT_MAX_AGE_SECONDS, took / SNAPSHOT_DUTY)
         return self.snapshot
 
 
 async def take_snapshot(session: AsyncSession, settings: Settings, now: float) -> QueueSnapshot:
-    """Read the queue head to tail, keeping the requests some live worker can serve."""
+    """Read the queue head to tail, keeping the requests live workers could take (`queue_for_live_workers`)."""
     since = now - settings.worker_stale_seconds
-    rows = await matching_queries.servable_queue(session, since)
+    rows = await matching_queries.queue_for_live_workers(session, since)
     places: dict[str, Place] = {}
     ahead = 0
     for position, (request_id, waiting, things) in enumerate(rows, start=1):
