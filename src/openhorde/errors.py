@@ -51,6 +51,7 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "GalleryImageNotFound",
         "ModelNotFound",
         "InternalServerError",
+        "ClientDisconnected",
         "SourceImageUnreadable",
         "SourceImageSizeExceeded",
         "SourceImageResolutionExceeded",
@@ -106,6 +107,12 @@ class BadRequest(HordeError):
 
     rc = "BadRequest"
     status = 400
+
+
+class ClientDisconnected(BadRequest):
+    """The client hung up while sending its request's body."""
+
+    rc = "ClientDisconnected"
 
 
 class ValidationFailed(BadRequest):

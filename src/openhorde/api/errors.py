@@ -8,8 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from openhorde.errors import HordeError, ValidationFailed
+from openhorde.errors import ClientDisconnected, HordeError, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content={"message": str(exc.detail), "rc": rc})
 
 
+async def _client_gone(request: Request, _exc: Exception) -> JSONResponse:
+    # The client hung up while sending its body (a worker killed mid-upload): nobody reads this answer, and it is
+    # not a server fault, so no traceback and no 500 in the logs.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return await _horde_error(request, ClientDisconnected())
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -47,8 +55,9 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map our errors, validation errors, HTTP errors and anything unexpected to ``{message, rc}``."""
+    """Map our errors, validation errors, HTTP errors, hung-up clients and anything unexpected to ``{message, rc}``."""
     app.add_exception_handler(HordeError, _horde_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected_error)
