@@ -143,6 +143,7 @@ async def test_queue_indexes_are_descending(empty_db: Database) -> None:
         assert " where " in definitions[name] and "'queued'" in definitions[name]
         assert "n_waiting > 0" in definitions[name]
     assert "has_model_list is false" in definitions["ix_requests_queue_any_model"]
+    assert definitions["ix_request_models_queue"].endswith("where waiting")
 
 
 async def test_downgrading_and_upgrading_again_keeps_the_schema_and_the_queue_index(empty_db: Database) -> None:
@@ -161,14 +162,16 @@ async def test_downgrading_and_upgrading_again_keeps_the_schema_and_the_queue_in
 
 
 async def test_0011_keeps_queued_requests_in_the_model_queues_with_their_rank(empty_db: Database) -> None:
-    """Upgrading a live horde: a queued request's model rows get its rank; an ended request's rows go."""
+    """Upgrading a live horde: a queued request's model rows get its rank and whether images wait; an ended
+    request's rows go."""
     from alembic import command
 
     async with empty_db.engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0010"))
     async with empty_db.unit_of_work() as session:
         user = (await accounts.create_user(session, "secret", "upgrader")).user
-        for request_id, state, rank in (("queued-1", "queued", 12.5), ("done-1", "done", 99.0)):
+        rows = (("queued-1", "queued", 12.5), ("busy-1", "queued", 7.0), ("done-1", "done", 99.0))
+        for request_id, state, rank in rows:
             await session.execute(insert(Request), [request_row(request_id, user.id, state, rank)])
             await session.execute(
                 text("INSERT INTO request_models (request_id, model) VALUES (:id, 'stable_diffusion')"),
@@ -176,8 +179,9 @@ async def test_0011_keeps_queued_requests_in_the_model_queues_with_their_rank(em
             )
     await upgrade_to_head(empty_db)
     async with empty_db.engine.connect() as connection:
-        rows = (await connection.execute(text("SELECT request_id, model, queue_rank FROM request_models"))).all()
-    assert [tuple(row) for row in rows] == [("queued-1", "stable_diffusion", 12.5)]
+        query = text("SELECT request_id, model, queue_rank, waiting FROM request_models ORDER BY request_id")
+        found = [tuple(row) for row in (await connection.execute(query)).all()]
+    assert found == [("busy-1", "stable_diffusion", 7.0, False), ("queued-1", "stable_diffusion", 12.5, True)]
 
 
 def request_row(request_id: str, user_id: int, state: str, rank: float) -> dict[str, Any]:
@@ -191,7 +195,7 @@ def request_row(request_id: str, user_id: int, state: str, rank: float) -> dict[
         "prompt": "an upgrade",
         "params": {"width": 64, "height": 64, "steps": 5},
         "n_total": 1,
-        "n_waiting": 1 if state == "queued" else 0,
+        "n_waiting": 1 if request_id.startswith("queued") else 0,
         "width": 64,
         "height": 64,
         "pixels": 64 * 64,

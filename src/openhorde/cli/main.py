@@ -1,269 +1,78 @@
-"""The ``openhorde`` command: ``serve`` runs the server, ``admin`` manages accounts and models, ``worker`` runs a
-worker (``openhorde.worker.cli``, which imports torch only when a worker actually starts)."""
+"""The ``openhorde`` command: the client commands (``generate``, ``models``, ``workers``, ``kudos``) and, imported
+only when used, ``up``, ``serve`` (``cli/serve.py``), ``admin`` (``cli/admin.py``) and ``worker``
+(``openhorde.worker.cli``, which imports torch only when a worker actually starts).
+
+The server's commands pull in SQLAlchemy, the domain, uvicorn and pydantic-settings, about a second of imports
+that a client command such as ``openhorde models`` has no use for. So the root group knows them by import path
+and loads one only when it is invoked, or when the command list (``openhorde --help``, shell completion) needs
+its help text.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+import importlib
+from typing import TYPE_CHECKING, ClassVar
 
 import typer
-import uvicorn
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from typer.core import TyperGroup
+from typer.main import get_group
 
-from openhorde.cli.tiers import register_tier_commands
-from openhorde.cli.up import up
 from openhorde.client.cli import register_client_commands
-from openhorde.config import Settings
-from openhorde.domain import accounts, audit, catalogue, roles
-from openhorde.domain.context import HordeContext
-from openhorde.domain.kudos import ledger, transfers
-from openhorde.errors import HordeError
-from openhorde.worker.cli import worker_app
 
-app = typer.Typer(help="OpenHorde: an open horde for Stable Diffusion image generation.", no_args_is_help=True)
-admin = typer.Typer(
-    help="Manage accounts, kudos and the model catalogue (works on the server's database).",
+if TYPE_CHECKING:  # typer vendors click: these are the types TyperGroup's methods are declared with
+    from typer._click import Command, Context
+
+
+class LazyGroup(TyperGroup):
+    """A typer group that imports the commands named in ``lazy_commands`` only when they are looked up."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {}
+    """Command name → ``"module:attribute"``, a command function or a ``typer.Typer`` of subcommands."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        """The eagerly registered commands, then the lazy ones (loaded or not), without importing any of them."""
+        eager = [name for name in super().list_commands(ctx) if name not in self.lazy_commands]
+        return [*eager, *self.lazy_commands]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        """The command called ``cmd_name``, importing it on first use."""
+        if cmd_name in self.lazy_commands and cmd_name not in self.commands:
+            self.commands[cmd_name] = load_command(cmd_name, self.lazy_commands[cmd_name])
+        elif cmd_name not in self.commands:
+            # An unknown name ends in an error that suggests close names out of ``self.commands``, so every
+            # command must be in it by then (a typo costs the imports; a correct name never does).
+            for name in self.lazy_commands:
+                self.get_command(ctx, name)
+        return super().get_command(ctx, cmd_name)
+
+
+def load_command(name: str, path: str) -> Command:
+    """The click command for ``path`` (``"module:attribute"``), registered under ``name`` the way
+    ``app.command()`` (a function) or ``app.add_typer`` (a ``typer.Typer``) would have registered it."""
+    module_name, attribute = path.split(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    holder = typer.Typer()
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return get_group(holder).commands[name]
+
+
+class OpenHordeGroup(LazyGroup):
+    """The root ``openhorde`` group."""
+
+    lazy_commands: ClassVar[dict[str, str]] = {
+        "up": "openhorde.cli.up:up",
+        "serve": "openhorde.cli.serve:serve",
+        "admin": "openhorde.cli.admin:admin",
+        "worker": "openhorde.worker.cli:worker_app",
+    }
+
+
+app = typer.Typer(
+    cls=OpenHordeGroup,
+    help="OpenHorde: an open horde for Stable Diffusion image generation.",
     no_args_is_help=True,
 )
-app.add_typer(admin, name="admin")
-app.add_typer(worker_app, name="worker")
 register_client_commands(app)
-app.command()(up)
-console = Console()
-errors = Console(stderr=True)
-
-HostOption = Annotated[str | None, typer.Option(help="Address to listen on (env OPENHORDE_HOST; default 127.0.0.1).")]
-PortOption = Annotated[int | None, typer.Option(help="Port (env OPENHORDE_PORT; default 7001).")]
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(help="Data directory: database, images, secret (env OPENHORDE_DATA_DIR; default ./horde-data)."),
-]
-
-T = TypeVar("T")
-
-
-def build_settings(host: str | None = None, port: int | None = None, data_dir: Path | None = None) -> Settings:
-    """Settings from the environment, with any command-line flags on top."""
-    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
-
-
-WorkersOption = Annotated[
-    int | None,
-    typer.Option(
-        help="Server processes sharing the port (env OPENHORDE_WORKERS; default 1). Use PostgreSQL with more than one."
-    ),
-]
-
-
-@app.command()
-def serve(
-    host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None, workers: WorkersOption = None
-) -> None:
-    """Run the horde server (API under /api/v2, docs at /api/docs)."""
-    from openhorde.api.app import create_app, prepare_storage
-
-    settings = build_settings(host, port, data_dir)
-    if workers is not None:
-        settings = settings.model_copy(update={"workers": workers})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console.print(f"OpenHorde on http://{settings.host}:{settings.port}  (data in {settings.data_dir.resolve()})")
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": settings.log_level == "debug",
-    }
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-
-    async def migrate_once() -> None:
-        db, _ctx = await prepare_storage(settings)
-        await db.dispose()
-
-    # Migrate and create the secret once, here, so the processes don't race to do it; they read
-    # the same settings from the environment and the same secret from the data directory.
-    asyncio.run(migrate_once())
-    settings.export_to_environment()
-    uvicorn.run("openhorde.api.app:create_app_from_environment", factory=True, workers=settings.workers, **options)
-
-
-def _run(data_dir: Path | None, action: Callable[[AsyncSession, HordeContext], Awaitable[T]]) -> T:
-    from openhorde.api.app import prepare_storage
-
-    async def main() -> T:
-        db, ctx = await prepare_storage(build_settings(data_dir=data_dir))
-        try:
-            async with db.unit_of_work() as session:
-                return await action(session, ctx)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(main())
-    except HordeError as exc:  # an operator's mistake (unknown user, bad name): say so, no traceback
-        errors.print(f"[red]Error:[/red] {exc.message}")
-        raise typer.Exit(code=1) from exc
-
-
-@admin.command("create-user")
-def create_user(
-    username: str,
-    data_dir: DataDirOption = None,
-    kudos: Annotated[float, typer.Option(help="Kudos to grant.")] = 0,
-    role: Annotated[
-        list[str] | None, typer.Option(help="admin, moderator, trusted, customizer, ... (repeatable)")
-    ] = None,
-) -> None:
-    """Create a user and print its API key (shown only once)."""
-
-    async def action(session: AsyncSession, ctx: HordeContext) -> accounts.NewAccount:
-        created = await accounts.create_user(session, ctx.secret, username)
-        for name in role or []:
-            _set_role(created.user, name, True)
-        if kudos:
-            await transfers.grant(session, created.user, kudos, memo="granted at creation")
-        return created
-
-    created = _run(data_dir, action)
-    console.print(f"Created [bold]{created.user.display_name}[/bold]; API key: [bold]{created.api_key}[/bold]")
-
-
-def _set_role(user: Any, name: str, value: bool) -> None:
-    attribute = f"is_{name}"
-    if name not in ("admin", "moderator", *roles.MODERATOR_FLAGS, "deleted") or not hasattr(user, attribute):
-        raise typer.BadParameter(f"Unknown role '{name}'.")
-    setattr(user, attribute, value)
-
-
-@admin.command("grant")
-def grant(user_id: int, kudos: float, data_dir: DataDirOption = None, memo: str = "admin grant") -> None:
-    """Add kudos to a user (negative to take them away)."""
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> float:
-        user = await accounts.get_user(session, user_id)
-        await transfers.grant(session, user, kudos, memo=memo)
-        await audit.record(session, None, "user.grant", "user", user_id, {"kudos": kudos, "via": "cli"})
-        await session.refresh(user)
-        return user.kudos_cents / 100
-
-    console.print(f"User {user_id} now has {_run(data_dir, action)} kudos.")
-
-
-@admin.command("set-role")
-def set_role(
-    user_id: int,
-    role: str,
-    data_dir: DataDirOption = None,
-    off: Annotated[bool, typer.Option("--off", help="Remove the role instead.")] = False,
-) -> None:
-    """Give a user a role (admin, moderator, trusted, flagged, customizer, vpn, service, education, special)."""
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        _set_role(await accounts.get_user(session, user_id), role, not off)
-        await audit.record(session, None, "user.set_role", "user", user_id, {role: not off, "via": "cli"})
-
-    _run(data_dir, action)
-    console.print(f"User {user_id}: {role} {'removed' if off else 'set'}.")
-
-
-@admin.command("set-concurrency")
-def set_concurrency(user_id: int, images: int, data_dir: DataDirOption = None) -> None:
-    """Set how many images a user may have queued at once."""
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        (await accounts.get_user(session, user_id)).concurrency = images
-
-    _run(data_dir, action)
-    console.print(f"User {user_id} may now queue {images} images.")
-
-
-@admin.command("reset-key")
-def reset_key(user_id: int, data_dir: DataDirOption = None) -> None:
-    """Give a user a new API key (the old one stops working) and print it."""
-
-    async def action(session: AsyncSession, ctx: HordeContext) -> str:
-        return await accounts.reset_api_key(session, ctx.secret, await accounts.get_user(session, user_id))
-
-    console.print(f"New API key for user {user_id}: [bold]{_run(data_dir, action)}[/bold]")
-
-
-@admin.command("add-model")
-def add_model(
-    name: str,
-    baseline: Annotated[
-        str, typer.Option(help="e.g. 'stable diffusion 1', 'stable_diffusion_xl'")
-    ] = "stable diffusion 1",
-    inpainting: bool = False,
-    nsfw: bool = False,
-    description: str = "",
-    data_dir: DataDirOption = None,
-) -> None:
-    """Add a model to the catalogue (or change one)."""
-    entry = catalogue.ModelEntry(
-        name=name, baseline=baseline, inpainting=inpainting, nsfw=nsfw, description=description
-    )
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        await catalogue.add_model(session, entry)
-
-    _run(data_dir, action)
-    console.print(f"Model '{name}' is in the catalogue.")
-
-
-@admin.command("remove-model")
-def remove_model(name: str, data_dir: DataDirOption = None) -> None:
-    """Remove a model from the catalogue (workers serving it keep it until they change their list)."""
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        await catalogue.remove_model(session, name)
-
-    _run(data_dir, action)
-    console.print(f"Model '{name}' removed from the catalogue.")
-
-
-@admin.command("models")
-def list_models(data_dir: DataDirOption = None) -> None:
-    """List the model catalogue."""
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> list[tuple[str, str, bool, bool]]:
-        return [(m.name, m.baseline, m.inpainting, m.nsfw) for m in await catalogue.list_models(session)]
-
-    table = Table("name", "baseline", "inpainting", "nsfw")
-    for name, baseline, inpainting, nsfw in _run(data_dir, action):
-        table.add_row(name, baseline, str(inpainting), str(nsfw))
-    console.print(table)
-
-
-@admin.command("check-ledger")
-def check_ledger(data_dir: DataDirOption = None) -> None:
-    """Re-derive every balance from the kudos ledger and report any difference."""
-
-    async def action(session: AsyncSession, _ctx: HordeContext) -> ledger.LedgerReport:
-        return await ledger.check_ledger(session)
-
-    report = _run(data_dir, action)
-    console.print_json(
-        json.dumps(
-            {
-                "ok": report.ok,
-                "sum_of_postings_cents": report.total_cents,
-                "unbalanced_transactions": report.unbalanced_transaction_ids,
-                "balance_mismatches": report.balance_mismatches,
-                "escrow_held_cents": report.escrow_held_cents,
-                "escrow_account_cents": report.escrow_account_cents,
-            }
-        )
-    )
-    if not report.ok:
-        raise typer.Exit(code=1)
-
-
-register_tier_commands(admin, _run)  # admin supporter / admin credits (part D1)

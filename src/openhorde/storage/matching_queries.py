@@ -38,7 +38,7 @@ from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.util import ClauseAdapter
 
 from openhorde.storage.queue_queries import queued_condition
-from openhorde.storage.tables import Request, RequestModel, RequestWorker, Worker, WorkerModel
+from openhorde.storage.tables import Request, RequestModel, RequestWorker, Worker
 
 FAST_WORKER_PIXELSTEPS_PER_SECOND = 500_000
 """Workers slower than this serve only requests that allow slow workers."""
@@ -136,23 +136,16 @@ def _blacklisted(word: str | BindParameter[Any]) -> ColumnElement[bool]:
     return func.lower(Request.prompt).contains(word.lower(), autoescape=True)
 
 
-def _models_condition(w: WorkerSide) -> ColumnElement[bool]:
-    if w.models is not None:
-        # OFFSET 0 keeps this a correlated probe of request_models' primary key for each request the pop walks.
-        # Without it PostgreSQL turns the EXISTS into a hashed subplan that first reads every request_models row
-        # of the worker's models: 16 ms of a 17 ms pop at 100,000 queued, growing with the queue.
-        named = (
-            select(RequestModel.request_id)
-            .where(RequestModel.request_id == Request.id, RequestModel.model.in_(list(w.models)))
-            .offset(0)
-            .exists()
-        )
-    else:
-        named = exists().where(
-            RequestModel.request_id == Request.id,
-            WorkerModel.worker_id == w.worker_id,
-            WorkerModel.model == RequestModel.model,
-        )
+def _models_condition(models: Sequence[str] | Sequence[BindParameter[Any]]) -> ColumnElement[bool]:
+    # OFFSET 0 keeps this a correlated probe of request_models' primary key for each request the pop walks.
+    # Without it PostgreSQL turns the EXISTS into a hashed subplan that first reads every request_models row
+    # of the worker's models: 16 ms of a 17 ms pop at 100,000 queued, growing with the queue.
+    named = (
+        select(RequestModel.request_id)
+        .where(RequestModel.request_id == Request.id, RequestModel.model.in_(list(models)))
+        .offset(0)
+        .exists()
+    )
     return or_(Request.has_model_list.is_(False), named)
 
 
@@ -170,7 +163,6 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
     owner_or_priority = _owner_or_priority(w)
     rules: list[tuple[str, ColumnElement[bool]]] = [
         ("max_pixels", Request.pixels <= w.max_pixels),
-        ("models", _models_condition(w)),
         ("nsfw", _allowed(w.nsfw, Request.nsfw.is_(False))),
         ("nsfw", _allowed(w.can_censor_nsfw, or_(Request.censor_nsfw.is_(False), Request.nsfw.is_(True)))),
         ("img2img", _allowed(w.allow_img2img, Request.source_image_key.is_(None))),
@@ -194,6 +186,8 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
         ("worker_id", _forbidden(w.maintenance, Request.user_id == w.owner_id)),
         ("worker_id", _targeting_condition(w)),
     ]
+    if w.models is not None:  # ``workers`` rows: their models are matched through ``worker_models`` by the caller
+        rules.insert(1, ("models", _models_condition(w.models)))
     for word in w.blacklist:
         rules.append(("blacklist", not_(_blacklisted(word))))
     return [(reason, condition) for reason, condition in rules if not isinstance(condition, True_)]
@@ -243,7 +237,7 @@ def _walk_model_queues(w: WorkerSide, lock: bool) -> ScalarSelect[Any]:
         walks.append(
             select(Request.id, Request.queue_rank)
             .join(RequestModel, RequestModel.request_id == Request.id)
-            .where(RequestModel.model == model, *conditions)
+            .where(RequestModel.model == model, RequestModel.waiting, *conditions)
             .order_by(RequestModel.queue_rank.desc(), RequestModel.request_id)
             .limit(ONE)
         )
@@ -348,73 +342,3 @@ async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
         if value:
             counts[reason] = counts.get(reason, 0) + int(value)
     return counts
-
-
-@lru_cache(maxsize=1)
-def _live_worker_side() -> WorkerSide:
-    return worker_columns()
-
-
-def live_worker_exists() -> ColumnElement[bool]:
-    """EXISTS a worker seen after the bound ``since`` that can serve the (correlated) request.
-
-    A request that names models reaches the workers through its models (``request_models`` →
-    ``worker_models`` by model → ``workers``), so each request probes only the workers that serve
-    one of its models, and stops at the first that passes every other rule, instead of testing
-    every live worker in turn."""
-    live = [
-        Worker.last_check_in_at >= bindparam("since"),
-        Worker.paused.is_(False),
-        *match_conditions(_live_worker_side(), models=False),
-    ]
-    through_models = (
-        select(WorkerModel.worker_id)
-        .join(RequestModel, RequestModel.model == WorkerModel.model)
-        .join(Worker, Worker.id == WorkerModel.worker_id)
-        .where(RequestModel.request_id == Request.id, *live)
-        .exists()
-    )
-    any_model = and_(Request.has_model_list.is_(False), exists().where(*live))
-    return or_(any_model, and_(Request.has_model_list.is_(True), through_models))
-
-
-@lru_cache(maxsize=1)
-def _servable_request() -> Select[Any]:
-    return select(live_worker_exists()).where(Request.id == bindparam("request_id"))
-
-
-@lru_cache(maxsize=1)
-def _queue_for_live_workers() -> Select[str, int, int]:
-    live = and_(Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False))
-    live_models = select(WorkerModel.model).join(Worker, Worker.id == WorkerModel.worker_id).where(live)
-    largest = select(func.max(Worker.max_pixels)).where(live).scalar_subquery()
-    named_model_is_live = (
-        select(RequestModel.request_id)
-        .where(RequestModel.request_id == Request.id, RequestModel.model.in_(live_models))
-        .exists()
-    )
-    return (
-        select(Request.id, Request.n_waiting, Request.things)
-        .where(
-            queued_condition(),
-            Request.pixels <= largest,
-            or_(Request.has_model_list.is_(False), named_model_is_live),
-        )
-        .order_by(Request.queue_rank.desc(), Request.id)
-    )
-
-
-async def request_is_servable(session: AsyncSession, request_id: str, since: float) -> bool:
-    """Whether a worker seen after ``since`` could serve this request."""
-    return bool(await session.scalar(_servable_request(), {"request_id": request_id, "since": since}))
-
-
-async def queue_for_live_workers(session: AsyncSession, since: float) -> list[tuple[str, int, int]]:
-    """``(id, images waiting, pixel-steps per image)`` of the queued requests, in hand-out order, that name a model
-    some worker seen after ``since`` serves (or name none) and are no larger than the largest such worker takes.
-
-    This is a cheap stand-in for "some live worker can serve it" (``request_is_servable``, one
-    request at a time): one primary-key probe per request rather than a search of the workers,
-    because it reads the whole queue (100,000 requests: the exact test took seconds)."""
-    rows = await session.execute(_queue_for_live_workers(), {"since": since})
-    return [(str(a), int(b), int(c)) for a, b, c in rows]

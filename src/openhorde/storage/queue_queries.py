@@ -132,13 +132,30 @@ _TAKE_IMAGES = (
         n_processing=Request.n_processing + bindparam("count"),
         last_activity_at=bindparam("now"),
     )
+    .returning(Request.n_waiting)
     .execution_options(synchronize_session=False)
 )
 
 
 async def take_images(session: AsyncSession, request_id: str, count: int, now: float) -> None:
-    """Move ``count`` images of a request from waiting to processing."""
-    await session.execute(_TAKE_IMAGES, {"request_id": request_id, "count": count, "now": now})
+    """Move ``count`` images of a request from waiting to processing; with none left waiting, the request leaves
+    the per-model queues' index until an image comes back (``set_waiting``)."""
+    left = (await session.execute(_TAKE_IMAGES, {"request_id": request_id, "count": count, "now": now})).scalar_one()
+    if left == 0:
+        await set_waiting(session, request_id, False)
+
+
+_SET_WAITING = (
+    update(RequestModel)
+    .where(RequestModel.request_id == bindparam("of_request"), RequestModel.waiting != bindparam("flag"))
+    .values(waiting=bindparam("flag"))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def set_waiting(session: AsyncSession, request_id: str, waiting: bool) -> None:
+    """Mark a request's per-model queue rows as having images waiting, or not (see ``RequestModel``)."""
+    await session.execute(_SET_WAITING, {"of_request": request_id, "flag": waiting})
 
 
 async def expire_leases(session: AsyncSession, now: float, limit: int) -> list[tuple[str, str, str | None]]:

@@ -461,16 +461,17 @@ async def test_three_faults_fault_the_request(horde: Horde) -> None:
     assert await kudos_of(horde, requester) == 100 and await kudos_of(horde, owner) == 0
 
 
-async def model_queue_rows(horde: Horde) -> dict[str, float]:
-    """``request_id → queue_rank`` of every row of the per-model queues (``request_models``)."""
+async def model_queue_rows(horde: Horde) -> dict[str, tuple[float, bool]]:
+    """``request_id → (queue_rank, waiting)`` of every row of the per-model queues (``request_models``)."""
     async with horde.db.unit_of_work() as session:
-        rows = await session.execute(select(RequestModel.request_id, RequestModel.queue_rank))
-        return {str(request_id): float(rank) for request_id, rank in rows}
+        rows = await session.execute(select(RequestModel.request_id, RequestModel.queue_rank, RequestModel.waiting))
+        return {str(request_id): (float(rank), bool(waiting)) for request_id, rank, waiting in rows}
 
 
 async def test_requests_leave_the_model_queues_when_they_end(horde: Horde) -> None:
     """Done, cancelled, faulted and timed-out requests leave the per-model queues the pop walks; a queued one
-    stays, with its own rank, also while all its images are being generated."""
+    stays with its own rank, out of the walk while all its images are being generated and back in when one
+    comes back."""
     requester, owner = await horde.register("req", kudos=100), await horde.register("owner")
     listed = {"models": ["stable_diffusion"]}
     done, cancelled, faulted, busy, timed_out, waiting = [
@@ -498,7 +499,11 @@ async def test_requests_leave_the_model_queues_when_they_end(horde: Horde) -> No
     assert set(rows) == {busy, waiting}
     async with horde.db.unit_of_work() as session:
         ranks = dict((await session.execute(select(Request.id, Request.queue_rank).where(Request.id.in_(rows)))).all())
-    assert rows == {request_id: float(rank) for request_id, rank in ranks.items()}
+    assert rows == {busy: (float(ranks[busy]), False), waiting: (float(ranks[waiting]), True)}
+
+    await submit_raw(horde, owner, busy_job["ids"][0], state="faulted")  # its image waits again
+    assert (await model_queue_rows(horde))[busy] == (float(ranks[busy]), True)
+    assert (await horde.pop(owner))["payload"]["prompt"] == "request 3"
     assert (await horde.pop(owner))["payload"]["prompt"] == "request 5"
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
-from openhorde.storage import matching_queries
+from openhorde.storage import availability_queries
 from openhorde.storage.queue_queries import RequestCounters
 from openhorde.storage.tables import Worker
 
@@ -32,7 +32,7 @@ DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
 
 async def request_is_possible(session: AsyncSession, settings: Settings, request_id: str, now: float) -> bool:
     """Whether a worker seen in the last ``worker_stale_seconds`` could serve this request."""
-    return await matching_queries.request_is_servable(session, request_id, now - settings.worker_stale_seconds)
+    return await availability_queries.request_is_servable(session, request_id, now - settings.worker_stale_seconds)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class QueueView:
 async def take_snapshot(session: AsyncSession, settings: Settings, now: float) -> QueueSnapshot:
     """Read the queue head to tail, keeping the requests live workers could take (`queue_for_live_workers`)."""
     since = now - settings.worker_stale_seconds
-    rows = await matching_queries.queue_for_live_workers(session, since)
+    rows = await availability_queries.queue_for_live_workers(session, since)
     places: dict[str, Place] = {}
     ahead = 0
     for position, (request_id, waiting, things) in enumerate(rows, start=1):

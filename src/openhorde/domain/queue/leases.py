@@ -34,7 +34,7 @@ SWEEP_BATCH = 500
 
 async def return_to_queue(session: AsyncSession, request_id: str, reason: str, now: float) -> None:
     """Account for one faulted or expired job: its image waits again, or the request faults."""
-    await session.execute(
+    waiting = await session.scalar(
         update(Request)
         .where(Request.id == request_id)
         .values(
@@ -49,7 +49,10 @@ async def return_to_queue(session: AsyncSession, request_id: str, reason: str, n
             ),
             last_activity_at=now,
         )
+        .returning(Request.n_waiting)
     )
+    if waiting:
+        await queue_queries.set_waiting(session, request_id, True)
     faulted = await session.scalars(
         update(Request)
         .where(

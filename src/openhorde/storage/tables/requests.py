@@ -110,17 +110,28 @@ class RequestModel(Base):
 
     These rows are the per-model queues: with the request's ``queue_rank`` copied in, a pop walks
     each of its worker's models in rank order (``ix_request_models_queue``) and stops at the first
-    match, so a pop whose models have nothing queued reads nothing. The rows are deleted when the
-    request ends (``queue_queries.leave_model_queues``): ended requests would sit at the top of
-    every walk until their retention ran out.
+    match, so a pop whose models have nothing queued reads nothing. Only rows with images waiting
+    are in that index (``waiting``, kept equal to ``n_waiting > 0`` by the queue's queries), so a
+    walk does not step over requests whose every image is being generated; and the rows are
+    deleted when the request ends (``queue_queries.leave_model_queues``).
     """
 
     __tablename__ = "request_models"
-    __table_args__ = (Index("ix_request_models_queue", "model", text("queue_rank DESC"), "request_id"),)
+    __table_args__ = (
+        Index(
+            "ix_request_models_queue",
+            "model",
+            text("queue_rank DESC"),
+            "request_id",
+            postgresql_where=text("waiting"),
+            sqlite_where=text("waiting"),
+        ),
+    )
 
     request_id: Mapped[str] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
     model: Mapped[str] = mapped_column(String(255), primary_key=True)
     queue_rank: Mapped[float] = mapped_column(Float, server_default="0")
+    waiting: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
 
 class RequestWorker(Base):

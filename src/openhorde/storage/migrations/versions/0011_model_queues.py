@@ -1,4 +1,5 @@
-"""Per-model queues: request_models carries its request's queue_rank and only queued requests' rows
+"""Per-model queues: request_models carries its request's queue_rank and whether it has images waiting, and
+only queued requests' rows
 
 A pop walks, for each of the worker's models, that model's queued requests in rank order
 (``ix_request_models_queue``), and requests that accept any model through their own partial index
@@ -28,14 +29,18 @@ def upgrade() -> None:
     op.execute("DELETE FROM request_models WHERE request_id IN (SELECT id FROM requests WHERE state <> 'queued')")
     # Plain add_column (no batch mode) keeps SQLite from rebuilding the table.
     op.add_column("request_models", sa.Column("queue_rank", sa.Float(), nullable=False, server_default="0"))
+    op.add_column("request_models", sa.Column("waiting", sa.Boolean(), nullable=False, server_default=sa.true()))
     op.execute(
-        "UPDATE request_models SET queue_rank = "
-        "(SELECT requests.queue_rank FROM requests WHERE requests.id = request_models.request_id)"
+        "UPDATE request_models SET "
+        "queue_rank = (SELECT requests.queue_rank FROM requests WHERE requests.id = request_models.request_id), "
+        "waiting = (SELECT requests.n_waiting > 0 FROM requests WHERE requests.id = request_models.request_id)"
     )
     op.create_index(
         "ix_request_models_queue",
         "request_models",
         ["model", sa.text("queue_rank DESC"), "request_id"],
+        postgresql_where=sa.text("waiting"),
+        sqlite_where=sa.text("waiting"),
     )
     op.create_index(
         "ix_requests_queue_any_model",
@@ -49,4 +54,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_requests_queue_any_model", table_name="requests")
     op.drop_index("ix_request_models_queue", table_name="request_models")
-    op.drop_column("request_models", "queue_rank")  # a plain DROP COLUMN (SQLite 3.35+), as in 0009
+    # Plain DROP COLUMNs (SQLite 3.35+), as in 0009.
+    op.drop_column("request_models", "waiting")
+    op.drop_column("request_models", "queue_rank")

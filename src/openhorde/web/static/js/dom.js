@@ -33,3 +33,27 @@ export function formatKudos(value) {
 export function formatDate(unixSeconds) {
   return new Date(unixSeconds * 1000).toLocaleString();
 }
+
+// Runs `load` now and then every `intervalMs` until the returned function is called; a page returns that
+// function to the router, which calls it when the user leaves. While a load is still waiting for the server
+// the next tick is skipped rather than piling up requests. A failed load shows `errorText(error)` in
+// `errorLine` and the next load that succeeds hides it again. Resolves once the first load has finished.
+export async function poll(load, intervalMs, { errorLine, errorText }) {
+  let loading = false;
+  async function tick() {
+    if (loading) return;
+    loading = true;
+    try {
+      await load();
+      errorLine.hidden = true;
+    } catch (error) {
+      errorLine.textContent = errorText(error);
+      errorLine.hidden = false;
+    } finally {
+      loading = false;
+    }
+  }
+  await tick();
+  const timer = setInterval(tick, intervalMs);
+  return () => clearInterval(timer);
+}

@@ -3,7 +3,7 @@
 // Joins GET /status/models (count = threads of live workers, queue, ETA) with GET /workers (who serves what),
 // refreshed every few seconds while the page is open.
 
-import { h } from "../dom.js";
+import { h, poll } from "../dom.js";
 import { capabilityChips, formatDuration, maxSize, stateBadges } from "./workers.js";
 
 const REFRESH_MS = 5_000;
@@ -200,26 +200,18 @@ export async function render(root, app) {
     idle.replaceChildren(details);
   }
 
-  let loading = false;
   async function load() {
-    if (loading) return; // a slow answer: skip this tick rather than pile up requests
-    loading = true;
     try {
       [models, workers] = await Promise.all([fetchModels(app.api), app.api("/workers", { auth: false })]);
-      errorLine.hidden = true;
     } catch (error) {
-      errorLine.textContent = `Could not load the models: ${error.message}`;
-      errorLine.hidden = false;
       if (models === null) summary.textContent = "";
+      throw error;
     } finally {
-      loading = false;
+      show();
     }
-    show();
   }
 
   filter.addEventListener("input", show);
   onlineOnly.addEventListener("change", show);
-  await load();
-  const timer = setInterval(load, REFRESH_MS);
-  return () => clearInterval(timer);
+  return poll(load, REFRESH_MS, { errorLine, errorText: (error) => `Could not load the models: ${error.message}` });
 }

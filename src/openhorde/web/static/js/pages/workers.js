@@ -3,7 +3,7 @@
 // Also exports the small worker helpers (state badges, capability chips, durations) that the models and
 // my-workers pages reuse.
 
-import { h, formatKudos } from "../dom.js";
+import { h, formatKudos, poll } from "../dom.js";
 
 const REFRESH_MS = 10_000;
 
@@ -154,27 +154,19 @@ export async function render(root, app) {
     body.replaceChildren(h("section.card.flush", {}, h("div.table-wrap", {}, table)));
   }
 
-  let loading = false;
   async function load() {
-    if (loading) return; // a slow answer: skip this tick rather than pile up requests
-    loading = true;
     try {
       // Signed in, the owner's own workers show their owner even when the account keeps its workers private.
       workers = await app.api("/workers", { auth: Boolean(app.user) });
-      errorLine.hidden = true;
     } catch (error) {
-      errorLine.textContent = `Could not load the workers: ${error.message}`;
-      errorLine.hidden = false;
       if (workers === null) summary.textContent = "";
+      throw error;
     } finally {
-      loading = false;
+      show();
     }
-    show();
   }
 
   filter.addEventListener("input", show);
   onlineOnly.addEventListener("change", show);
-  await load();
-  const timer = setInterval(load, REFRESH_MS);
-  return () => clearInterval(timer);
+  return poll(load, REFRESH_MS, { errorLine, errorText: (error) => `Could not load the workers: ${error.message}` });
 }
