@@ -7,7 +7,9 @@ arithmetic is plain SQL on both engines; money is ``BigInteger`` hundredths of a
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from typing import Any
+
+from sqlalchemy import Index, MetaData, text
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -23,3 +25,8 @@ class Base(DeclarativeBase):
     """Base of every table class."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def partial_index(name: str, *columns: Any, where: str) -> Index:
+    """An index over the rows matching ``where`` (SQL text), on PostgreSQL and SQLite alike."""
+    return Index(name, *columns, postgresql_where=text(where), sqlite_where=text(where))

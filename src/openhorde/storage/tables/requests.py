@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openhorde.storage.tables.base import Base
+from openhorde.storage.tables.base import Base, partial_index
 
 
 class Request(Base):
@@ -22,34 +22,30 @@ class Request(Base):
     __tablename__ = "requests"
     __table_args__ = (
         # The pop query walks this index from the top: it matches its WHERE and ORDER BY.
-        Index(
+        partial_index(
             "ix_requests_queue",
             text("queue_rank DESC"),
             "id",
-            postgresql_where=text("state = 'queued' AND n_waiting > 0"),
-            sqlite_where=text("state = 'queued' AND n_waiting > 0"),
+            where="state = 'queued' AND n_waiting > 0",
         ),
-        Index(
+        partial_index(
             "ix_requests_user_queued",
             "user_id",
-            postgresql_where=text("state = 'queued'"),
-            sqlite_where=text("state = 'queued'"),
+            where="state = 'queued'",
         ),
         # Requests that accept any model, in pop order: one of the walks of a pop (see RequestModel).
-        Index(
+        partial_index(
             "ix_requests_queue_any_model",
             text("queue_rank DESC"),
             "id",
-            postgresql_where=text("state = 'queued' AND n_waiting > 0 AND has_model_list IS false"),
-            sqlite_where=text("state = 'queued' AND n_waiting > 0 AND has_model_list IS false"),
+            where="state = 'queued' AND n_waiting > 0 AND has_model_list IS false",
         ),
         Index("ix_requests_last_activity_at", "last_activity_at"),
         # The free tier's per-IP queue limit counts one address's queued requests with it.
-        Index(
+        partial_index(
             "ix_requests_client_ip_queued",
             "client_ip_hash",
-            postgresql_where=text("state = 'queued'"),
-            sqlite_where=text("state = 'queued'"),
+            where="state = 'queued'",
         ),
     )
 
@@ -118,13 +114,12 @@ class RequestModel(Base):
 
     __tablename__ = "request_models"
     __table_args__ = (
-        Index(
+        partial_index(
             "ix_request_models_queue",
             "model",
             text("queue_rank DESC"),
             "request_id",
-            postgresql_where=text("waiting"),
-            sqlite_where=text("waiting"),
+            where="waiting",
         ),
     )
 
@@ -149,11 +144,10 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_request_id", "request_id"),
-        Index(
+        partial_index(
             "ix_jobs_processing_deadline",
             "deadline_at",
-            postgresql_where=text("state = 'processing'"),
-            sqlite_where=text("state = 'processing'"),
+            where="state = 'processing'",
         ),
         Index("ix_jobs_finished_at", "finished_at"),
     )
