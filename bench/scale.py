@@ -35,7 +35,6 @@ import json
 import random
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -271,14 +270,6 @@ async def measure_fresh_checks(client: Client, database: str, count: int) -> dic
     return sc.summarize_samples(samples)
 
 
-def launch(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start the server in its own process group, its output into ``log_path``."""
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-
-
 async def run_processes(
     cfg: argparse.Namespace,
     database: str,
@@ -291,21 +282,14 @@ async def run_processes(
 ) -> tuple[RunResult, list[Worker]]:
     port = sc.free_port()
     log_path = data_dir.parent / f"server-{processes}.log"
-    env_cmd = [
-        str(sc.openhorde_executable()),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--workers",
-        str(processes),
-    ]
-    env = sc.server_env(db_url)
-    env["OPENHORDE_ALLOW_CUSTOM_MODELS"] = "true"
-    proc = launch(env_cmd, env, log_path)
+    proc = sc.start_server(
+        port,
+        data_dir,
+        db_url,
+        log_path,
+        extra_args=["--workers", str(processes)],
+        extra_env={"OPENHORDE_ALLOW_CUSTOM_MODELS": "true"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         await sc.wait_ready(url, 90, proc)

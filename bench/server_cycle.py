@@ -81,7 +81,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -1583,8 +1583,15 @@ async def wait_ready(url: str, wait_s: float, proc: subprocess.Popen[bytes] | No
     raise RuntimeError(f"server at {url} not ready after {wait_s:.0f} s")
 
 
-def start_server(port: int, data_dir: Path, database_url: str | None, log_path: Path) -> subprocess.Popen[bytes]:
-    """Launch ``openhorde serve`` in its own process group."""
+def start_server(
+    port: int,
+    data_dir: Path,
+    database_url: str | None,
+    log_path: Path,
+    extra_args: Sequence[str] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Launch ``openhorde serve`` (with ``extra_args``) in its own process group."""
     cmd = [
         str(openhorde_executable()),
         "serve",
@@ -1594,11 +1601,12 @@ def start_server(port: int, data_dir: Path, database_url: str | None, log_path: 
         str(port),
         "--data-dir",
         str(data_dir),
+        *extra_args,
     ]
     with log_path.open("wb") as log:
         return subprocess.Popen(
             cmd,
-            env=server_env(database_url),
+            env={**server_env(database_url), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import asyncio
 import io
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from PIL import Image
 
 from openhorde.api.app import create_app
@@ -118,6 +120,34 @@ def _free_socket() -> socket.socket:
     return sock
 
 
+@asynccontextmanager
+async def serving(app: FastAPI, sock: socket.socket) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app`` under uvicorn in this event loop on ``sock``; a client for it until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@asynccontextmanager
+async def second_server(horde: Horde) -> AsyncIterator[httpx.AsyncClient]:
+    """Another server on ``horde``'s database and data directory (same secret), on its own port."""
+    sock = _free_socket()
+    port = sock.getsockname()[1]
+    settings = horde.settings.model_copy(update={"port": port, "public_url": f"http://127.0.0.1:{port}"})
+    async with serving(create_app(settings), sock) as client:
+        yield client
+
+
 @pytest.fixture
 def horde_settings() -> dict[str, Any]:
     """Extra settings for the ``horde`` fixture; a test module overrides this fixture to change them."""
@@ -141,18 +171,9 @@ async def horde(database_url: str, tmp_path: Path, horde_settings: dict[str, Any
         **{"rate_limits": "off", **horde_settings},
     )
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    async with serving(app, sock) as client:
         horde = Horde(client=client, settings=settings, app=app)
         yield horde
         async with horde.db.unit_of_work() as session:
             report = await check_ledger(session)
         assert report.ok, f"kudos ledger does not balance: {report}"
-    server.should_exit = True
-    await task
-    sock.close()

@@ -9,15 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
-from openhorde.api.app import create_app
 from openhorde.domain.queue.leases import MaintenanceReport, run_maintenance
 from openhorde.storage import locks
 from openhorde.storage.db import Database
 from openhorde.storage.tables import Job, Request
-from tests.live_server import Account, Horde, _free_socket, webp_bytes
+from tests.live_server import Account, Horde, second_server, webp_bytes
 
 pytestmark = pytest.mark.postgres
 
@@ -33,20 +31,8 @@ def postgres_only(backend: str) -> None:
 @pytest.fixture
 async def second(horde: Horde, postgres_only: None) -> AsyncIterator[httpx.AsyncClient]:
     """A second server on the first one's database and data directory (same secret), on its own port."""
-    sock = _free_socket()
-    port = sock.getsockname()[1]
-    settings = horde.settings.model_copy(update={"port": port, "public_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", ws="none", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    async with second_server(horde) as client:
         yield client
-    server.should_exit = True
-    await task
-    sock.close()
 
 
 async def _queue(horde: Horde, account: Account, n: int = 1) -> str:

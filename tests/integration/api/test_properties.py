@@ -19,7 +19,7 @@ from tests.live_server import Account, Horde
 
 pytestmark = pytest.mark.fuzz
 
-FEW = settings(
+FEW = settings(  # the live server makes examples slow: few, repeatable, no example database
     max_examples=20,
     deadline=None,
     derandomize=True,
@@ -118,13 +118,7 @@ async def test_the_pop_serves_a_request_iff_the_rules_allow_it(
     sampler=st.sampled_from(["k_euler", "k_heun", "k_dpmpp_2m"]),
     post_processing=st.sampled_from([[], ["GFPGAN"], ["RealESRGAN_x4plus"]]),
 )
-@settings(
-    max_examples=6,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(FEW, max_examples=6)
 async def test_the_dry_run_price_is_what_the_ledger_charges(
     horde: Horde, n: int, width: int, steps: int, sampler: str, post_processing: list[str]
 ) -> None:
@@ -169,13 +163,7 @@ STEP = st.one_of(
 
 
 @given(steps=st.lists(STEP, min_size=1, max_size=6))
-@settings(
-    max_examples=8,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(FEW, max_examples=8)
 async def test_the_ledger_balances_after_any_sequence_of_grants_transfers_and_jobs(
     horde: Horde, steps: list[tuple[str, Any]]
 ) -> None:

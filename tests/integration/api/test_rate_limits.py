@@ -10,13 +10,11 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 from sqlalchemy import select
 
-from openhorde.api.app import create_app
 from openhorde.domain.accounts import ANONYMOUS_API_KEY
 from openhorde.storage.tables import Request
-from tests.live_server import Account, Horde, _free_socket
+from tests.live_server import Account, Horde, second_server
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 ANONYMOUS = Account(id=0, username="Anonymous", apikey=ANONYMOUS_API_KEY)
@@ -144,27 +142,13 @@ def horde_settings(redis_prefix: str) -> dict[str, Any]:
 
 
 async def test_two_servers_share_one_counter_through_redis(horde: Horde, redis_prefix: str) -> None:
-    sock = _free_socket()
-    port = sock.getsockname()[1]
-    settings = horde.settings.model_copy(update={"port": port, "public_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", ws="none", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as other:
-            assert (await horde.client.get("/api/v2/users/0")).status_code == 200
-            assert (await horde.client.get("/api/v2/users/0")).status_code == 200
-            assert (await other.get("/api/v2/users/0")).status_code == 200
-            _assert_rate_limited(await other.get("/api/v2/users/0"), 60)
-            _assert_rate_limited(await horde.client.get("/api/v2/users/0"), 60)
+    async with second_server(horde) as other:
+        assert (await horde.client.get("/api/v2/users/0")).status_code == 200
+        assert (await horde.client.get("/api/v2/users/0")).status_code == 200
+        assert (await other.get("/api/v2/users/0")).status_code == 200
+        _assert_rate_limited(await other.get("/api/v2/users/0"), 60)
+        _assert_rate_limited(await horde.client.get("/api/v2/users/0"), 60)
         client = aioredis.Redis.from_url(REDIS_URL)
         keys = [key async for key in client.scan_iter(match=redis_prefix + "*")]
         await client.aclose()
         assert keys and all(ANONYMOUS_API_KEY.encode() not in key for key in keys)
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
