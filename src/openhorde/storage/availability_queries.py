@@ -1,4 +1,5 @@
-"""Named queries of availability: could any live worker serve a request, and the queue as live workers see it.
+"""Named queries of availability: could any live worker serve a request, the queue as live workers see it, and
+their capacity.
 
 They reuse the pop's rules (``matching_queries.match_rules``) with the columns of the
 ``workers`` table in place of a popping worker's declared capabilities.
@@ -22,6 +23,11 @@ def _live_worker_side() -> WorkerSide:
     return worker_columns()
 
 
+def _live() -> ColumnElement[bool]:
+    """A worker seen after the bound ``since`` and not paused."""
+    return and_(Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False))
+
+
 def live_worker_exists() -> ColumnElement[bool]:
     """EXISTS a worker seen after the bound ``since`` that can serve the (correlated) request.
 
@@ -29,11 +35,7 @@ def live_worker_exists() -> ColumnElement[bool]:
     ``worker_models`` by model → ``workers``), so each request probes only the workers that serve
     one of its models, and stops at the first that passes every other rule, instead of testing
     every live worker in turn."""
-    live = [
-        Worker.last_check_in_at >= bindparam("since"),
-        Worker.paused.is_(False),
-        *match_conditions(_live_worker_side()),
-    ]
+    live = [_live(), *match_conditions(_live_worker_side())]
     through_models = (
         select(WorkerModel.worker_id)
         .join(RequestModel, RequestModel.model == WorkerModel.model)
@@ -52,9 +54,8 @@ def _servable_request() -> Select[Any]:
 
 @lru_cache(maxsize=1)
 def _queue_for_live_workers() -> Select[str, int, int]:
-    live = and_(Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False))
-    live_models = select(WorkerModel.model).join(Worker, Worker.id == WorkerModel.worker_id).where(live)
-    largest = select(func.max(Worker.max_pixels)).where(live).scalar_subquery()
+    live_models = select(WorkerModel.model).join(Worker, Worker.id == WorkerModel.worker_id).where(_live())
+    largest = select(func.max(Worker.max_pixels)).where(_live()).scalar_subquery()
     named_model_is_live = (
         select(RequestModel.request_id)
         .where(RequestModel.request_id == Request.id, RequestModel.model.in_(live_models))
@@ -85,3 +86,12 @@ async def queue_for_live_workers(session: AsyncSession, since: float) -> list[tu
     because it reads the whole queue (100,000 requests: the exact test took seconds)."""
     rows = await session.execute(_queue_for_live_workers(), {"since": since})
     return [(str(a), int(b), int(c)) for a, b, c in rows]
+
+
+async def live_capacity(session: AsyncSession, since: float, default_speed_pps: float) -> tuple[float, int]:
+    """Total speed (pixel-steps per second, all threads; ``default_speed_pps`` for a worker with no speed yet) and
+    thread count of the workers seen after ``since``."""
+    speed = func.coalesce(Worker.speed_pps, default_speed_pps)
+    total = select(func.coalesce(func.sum(speed * Worker.threads), 0.0), func.coalesce(func.sum(Worker.threads), 0))
+    row = (await session.execute(total.where(_live()), {"since": since})).one()
+    return float(row[0]), int(row[1])

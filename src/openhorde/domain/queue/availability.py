@@ -15,13 +15,11 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
 from openhorde.storage import availability_queries
 from openhorde.storage.queue_queries import RequestCounters
-from openhorde.storage.tables import Worker
 
 SNAPSHOT_MAX_AGE_SECONDS = 1.0
 SNAPSHOT_DUTY = 0.2
@@ -111,22 +109,8 @@ async def take_snapshot(session: AsyncSession, settings: Settings, now: float) -
     for position, (request_id, waiting, things) in enumerate(rows, start=1):
         places[request_id] = Place(position=position, things_ahead=ahead)
         ahead += waiting * things
-    speed, threads = await live_capacity(session, since)
+    speed, threads = await availability_queries.live_capacity(session, since, DEFAULT_WORKER_SPEED_PPS)
     return QueueSnapshot(taken_at=now, places=places, live_speed_pps=speed, live_threads=threads)
-
-
-async def live_capacity(session: AsyncSession, since: float) -> tuple[float, int]:
-    """Total speed (pixel-steps per second, all threads) and thread count of workers seen after ``since``."""
-    speed = func.coalesce(Worker.speed_pps, DEFAULT_WORKER_SPEED_PPS)
-    row = (
-        await session.execute(
-            select(
-                func.coalesce(func.sum(speed * Worker.threads), 0.0),
-                func.coalesce(func.sum(Worker.threads), 0),
-            ).where(Worker.last_check_in_at >= since, Worker.paused.is_(False))
-        )
-    ).one()
-    return float(row[0]), int(row[1])
 
 
 @dataclass(frozen=True)
