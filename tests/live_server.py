@@ -123,7 +123,7 @@ def _free_socket() -> socket.socket:
 @asynccontextmanager
 async def serving(app: FastAPI, sock: socket.socket) -> AsyncIterator[httpx.AsyncClient]:
     """Run ``app`` under uvicorn in this event loop on ``sock``; a client for it until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", proxy_headers=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -7,11 +7,12 @@ then the defaults below. Settings are built once in an entry point and passed do
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOST = "127.0.0.1"
@@ -43,8 +44,26 @@ DEFAULT_CHECK_CACHE_SECONDS = 1.0
 """How long a ``/generate/check`` answer may be reused (the AI Horde caches it 1 s); this process's own
 pops, submits and cancels refresh it at once."""
 
-DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS = 5.0
-"""Timeout for downloading a source image given as an http(s) URL."""
+DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS = 15.0
+"""Total time a source image given as an http(s) URL may take to download: connecting, every redirect and
+every byte together. A server dripping its answer slowly is cut off at this deadline."""
+
+# Safety on the open internet: outbound fetches, request sizes, proxies.
+DEFAULT_ALLOW_PRIVATE_ADDRESSES = False
+"""Let source image URLs and webhooks reach loopback, private and link-local addresses. Off on a public horde:
+on, anyone who can queue a request can make the server fetch from its own network."""
+DEFAULT_MAX_REDIRECTS = 3
+"""Redirects a source image download or a webhook delivery follows at most; every hop is checked."""
+DEFAULT_TRUSTED_PROXIES = ""
+"""Comma-separated addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-For`` is
+believed; empty: the header is ignored and the caller is the connecting address."""
+DEFAULT_MAX_REQUEST_BODY_BYTES = None
+"""Largest request body the server reads, in bytes; a larger one is refused with 413 before or while it arrives.
+Unset: room for a source image and a mask of ``max_upload_bytes`` each, base64-encoded, plus 2 MiB for the rest
+(28.7 MiB with the default ``max_upload_bytes``). Image uploads to ``/blobs`` keep their own limit,
+``max_upload_bytes``."""
+REQUEST_BODY_HEADROOM_BYTES = 2 * 1024 * 1024
+"""Room for the rest of a request (prompt, parameters) beside its base64 images, in bytes."""
 
 # Moderation (issue 5, part B): horde modes and prompt filters.
 DEFAULT_MODES_CACHE_SECONDS = 2.0
@@ -172,7 +191,7 @@ class Settings(BaseSettings):
     worker_stale_seconds: int = DEFAULT_WORKER_STALE_SECONDS
     check_in_debounce_seconds: int = DEFAULT_CHECK_IN_DEBOUNCE_SECONDS
     maintenance_interval_seconds: float = DEFAULT_MAINTENANCE_INTERVAL_SECONDS
-    source_fetch_timeout_seconds: float = DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS
+    source_fetch_timeout_seconds: float = Field(default=DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS, gt=0)
     check_cache_seconds: float = DEFAULT_CHECK_CACHE_SECONDS
     modes_cache_seconds: float = Field(default=DEFAULT_MODES_CACHE_SECONDS, ge=0)
     job_lease_seconds: int | None = Field(
@@ -314,12 +333,34 @@ class Settings(BaseSettings):
     event_stream_poll_seconds: float = Field(default=DEFAULT_EVENT_STREAM_POLL_SECONDS, gt=0)
     event_stream_keepalive_seconds: float = Field(default=DEFAULT_EVENT_STREAM_KEEPALIVE_SECONDS, gt=0)
 
+    # Safety on the open internet.
+    allow_private_addresses: bool = DEFAULT_ALLOW_PRIVATE_ADDRESSES
+    max_redirects: int = Field(default=DEFAULT_MAX_REDIRECTS, ge=0, le=10)
+    trusted_proxies: str = DEFAULT_TRUSTED_PROXIES
+    max_request_body_bytes: int | None = Field(default=DEFAULT_MAX_REQUEST_BODY_BYTES, ge=1024)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)  # a ValueError names the bad entry
+        return value
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in use: the configured one, or SQLite inside the data directory."""
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'horde.db').resolve()}"
+
+    @property
+    def resolved_max_request_body_bytes(self) -> int:
+        """The request body limit in use: the configured one, or room for two base64 images and the rest."""
+        if self.max_request_body_bytes is not None:
+            return self.max_request_body_bytes
+        base64_image = -(-self.max_upload_bytes // 3) * 4  # base64 writes 4 characters per 3 bytes
+        return 2 * base64_image + REQUEST_BODY_HEADROOM_BYTES
 
     @property
     def resolved_public_url(self) -> str:

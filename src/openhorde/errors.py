@@ -9,6 +9,7 @@ one handler; anything else is logged and answered with a generic 500.
     HordeError (500)
     ├── BadRequest (400)
     │   ├── ValidationFailed          payload does not match the schema
+    │   ├── InvalidCharacters         a NUL or a lone surrogate in any text (no database stores it)
     │   ├── MissingPrompt, InvalidPromptSize, TooManySteps, UnsupportedSampler, TooManyLoras, ...
     │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask / upload checks
     │   ├── UnsupportedModel          UnexpectedModelName
@@ -20,9 +21,10 @@ one handler; anything else is logged and answered with a generic 500.
     │   └── InvalidStateTransition    a lifecycle change the transition table forbids
     ├── InvalidAPIKey (401)
     ├── Forbidden (403)
-    │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, NotAllowedAwards
+    │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, NotAllowedAwards, OwnPrivilegesForbidden
     │   ├── AnonForbidden             AnonForbiddenWorker / AnonForbiddenUserMod
-    │   ├── KudosUpfront, WorkerMaintenance, DeletedUser, TooManyWorkers, InvalidUploadSignature
+    │   ├── KudosUpfront, WorkerMaintenance, DeletedUser, TooManyWorkers, InvalidUploadSignature,
+    │   │                             UploadClosed
     │   ├── TimeoutIP                 a moderator timed the caller's address out
     │   ├── NotTrusted                UntrustedTeamCreation
     │   ├── SharedKeyEmpty, SharedKeyExpired, SharedKeyInsufficientKudos, TooManySharedKeys
@@ -30,6 +32,7 @@ one handler; anything else is logged and answered with a generic 500.
     │   └── InvalidJobID, RequestNotFound, WorkerNotFound, UserNotFound, ModelNotFound, BlobNotFound,
     │       GalleryImageNotFound, SharedKeyNotFound, TeamNotFound
     ├── PayloadTooLarge (413)
+    │   └── RequestTooLarge           a body over max_request_body_bytes
     ├── Locked (423)                  a worker with jobs in progress cannot be deleted
     ├── TooManyPrompts (429)
     └── RateLimited (429)             a rate limit; carries Retry-After
@@ -46,6 +49,7 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "UsernameAlreadyExists",
         "InvalidStateTransition",
         "InvalidUploadSignature",
+        "UploadClosed",
         "UploadTooLarge",
         "BlobNotFound",
         "GalleryImageNotFound",
@@ -66,6 +70,10 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "KudosTransferIdempotencyMismatch",
         "InvalidWorkerName",
         "InvalidUsername",
+        # Moderation rules: names checked after trimming; a moderator raising their own privileges.
+        "InvalidTeamName",
+        "InvalidSharedKeyName",
+        "CannotModifyOwnPrivileges",
         # Shared keys and teams (issue 5, part C). The reference writes `SharedKeyEmpty/Expired`; its
         # "<Thing>NotFound" pattern gives SharedKeyNotFound; the caps and key count have no code there.
         "SharedKeyExpired",
@@ -76,6 +84,9 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "StripeSignatureInvalid",
         "StripeEventUnusable",
         "StripeNotConfigured",
+        # Size limits and bad text.
+        "RequestTooLarge",
+        "InvalidCharacters",
     }
 )
 
@@ -119,6 +130,12 @@ class ValidationFailed(BadRequest):
     """Input payload validation failed."""
 
     rc = "ValidationError"
+
+
+class InvalidCharacters(BadRequest):
+    """Text may not contain NUL characters or unpaired UTF-16 surrogates."""
+
+    rc = "InvalidCharacters"
 
 
 class MissingPrompt(BadRequest):
@@ -270,6 +287,12 @@ class NotAllowedAwards(Forbidden):
     rc = "NotAllowedAwards"
 
 
+class OwnPrivilegesForbidden(Forbidden):
+    """Moderators cannot change their own roles, trust, flags or limits; ask an admin."""
+
+    rc = "CannotModifyOwnPrivileges"
+
+
 class AnonForbidden(Forbidden):
     """Anonymous users cannot do this."""
 
@@ -310,6 +333,12 @@ class InvalidUploadSignature(Forbidden):
     """This upload or download link is invalid or has expired."""
 
     rc = "InvalidUploadSignature"
+
+
+class UploadClosed(Forbidden):
+    """This job is no longer being generated, so its image can no longer be uploaded or replaced."""
+
+    rc = "UploadClosed"
 
 
 # 404 ------------------------------------------------------------------------------------
@@ -372,6 +401,12 @@ class PayloadTooLarge(HordeError):
 
     rc = "UploadTooLarge"
     status = 413
+
+
+class RequestTooLarge(PayloadTooLarge):
+    """The request body is too large."""
+
+    rc = "RequestTooLarge"
 
 
 class Locked(HordeError):

@@ -112,7 +112,9 @@ def fuzz_server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
         rate_limits="off",
         _env_file=None,  # type: ignore[call-arg]
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="critical", ws="none", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config), log_level="critical", ws="none", lifespan="on", proxy_headers=False)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

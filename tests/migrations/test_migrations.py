@@ -7,7 +7,9 @@ migrated copy): SQLite gets a new file, PostgreSQL a new database that is droppe
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SAWarning
 
 from openhorde.domain import accounts
 from openhorde.storage.db import Database
@@ -35,6 +38,19 @@ QUEUE_INDEXES = {
     "ix_request_models_queue": "(model, queue_rank desc, request_id)",
 }
 SQLITE_UNCOMPARABLE_INDEXES = frozenset(QUEUE_INDEXES)
+# SQLite cannot reflect the expression indexes that keep worker and team names unique regardless of case
+# (``lower(name)``, migration 0012): SQLAlchemy skips them when reflecting and Alembic when comparing, each with a
+# warning. ``test_name_indexes_are_unique_on_lower_name`` reads their definitions from the catalogue instead.
+NAME_INDEXES = {"ix_workers_name_lower": "workers", "ix_teams_name_lower": "teams"}
+
+
+@contextmanager
+def _sqlite_expression_indexes_skipped() -> Iterator[None]:
+    """Reflect and compare without failing on the warnings that SQLite's expression indexes are skipped."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index", SAWarning)
+        warnings.filterwarnings("ignore", "autogenerate skipping metadata-specified expression-based index")
+        yield
 
 
 @pytest.fixture
@@ -59,7 +75,8 @@ async def empty_db(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
 
 def _schema_diff(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    diff: list[Any] = list(compare_metadata(context, Base.metadata))
+    with _sqlite_expression_indexes_skipped():
+        diff: list[Any] = list(compare_metadata(context, Base.metadata))
     if connection.dialect.name == "sqlite":
         diff = [
             change
@@ -77,10 +94,12 @@ def _snapshot(connection: Connection) -> dict[str, Any]:
     """Tables, columns, indexes and the Alembic revision: enough to tell whether anything changed."""
     inspector = inspect(connection)
     tables = sorted(inspector.get_table_names())
+    with _sqlite_expression_indexes_skipped():
+        indexes = {t: sorted(i["name"] or "" for i in inspector.get_indexes(t)) for t in tables}
     return {
         "tables": tables,
         "columns": {t: [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(t)] for t in tables},
-        "indexes": {t: sorted(i["name"] or "" for i in inspector.get_indexes(t)) for t in tables},
+        "indexes": indexes,
         "revision": MigrationContext.configure(connection).get_current_heads(),
     }
 
@@ -182,6 +201,64 @@ async def test_0011_keeps_queued_requests_in_the_model_queues_with_their_rank(em
         query = text("SELECT request_id, model, queue_rank, waiting FROM request_models ORDER BY request_id")
         found = [tuple(row) for row in (await connection.execute(query)).all()]
     assert found == [("busy-1", "stable_diffusion", 7.0, False), ("queued-1", "stable_diffusion", 12.5, True)]
+
+
+async def test_name_indexes_are_unique_on_lower_name(empty_db: Database) -> None:
+    """Worker and team names are unique regardless of case, read from the catalogue (SQLite cannot reflect it)."""
+    await upgrade_to_head(empty_db)
+    async with empty_db.engine.connect() as connection:
+        query = text(INDEX_DEFINITION_SQL[connection.dialect.name])
+        for name, table in NAME_INDEXES.items():
+            definition = " ".join((await connection.execute(query, {"name": name})).scalar_one().split()).lower()
+            assert definition.startswith(f"create unique index {name} on "), definition
+            assert table in definition and "lower(" in definition and "name" in definition, definition
+
+
+LATER_TEAM_ID = "2b1f0c9e-5d1a-4c2e-9f00-000000000002"
+
+
+async def test_0012_renames_case_duplicate_names_and_then_refuses_them(empty_db: Database) -> None:
+    """Upgrading a live horde whose worker and team names clash regardless of case: the oldest keeps its name,
+    each later one gets "-" and the start of its id; afterwards the database itself refuses a new clash."""
+    from alembic import command
+
+    async with empty_db.engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0011"))
+    async with empty_db.unit_of_work() as session:
+        user = (await accounts.create_user(session, "secret", "upgrader")).user
+        workers = (("w-3", "ALICE-GPU", 3.0), ("w-1", "Alice-GPU", 1.0), ("w-2", "alice-gpu", 2.0), ("w-4", "bob", 1.0))
+        for worker_id, name, created_at in workers:
+            await session.execute(
+                text(
+                    "INSERT INTO workers (id, user_id, name, created_at, last_check_in_at, bridge_agent, threads, "
+                    "nsfw, max_pixels, allow_img2img, allow_painting, allow_post_processing, allow_controlnet, "
+                    "allow_sdxl_controlnet, allow_lora, allow_unsafe_ipaddr, can_censor_nsfw, limit_max_steps, "
+                    "extra_slow_worker, require_upfront_kudos, blacklist, priority_user_ids, capabilities_hash, "
+                    "maintenance, paused, kudos_generated_cents, kudos_uptime_cents, fulfilments, megapixelsteps, "
+                    "aborted_jobs, uncompleted_jobs, aborts_in_window, abort_window_started_at, uptime_seconds, "
+                    "models) VALUES (:id, :user_id, :name, :created_at, 0, 'x', 1, false, 262144, true, true, true, "
+                    "false, false, false, true, true, false, false, false, '[]', '[]', '', false, false, 0, 0, 0, 0, "
+                    "0, 0, 0, 0, 0, '[]')"
+                ),
+                {"id": worker_id, "user_id": user.id, "name": name, "created_at": created_at},
+            )
+        long_name = "T" * 100
+        for team_id, name, created_at in (("t-1", long_name, 1.0), (LATER_TEAM_ID, long_name.lower(), 2.0)):
+            await session.execute(
+                text("INSERT INTO teams (id, name, created_at) VALUES (:id, :name, :created_at)"),
+                {"id": team_id, "name": name, "created_at": created_at},
+            )
+    await upgrade_to_head(empty_db)
+    async with empty_db.engine.connect() as connection:
+        found_workers = dict((await connection.execute(text("SELECT id, name FROM workers"))).all())
+        found_teams = dict((await connection.execute(text("SELECT id, name FROM teams"))).all())
+    assert found_workers == {"w-1": "Alice-GPU", "w-2": "alice-gpu-w-2", "w-3": "ALICE-GPU-w-3", "w-4": "bob"}
+    assert found_teams == {"t-1": long_name, LATER_TEAM_ID: "t" * 91 + "-2b1f0c9e"}, "cut to fit the column"
+    with pytest.raises(IntegrityError):
+        async with empty_db.engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO teams (id, name, created_at) VALUES ('t-3', :name, 3.0)"), {"name": long_name.lower()}
+            )
 
 
 def request_row(request_id: str, user_id: int, state: str, rank: float) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from openhorde.api.errors import install_error_handlers
 from openhorde.api.openapi import install_openapi
 from openhorde.api.push import start_push, stop_push
 from openhorde.api.ratelimit import start_rate_limits, stop_rate_limits
+from openhorde.api.request_guard import RequestGuard
 from openhorde.api.routes import (
     audit,
     billing,
@@ -41,7 +42,10 @@ from openhorde.domain import accounts, catalogue, webhook_delivery
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.availability import QueueView
 from openhorde.domain.queue.leases import run_maintenance
+from openhorde.net.addresses import AddressPolicy
+from openhorde.net.fetch import guarded_client
 from openhorde.storage.db import Database
+from openhorde.storage.files import private_dir
 from openhorde.storage.migrate import upgrade_to_head
 from openhorde.storage.s3_blobs import open_blob_store
 from openhorde.storage.secrets import load_or_create_secret
@@ -69,7 +73,8 @@ async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
 
 async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
     """Open the database (migrating it) and the blob store, and seed what every horde has."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.data_dir.exists():
+        private_dir(settings.data_dir)
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     db = Database(settings.resolved_database_url)
     await upgrade_to_head(db)
@@ -77,7 +82,13 @@ async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
         await accounts.ensure_anonymous_user(session, secret, time.time())
         await catalogue.ensure_seeded(session)
     blob_store = open_blob_store(settings, secret)
-    return db, HordeContext(settings=settings, secret=secret, blobs=blob_store)
+    outbound = guarded_client(
+        AddressPolicy(allow_private=settings.allow_private_addresses),
+        settings.max_redirects,
+        # Plain bytes: a compressed answer could inflate far past the size cap inside one read.
+        headers={"User-Agent": f"OpenHorde/{__version__}", "Accept-Encoding": "identity"},
+    )
+    return db, HordeContext(settings=settings, secret=secret, blobs=blob_store, outbound=outbound)
 
 
 def create_app_from_environment() -> FastAPI:
@@ -109,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await webhook_sender
             await stop_rate_limits(app)
             await stop_push(app)
+            await ctx.outbound.aclose()
             await db.dispose()
 
     app = FastAPI(
@@ -120,6 +132,8 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/api/redoc",
         lifespan=lifespan,
     )
+    # Added first, so innermost: its 400s and 413s get CORS headers and are counted by the metrics.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.resolved_max_request_body_bytes)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(metrics.MetricsMiddleware)
     install_error_handlers(app)

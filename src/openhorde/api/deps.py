@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.api import ratelimit
+from openhorde.api import proxies, ratelimit
 from openhorde.domain import accounts, sharedkeys
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue.availability import QueueView
@@ -26,6 +26,11 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     db: Database = request.app.state.db
     async with db.unit_of_work() as session:
         yield session
+
+
+def _database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
 
 
 def _context(request: Request) -> HordeContext:
@@ -43,6 +48,8 @@ def _queue_view(request: Request) -> QueueView:
 # so a client could act on an id or key that is not committed yet.
 SessionDep = Annotated[AsyncSession, Depends(_session, scope="function")]
 ContextDep = Annotated[HordeContext, Depends(_context)]
+DatabaseDep = Annotated[Database, Depends(_database)]
+"""The database itself, for the rare route that must not hold a session while it waits (``/generate/async``)."""
 QueueViewDep = Annotated[QueueView, Depends(_queue_view)]
 
 
@@ -77,9 +84,10 @@ ApiCaller = Annotated[sharedkeys.Caller, Depends(_api_caller)]
 """Like ``ApiUser`` but a shared key is accepted too (acting as its owner): only where the AI Horde takes one."""
 
 
-def client_ip(request: Request) -> str | None:
-    """The caller's address as the server sees it."""
-    return request.client.host if request.client else None
+def client_ip(request: Request, ctx: ContextDep) -> str | None:
+    """The caller's address: the connecting one, or the client a trusted proxy forwarded (``api/proxies.py``)."""
+    peer = request.client.host if request.client else None
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), ctx.settings.trusted_proxies)
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]

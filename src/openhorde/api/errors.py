@@ -17,10 +17,15 @@ log = logging.getLogger(__name__)
 _HTTP_RCS = {404: "NotFound", 405: "MethodNotAllowed"}
 
 
+def error_response(exc: HordeError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The answer for a horde error: its status and ``{"message", "rc"}``; for the pure ASGI middleware too."""
+    extra = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+    return JSONResponse(status_code=exc.status, content=exc.to_body(), headers={**extra, **(headers or {})})
+
+
 async def _horde_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HordeError)
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return JSONResponse(status_code=exc.status, content=exc.to_body(), headers=headers)
+    return error_response(exc)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

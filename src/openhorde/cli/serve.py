@@ -38,6 +38,8 @@ def serve(
         "port": settings.port,
         "log_level": settings.log_level,
         "access_log": settings.log_level == "debug",
+        # X-Forwarded-For is ours to judge (api/proxies.py, OPENHORDE_TRUSTED_PROXIES), not uvicorn's.
+        "proxy_headers": False,
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)

@@ -1,8 +1,10 @@
-"""What domain functions need besides the database session: settings, secret and blob store."""
+"""What domain functions need besides the database session: settings, secret, blob store, outbound HTTP."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import httpx
 
 from openhorde.config import Settings
 from openhorde.domain.moderation.cache import ModerationCache
@@ -16,4 +18,6 @@ class HordeContext:
     settings: Settings
     secret: str
     blobs: BlobBackend
+    outbound: httpx.AsyncClient
+    """Fetches URLs that clients give (source images): public addresses only, see ``net/fetch.py``."""
     moderation: ModerationCache = field(default_factory=ModerationCache)

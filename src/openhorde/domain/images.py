@@ -1,7 +1,8 @@
 """Checking images: source images and masks from clients, results uploaded by workers.
 
 Every image is opened with Pillow after checking its declared size, so a decompression
-bomb is refused before its pixels are decoded; it is then re-encoded as WebP.
+bomb is refused before its pixels are decoded; it is then re-encoded as WebP. These functions
+are CPU work: async callers run them in a worker thread (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import binascii
 import io
 import warnings
 
-import httpx
 from PIL import Image, UnidentifiedImageError
 
 from openhorde.errors import ImageValidationFailed, PayloadTooLarge
@@ -67,43 +67,6 @@ def decode_base64(data: str, what: str, max_bytes: int) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ImageValidationFailed(f"The {what} is not valid base64.", rc="SourceImageUnreadable") from exc
-
-
-async def fetch_url(url: str, what: str, max_bytes: int, timeout_seconds: float) -> bytes:
-    """Download an image given by http(s) URL, refusing anything larger than ``max_bytes``."""
-    try:
-        async with (
-            httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise ImageValidationFailed(
-                    f"Downloading the {what} failed with HTTP {response.status_code}.",
-                    rc="SourceImageUrlInvalid",
-                )
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ImageValidationFailed(
-                        f"The {what} is larger than {max_bytes} bytes.", rc="SourceImageSizeExceeded"
-                    )
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except httpx.HTTPError as exc:
-        raise ImageValidationFailed(f"The {what} could not be downloaded: {exc}", rc="SourceImageUrlInvalid") from exc
-
-
-async def load_client_image(
-    data: str, what: str, max_bytes: int, max_pixels: int, timeout_seconds: float
-) -> Image.Image:
-    """A client's image given as base64 or an http(s) URL, checked and decoded."""
-    if data.startswith(("http://", "https://")):
-        raw = await fetch_url(data, what, max_bytes, timeout_seconds)
-    else:
-        raw = decode_base64(data, what, max_bytes)
-    return open_image(raw, what, max_pixels)
 
 
 def check_result_upload(raw: bytes, max_bytes: int, max_pixels: int) -> bytes:

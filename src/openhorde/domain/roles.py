@@ -4,6 +4,11 @@
 - moderator: concurrency, worker_invited, admin_comment and the flags trusted, flagged,
   customizer, vpn, service, education, special;
 - the user, or a moderator: public_workers, username, contact.
+
+Admins may change anyone. A moderator who is not an admin may change no field of an admin's account, and none
+of the moderator fields of their own (their trust, flags, concurrency...: nobody raises themselves); their own
+username, contact and public_workers stay theirs. Every change is audited, a user's changes to their own
+account included.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from openhorde.domain import audit
 from openhorde.domain.accounts import is_anonymous, validate_username
 from openhorde.domain.kudos import escrow, transfers
 from openhorde.domain.moderation import role_effects
-from openhorde.errors import AnonForbidden, NotAdmin, NotModerator, NotOwner, NoValidActions
+from openhorde.errors import AnonForbidden, NotAdmin, NotModerator, NotOwner, NoValidActions, OwnPrivilegesForbidden
 from openhorde.storage.tables import User
 
 MODERATOR_FLAGS = ("trusted", "flagged", "customizer", "vpn", "service", "education", "special")
+MODERATOR_FIELDS = frozenset({"concurrency", "worker_invited", "admin_comment", *MODERATOR_FLAGS})
+OWNER_FIELDS = frozenset({"public_workers", "username", "contact"})
 
 
 @dataclass
@@ -52,11 +59,20 @@ def _check_permissions(actor: User, target: User, changes: dict[str, object]) ->
     is_mod = is_admin or actor.is_moderator
     if ("kudos" in changes or "moderator" in changes) and not is_admin:
         raise NotAdmin("Only admins can change kudos or moderator status.")
-    moderator_fields = {"concurrency", "worker_invited", "admin_comment", *MODERATOR_FLAGS}
-    if moderator_fields & changes.keys() and not is_mod:
+    if MODERATOR_FIELDS & changes.keys() and not is_mod:
         raise NotModerator("Only moderators can change this.")
-    if {"public_workers", "username", "contact"} & changes.keys() and not (is_mod or actor.id == target.id):
+    if OWNER_FIELDS & changes.keys() and not (is_mod or actor.id == target.id):
         raise NotOwner("Only the user or a moderator can change this.")
+    if is_admin:
+        return
+    # A moderator's powers stop at admins, and at their own privileges: neither may be raised from below.
+    if target.is_admin:
+        raise NotAdmin("Only an admin can change an admin's account.")
+    own_privileges = sorted(MODERATOR_FIELDS & changes.keys()) if actor.id == target.id else []
+    if own_privileges:
+        raise OwnPrivilegesForbidden(
+            f"Moderators cannot change their own {', '.join(own_privileges)}; ask an admin.",
+        )
 
 
 async def update_user(session: AsyncSession, actor: User, target: User, changes: UserChanges) -> dict[str, object]:
@@ -103,7 +119,7 @@ async def update_user(session: AsyncSession, actor: User, target: User, changes:
     if changes.contact is not None:
         target.contact = changes.contact
         answer["contact"] = changes.contact
-    if actor.id != target.id:
-        await audit.record(session, actor, "user.modify", "user", target.id, dict(requested))
+    # One's own changes too, so the log holds every change of every account, whoever made it.
+    await audit.record(session, actor, "user.modify", "user", target.id, dict(requested))
     await session.flush()
     return answer

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
 from openhorde.domain import accounts
+from openhorde.domain.names import clean_name
 from openhorde.errors import (
     AnonForbidden,
     DeletedUser,
@@ -38,7 +39,7 @@ from openhorde.errors import (
     SharedKeyNotFound,
     TooManySharedKeys,
 )
-from openhorde.storage import sharedkey_queries
+from openhorde.storage import ledger_queries, sharedkey_queries
 from openhorde.storage.tables import Request, SharedKey, User
 
 UNLIMITED = -1
@@ -46,6 +47,8 @@ DEFAULT_KUDOS = 5000
 """A new key's budget in kudos when none is given (the reference's default)."""
 EDUCATION_MAX_SHARED_KEYS = 1000
 SECONDS_PER_DAY = 86_400
+NAME_MIN_LENGTH = 3
+NAME_MAX_LENGTH = 255
 _UUID_LENGTH = 36
 
 
@@ -129,6 +132,9 @@ def _max_keys(user: User, settings: Settings) -> int:
     return settings.max_shared_keys
 
 
+_INVALID_NAME = "InvalidSharedKeyName"
+
+
 def _apply(key: SharedKey, fields: SharedKeyFields, now: float) -> bool:
     """Set the given fields on ``key``; whether any was given."""
     changed = False
@@ -138,7 +144,10 @@ def _apply(key: SharedKey, fields: SharedKeyFields, now: float) -> bool:
         key.expires_at = None if fields.expiry < 0 else now + fields.expiry * SECONDS_PER_DAY
         changed = True
     if fields.name is not None:
-        key.name, changed = fields.name.strip(), True
+        name = clean_name(
+            fields.name, what="shared key name", minimum=NAME_MIN_LENGTH, maximum=NAME_MAX_LENGTH, rc=_INVALID_NAME
+        )
+        key.name, changed = name, True
     for cap in ("max_image_pixels", "max_image_steps", "max_text_tokens"):
         value = getattr(fields, cap)
         if value is not None:
@@ -159,6 +168,7 @@ async def create(
     moment = now or time.time()
     if accounts.is_anonymous(user):
         raise AnonForbidden("Anonymous users cannot create shared keys; register for an API key.")
+    await ledger_queries.lock_users(session, [user.id])  # parallel creations count one after another
     if await sharedkey_queries.count_of(session, user.id) >= _max_keys(user, settings):
         raise TooManySharedKeys(f"This account may have at most {_max_keys(user, settings)} shared keys.")
     row_id = str(uuid.uuid4())

@@ -17,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import audit
 from openhorde.domain.accounts import is_anonymous
+from openhorde.domain.names import clean_name
 from openhorde.errors import AnonForbidden, NameAlreadyExists, NotOwner, NotTrusted, NoValidActions, TeamNotFound
 from openhorde.storage import team_queries
 from openhorde.storage.tables import Team, User, Worker
 from openhorde.storage.team_queries import TeamTotals
 
+TEAM_NAME_MIN_LENGTH = 3
 TEAM_NAME_MAX_LENGTH = 100
 
 
@@ -49,10 +51,21 @@ def _is_mod(user: User) -> bool:
     return user.is_moderator or user.is_admin
 
 
-async def _check_name_free(session: AsyncSession, name: str, team: Team | None = None) -> str:
-    name = name.strip()
-    if await team_queries.team_by_name(session, name) not in (None, team):
-        raise NameAlreadyExists(f"A team named '{name}' exists already.", rc="TeamNameAlreadyExists")
+def _name_taken(existing: str) -> NameAlreadyExists:
+    return NameAlreadyExists(
+        f"A team named '{existing}' exists already; team names are unique regardless of case.",
+        rc="TeamNameAlreadyExists",
+    )
+
+
+async def _check_name_free(session: AsyncSession, raw: str, team: Team | None = None) -> str:
+    """The trimmed name, if no other team has it in any case (a team may change the case of its own)."""
+    name = clean_name(
+        raw, what="team name", minimum=TEAM_NAME_MIN_LENGTH, maximum=TEAM_NAME_MAX_LENGTH, rc="InvalidTeamName"
+    )
+    existing = await team_queries.team_by_name_any_case(session, name)
+    if existing is not None and existing is not team:
+        raise _name_taken(existing.name)
     return name
 
 
@@ -69,8 +82,9 @@ async def create_team(session: AsyncSession, user: User, name: str, info: str | 
         owner_id=user.id,
         created_at=now or time.time(),
     )
-    session.add(team)
-    await session.flush()
+    # The check above cannot see a creation racing in from another request; the unique index on lower(name) can.
+    if not await team_queries.insert_unless_name_taken(session, team):
+        raise _name_taken(team.name)
     return team
 
 
@@ -121,8 +135,10 @@ async def update_team(
     _check_may_change(team, user)
     changed: dict[str, object] = {}
     if name is not None:
-        team.name = await _check_name_free(session, name, team)
-        changed["name"] = team.name
+        new_name = await _check_name_free(session, name, team)
+        if not await team_queries.rename_unless_name_taken(session, team, new_name):
+            raise _name_taken(new_name)
+        changed["name"] = new_name
     if info is not None:
         team.info = info
         changed["info"] = info

@@ -22,6 +22,8 @@ import httpx
 from openhorde import __version__
 from openhorde.domain import webhooks
 from openhorde.domain.context import HordeContext
+from openhorde.net.addresses import AddressNotAllowed, AddressPolicy, HostNotFound
+from openhorde.net.fetch import guarded_client
 from openhorde.storage import webhook_queries
 from openhorde.storage.db import Database
 
@@ -56,8 +58,12 @@ class WebhookSender:
         self.ctx = ctx
         self.settings = ctx.settings
         self.secret = webhooks.signing_secret(ctx.settings, ctx.secret)
-        self._client = client or httpx.AsyncClient(
-            follow_redirects=False, headers={"User-Agent": f"OpenHorde-Webhook/{__version__}"}
+        # Redirects are not followed: a webhook answers our POST itself. Every connection goes to an address
+        # checked as it connects (public only, unless the operator allows private ones).
+        self._client = client or guarded_client(
+            AddressPolicy(allow_private=ctx.settings.allow_private_addresses),
+            max_redirects=0,
+            headers={"User-Agent": f"OpenHorde-Webhook/{__version__}"},
         )
         self._passes = 0
 
@@ -112,6 +118,8 @@ class WebhookSender:
                 response = await self._client.post(
                     url, content=body.encode(), headers=headers, timeout=self.settings.webhook_timeout_seconds
                 )
+        except (AddressNotAllowed, HostNotFound) as error:  # the name now points somewhere it may not go
+            return Outcome(delivery_id, self.settings.webhook_max_attempts, str(error)[:ERROR_CHARS])
         except (TimeoutError, httpx.HTTPError) as error:
             return Outcome(delivery_id, attempts, f"{type(error).__name__}: {error}"[:ERROR_CHARS])
         if 200 <= response.status_code < 300:

@@ -14,6 +14,7 @@ notice it. ``domain/webhook_delivery.py`` sends the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -29,6 +30,7 @@ from openhorde.config import Settings
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos
 from openhorde.errors import ValidationFailed
+from openhorde.net.addresses import AddressNotAllowed, AddressPolicy, HostNotFound
 from openhorde.storage import webhook_queries
 from openhorde.storage.tables import Job, Request
 
@@ -63,7 +65,11 @@ def backoff_seconds(failed_attempts: int, base: float, cap: float, jitter: float
 
 
 def _host_port(url: str) -> tuple[str, int | None, str]:
-    parts = urlsplit(url)
+    """(host, port, scheme) of ``url``; an empty host or a ``None`` port when it has none that makes sense."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1/": an unclosed IPv6 bracket
+        return "", None, ""
     default = 443 if parts.scheme == "https" else 80
     try:
         port = parts.port or default
@@ -108,10 +114,30 @@ def url_problem(settings: Settings, url: str) -> str | None:
     return None
 
 
-def check_url(settings: Settings, url: str | None) -> None:
-    """Refuse a request whose webhook may not receive deliveries (``ValidationError``)."""
-    if url is not None and (problem := url_problem(settings, url)) is not None:
+async def check_url(ctx: HordeContext, url: str | None) -> None:
+    """Refuse a request whose webhook may not receive deliveries (``ValidationError``).
+
+    Besides the rules of ``url_problem``, a host that resolves must resolve only to addresses the horde may
+    reach (public ones, unless ``allow_private_addresses``). A name that does not resolve yet is accepted:
+    deliveries resolve and check the address again as they connect, so neither a name that appears later nor
+    one that changes its answer reaches anything the check here would have refused.
+    """
+    if url is None:
+        return
+    problem = url_problem(ctx.settings, url)
+    if problem is not None:
         raise ValidationFailed(problem)
+    host, port, _scheme = _host_port(url)
+    policy = AddressPolicy(allow_private=ctx.settings.allow_private_addresses)
+    try:
+        async with asyncio.timeout(ctx.settings.webhook_timeout_seconds):
+            await policy.resolve(host, port or 0)
+    except AddressNotAllowed as exc:
+        raise ValidationFailed(
+            f"The webhook is refused: {exc}; this horde sends webhooks to public addresses only."
+        ) from exc
+    except (HostNotFound, TimeoutError):
+        return
 
 
 async def _add(

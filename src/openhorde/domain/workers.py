@@ -15,6 +15,7 @@ from openhorde.domain import audit, catalogue, teams, worker_economy
 from openhorde.domain.accounts import is_anonymous, parse_display_name
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation import modes as horde_modes
+from openhorde.domain.names import clean_name
 from openhorde.errors import (
     AnonForbidden,
     BadRequest,
@@ -34,6 +35,8 @@ MAX_WORKER_MODELS = 300
 MAX_BLACKLIST_WORDS = 200
 BLACKLIST_WORD_LENGTH = 15
 WORKER_NAME_MAX_LENGTH = 100
+WORKER_RENAME_MIN_LENGTH = 5
+"""A new name given with ``PUT /workers/{id}`` has at least this many characters (the reference's minimum)."""
 
 
 @dataclass
@@ -91,6 +94,7 @@ def _priority_ids(usernames: list[str]) -> list[int]:
     return sorted(set(ids))
 
 
+_INVALID_NAME = "InvalidWorkerName"
 _WORKER_BY_NAME = select(Worker).where(Worker.name == bindparam("name"))
 
 
@@ -110,16 +114,13 @@ async def check_in(
     moment = now or time.time()
     if is_anonymous(user):
         raise AnonForbidden("Anonymous users cannot run workers; register for an API key.", rc="AnonForbiddenWorker")
-    name = check_in.name.strip()
-    if not name or len(name) > WORKER_NAME_MAX_LENGTH:
-        raise BadRequest(f"A worker name has 1 to {WORKER_NAME_MAX_LENGTH} characters.", rc="InvalidWorkerName")
+    name = clean_name(check_in.name, what="worker name", minimum=1, maximum=WORKER_NAME_MAX_LENGTH, rc=_INVALID_NAME)
     check_in.blacklist = [w[:BLACKLIST_WORD_LENGTH] for w in check_in.blacklist if w.strip()][:MAX_BLACKLIST_WORDS]
-    worker = await get_worker_by_name(session, name)
+    worker = await worker_queries.worker_by_name_any_case(session, name)
     if worker is None:
         await horde_modes.check_new_worker(session, ctx, user)  # invite-only mode
         worker = await _create_worker(session, user, name, moment)
-    if worker.user_id != user.id:
-        raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
+    _check_is_this_worker(worker, user, name)
     digest = _capabilities_hash(check_in)
     uptime_before = worker.uptime_seconds
     if worker.capabilities_hash == digest:
@@ -148,10 +149,29 @@ async def _create_worker(session: AsyncSession, user: User, name: str, now: floa
     worker = Worker(id=str(uuid.uuid4()), user_id=user.id, name=name, created_at=now, last_check_in_at=now)
     if await worker_queries.insert_unless_name_taken(session, worker):
         return worker
-    existing = await get_worker_by_name(session, name)
+    existing = await worker_queries.worker_by_name_any_case(session, name)
     if existing is None:
         raise WorkerNotFound(f"Worker '{name}' vanished while being created; try again.")
     return existing
+
+
+def _check_is_this_worker(worker: Worker, user: User, name: str) -> None:
+    """Refuse a pop whose name is another worker's: one of another account, or one differing only in case.
+
+    Names are unique regardless of case (the database enforces it), so "alice-gpu" can neither be created beside
+    "Alice-GPU" nor silently become it: only the exact name finds the worker.
+    """
+    if worker.name != name:
+        raise _name_taken(worker.name)
+    if worker.user_id != user.id:
+        raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
+
+
+def _name_taken(existing: str) -> NameAlreadyExists:
+    return NameAlreadyExists(
+        f"A worker named '{existing}' exists already; worker names are unique regardless of case.",
+        rc="WorkerNameAlreadyExists",
+    )
 
 
 def _record_check_in(worker: Worker, now: float, stale_seconds: int) -> None:
@@ -279,11 +299,7 @@ async def update_worker(session: AsyncSession, worker: Worker, user: User, chang
         worker.info = changes.info
         changed["info"] = changes.info
     if changes.name is not None:
-        name = changes.name.strip()
-        if await get_worker_by_name(session, name) not in (None, worker):
-            raise NameAlreadyExists(f"A worker named '{name}' exists already.", rc="WorkerNameAlreadyExists")
-        worker.name = name
-        changed["name"] = name
+        changed["name"] = await _rename(session, worker, changes.name)
     if changes.team is not None:
         changed["team"] = await teams.assign_worker(session, worker, changes.team)
     if not changed:
@@ -292,6 +308,20 @@ async def update_worker(session: AsyncSession, worker: Worker, user: User, chang
         await audit.record(session, user, "worker.modify", "worker", worker.id, dict(changed))
     await session.flush()
     return changed
+
+
+async def _rename(session: AsyncSession, worker: Worker, new_name: str) -> str:
+    """Give ``worker`` a new name, unique regardless of case (its own name in another case is fine)."""
+    name = clean_name(
+        new_name, what="worker name", minimum=WORKER_RENAME_MIN_LENGTH, maximum=WORKER_NAME_MAX_LENGTH, rc=_INVALID_NAME
+    )
+    existing = await worker_queries.worker_by_name_any_case(session, name)
+    if existing is not None and existing is not worker:
+        raise _name_taken(existing.name)
+    # The lookup cannot see a rename racing in from another request; the unique index on lower(name) can.
+    if not await worker_queries.rename_unless_name_taken(session, worker, name):
+        raise _name_taken(name)
+    return name
 
 
 async def delete_worker(session: AsyncSession, worker: Worker, user: User) -> None:

@@ -11,12 +11,14 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode
 
 from openhorde.errors import BlobNotFound, InvalidUploadSignature
+from openhorde.storage.files import private_dir, write_private
 
 _KEY_PATTERN = re.compile(r"^[a-z]+/[A-Za-z0-9_.-]{1,150}$")
 
@@ -40,6 +42,11 @@ class BlobBackend(Protocol):
         """Whether something is stored under ``key``."""
         ...
 
+    async def copy(self, source_key: str, target_key: str) -> None:
+        """Store what is under ``source_key`` under ``target_key`` too; ``BlobNotFound`` if there is nothing.
+
+        Later writes to ``source_key`` leave the copy as it was."""
+
     async def delete_many(self, keys: list[str]) -> None:
         """Remove the blobs under ``keys``, ignoring missing ones."""
 
@@ -49,6 +56,10 @@ class BlobBackend(Protocol):
 
     def verify(self, method: str, key: str, expires: int, signature: str, now: float | None = None) -> None:
         """Check a ``/blobs`` link's signature; raise ``InvalidUploadSignature`` if wrong or expired."""
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_suffix(path.suffix + f".{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 class BlobStore:
@@ -69,12 +80,32 @@ class BlobStore:
         """Store ``data`` under ``key``, atomically replacing any earlier value."""
         await asyncio.to_thread(self._write, self._path(key), data)
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+    def _write(self, path: Path, data: bytes) -> None:
+        self._folder(path.parent)
+        tmp = _temporary_name(path)
+        write_private(tmp, data)
         tmp.replace(path)
+
+    def _folder(self, folder: Path) -> None:
+        if not folder.is_dir():
+            private_dir(self.root)
+            private_dir(folder)
+
+    async def copy(self, source_key: str, target_key: str) -> None:
+        """Link ``target_key`` to the file of ``source_key`` (no bytes copied); ``BlobNotFound`` if missing.
+
+        A later ``put`` to ``source_key`` writes a new file and renames it into place, so the link keeps the
+        old contents."""
+        await asyncio.to_thread(self._link, self._path(source_key), self._path(target_key))
+
+    def _link(self, source: Path, target: Path) -> None:
+        self._folder(target.parent)
+        tmp = _temporary_name(target)
+        try:
+            os.link(source, tmp)
+        except FileNotFoundError as exc:
+            raise BlobNotFound() from exc
+        tmp.replace(target)
 
     async def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; ``BlobNotFound`` if there are none."""

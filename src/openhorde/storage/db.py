@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from openhorde.storage.files import PRIVATE_FILE_MODE, make_private
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite connection waits for another process's write lock."""
@@ -17,6 +20,25 @@ POSTGRES_MAX_OVERFLOW = 10
 POSTGRES_SESSION_SETTINGS = {"jit": "off"}
 """JIT compilation pays off for long analytic queries, not ours: it spent 2.8 s compiling the 5.5 s queue
 snapshot at 100,000 queued, whose real work is many small index probes."""
+
+
+SQLITE_COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _make_sqlite_files_private(url: str) -> None:
+    """Create the database file owner-only before SQLite opens it (its WAL and shared-memory files then get
+    the same mode), and tighten the modes of files an older version left readable."""
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    if not path.parent.is_dir():
+        return  # SQLite will say the folder is missing
+    make_private(path)
+    for suffix in SQLITE_COMPANION_SUFFIXES[1:]:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(PRIVATE_FILE_MODE)
 
 
 class Database:
@@ -31,6 +53,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            _make_sqlite_files_private(url)
         self.engine: AsyncEngine = self._create_engine(url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 

@@ -7,7 +7,6 @@ its compiled form and the database's prepared statement.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
@@ -16,6 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openhorde.storage.tables import Job, Request, User, Worker
 
 _NO_SYNC = {"synchronize_session": False}
+
+_JOB_STATE = select(Job.state).where(Job.id == bindparam("job_id"))
+
+
+async def job_state(session: AsyncSession, job_id: str) -> str | None:
+    """A job's state; ``None`` if there is no such job."""
+    return await session.scalar(_JOB_STATE, {"job_id": job_id})
+
 
 _JOB_WITH_REQUEST = (
     select(Job, Request, Worker)
@@ -93,20 +100,6 @@ async def claim_faulted(
     """Mark a job that is still ``processing`` faulted by its worker; ``False`` if it no longer is."""
     values = {"job_id": job_id, "now": now, "reason": reason, "gen_metadata": gen_metadata}
     return _changed(await session.execute(_CLAIM_FAULTED, values))
-
-
-_LOCK_BALANCES = (
-    select(User.id, User.kudos_cents)
-    .where(User.id.in_(bindparam("user_ids", expanding=True)))
-    .order_by(User.id)
-    .with_for_update()
-)
-
-
-async def lock_balances(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, int]:
-    """Balances (hundredths of a kudo) of these users, row-locked in id order so settlements can't deadlock."""
-    rows = await session.execute(_LOCK_BALANCES, {"user_ids": sorted(set(user_ids))})
-    return {int(user_id): int(cents) for user_id, cents in rows}
 
 
 _ADD_CONTRIBUTION = (

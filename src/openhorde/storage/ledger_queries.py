@@ -15,6 +15,26 @@ class DuplicateTransaction(Exception):
     """A transaction with this kind and reference was already recorded."""
 
 
+_LOCK_USERS = (
+    select(User.id, User.kudos_cents)
+    .where(User.id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(User.id)
+    .with_for_update()
+)
+
+
+async def lock_users(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, int]:
+    """Lock these users' rows (PostgreSQL) until the transaction ends; returns their balances in hundredths.
+
+    Whoever checks a balance or a per-user limit (queued images, shared keys, invited workers) and then writes
+    takes this lock first, so the check still holds at the write and parallel calls take turns. Rows are
+    locked in id order, so two transactions locking the same users can't deadlock. On SQLite every write
+    transaction already runs alone (``BEGIN IMMEDIATE``).
+    """
+    rows = await session.execute(_LOCK_USERS, {"user_ids": sorted(set(user_ids))})
+    return {int(user_id): int(cents) for user_id, cents in rows}
+
+
 _INSERT_TRANSACTION = (
     insert(KudosTransaction)
     .values(

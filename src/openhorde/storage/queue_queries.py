@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,14 +186,20 @@ async def expired_request_ids(session: AsyncSession, finished_before: float, lim
     return list(rows)
 
 
-async def blob_keys_of(session: AsyncSession, request_ids: Sequence[str]) -> list[str]:
-    """Blob keys (results, source image, mask) that belong to these requests."""
+async def blob_keys_of(
+    session: AsyncSession, request_ids: Sequence[str], upload_key: Callable[[str], str]
+) -> list[str]:
+    """Blob keys that belong to these requests: source image, mask, and each job's upload and delivered image
+    (``upload_key`` turns a job id into its upload's key)."""
     keys: list[str] = []
     for source, mask in await session.execute(
         select(Request.source_image_key, Request.source_mask_key).where(Request.id.in_(request_ids))
     ):
         keys.extend(k for k in (source, mask) if k)
-    keys.extend(k for k in await session.scalars(select(Job.image_key).where(Job.request_id.in_(request_ids))) if k)
+    for job_id, image_key in await session.execute(
+        select(Job.id, Job.image_key).where(Job.request_id.in_(request_ids))
+    ):
+        keys.extend(k for k in (upload_key(job_id), image_key) if k)
     return keys
 
 

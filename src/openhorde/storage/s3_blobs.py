@@ -70,6 +70,22 @@ class S3BlobStore:
 
         return await asyncio.to_thread(_head)
 
+    async def copy(self, source_key: str, target_key: str) -> None:
+        """Copy the object ``source_key`` to ``target_key`` inside the bucket; ``BlobNotFound`` if missing."""
+        source, target = self._object(source_key), self._object(target_key)
+
+        def _copy() -> None:
+            try:
+                self._client.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
+                )
+            except self._client.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise BlobNotFound() from exc
+                raise
+
+        await asyncio.to_thread(_copy)
+
     async def delete_many(self, keys: list[str]) -> None:
         """Remove the objects under ``keys``; missing ones are ignored."""
         names = [self.prefix + key for key in keys if is_valid_key(key)]

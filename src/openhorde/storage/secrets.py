@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from openhorde.storage.files import write_private
+
 SECRET_FILE_NAME = "secret.key"
 
 
@@ -17,6 +19,5 @@ def load_or_create_secret(data_dir: Path, configured: str | None = None) -> str:
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
+    write_private(path, value.encode())
     return value

@@ -6,6 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.tables import Team, Worker, WorkerModel
@@ -72,9 +73,29 @@ async def names(session: AsyncSession, team_ids: Collection[str]) -> dict[str, s
     return {str(team_id): str(name) for team_id, name in rows}
 
 
-async def team_by_name(session: AsyncSession, name: str) -> Team | None:
-    """The team with this exact name, if any."""
-    return await session.scalar(select(Team).where(Team.name == name))
+async def team_by_name_any_case(session: AsyncSession, name: str) -> Team | None:
+    """The team whose name equals ``name`` regardless of case (at most one: ``ix_teams_name_lower`` is unique)."""
+    return await session.scalar(select(Team).where(func.lower(Team.name) == func.lower(name)))
+
+
+async def insert_unless_name_taken(session: AsyncSession, team: Team) -> bool:
+    """Insert ``team`` in a savepoint; ``False`` (and nothing inserted) if its name is already taken, in any case."""
+    try:
+        async with session.begin_nested():
+            session.add(team)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def rename_unless_name_taken(session: AsyncSession, team: Team, name: str) -> bool:
+    """Rename ``team`` in a savepoint; ``False`` (and the savepoint undone) if the name is taken, in any case."""
+    try:
+        async with session.begin_nested():
+            team.name = name
+    except IntegrityError:
+        return False
+    return True
 
 
 async def clear_team(session: AsyncSession, team_id: str) -> None:

@@ -19,7 +19,7 @@ async def _log(horde: Horde, account: Account) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-async def test_moderator_actions_are_logged_and_own_changes_are_not(horde: Horde) -> None:
+async def test_moderator_actions_and_own_changes_are_logged(horde: Horde) -> None:
     moderator, member = await horde.register("moddy"), await horde.register("member")
     await _make_moderator(horde, moderator)
     assert (await horde.pop(member, name="member-worker"))["ids"] == []
@@ -33,8 +33,8 @@ async def test_moderator_actions_are_logged_and_own_changes_are_not(horde: Horde
     assert paused.status_code == 200, paused.text
 
     log = await _log(horde, moderator)
-    assert log["total"] == 2 and log["page"] == 1 and log["pages"] == 1
-    worker_entry, user_entry = log["entries"]
+    assert log["total"] == 3 and log["page"] == 1 and log["pages"] == 1
+    worker_entry, user_entry, own_entry = log["entries"]
     assert (worker_entry["action"], worker_entry["target_type"], worker_entry["target_id"]) == (
         "worker.modify",
         "worker",
@@ -46,6 +46,12 @@ async def test_moderator_actions_are_logged_and_own_changes_are_not(horde: Horde
         str(member.id),
         {"trusted": True},
     )
+    assert (own_entry["action"], own_entry["actor_id"], own_entry["target_id"], own_entry["details"]) == (
+        "user.modify",
+        member.id,
+        str(member.id),
+        {"contact": "me@x"},
+    ), "a change to one's own account is logged like any other"
 
 
 async def test_a_refused_action_leaves_no_entry_and_members_cannot_read_the_log(horde: Horde) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import pytest
 from PIL import Image
 
 from tests.live_server import Horde, webp_bytes
@@ -164,6 +165,7 @@ async def test_oversized_source_image_is_refused(horde: Horde) -> None:
     assert response.status_code == 400 and response.json()["rc"] == "SourceImageResolutionExceeded"
 
 
+@pytest.mark.parametrize("horde_settings", [{"allow_private_addresses": True}])  # the image is on this loopback horde
 async def test_source_image_by_url_is_downloaded_and_checked(horde: Horde) -> None:
     requester = await horde.register("linker")
     owner = await horde.register("owner")

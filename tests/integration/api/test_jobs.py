@@ -546,7 +546,9 @@ async def test_expired_lease_goes_to_another_worker(horde: Horde) -> None:
     for index in range(2):
         assert (await horde.upload_and_submit(owner, fresh, index)).status_code == 200
 
-    aborted = await horde.upload_and_submit(slowpoke, late, 0)
+    too_late = await horde.client.put(late["r2_uploads"][0], content=webp_bytes())
+    assert too_late.status_code == 403 and too_late.json()["rc"] == "UploadClosed"
+    aborted = await submit_raw(horde, slowpoke, late["ids"][0])
     assert aborted.status_code == 400 and aborted.json()["rc"] == "AbortedGen"
     gave_up = await submit_raw(horde, slowpoke, late["ids"][1], state="faulted")
     assert gave_up.status_code == 200 and gave_up.json()["reward"] == 0

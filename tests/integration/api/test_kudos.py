@@ -117,7 +117,7 @@ async def test_kudos_held_by_queued_requests_cannot_be_transferred(horde: Horde)
 
 
 async def test_admin_awards_kudos_and_others_may_not(horde: Horde) -> None:
-    await horde.register("first-user")  # user 1 may award, as in the reference; keep it out of the way
+    first = await horde.register("first-user")  # user 1: no power of its own, unlike in the reference
     admin = await horde.register("root")
     await horde.make_admin(admin)
     plain = await horde.register("plain")
@@ -131,10 +131,11 @@ async def test_admin_awards_kudos_and_others_may_not(horde: Horde) -> None:
     assert details["kudos"] == 75 and details["kudos_details"]["awarded"] == 75
     assert await _kudos(horde, admin) == 0, "an award is minted, not taken from the admin"
 
-    refused = await horde.client.post(
-        "/api/v2/kudos/award", json={"username": lucky.username, "amount": 75}, headers=plain.headers
-    )
-    assert refused.status_code == 403 and refused.json()["rc"] == "NotAllowedAwards"
+    for refused_awarder in (plain, first):
+        refused = await horde.client.post(
+            "/api/v2/kudos/award", json={"username": lucky.username, "amount": 75}, headers=refused_awarder.headers
+        )
+        assert refused.status_code == 403 and refused.json()["rc"] == "NotAllowedAwards"
     zero = await horde.client.post(
         "/api/v2/kudos/award", json={"username": lucky.username, "amount": 0}, headers=admin.headers
     )

@@ -76,10 +76,13 @@ async def test_images_go_to_and_come_from_the_bucket(horde: Horde, backend: str,
         assert submitted.status_code == 200, submitted.text
         status = (await horde.client.get(f"/api/v2/generate/status/{request_id}")).json()
         url = status["generations"][0]["img"]
-        assert url.startswith(f"{s3_endpoint}/{BUCKET}/t/results/")
+        assert url.startswith(f"{s3_endpoint}/{BUCKET}/t/images/")  # the delivered copy, not the upload
         downloaded = await outside.get(url)
         assert downloaded.status_code == 200 and downloaded.content == image
-    assert f"t/results/{job['id']}.webp" in _objects(s3_endpoint)
+        # A late PUT to the upload URL (S3 cannot refuse it) does not reach the delivered image.
+        assert (await outside.put(upload, content=webp_bytes(color=(0, 0, 9)))).status_code == 200
+        assert (await outside.get(url)).content == image
+    assert {f"t/results/{job['id']}.webp", f"t/images/{job['id']}.webp"} <= _objects(s3_endpoint)
 
     # The horde's own /blobs links are not in use with S3.
     refused = await horde.client.get(f"/blobs/results/{job['id']}.webp?expires=9999999999&signature={'0' * 64}")
@@ -89,7 +92,7 @@ async def test_images_go_to_and_come_from_the_bucket(horde: Horde, backend: str,
     async with horde.db.unit_of_work() as session:
         report = await run_maintenance(session, horde.ctx, time.time() + horde.settings.result_retention_seconds + 60)
     assert report.removed_requests == 1
-    assert f"t/results/{job['id']}.webp" not in _objects(s3_endpoint)
+    assert not {f"t/results/{job['id']}.webp", f"t/images/{job['id']}.webp"} & _objects(s3_endpoint)
 
 
 async def test_base64_submits_and_source_images_are_stored_in_the_bucket(
@@ -111,4 +114,4 @@ async def test_base64_submits_and_source_images_are_stored_in_the_bucket(
         assert (await outside.get(job["source_image"])).status_code == 200
     body = {"id": job["id"], "generation": base64.b64encode(webp_bytes()).decode(), "seed": 1}
     assert (await horde.client.post("/api/v2/generate/submit", json=body, headers=owner.headers)).status_code == 200
-    assert f"t/results/{job['id']}.webp" in _objects(s3_endpoint)
+    assert f"t/images/{job['id']}.webp" in _objects(s3_endpoint)

@@ -34,6 +34,7 @@ def horde_settings() -> dict[str, Any]:
         "webhook_backoff_max_seconds": 0.05,
         "webhook_max_attempts": 3,
         "webhook_timeout_seconds": 2,
+        "allow_private_addresses": True,  # the receiver listens on loopback
     }
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from openhorde.api.deps import ContextDep
+from openhorde.api.deps import ContextDep, DatabaseDep
 from openhorde.api.openapi import errors
 from openhorde.domain import images
+from openhorde.domain.queue import submit
 from openhorde.errors import PayloadTooLarge
 
 router = APIRouter(prefix="/blobs", tags=["images"])
@@ -32,13 +34,22 @@ async def download(folder: str, name: str, expires: Expires, signature: Signatur
 
 
 @router.put(
-    "/{folder}/{name}", status_code=200, responses=errors(403, 413), summary="Upload a job's image with a presigned URL"
+    "/{folder}/{name}",
+    status_code=200,
+    responses=errors(403, 413),
+    summary="Upload a job's image with a presigned URL",
+    description="Accepted only while the job is being generated: once it is submitted, faulted, expired or "
+    "aborted the URL answers 403 `UploadClosed` and the delivered image stays as it was.",
 )
 async def upload(
-    folder: str, name: str, expires: Expires, signature: Signature, request: Request, ctx: ContextDep
+    folder: str, name: str, expires: Expires, signature: Signature, request: Request, db: DatabaseDep, ctx: ContextDep
 ) -> Response:
     key = f"{folder}/{name}"
     ctx.blobs.verify("PUT", key, expires, signature)
+    # A short unit of work of its own (no SessionDep): the body may take a while to arrive, and that wait must
+    # not hold a database connection. A submit that lands meanwhile has already copied the image it delivers.
+    async with db.unit_of_work() as session:
+        await submit.check_upload_open(session, key)
     limit = ctx.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -48,6 +59,6 @@ async def upload(
         body.extend(chunk)
         if len(body) > limit:
             raise PayloadTooLarge(f"Uploads are limited to {limit} bytes.")
-    webp = images.check_result_upload(bytes(body), limit, ctx.settings.max_source_pixels)
+    webp = await asyncio.to_thread(images.check_result_upload, bytes(body), limit, ctx.settings.max_source_pixels)
     await ctx.blobs.put(key, webp)
     return Response(status_code=200)

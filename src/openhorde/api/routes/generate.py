@@ -8,7 +8,15 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
 
 from openhorde.api import push
-from openhorde.api.deps import ApiCaller, ClientIp, ContextDep, FollowerDep, QueueViewDep, SessionDep
+from openhorde.api.deps import (
+    ApiKeyHeader,
+    ClientIp,
+    ContextDep,
+    DatabaseDep,
+    FollowerDep,
+    QueueViewDep,
+    SessionDep,
+)
 from openhorde.api.openapi import errors
 from openhorde.api.request_bodies import check_body, status_body
 from openhorde.api.schemas.generate import (
@@ -81,11 +89,11 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
 )
 async def generate_async(
     body: GenerationInput,
-    session: SessionDep,
+    db: DatabaseDep,
     ctx: ContextDep,
-    caller: ApiCaller,
     ip: ClientIp,
     follower: FollowerDep,
+    apikey: ApiKeyHeader = None,
     client_agent: ClientAgent = None,
     client_agent_underscore: ClientAgentUnderscore = None,
     prefer: Prefer = None,
@@ -93,7 +101,9 @@ async def generate_async(
     agent = client_agent or client_agent_underscore or "unknown:0:unknown"
     new = _new_request(body, agent)
     new.client_ip = ip
-    created = await requests.create_request(session, ctx, caller.user, new, sharedkey=caller.sharedkey)
+    # No SessionDep here: a source image may take seconds to download, and that wait must not hold a database
+    # connection. queue_request opens its unit of work once the images are in hand.
+    created = await requests.queue_request(db, ctx, apikey, new)
     if created.id is None:
         return JSONResponse(status_code=200, content={"kudos": created.kudos})
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.common import MAX_LIST_ITEMS, ModelName, ResponseModel, WireModel, WorkerId
+from openhorde.domain.queue.requests import MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
 
 Sampler = Literal[
     "k_lms",
@@ -37,6 +38,18 @@ PostProcessor = Literal[
 ControlType = Literal["canny", "hed", "depth", "normal", "openpose", "seg", "scribble", "fakescribbles", "hough"]
 SourceProcessing = Literal["img2img", "inpainting", "outpainting"]
 
+MAX_EXTRA_TEXTS = 10
+"""Extra texts in one request (the ``qr_code`` workflow uses one)."""
+MAX_EXTRA_TEXT_CHARS = 3000
+"""One extra text: room for the most a QR code holds (2,953 bytes)."""
+MAX_EXTRA_TEXT_REFERENCE_CHARS = 100
+"""An extra text's reference, a short tag such as ``qr_code``."""
+MAX_SEED_CHARS = 256
+"""A seed's text. Digits are read as a number, and Python refuses to read more than 640 to 4,300 digits (its
+``int_max_str_digits``): a longer seed is refused with 400 instead of reaching that limit."""
+MAX_SPECIAL_KEYS = 50
+"""Keys of ``params.special``, a special user's payload passed on to the worker."""
+
 
 class LoraInput(WireModel):
     name: str = Field(min_length=1, max_length=255)
@@ -53,8 +66,8 @@ class TextualInversionInput(WireModel):
 
 
 class ExtraText(WireModel):
-    text: str
-    reference: str
+    text: str = Field(max_length=MAX_EXTRA_TEXT_CHARS)
+    reference: str = Field(max_length=MAX_EXTRA_TEXT_REFERENCE_CHARS)
 
 
 class ImageParams(WireModel):
@@ -64,7 +77,7 @@ class ImageParams(WireModel):
     cfg_scale: float = Field(default=7.5, ge=0, le=100)
     denoising_strength: float | None = Field(default=None, ge=0.01, le=1.0)
     hires_fix_denoising_strength: float | None = Field(default=None, ge=0.01, le=1.0)
-    seed: str | None = None
+    seed: str | None = Field(default=None, max_length=MAX_SEED_CHARS)
     height: int = Field(default=512, ge=64, le=3072, multiple_of=64)
     width: int = Field(default=512, ge=64, le=3072, multiple_of=64)
     seed_variation: int | None = Field(default=None, ge=1, le=1000)
@@ -77,10 +90,10 @@ class ImageParams(WireModel):
     image_is_control: bool = False
     return_control_map: bool = False
     facefixer_strength: float | None = Field(default=None, ge=0, le=1.0)
-    loras: list[LoraInput] = Field(default_factory=list)
-    tis: list[TextualInversionInput] = Field(default_factory=list)
-    special: dict[str, Any] | None = None
-    extra_texts: list[ExtraText] | None = None
+    loras: list[LoraInput] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    tis: list[TextualInversionInput] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    special: dict[str, Any] | None = Field(default=None, max_length=MAX_SPECIAL_KEYS)
+    extra_texts: list[ExtraText] | None = Field(default=None, max_length=MAX_EXTRA_TEXTS)
     workflow: Literal["qr_code"] | None = None
     transparent: bool = False
     steps: int = Field(default=30, ge=1, le=500)
@@ -109,16 +122,20 @@ class ImageParams(WireModel):
 class GenerationInput(WireModel):
     """Body of ``POST /generate/async`` (``GenerationInputStable``)."""
 
-    prompt: str = Field(min_length=1)
+    prompt: str = Field(
+        min_length=1,
+        description=f"At most {MAX_PROMPT_WORDS:,} words (the AI Horde's limit) and {MAX_PROMPT_CHARS:,} characters "
+        "(OpenHorde's); a longer prompt is refused with rc InvalidPromptSize.",
+    )
     params: ImageParams = Field(default_factory=ImageParams)
     nsfw: bool = False
     trusted_workers: bool = False
     slow_workers: bool = True
     extra_slow_workers: bool = False
     censor_nsfw: bool = False
-    workers: list[str] = Field(default_factory=list)
+    workers: list[WorkerId] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     worker_blacklist: bool = False
-    models: list[str] = Field(default_factory=list)
+    models: list[ModelName] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     source_image: str | None = None
     source_processing: SourceProcessing = "img2img"
     source_mask: str | None = None

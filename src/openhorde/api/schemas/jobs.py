@@ -6,16 +6,17 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.common import MAX_LIST_ITEMS, ListItem, ResponseModel, WireModel
+from openhorde.api.schemas.names import WorkerName
 
 
 class PopInput(WireModel):
     """Body of ``POST /generate/pop`` (``PopInputStable``)."""
 
-    name: str = Field(min_length=1, max_length=100)
-    priority_usernames: list[str] = Field(default_factory=list)
+    name: WorkerName
+    priority_usernames: list[ListItem] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     nsfw: bool = False
-    models: list[str] = Field(default_factory=list, max_length=300)
+    models: list[str] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     bridge_version: int | None = None
     bridge_agent: str = Field(default="unknown:0:unknown", max_length=1000)
     threads: int = Field(default=1, ge=1, le=50)
@@ -23,7 +24,7 @@ class PopInput(WireModel):
     amount: int = Field(default=1, ge=1, le=20)
     extra_slow_worker: bool = False
     max_pixels: int = Field(default=512 * 512, ge=64 * 64, le=3072 * 3072 * 4)
-    blacklist: list[str] = Field(default_factory=list)
+    blacklist: list[ListItem] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     allow_img2img: bool = True
     allow_painting: bool = True
     allow_unsafe_ipaddr: bool = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.names import SharedKeyName
 
 
 class SharedKeyInput(WireModel):
@@ -12,7 +13,7 @@ class SharedKeyInput(WireModel):
 
     kudos: int | None = Field(default=None, ge=-1, le=50_000_000)
     expiry: int | None = Field(default=None, ge=-1, le=36_500)
-    name: str | None = Field(default=None, min_length=3, max_length=255)
+    name: SharedKeyName | None = None
     max_image_pixels: int | None = Field(default=None, ge=-1, le=4_194_304)
     max_image_steps: int | None = Field(default=None, ge=-1, le=500)
     max_text_tokens: int | None = Field(default=None, ge=-1, le=500)

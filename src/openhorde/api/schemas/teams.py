@@ -5,15 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.names import TeamName
 
 
 class CreateTeamInput(WireModel):
-    name: str = Field(min_length=3, max_length=100)
+    name: TeamName
     info: str | None = Field(default=None, min_length=3, max_length=1000)
 
 
 class ModifyTeamInput(WireModel):
-    name: str | None = Field(default=None, min_length=3, max_length=100)
+    name: TeamName | None = None
     info: str | None = Field(default=None, min_length=3, max_length=1000)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from openhorde.api.schemas.common import MAX_KUDOS_AMOUNT, ResponseModel, WireModel
+from openhorde.api.schemas.names import Username
 
 
 class UserKudosDetails(ResponseModel):
@@ -67,7 +68,7 @@ class UserDetails(ResponseModel):
 
 
 class RegisterInput(WireModel):
-    username: str = Field(min_length=2, max_length=30)
+    username: Username
 
 
 class RegisteredUser(ResponseModel):
@@ -84,7 +85,7 @@ class ModifyUserInput(WireModel):
     moderator: bool | None = None
     public_workers: bool | None = None
     monthly_kudos: int | None = None
-    username: str | None = Field(default=None, min_length=2, max_length=30)
+    username: Username | None = None
     trusted: bool | None = None
     flagged: bool | None = None
     customizer: bool | None = None

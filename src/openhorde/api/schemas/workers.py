@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from openhorde.api.schemas.common import ResponseModel, WireModel
+from openhorde.api.schemas.names import NewWorkerName
 
 
 class KudosDetails(ResponseModel):
@@ -58,7 +59,7 @@ class ModifyWorkerInput(WireModel):
     maintenance_msg: str | None = Field(default=None, max_length=1000)
     paused: bool | None = None
     info: str | None = Field(default=None, max_length=1000)
-    name: str | None = Field(default=None, min_length=5, max_length=100)
+    name: NewWorkerName | None = None
     team: str | None = Field(default=None, max_length=36, description="A team id to join, or '' to leave the team.")
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -24,8 +26,9 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
-from openhorde.domain import accounts, audit
+from openhorde.domain import accounts, audit, text
 from openhorde.domain.billing import tiers
+from openhorde.domain.kudos.ledger import MAX_KUDOS_AMOUNT
 from openhorde.errors import StripeEventUnusable, StripeNotConfigured, StripeSignatureInvalid, UserNotFound
 from openhorde.storage import billing_queries
 
@@ -34,6 +37,16 @@ log = logging.getLogger(__name__)
 RENEWAL_GRACE_SECONDS = 3 * 24 * 3600
 """A paid period lasts this much longer, so Stripe's retries of the next payment don't drop the tier."""
 PAID_STATUSES = frozenset({"paid", "no_payment_required"})
+MAX_ID_DIGITS = 18
+"""Digits of a user id read from an event; more name nobody (and would overflow the column)."""
+MAX_STRIPE_ID_CHARS = 190
+"""Longest Stripe id (event, customer, subscription) taken: it fits every column it goes into, the ledger's
+``stripe:{event id}`` reference included. Stripe's own ids are far shorter."""
+LATEST_TIMESTAMP = 32_503_680_000.0
+"""Epoch seconds of the year 3000: a Stripe period ending later is not a real one."""
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,2})?")
+"""Kudos in ``metadata.kudos``, which Stripe keeps as text: plain digits and at most two decimals, so "nan",
+"inf", "1e400" and "-5" are not read as numbers."""
 
 
 class Outcome(StrEnum):
@@ -55,28 +68,63 @@ def verify(payload: bytes, signature: str | None, secret: str | None) -> dict[st
     except ValueError as exc:  # signed, but not JSON
         raise StripeSignatureInvalid("The Stripe event is not valid JSON.") from exc
     event = json.loads(payload)
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or "type" not in event:
+    if not isinstance(event, dict) or _stripe_id(event.get("id")) is None or "type" not in event:
         raise StripeEventUnusable("The Stripe event has no id or type.")
+    text.check_storable(event, "event")  # its ids and metadata are stored
     return event
 
 
+def _kudos_bought(value: object) -> float:
+    """The kudos a one-off payment buys, from its ``metadata.kudos``: a positive number up to the grant bound.
+
+    Anything else (NaN, infinity, a negative or huge amount, a bool, null, a list) refuses the event with 400,
+    so a malformed purchase moves no kudos and Stripe shows the failed delivery.
+    """
+    unreadable = StripeEventUnusable("The one-off checkout session has no number in metadata.kudos.")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise unreadable  # True would be read as 1 kudo; null, a list or an object as nothing
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
+        raise unreadable
+    kudos = float(value)
+    if not math.isfinite(kudos) or not 0 < kudos <= MAX_KUDOS_AMOUNT:
+        raise StripeEventUnusable(f"metadata.kudos must be more than 0 and at most {MAX_KUDOS_AMOUNT} kudos.")
+    return kudos
+
+
+def _timestamp(value: object) -> float:
+    """An epoch-seconds instant of an event: a finite, non-negative number before the year 3000."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= LATEST_TIMESTAMP:
+        raise StripeEventUnusable("The invoice has no valid period.")
+    return float(value)  # NaN fails the range check above; so does infinity
+
+
+def _stripe_id(value: object) -> str | None:
+    """``value`` if it can be a Stripe id (text of 1 to ``MAX_STRIPE_ID_CHARS`` characters), else None."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_STRIPE_ID_CHARS else None
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: a field of the wrong type counts as missing."""
+    return value if isinstance(value, dict) else {}
+
+
 def _object(event: dict[str, Any]) -> dict[str, Any]:
-    found = (event.get("data") or {}).get("object") or {}
-    return found if isinstance(found, dict) else {}
+    return _mapping(_mapping(event.get("data")).get("object"))
 
 
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    found = obj.get("metadata") or {}
-    return found if isinstance(found, dict) else {}
+    return _mapping(obj.get("metadata"))
 
 
 async def _user_id(session: AsyncSession, *candidates: object) -> int | None:
     """The first candidate that is the id of an existing, non-anonymous user."""
     for candidate in candidates:
-        if candidate is None or not str(candidate).strip().isdigit():
+        digits = str(candidate).strip() if isinstance(candidate, str | int) and not isinstance(candidate, bool) else ""
+        # ASCII digits of an id's length only: int() refuses "²" and numbers of thousands of digits.
+        if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_ID_DIGITS):
             continue
         try:
-            user = await accounts.get_user(session, int(str(candidate).strip()))
+            user = await accounts.get_user(session, int(digits))
         except UserNotFound:
             continue
         if not accounts.is_anonymous(user):
@@ -86,8 +134,8 @@ async def _user_id(session: AsyncSession, *candidates: object) -> int | None:
 
 async def _customer_user(session: AsyncSession, obj: dict[str, Any], *metadata: dict[str, Any]) -> int | None:
     """The user of the object's Stripe customer, or the one its metadata names."""
-    customer = obj.get("customer")
-    if isinstance(customer, str):
+    customer = _stripe_id(obj.get("customer"))
+    if customer is not None:
         linked = await billing_queries.user_of_customer(session, customer)
         if linked is not None:
             return linked
@@ -96,10 +144,10 @@ async def _customer_user(session: AsyncSession, obj: dict[str, Any], *metadata: 
 
 async def _link_customer(session: AsyncSession, user_id: int, obj: dict[str, Any], now: float) -> None:
     row = await billing_queries.supporter_row(session, user_id, now)
-    if isinstance(obj.get("customer"), str):
-        row.stripe_customer_id = obj["customer"]
-    if isinstance(obj.get("subscription"), str):
-        row.stripe_subscription_id = obj["subscription"]
+    if (customer := _stripe_id(obj.get("customer"))) is not None:
+        row.stripe_customer_id = customer
+    if (subscription := _stripe_id(obj.get("subscription"))) is not None:
+        row.stripe_subscription_id = subscription
     await session.flush()
 
 
@@ -121,11 +169,8 @@ async def _checkout_completed(session: AsyncSession, settings: Settings, event: 
         await audit.record(session, None, "stripe.supporter_on", "user", user_id, details, now=now)
         return Outcome.APPLIED
     if session_obj.get("mode") == "payment":
-        try:
-            kudos = float(meta.get("kudos", ""))
-        except ValueError as exc:
-            raise StripeEventUnusable("The one-off checkout session has no metadata.kudos.") from exc
-        memo = f"bought via Stripe session {session_obj.get('id', '?')}"
+        kudos = _kudos_bought(meta.get("kudos"))
+        memo = f"bought via Stripe session {_stripe_id(session_obj.get('id')) or '?'}"
         await tiers.add_credits(session, user_id, kudos, f"stripe:{event['id']}", memo, now)
         return Outcome.APPLIED
     return Outcome.IGNORED
@@ -133,18 +178,17 @@ async def _checkout_completed(session: AsyncSession, settings: Settings, event: 
 
 def _invoice_period(invoice: dict[str, Any]) -> tuple[float, float]:
     """The subscription period an invoice pays for (its first line's), else the invoice's own period."""
-    lines = (invoice.get("lines") or {}).get("data") or []
-    period = (lines[0].get("period") if lines and isinstance(lines[0], dict) else None) or {}
+    lines = _mapping(invoice.get("lines")).get("data")
+    first_line = _mapping(lines[0]) if isinstance(lines, list) and lines else {}
+    period = _mapping(first_line.get("period"))
     start = period.get("start", invoice.get("period_start"))
     end = period.get("end", invoice.get("period_end"))
-    if not isinstance(start, int | float) or not isinstance(end, int | float):
-        raise StripeEventUnusable("The invoice has no period.")
-    return float(start), float(end)
+    return _timestamp(start), _timestamp(end)
 
 
 def _subscription_metadata(invoice: dict[str, Any]) -> dict[str, Any]:
-    details = invoice.get("subscription_details") or (invoice.get("parent") or {}).get("subscription_details") or {}
-    return _metadata(details) if isinstance(details, dict) else {}
+    details = invoice.get("subscription_details") or _mapping(invoice.get("parent")).get("subscription_details")
+    return _metadata(_mapping(details))
 
 
 async def _invoice_paid(session: AsyncSession, settings: Settings, event: dict[str, Any], now: float) -> Outcome:

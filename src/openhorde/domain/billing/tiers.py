@@ -166,6 +166,7 @@ async def revoke_supporter(
 
 async def add_credits(session: AsyncSession, user_id: int, kudos: float, reference: str, memo: str, now: float) -> bool:
     """Record ``kudos`` bought by the user under ``reference``; False if that reference was recorded before."""
+    ledger.check_amount(kudos)
     cents = ledger.kudos_to_cents(kudos)
     if cents <= 0:
         raise KudosValidationError("Credits must be a positive number of kudos.", rc="KudosAwardNotPositive")

@@ -8,6 +8,7 @@ transaction as the postings, so they can always be re-derived from the ledger
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.errors import KudosValidationError
 from openhorde.storage import escrow_queries, ledger_queries
 from openhorde.storage.ledger_queries import DuplicateTransaction
 
@@ -48,6 +50,17 @@ class Posting:
 
     account: int | SystemAccount
     amount_cents: int
+
+
+MAX_KUDOS_AMOUNT = 1_000_000_000_000
+"""Largest kudos amount one admin change, award, grant or purchase may move, either way: keeps every balance far
+inside a 64-bit column of cents (about 9.2e16 kudos)."""
+
+
+def check_amount(kudos: float) -> None:
+    """Refuse (``KudosValidationError``) an amount that is not a finite number of at most ``MAX_KUDOS_AMOUNT``."""
+    if not math.isfinite(kudos) or abs(kudos) > MAX_KUDOS_AMOUNT:
+        raise KudosValidationError(f"A kudos amount must be a number from -{MAX_KUDOS_AMOUNT} to {MAX_KUDOS_AMOUNT}.")
 
 
 def kudos_to_cents(kudos: float) -> int:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import accounts
+from openhorde.domain import accounts, audit
 from openhorde.domain.kudos import ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
 from openhorde.domain.queue.requests import outstanding_charges_cents
@@ -44,8 +43,9 @@ async def transfer(
                 rc="KudosTransferIdempotencyMismatch",
             )
         return amount
-    balance = await session.scalar(select(User.kudos_cents).where(User.id == sender.id).with_for_update())
-    available = int(balance or 0) - await outstanding_charges_cents(session, sender)
+    # Both rows, in id order: two opposite transfers at once then wait for each other instead of deadlocking.
+    balances = await ledger_queries.lock_users(session, [sender.id, target.id])
+    available = balances[sender.id] - await outstanding_charges_cents(session, sender)
     cents = ledger.kudos_to_cents(amount)
     if available < cents:
         raise KudosValidationError(
@@ -66,9 +66,13 @@ async def transfer(
 
 
 async def award(session: AsyncSession, awarder: User, target_name: str, amount: int) -> int:
-    """Mint ``amount`` kudos for a user; only admins (and user 1, as in the reference) may."""
-    if not (awarder.is_admin or awarder.id == 1):
-        raise NotAllowedAwards()
+    """Mint ``amount`` kudos for a user; only admins may, and each award is in the ledger and the audit log.
+
+    The reference lets user id 1 award instead; here the first self-registered account is user 1, so that
+    would let whoever registers first mint without limit. User 1 has no power of its own.
+    """
+    if not awarder.is_admin:
+        raise NotAllowedAwards("Only admins can award kudos.")
     if amount <= 0:
         raise KudosValidationError("The amount to award must be positive.", rc="KudosAwardNotPositive")
     target = await accounts.find_by_display_name(session, target_name)
@@ -82,11 +86,13 @@ async def award(session: AsyncSession, awarder: User, target_name: str, amount: 
         [Posting(SystemAccount.MINT, -cents), Posting(target.id, cents)],
         memo=f"award by {awarder.id}",
     )
+    await audit.record(session, awarder, "kudos.award", "user", target.id, {"amount": amount})
     return amount
 
 
 async def grant(session: AsyncSession, user: User, kudos: float, memo: str = "admin grant") -> None:
     """An admin's adjustment: mint kudos for a user (or burn them, when negative)."""
+    ledger.check_amount(kudos)  # the command line passes any float, NaN and 1e300 included
     cents = ledger.kudos_to_cents(kudos)
     source = SystemAccount.MINT if cents > 0 else SystemAccount.BURN
     await ledger.record(

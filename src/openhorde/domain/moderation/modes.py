@@ -19,7 +19,7 @@ from openhorde.domain import audit
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation.cache import Modes
 from openhorde.errors import MaintenanceMode, NotAdmin, NotModerator, NoValidActions, WorkerInviteOnly
-from openhorde.storage import moderation_queries
+from openhorde.storage import ledger_queries, moderation_queries
 from openhorde.storage.tables import User
 
 
@@ -92,6 +92,7 @@ async def check_new_worker(session: AsyncSession, ctx: HordeContext, user: User)
     """In invite-only mode a new worker needs a free ``worker_invited`` slot (the reference's rule)."""
     if not (await current(session, ctx)).invite_only:
         return
+    await ledger_queries.lock_users(session, [user.id])  # parallel first pops count one after another
     count = await moderation_queries.count_workers(session, user.id)
     if count >= user.worker_invited:
         raise WorkerInviteOnly(

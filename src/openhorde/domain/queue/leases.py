@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from openhorde.domain import gallery, webhooks, worker_economy
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue import events
+from openhorde.domain.queue.matching import upload_key
 from openhorde.domain.queue.states import RequestState
 from openhorde.storage import locks, queue_queries
 from openhorde.storage.tables import Request, Worker
@@ -137,7 +138,7 @@ async def remove_old_requests(session: AsyncSession, ctx: HordeContext, now: flo
     ids = await queue_queries.expired_request_ids(session, now - ctx.settings.result_retention_seconds, SWEEP_BATCH)
     if not ids:
         return 0
-    keys = await gallery.without_kept(session, await queue_queries.blob_keys_of(session, ids))
+    keys = await gallery.without_kept(session, await queue_queries.blob_keys_of(session, ids, upload_key))
     await queue_queries.delete_requests(session, ids)
     await ctx.blobs.delete_many(keys)
     return len(ids)

@@ -195,11 +195,26 @@ async def pop(
             if request.source_image_key
             else None,
             source_mask_url=blobs.presign("GET", request.source_mask_key, moment) if request.source_mask_key else None,
-            upload_urls=[blobs.presign("PUT", result_key(job_id), moment) for job_id in job_ids],
+            upload_urls=[blobs.presign("PUT", upload_key(job_id), moment) for job_id in job_ids],
         )
     )
 
 
-def result_key(job_id: str) -> str:
-    """The blob key of a job's image."""
-    return f"results/{job_id}.webp"
+UPLOAD_FOLDER = "results"
+
+
+def upload_key(job_id: str) -> str:
+    """Where a worker uploads a job's image (its ``r2_upload`` URL) while the job is being processed."""
+    return f"{UPLOAD_FOLDER}/{job_id}.webp"
+
+
+def job_of_upload_key(key: str) -> str | None:
+    """The job id in an upload key; ``None`` if ``key`` is not one."""
+    folder, _, name = key.partition("/")
+    return name.removesuffix(".webp") if folder == UPLOAD_FOLDER and name.endswith(".webp") else None
+
+
+def image_key(job_id: str) -> str:
+    """Where a delivered image lives: copied there from the upload at the submit, so that nobody holding the
+    upload URL can change an image after it was delivered."""
+    return f"images/{job_id}.webp"

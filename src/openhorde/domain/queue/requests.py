@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import catalogue, images, limits, sharedkeys, webhooks
+from openhorde.domain import catalogue, limits, sharedkeys, webhooks
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
@@ -24,11 +24,10 @@ from openhorde.domain.kudos.pricing import (
 )
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
-from openhorde.domain.queue import availability, events
+from openhorde.domain.queue import availability, events, sources
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, check_request_transition
 from openhorde.errors import (
-    ImageValidationFailed,
     InvalidPromptSize,
     KudosUpfront,
     MissingPrompt,
@@ -39,13 +38,17 @@ from openhorde.errors import (
     TooManyUpscalers,
     UnsupportedModel,
 )
-from openhorde.storage import queue_queries
+from openhorde.storage import ledger_queries, queue_queries
+from openhorde.storage.db import Database
 from openhorde.storage.queue_queries import RequestCounters
 from openhorde.storage.tables import Request, RequestModel, RequestWorker, SharedKey, User
 
 AGEING_PRIORITY_PER_SECOND = 5.0
 """Queue priority a request gains per second of waiting (the reference adds 50 every 10 s)."""
 MAX_PROMPT_WORDS = 7500
+"""The AI Horde's limit on a prompt, in whitespace-separated words."""
+MAX_PROMPT_CHARS = 20_000
+"""Ours, beside the word limit: 7,500 words of ordinary text fit, and one "word" of a million characters does not."""
 MAX_LORAS = 5
 MAX_TIS = 20
 MAX_TARGET_WORKERS = 5
@@ -125,6 +128,8 @@ def price_inputs(new: NewRequest, params: dict[str, Any]) -> PriceInputs:
 def _check_prompt(prompt: str) -> None:
     if not prompt.strip():
         raise MissingPrompt()
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidPromptSize(f"Prompts are limited to {MAX_PROMPT_CHARS} characters.")
     if len(prompt.split()) > MAX_PROMPT_WORDS:
         raise InvalidPromptSize(f"Prompts are limited to {MAX_PROMPT_WORDS} words.")
 
@@ -174,31 +179,32 @@ def downgrade(params: dict[str, Any]) -> dict[str, Any]:
     return smaller
 
 
-async def _store_sources(ctx: HordeContext, new: NewRequest, request_id: str) -> tuple[str | None, str | None]:
-    """Check the source image and mask, store them as blobs and return their keys."""
-    if new.source_image is None:
-        if new.source_mask is not None:
-            raise SourceMaskUnnecessary()
-        return None, None
-    limits = (
-        ctx.settings.max_upload_bytes,
-        ctx.settings.max_source_pixels,
-        ctx.settings.source_fetch_timeout_seconds,
-    )
-    source = await images.load_client_image(new.source_image, "source image", *limits)
-    mask = await images.load_client_image(new.source_mask, "source mask", *limits) if new.source_mask else None
-    if new.source_processing in ("inpainting", "outpainting") and mask is None and not images.has_alpha(source):
-        raise ImageValidationFailed(
-            "Inpainting needs a source_mask or a source image with an alpha channel.",
-            rc="InpaintingMissingMask",
-        )
-    source_key = f"sources/{request_id}_src.webp"
-    await ctx.blobs.put(source_key, images.to_webp(source))
-    mask_key = None
-    if mask is not None:
-        mask_key = f"sources/{request_id}_msk.webp"
-        await ctx.blobs.put(mask_key, images.to_webp(mask, lossless=True))
-    return source_key, mask_key
+async def queue_request(
+    db: Database, ctx: HordeContext, api_key: str | None, new: NewRequest, now: float | None = None
+) -> CreatedRequest:
+    """Authenticate, check, price and queue a request; a dry run only prices it.
+
+    What may wait on the network (the webhook's DNS, downloading a source image) and the Pillow work happen
+    first, holding no database connection; one unit of work then authenticates the caller and queues the
+    request. Images stored for a request that is refused after all are removed again.
+    """
+    _check_prompt(new.prompt)
+    _check_params(new.params)
+    if new.source_image is None and new.source_mask is not None:
+        raise SourceMaskUnnecessary()
+    await webhooks.check_url(ctx, new.webhook)
+    request_id = str(uuid.uuid4())
+    keys = sources.NO_KEYS
+    if not new.dry_run:
+        prepared = await sources.prepare(ctx, new.source_image, new.source_mask, new.source_processing)
+        keys = await sources.store(ctx, prepared, request_id)
+    try:
+        async with db.unit_of_work() as session:
+            caller = await sharedkeys.authenticate_caller(session, ctx.secret, api_key)
+            return await create_request(session, ctx, caller.user, new, request_id, keys, now, caller.sharedkey)
+    except BaseException:
+        await sources.discard(ctx, keys)
+        raise
 
 
 async def create_request(
@@ -206,24 +212,29 @@ async def create_request(
     ctx: HordeContext,
     user: User,
     new: NewRequest,
+    request_id: str,
+    source_keys: sources.SourceKeys = sources.NO_KEYS,
     now: float | None = None,
     sharedkey: SharedKey | None = None,
 ) -> CreatedRequest:
-    """Check, price and queue a request; a dry run only prices it. ``sharedkey``: the key it came with, if any."""
+    """Check, price and queue a request whose sources are already stored (``queue_request`` did that).
+
+    The requester's user row is locked first (on PostgreSQL), so the limits read from their queue and
+    balance (concurrency, upfront kudos, the anonymous per-address queue) still hold when the request is
+    inserted: parallel requests are admitted one at a time. ``sharedkey``: the key it came with, if any.
+    """
     moment = now or time.time()
     modes = await horde_modes.refuse_if_maintenance(session, ctx, moment)
     role_effects.apply_request_roles(user, new)
-    _check_prompt(new.prompt)
-    webhooks.check_url(ctx.settings, new.webhook)  # http(s), allowed host, not this horde (issue 6, part B)
     new.prompt = await prompt_filters.screen(session, ctx, user, new.prompt, new.replacement_filter)
     params = dict(new.params)
-    _check_params(params)
     models = list(dict.fromkeys(m for m in new.models if m))
     await _check_models(session, ctx, models)
     if new.dry_run:
         return CreatedRequest(id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2))
 
-    balance_cents = 0 if is_anonymous(user) else user.kudos_cents
+    locked_balance = (await ledger_queries.lock_users(session, [user.id]))[user.id]
+    balance_cents = 0 if is_anonymous(user) else locked_balance
     # For the anonymous user these totals cover every anonymous caller: they share one limit.
     queued_images, outstanding_cents = await queue_queries.user_queue_totals(session, user.id)
     available_cents = balance_cents - outstanding_cents
@@ -255,8 +266,6 @@ async def create_request(
     if is_anonymous(user):
         await limits.check_anonymous_ip_queue(session, ctx.settings, ip_hash, new.n)
 
-    request_id = str(uuid.uuid4())
-    source_key, mask_key = await _store_sources(ctx, new, request_id)
     seed = parse_seed(params.pop("seed", None))
     seed_variation = int(params.pop("seed_variation", None) or SEED_VARIATION_DEFAULT)
     steps = accurate_steps(params["steps"], params["sampler_name"])
@@ -293,8 +302,8 @@ async def create_request(
         "r2": new.r2,
         "shared": new.shared,
         "source_processing": new.source_processing,
-        "source_image_key": source_key,
-        "source_mask_key": mask_key,
+        "source_image_key": source_keys.source,
+        "source_mask_key": source_keys.mask,
         "has_loras": bool(params.get("loras")),
         "has_post_processing": bool(params.get("post_processing")),
         "has_controlnet": bool(params.get("control_type")),

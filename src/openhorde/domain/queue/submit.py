@@ -8,6 +8,7 @@ transaction, once, under the job's id.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +22,18 @@ from openhorde.domain.kudos import escrow, ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
 from openhorde.domain.queue import events
 from openhorde.domain.queue.leases import count_abort, return_to_queue
-from openhorde.domain.queue.matching import result_key
+from openhorde.domain.queue.matching import image_key, job_of_upload_key, upload_key
 from openhorde.domain.queue.states import JobState, RequestState
-from openhorde.errors import AbortedGen, BadRequest, DuplicateGen, InvalidJobID, WrongCredentials
-from openhorde.storage import job_queries, queue_queries
+from openhorde.errors import (
+    AbortedGen,
+    BadRequest,
+    BlobNotFound,
+    DuplicateGen,
+    InvalidJobID,
+    UploadClosed,
+    WrongCredentials,
+)
+from openhorde.storage import job_queries, ledger_queries, queue_queries
 from openhorde.storage.tables import Job, Request, User, Worker
 
 SPEED_SMOOTHING = 0.2
@@ -60,19 +69,32 @@ def _refuse_finished(job: Job, submission: Submission) -> float:
     raise AbortedGen()
 
 
-async def _store_image(ctx: HordeContext, job_id: str, generation: str | None) -> str:
-    key = result_key(job_id)
+def _inline_image(generation: str | None, max_bytes: int, max_pixels: int) -> bytes | None:
+    """The image sent as base64 in the submit, checked and as WebP; ``None`` when it was uploaded (R2).
+
+    Pillow work: called in a worker thread."""
     if generation in (None, "", "R2"):
-        if not await ctx.blobs.exists(key):
-            raise BadRequest(
-                "No image was uploaded for this job: PUT it to r2_upload first or send it as base64.",
-                rc="ImageValidationFailed",
-            )
-        return key
-    raw = images.decode_base64(generation, "generation", ctx.settings.max_upload_bytes)
-    webp = images.check_result_upload(raw, ctx.settings.max_upload_bytes, ctx.settings.max_source_pixels)
-    await ctx.blobs.put(key, webp)
-    return key
+        return None
+    raw = images.decode_base64(generation, "generation", max_bytes)
+    return images.check_result_upload(raw, max_bytes, max_pixels)
+
+
+async def _deliver_image(ctx: HordeContext, job_id: str, inline: bytes | None) -> None:
+    """Put the job's image at its delivered key: the one sent inline, else a copy of the upload.
+
+    Called after the job was claimed, so of two racing submits only the one that claimed writes, and a PUT
+    to the upload URL after this no longer reaches the delivered image."""
+    key = image_key(job_id)
+    if inline is not None:
+        await ctx.blobs.put(key, inline)
+        return
+    try:
+        await ctx.blobs.copy(upload_key(job_id), key)
+    except BlobNotFound as exc:
+        raise BadRequest(
+            "No image was uploaded for this job: PUT it to r2_upload first or send it as base64.",
+            rc="ImageValidationFailed",
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -97,7 +119,11 @@ async def submit(
         max_aborts = ctx.settings.worker_max_aborts_per_hour
         return Settled(await _record_fault(session, job, submission, moment, max_aborts), request.id)
 
-    image_key = await _store_image(ctx, job.id, submission.generation)
+    settings = ctx.settings
+    inline = await asyncio.to_thread(
+        _inline_image, submission.generation, settings.max_upload_bytes, settings.max_source_pixels
+    )
+    delivered_key = image_key(job.id)
     censored = (
         submission.state in CENSORED_STATES
         or submission.censored
@@ -108,7 +134,7 @@ async def submit(
         session,
         job.id,
         now=moment,
-        image_key=image_key,
+        image_key=delivered_key,
         censored=censored,
         seed=claimed_seed,
         gen_metadata=submission.gen_metadata,
@@ -116,14 +142,15 @@ async def submit(
     )
     if not claimed:
         raise DuplicateGen("This job has already been submitted.")
+    await _deliver_image(ctx, job.id, inline)
     if request.gallery and not censored:
-        await gallery.keep_image(session, request, job, worker, image_key, claimed_seed, moment)
+        await gallery.keep_image(session, request, job, worker, delivered_key, claimed_seed, moment)
     charged = await _settle(session, job, request, worker, censored, moment, ctx)
     if await job_queries.finish_image(session, request.id, charged, moment) == RequestState.DONE:
         await queue_queries.leave_model_queues(session, [request.id])
     events.announce(session, request.id, events.IMAGE, job.id)  # streams and Prefer: wait (issue 6, part A)
     await webhooks.image_finished(  # its webhook events, if any (issue 6, part B)
-        session, ctx, request, job, image_key, claimed_seed, censored, submission.gen_metadata, moment
+        session, ctx, request, job, delivered_key, claimed_seed, censored, submission.gen_metadata, moment
     )
     await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
     return Settled(ledger.cents_to_kudos(request.price_cents), request.id)
@@ -143,7 +170,7 @@ async def _settle(
     session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float, ctx: HordeContext
 ) -> int:
     """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
-    balances = await job_queries.lock_balances(session, [request.user_id, worker.user_id])
+    balances = await ledger_queries.lock_users(session, [request.user_id, worker.user_id])
     # An untrusted owner's reward is split between the balance and escrow (domain/kudos/escrow.py); the first
     # posting is what reaches the owner's balance.
     reward = await escrow.owner_reward(
@@ -186,3 +213,14 @@ def _fault_text(entry: dict[str, Any]) -> str:
         return str(entry["ref"])
     text = f"{entry.get('type', '')}: {entry.get('value', '')}"
     return f"{text} ({entry['ref']})" if entry.get("ref") else text
+
+
+async def check_upload_open(session: AsyncSession, key: str) -> None:
+    """Refuse an upload to ``key`` unless it is the upload key of a job that is still being processed.
+
+    A job's image is final once submitted: after that (or after the job faulted, expired or was aborted) its
+    upload URL, still valid by its signature, must not replace anything."""
+    job_id = job_of_upload_key(key)
+    state = await job_queries.job_state(session, job_id) if job_id is not None else None
+    if state != JobState.PROCESSING:
+        raise UploadClosed()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openhorde.storage.tables.base import Base
@@ -12,6 +12,8 @@ class Worker(Base):
     """A worker as last checked in by its pop, with its capabilities and counters."""
 
     __tablename__ = "workers"
+    # Names are unique regardless of case ("Alice-GPU" and "alice-gpu" cannot both exist); migration 0012.
+    __table_args__ = (Index("ix_workers_name_lower", text("lower(name)"), unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
