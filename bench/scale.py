@@ -3,7 +3,8 @@
 What it does
 ------------
 1. Creates a scratch PostgreSQL database ``scale_<random>`` (dropped at the end) and starts
-   ``openhorde serve --workers 1`` on it (``OPENHORDE_RATE_LIMITS=off``, ``OPENHORDE_ALLOW_CUSTOM_MODELS=true``).
+   ``openhorde serve --workers 1`` on it (``OPENHORDE_RATE_LIMITS=off``, ``OPENHORDE_ALLOW_CUSTOM_MODELS=true``)
+   through the shared launcher (``harness/launcher.py``).
 2. Queues ``--queued`` one-image requests over ``--models`` models: one request per model goes through
    ``POST /generate/async`` (so the row shape, price and queue rank are the domain's), then PostgreSQL copies
    each template ``queued / models`` times in one ``INSERT … SELECT generate_series`` (new ids, created_at
@@ -16,8 +17,8 @@ What it does
 4. For ``--processes`` 1 and then 2 (``openhorde serve --workers N`` on the same database and data dir):
    ``--lanes`` concurrent lanes each take a random worker and loop pop → PUT a 64×64 WebP → submit, for
    ``--seconds`` after ``--warmup``. Printed: pop latency p50/p95/p99/max (pops that returned a job), completed
-   jobs/s, queue depth at the start, and CPU seconds and cores busy of the server tree, PostgreSQL and this
-   driver (``/proc``, as in ``server_cycle.py``) -- the figures that say which one is the bottleneck.
+   jobs/s, queue depth at the start, and cores busy and CPU ms per job of the server tree, PostgreSQL and this
+   driver (``harness/cpu.py``) -- the figures that say which one is the bottleneck.
 
 Run from the repository root (PostgreSQL on 127.0.0.1:5432, user postgres, trust)::
 
@@ -31,20 +32,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
-import secrets
-import shutil
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import server_cycle as sc
+from harness import cpu
+from harness.client import Api, HttpClient
+from harness.cpu import CpuProbe
+from harness.horde import (
+    Artifact,
+    RequestShape,
+    WorkerSpec,
+    check,
+    make_artifact,
+    pop_and_complete,
+    pop_once,
+    register_users,
+    request_id,
+    submit_request,
+)
+from harness.launcher import ScratchDatabase, Server, ServerOptions, running_server, scratch_database, temporary_workdir
+from harness.stats import LatencyRow, Stats, print_result, summarize_samples
+from harness.tasks import ERROR_BACKOFF_S, MAX_LOOP_ITERATIONS, run_loop, sleep_until_or
 
 MODELS_PER_WORKER = 3
 POP_PIXELS = 512 * 512
@@ -53,270 +64,232 @@ UNREQUESTED_MODEL = "scale-model-nobody-asked-for"
 SINGLE_POPS = 200
 FRESH_CHECKS = 10
 SNAPSHOT_AGE_S = 1.1  # longer than availability.SNAPSHOT_MAX_AGE_SECONDS: every check below takes a new snapshot
+REGISTER_CONCURRENCY = 16
+SPARE_CONNECTIONS = 16
+STARTUP_TIMEOUT_S = 90.0  # the first start migrates the scratch database
+SERVER_ENV = {"OPENHORDE_ALLOW_CUSTOM_MODELS": "true"}  # the models are made up: scale-model-00 …
+TEMPLATE = RequestShape(512, 512, 20)
 
 
 @dataclass
 class RunResult:
+    """One measured run: N server processes, the lanes' stats and the CPU figures."""
+
     processes: int
     queued_at_start: int
-    pops: list[float] = field(default_factory=list)
-    empty_pops: list[float] = field(default_factory=list)
-    completed: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    stats: Stats
     seconds: float = 0.0
-    cpu: dict[str, float | None] = field(default_factory=dict)
+    cores: cpu.CpuFigures | None = None
+    per_job: cpu.CpuFigures | None = None
+
+    def samples(self, name: str) -> LatencyRow | None:
+        """Latency summary of one endpoint, if it has samples."""
+        values = self.stats.samples.get(name)
+        return summarize_samples(values) if values else None
 
     def summary(self) -> dict[str, Any]:
+        """JSON-able figures (keys as before the harness split, plus ``cpu_ms_per_job``)."""
+        cores = self.cores or {}
         return {
             "processes": self.processes,
             "queued_at_start": self.queued_at_start,
-            "pop_ms": sc.summarize_samples(self.pops) if self.pops else None,
-            "empty_pop_ms": sc.summarize_samples(self.empty_pops) if self.empty_pops else None,
-            "completed": self.completed,
-            "jobs_per_s": round(self.completed / self.seconds, 1) if self.seconds else None,
-            "errors": self.errors,
-            "cpu_cores_busy": self.cpu,
+            "pop_ms": self.samples("pop(job)"),
+            "empty_pop_ms": self.samples("pop(empty)"),
+            "completed": self.stats.completed,
+            "jobs_per_s": round(self.stats.completed / self.seconds, 1) if self.seconds else None,
+            "errors": dict(self.stats.errors),
+            "cpu_cores_busy": {
+                "server": cores.get("server"),
+                "postgres": cores.get("db"),
+                "driver": cores.get("driver"),
+            },
+            "cpu_ms_per_job": self.per_job,
         }
 
 
-class Client:
-    """JSON calls over the sibling benchmark's lean keep-alive HTTP client."""
-
-    def __init__(self, url: str, connections: int) -> None:
-        self.transport = sc.RawTransport(url, connections)
-
-    async def call(self, method: str, path: str, apikey: str | None = None, body: Any = None) -> tuple[int, Any]:
-        headers = {"Content-Type": "application/json"}
-        if apikey:
-            headers["apikey"] = apikey
-        data = None if body is None else json.dumps(body).encode()
-        status, raw = await self.transport.request(method, f"{sc.API}/{path}", headers, data)
-        return status, sc.parse_json(raw)
+# --------------------------------------------------------------------------
+# setting the queue up
 
 
-async def pg(database: str, query: str, *args: Any) -> Any:
-    conn = await sc.asyncpg_module().connect(sc.PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + database, timeout=10)
-    try:
-        return await conn.fetchval(query, *args)
-    finally:
-        await conn.close()
-
-
-async def register_user(client: Client, name: str) -> str:
-    status, data = await client.call("POST", "register", body={"username": name})
-    assert status == 201, (status, data)
-    return str(data["apikey"])
-
-
-async def fill_queue(client: Client, database: str, models: list[str], queued: int) -> float:
+async def fill_queue(api: Api, database: ScratchDatabase, models: list[str], queued: int) -> float:
     """One request per model through the API, then bulk copies in SQL; seconds taken."""
     started = time.monotonic()
-    body = {"prompt": "scale", "params": {"width": 512, "height": 512, "steps": 20}, "r2": True}
+    askers = await register_users(api, "asker", len(models))
     templates: list[str] = []
-    for model in models:
-        apikey = await register_user(client, f"asker-{model}")
-        status, data = await client.call("POST", "generate/async", apikey, {**body, "models": [model]})
-        assert status == 202, (status, data)
-        templates.append(data["id"])
+    for key, model in zip(askers, models, strict=True):
+        rid = request_id(await submit_request(api, key, replace(TEMPLATE, model=model)))
+        if rid is None:
+            raise RuntimeError(f"could not queue the template request for {model}: {dict(api.stats.errors)}")
+        templates.append(rid)
     copies = max(0, queued // len(models) - 1)
-    columns = await pg(
-        database,
+    await copy_requests(database, templates, copies)
+    await database.execute("ANALYZE")
+    return time.monotonic() - started
+
+
+async def copy_requests(database: ScratchDatabase, templates: list[str], copies: int) -> None:
+    """``copies`` copies of each template request and of its request_models rows, in two statements."""
+    columns = await database.fetchval(
         "SELECT string_agg(quote_ident(column_name), ',' ORDER BY ordinal_position) FROM information_schema.columns "
         "WHERE table_name = 'requests' AND column_name NOT IN ('id', 'created_at', 'last_activity_at', 'queue_rank')",
     )
     t_columns = ",".join(f"t.{c}" for c in columns.split(","))
     new_id = "md5(t.id || ':' || g)::uuid::text"
-    await pg(
-        database,
+    await database.execute(
         f"INSERT INTO requests (id, created_at, last_activity_at, queue_rank, {columns}) "
         f"SELECT {new_id}, t.created_at + g * 0.001, t.last_activity_at + g * 0.001, t.queue_rank - 5 * g * 0.001, "
         f"{t_columns} FROM requests t CROSS JOIN generate_series(1, $1::int) g WHERE t.id = ANY($2::text[])",
         copies,
         templates,
     )
-    await pg(
-        database,
+    await database.execute(
         "INSERT INTO request_models (request_id, model, queue_rank) "
         "SELECT md5(t.request_id || ':' || g)::uuid::text, t.model, t.queue_rank - 5 * g * 0.001 "
         "FROM request_models t CROSS JOIN generate_series(1, $1::int) g WHERE t.request_id = ANY($2::text[])",
         copies,
         templates,
     )
-    await pg(database, "ANALYZE")
-    return time.monotonic() - started
 
 
-@dataclass(frozen=True)
-class Worker:
-    name: str
-    apikey: str
-    models: list[str]
-
-
-async def register_workers(client: Client, models: list[str], count: int, owners: int) -> list[Worker]:
-    keys = [await register_user(client, f"owner-{i}") for i in range(owners)]
+async def register_workers(api: Api, models: list[str], count: int, owners: int) -> list[WorkerSpec]:
+    """``count`` workers of ``owners`` accounts, each announced by one pop that takes nothing."""
+    keys = await register_users(api, "owner", owners)
     rng = random.Random(6)
     workers = [
-        Worker(f"scale-worker-{i}", keys[i % owners], rng.sample(models, MODELS_PER_WORKER)) for i in range(count)
+        WorkerSpec(f"scale-worker-{i}", keys[i % owners], POP_PIXELS, tuple(rng.sample(models, MODELS_PER_WORKER)))
+        for i in range(count)
     ]
-    gate = asyncio.Semaphore(16)
+    gate = asyncio.Semaphore(REGISTER_CONCURRENCY)
 
-    async def one(worker: Worker) -> None:
+    async def one(worker: WorkerSpec) -> None:
         async with gate:
-            body = {"name": worker.name, "models": worker.models, "max_pixels": REGISTER_PIXELS}
-            status, data = await client.call("POST", "generate/pop", worker.apikey, body)
-            assert status == 200 and not data.get("id"), (status, data)
+            jobs = await pop_once(api, replace(worker, max_pixels=REGISTER_PIXELS))
+            if jobs is None or jobs:
+                raise RuntimeError(f"registering pop of {worker.name} failed or took a job: {jobs}")
 
     await asyncio.gather(*(one(w) for w in workers))
     return workers
 
 
-async def measure(
-    client: Client,
-    workers: list[Worker],
-    lanes: int,
-    warmup: float,
-    seconds: float,
-    webp: bytes,
-    result: RunResult,
-    probe: sc.CpuProbe,
-) -> None:
-    recording = False
-    stop_at = time.monotonic() + warmup + seconds
-
-    async def lane(seed: int) -> None:
-        rng = random.Random(seed)
-        while time.monotonic() < stop_at:
-            worker = rng.choice(workers)
-            body = {"name": worker.name, "models": worker.models, "max_pixels": POP_PIXELS, "amount": 1}
-            began = time.perf_counter()
-            try:
-                status, job = await client.call("POST", "generate/pop", worker.apikey, body)
-                ms = (time.perf_counter() - began) * 1000
-                if status != 200:
-                    result.errors[f"pop {status}"] = result.errors.get(f"pop {status}", 0) + 1
-                    continue
-                if not job.get("id"):
-                    if recording:
-                        result.empty_pops.append(ms)
-                    continue
-                if recording:
-                    result.pops.append(ms)
-                put_status, _ = await client.transport.request("PUT", job["r2_upload"], {}, webp)
-                status, _ = await client.call(
-                    "POST", "generate/submit", worker.apikey, {"id": job["id"], "generation": "R2", "seed": 1}
-                )
-                if put_status == 200 and status == 200:
-                    result.completed += recording
-                else:
-                    key = f"submit {put_status}/{status}"
-                    result.errors[key] = result.errors.get(key, 0) + 1
-            except sc.TransportError as exc:
-                result.errors[f"transport {exc}"] = result.errors.get(f"transport {exc}", 0) + 1
-
-    tasks = [asyncio.create_task(lane(i)) for i in range(lanes)]
-    await asyncio.sleep(warmup)
-    recording = True
-    before = probe.snapshot()
-    await asyncio.sleep(seconds)
-    after = probe.snapshot()
-    result.seconds = after.wall - before.wall
-    await asyncio.gather(*tasks)
-    wall = result.seconds
-    result.cpu = {
-        "server": None
-        if before.server is None or after.server is None
-        else round((after.server - before.server) / wall, 2),
-        "postgres": None if before.db is None or after.db is None else round((after.db - before.db) / wall, 2),
-        "driver": round((after.driver - before.driver) / wall, 2),
-    }
+# --------------------------------------------------------------------------
+# latency of single calls at this depth
 
 
-async def probe_pops(client: Client, worker: Worker, count: int) -> list[float]:
-    """``count`` pops one at a time (no other traffic) by ``worker``; their latencies in ms."""
-    samples: list[float] = []
-    body = {"name": worker.name, "models": worker.models, "max_pixels": POP_PIXELS, "amount": 1}
+async def timed_pops(api: Api, worker: WorkerSpec, count: int) -> list[float]:
+    """``count`` pops one at a time (no other traffic) by ``worker``, jobs left unserved; latencies in ms."""
+    stats = Stats()
+    sub = api.with_stats(stats)
     for _ in range(count):
-        began = time.perf_counter()
-        status, _ = await client.call("POST", "generate/pop", worker.apikey, body)
-        assert status == 200, status
-        samples.append((time.perf_counter() - began) * 1000)
-    return samples
+        if await pop_once(sub, worker) is None:
+            raise RuntimeError(f"pop failed: {dict(stats.errors)}")
+    return stats.samples.get("pop(job)", []) + stats.samples.get("pop(empty)", [])
 
 
-async def measure_single_pops(client: Client, workers: list[Worker], count: int) -> dict[str, Any]:
+async def measure_single_pops(api: Api, workers: list[WorkerSpec], count: int) -> dict[str, Any]:
     """Pop latency without contention at this queue depth: a worker that gets a job each time, and an idle worker
     whose only model nobody asked for (its pop matches nothing)."""
-    idle = Worker(f"{workers[0].name}-idle", workers[0].apikey, [UNREQUESTED_MODEL])
+    idle = replace(workers[0], name=f"{workers[0].name}-idle", models=(UNREQUESTED_MODEL,))
     return {
-        "with_job_ms": sc.summarize_samples(await probe_pops(client, workers[0], count)),
-        "matching_nothing_ms": sc.summarize_samples(await probe_pops(client, idle, count)),
+        "with_job_ms": summarize_samples(await timed_pops(api, workers[0], count)),
+        "matching_nothing_ms": summarize_samples(await timed_pops(api, idle, count)),
     }
 
 
-async def measure_fresh_checks(client: Client, database: str, count: int) -> dict[str, Any]:
+async def measure_fresh_checks(api: Api, database: ScratchDatabase, count: int) -> LatencyRow:
     """``GET /generate/check`` latency when the process's queue snapshot has just expired, so each call pays for
     reading the servable queue (positions and waits); the calls in between are dictionary lookups."""
-    request_id = await pg(
-        database, "SELECT id FROM requests WHERE state = 'queued' ORDER BY queue_rank LIMIT 1"
+    rid = await database.fetchval(
+        "SELECT id FROM requests WHERE state = 'queued' ORDER BY queue_rank LIMIT 1"
     )  # the last in line: its position counts the whole queue
     samples: list[float] = []
     for _ in range(count):
         await asyncio.sleep(SNAPSHOT_AGE_S)
-        began = time.perf_counter()
-        status, _ = await client.call("GET", f"generate/check/{request_id}")
-        assert status == 200, status
-        samples.append((time.perf_counter() - began) * 1000)
-    return sc.summarize_samples(samples)
+        reply = await check(api, rid)
+        if reply is None or not reply.ok:
+            raise RuntimeError(f"check failed: {dict(api.stats.errors)}")
+        samples.append(reply.ms)
+    return summarize_samples(samples)
+
+
+# --------------------------------------------------------------------------
+# throughput
+
+
+async def lane(api: Api, workers: list[WorkerSpec], art: Artifact, seed: int, deadline: float) -> None:
+    """Pop -> PUT -> submit as a random worker, again and again, until the deadline."""
+    rng = random.Random(seed)
+    for _ in range(MAX_LOOP_ITERATIONS):
+        if time.monotonic() >= deadline:
+            return
+        if await pop_and_complete(api, rng.choice(workers), art) is None:
+            await sleep_until_or(ERROR_BACKOFF_S, deadline)
+
+
+async def measure(
+    api: Api, workers: list[WorkerSpec], cfg: argparse.Namespace, probe: CpuProbe, result: RunResult
+) -> None:
+    """``cfg.lanes`` lanes for warm-up + measured seconds; the window's stats and CPU into ``result``."""
+    art = make_artifact()
+    sub = api.with_stats(result.stats)
+    result.stats.recording = False
+    deadline = time.monotonic() + cfg.warmup + cfg.seconds
+    tasks = [asyncio.create_task(lane(sub, workers, art, i, deadline)) for i in range(cfg.lanes)]
+    await asyncio.sleep(cfg.warmup)
+    result.stats.start_window()
+    before = probe.snapshot()
+    await asyncio.sleep(cfg.seconds)
+    after = probe.snapshot()
+    result.stats.recording = False
+    await asyncio.gather(*tasks)
+    result.seconds = after.wall - before.wall
+    result.cores = {k: None if v is None else round(v, 2) for k, v in cpu.cores_used(before, after).items()}
+    result.per_job = cpu.cpu_per_unit(before, after, result.stats.completed)
+
+
+# --------------------------------------------------------------------------
+# the runs
+
+
+@dataclass
+class Setup:
+    """What the first server run prepares and the later ones reuse."""
+
+    workers: list[WorkerSpec]
+    single_pops: dict[str, Any]
+
+
+async def prepare(api: Api, database: ScratchDatabase, models: list[str], cfg: argparse.Namespace) -> Setup:
+    """Fill the queue, register the workers, time single pops and fresh checks."""
+    took = await fill_queue(api, database, models, cfg.queued)
+    print(f"queued {cfg.queued} requests over {len(models)} models in {took:.1f} s", flush=True)
+    began = time.monotonic()
+    workers = await register_workers(api, models, cfg.workers, cfg.owners)
+    print(f"registered {len(workers)} workers in {time.monotonic() - began:.1f} s", flush=True)
+    single_pops = await measure_single_pops(api, workers, SINGLE_POPS)
+    single_pops["fresh_check_ms"] = await measure_fresh_checks(api, database, FRESH_CHECKS)
+    print_single_pops(single_pops)
+    return Setup(workers, single_pops)
 
 
 async def run_processes(
-    cfg: argparse.Namespace,
-    database: str,
-    db_url: str,
-    data_dir: Path,
-    processes: int,
-    workers: list[Worker] | None,
-    models: list[str],
-    single_pops: dict[str, Any],
-) -> tuple[RunResult, list[Worker]]:
-    port = sc.free_port()
-    log_path = data_dir.parent / f"server-{processes}.log"
-    proc = sc.start_server(
-        port,
-        data_dir,
-        db_url,
-        log_path,
-        extra_args=["--workers", str(processes)],
-        extra_env={"OPENHORDE_ALLOW_CUSTOM_MODELS": "true"},
-    )
-    url = f"http://127.0.0.1:{port}"
+    cfg: argparse.Namespace, server: Server, database: ScratchDatabase, models: list[str], setup: Setup | None
+) -> tuple[RunResult, Setup]:
+    """One measured run on a started server (preparing the queue first if no run did yet)."""
+    http = HttpClient(server.url, cfg.lanes + SPARE_CONNECTIONS)
+    api = Api(http)
     try:
-        await sc.wait_ready(url, 90, proc)
-        client = Client(url, cfg.lanes + 16)
-        try:
-            if workers is None:
-                took = await fill_queue(client, database, models, cfg.queued)
-                print(f"queued {cfg.queued} requests over {len(models)} models in {took:.1f} s", flush=True)
-                began = time.monotonic()
-                workers = await register_workers(client, models, cfg.workers, cfg.owners)
-                print(f"registered {len(workers)} workers in {time.monotonic() - began:.1f} s", flush=True)
-                single_pops.update(await measure_single_pops(client, workers, SINGLE_POPS))
-                single_pops["fresh_check_ms"] = await measure_fresh_checks(client, database, FRESH_CHECKS)
-                print_single_pops(single_pops)
-            depth = await pg(database, "SELECT coalesce(sum(n_waiting), 0) FROM requests WHERE state = 'queued'")
-            result = RunResult(processes, int(depth))
-            probe = sc.CpuProbe(proc.pid, True)
-            await measure(client, workers, cfg.lanes, cfg.warmup, cfg.seconds, sc.make_artifact().webp, result, probe)
-        finally:
-            await client.transport.aclose()
+        if setup is None:
+            setup = await prepare(api, database, models, cfg)
+        depth = await database.fetchval("SELECT coalesce(sum(n_waiting), 0) FROM requests WHERE state = 'queued'")
+        result = RunResult(server.processes, int(depth), Stats())
+        await measure(api, setup.workers, cfg, CpuProbe(server.pid, True), result)
     finally:
-        sc.stop_server(proc)
-        sc.report_log(log_path, None)
-    return result, workers
+        await http.aclose()
+    return result, setup
 
 
 def print_single_pops(single: dict[str, Any]) -> None:
+    """The single-call latencies."""
     print(f"\n== {SINGLE_POPS} pops one at a time (no other traffic) ==")
     for label, key in (("with a job", "with_job_ms"), ("matching nothing", "matching_nothing_ms")):
         s = single[key]
@@ -326,6 +299,7 @@ def print_single_pops(single: dict[str, Any]) -> None:
 
 
 def print_run(result: RunResult) -> None:
+    """One run's figures."""
     s = result.summary()
     pop = s["pop_ms"] or {}
     print(f"\n== {result.processes} server process(es), {result.queued_at_start} images queued at start ==")
@@ -335,53 +309,56 @@ def print_run(result: RunResult) -> None:
     )
     if s["empty_pop_ms"]:
         print(f"  empty pops: {s['empty_pop_ms']['count']}  p99 {s['empty_pop_ms']['p99']} ms")
-    print(f"  completed jobs: {result.completed} in {result.seconds:.1f} s = {s['jobs_per_s']} jobs/s")
-    print(
-        f"  cores busy: server {s['cpu_cores_busy']['server']}, postgres {s['cpu_cores_busy']['postgres']},"
-        f" driver {s['cpu_cores_busy']['driver']}"
-    )
-    print(f"  errors: {result.errors or 'none'}", flush=True)
+    print(f"  completed jobs: {result.stats.completed} in {result.seconds:.1f} s = {s['jobs_per_s']} jobs/s")
+    cores, per_job = s["cpu_cores_busy"], s["cpu_ms_per_job"] or {}
+    print(f"  cores busy: server {cores['server']}, postgres {cores['postgres']}, driver {cores['driver']}")
+    print(f"  CPU ms per job: server {per_job.get('server')}, postgres {per_job.get('db')}")
+    print(f"  errors: {s['errors'] or 'none'}", flush=True)
 
 
-async def amain(cfg: argparse.Namespace) -> dict[str, Any]:
-    database = f"scale_{secrets.token_hex(5)}"
-    models = [f"scale-model-{i:02d}" for i in range(cfg.models)]
-    await sc.pg_admin(f'CREATE DATABASE "{database}"')
-    tmp = Path(tempfile.mkdtemp(prefix="openhorde-scale-"))
-    results: list[RunResult] = []
-    single_pops: dict[str, Any] = {}
-    try:
-        workers: list[Worker] | None = None
-        for processes in cfg.processes:
-            db_url = sc.PG_SERVER_URL.format(db=database)
-            result, workers = await run_processes(
-                cfg, database, db_url, tmp / "data", processes, workers, models, single_pops
-            )
-            print_run(result)
-            results.append(result)
-    finally:
-        await sc.pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
+def summarize(cfg: argparse.Namespace, results: list[RunResult], setup: Setup | None) -> dict[str, Any]:
+    """The RESULT object, and the two target lines."""
     summary: dict[str, Any] = {
         "queued": cfg.queued,
         "workers": cfg.workers,
         "models": cfg.models,
         "lanes": cfg.lanes,
-        "single_pops": single_pops,
+        "single_pops": setup.single_pops if setup else {},
         "runs": [r.summary() for r in results],
     }
-    rates = {r.processes: r.completed / r.seconds for r in results if r.seconds}
+    rates = {r.processes: r.stats.completed / r.seconds for r in results if r.seconds}
     if 1 in rates and 2 in rates and rates[1]:
         summary["speedup_2_vs_1"] = round(rates[2] / rates[1], 2)
         print(f"\n2 processes / 1 process throughput: {summary['speedup_2_vs_1']}x (target >= 1.6)")
-    p99s = [r.summary()["pop_ms"]["p99"] for r in results if r.pops]
+    p99s = [row["p99"] for r in results if (row := r.samples("pop(job)"))]
     if p99s:
         print(f"worst pop p99: {max(p99s)} ms (target < 50 ms)")
     return summary
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+async def amain(cfg: argparse.Namespace) -> dict[str, Any]:
+    """One database and data directory; a server per process count on it, one after the other."""
+    models = [f"scale-model-{i:02d}" for i in range(cfg.models)]
+    results: list[RunResult] = []
+    setup: Setup | None = None
+    async with scratch_database("scale") as database, temporary_workdir("openhorde-scale-") as workdir:
+        for processes in cfg.processes:
+            options = ServerOptions(processes=processes, env=SERVER_ENV, startup_timeout=STARTUP_TIMEOUT_S)
+            async with running_server(workdir, database, options, name=f"server-{processes}") as server:
+                result, setup = await run_processes(cfg, server, database, models, setup)
+            print_run(result)
+            results.append(result)
+    return summarize(cfg, results, setup)
+
+
+def process_counts(text: str) -> list[int]:
+    """argparse type: comma-separated server process counts."""
+    return [int(x) for x in text.split(",")]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (``--quick`` rewrites the sizes)."""
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="10,000 queued, 200 workers, 8 s per run")
     p.add_argument("--queued", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=1_000)
@@ -390,12 +367,18 @@ def main() -> int:
     p.add_argument("--lanes", type=int, default=32, help="concurrent pop/upload/submit loops")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=3.0)
-    p.add_argument("--processes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
-    cfg = p.parse_args()
+    p.add_argument("--processes", type=process_counts, default=[1, 2], help="e.g. 1,2 or 2,1")
+    p.add_argument("--no-uvloop", action="store_true", help="plain asyncio loop")
+    cfg = p.parse_args(argv)
     if cfg.quick:
         cfg.queued, cfg.workers, cfg.seconds, cfg.warmup = 10_000, 200, 8.0, 2.0
-    summary = asyncio.run(amain(cfg))
-    print("RESULT " + json.dumps(summary, sort_keys=True), flush=True)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    cfg = parse_args(argv)
+    print_result(run_loop(amain(cfg), not cfg.no_uvloop))
     return 0
 
 

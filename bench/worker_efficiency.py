@@ -3,7 +3,8 @@
     python bench/worker_efficiency.py                 # tiny model on the CPU, 64×64, 4 steps, 60 jobs
     python bench/worker_efficiency.py --gpu           # also SD 1.5 architecture, 512×512 / 30 steps, on CUDA
 
-It starts ``openhorde serve`` on a loopback port with a fresh SQLite data directory, queues the jobs,
+It starts ``openhorde serve`` on a loopback port with a fresh SQLite data directory (``harness/launcher.py``,
+shared with the other benchmarks), queues the jobs,
 runs the real worker (``Runner`` + ``Engine``) in this process and reads the runner's generation
 timeline. It prints:
 
@@ -22,18 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from harness.client import Api, HttpClient
+from harness.horde import API, register_account
+from harness.launcher import launch, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -78,65 +77,7 @@ PYTHON_SWITCH_INTERVAL_S = 0.005
 """Python's default thread switch interval, for the ``--switch-ab`` comparison."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LocalHorde:
-    """``openhorde serve`` in a subprocess on a fresh data directory."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "openhorde", *args]
-
-    def environment(self) -> dict[str, str]:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-        env.pop("OPENHORDE_DATABASE_URL", None)
-        env["OPENHORDE_RATE_LIMITS"] = "off"
-        return env
-
-    def start(self) -> None:
-        log = open(self.data_dir / "server.log", "wb")  # noqa: SIM115 - the server keeps writing to it
-        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir / "data")]
-        self.process = subprocess.Popen(
-            self.command(*args), stdout=log, stderr=subprocess.STDOUT, env=self.environment()
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/v2/status/heartbeat", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"the server did not start; see {self.data_dir / 'server.log'}")
-
-    def admin(self, *args: str) -> None:
-        subprocess.run(
-            self.command("admin", *args, "--data-dir", str(self.data_dir / "data")),
-            check=True,
-            env=self.environment(),
-            capture_output=True,
-        )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-
-
-def register(horde: LocalHorde, username: str) -> tuple[int, str]:
-    answer = httpx.post(f"{horde.url}/api/v2/register", json={"username": username}, timeout=10).json()
-    return int(answer["id"]), str(answer["apikey"])
-
-
-def queue_requests(horde: LocalHorde, apikey: str, workload: Workload) -> None:
+async def queue_requests(api: Api, apikey: str, workload: Workload) -> None:
     params = {
         "width": workload.width,
         "height": workload.height,
@@ -144,12 +85,18 @@ def queue_requests(horde: LocalHorde, apikey: str, workload: Workload) -> None:
         "sampler_name": workload.sampler,
         "n": 1,
     }
-    with httpx.Client(base_url=f"{horde.url}/api/v2", headers={"apikey": apikey}, timeout=30) as client:
-        for index in range(workload.jobs):
-            body = {"prompt": f"a lighthouse at dusk, study {index}", "params": params, "models": [workload.model]}
-            answer = client.post("/generate/async", json=body)
-            if answer.status_code != 202:
-                raise RuntimeError(f"queueing failed: {answer.status_code} {answer.text}")
+    for index in range(workload.jobs):
+        body = {"prompt": f"a lighthouse at dusk, study {index}", "params": params, "models": [workload.model]}
+        reply = await api.call("async", "POST", f"{API}/generate/async", apikey=apikey, body=body)
+        if reply is None or reply.status != 202:
+            raise RuntimeError(f"queueing failed: {reply or dict(api.stats.errors)}")
+
+
+async def register_or_fail(api: Api, username: str) -> tuple[int, str]:
+    account = await register_account(api, username)
+    if account is None:
+        raise RuntimeError(f"registering {username} failed: {dict(api.stats.errors)}")
+    return account
 
 
 def measure(timeline: list[TimelineEntry]) -> Efficiency:
@@ -173,9 +120,9 @@ def measure(timeline: list[TimelineEntry]) -> Efficiency:
     )
 
 
-async def run_worker(horde: LocalHorde, apikey: str, workload: Workload, engine: Engine) -> Efficiency:
+async def run_worker(url: str, apikey: str, workload: Workload, engine: Engine) -> Efficiency:
     settings = WorkerSettings(
-        horde_url=horde.url,
+        horde_url=url,
         api_key=apikey,
         name="bench-worker",
         models=[workload.model],
@@ -202,19 +149,26 @@ def warm_up(engine: Engine, workload: Workload) -> None:
     engine.generate(spec)
 
 
+async def serve_and_run(workload: Workload, engine: Engine) -> Efficiency:
+    """A fresh SQLite server (the shared launcher), the jobs queued by one requester, then the worker."""
+    async with launch("sqlite") as server:
+        http = HttpClient(server.url, 2)
+        try:
+            api = Api(http)
+            requester_id, requester_key = await register_or_fail(api, "bench-requester")
+            _, worker_key = await register_or_fail(api, "bench-owner")
+            await asyncio.to_thread(
+                run_cli, server, "admin", "set-concurrency", str(requester_id), str(workload.jobs + 10)
+            )
+            await queue_requests(api, requester_key, workload)
+        finally:
+            await http.aclose()
+        return await run_worker(server.url, worker_key, workload, engine)
+
+
 def run_benchmark(workload: Workload, engine: Engine) -> Efficiency:
     warm_up(engine, workload)
-    with tempfile.TemporaryDirectory(prefix="openhorde-bench-") as scratch:
-        horde = LocalHorde(Path(scratch))
-        horde.start()
-        try:
-            requester_id, requester_key = register(horde, "bench-requester")
-            _, worker_key = register(horde, "bench-owner")
-            horde.admin("set-concurrency", str(requester_id), str(workload.jobs + 10))
-            queue_requests(horde, requester_key, workload)
-            return asyncio.run(run_worker(horde, worker_key, workload, engine))
-        finally:
-            horde.stop()
+    return asyncio.run(serve_and_run(workload, engine))
 
 
 def report(title: str, result: Efficiency) -> None:
