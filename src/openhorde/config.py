@@ -40,9 +40,10 @@ DEFAULT_CHECK_IN_DEBOUNCE_SECONDS = 30
 DEFAULT_MAINTENANCE_INTERVAL_SECONDS = 5.0
 """How often the server expires leases and removes old requests."""
 
-DEFAULT_CHECK_CACHE_SECONDS = 1.0
-"""How long a ``/generate/check`` answer may be reused (the AI Horde caches it 1 s); this process's own
-pops, submits and cancels refresh it at once."""
+DEFAULT_CHECK_CACHE_SECONDS = 10.0
+"""How long a process may reuse a request's counters for ``/generate/check``; every change of the request, in any
+server process, drops them at once, so this only bounds the cost of a change announcement lost on the way.
+``0`` reads them on every check."""
 
 DEFAULT_SOURCE_FETCH_TIMEOUT_SECONDS = 15.0
 """Total time a source image given as an http(s) URL may take to download: connecting, every redirect and
@@ -65,21 +66,21 @@ Unset: room for a source image and a mask of ``max_upload_bytes`` each, base64-e
 REQUEST_BODY_HEADROOM_BYTES = 2 * 1024 * 1024
 """Room for the rest of a request (prompt, parameters) beside its base64 images, in bytes."""
 
-# Moderation (issue 5, part B): horde modes and prompt filters.
+# Moderation: horde modes and prompt filters.
 DEFAULT_MODES_CACHE_SECONDS = 2.0
 """How long a process reuses the horde modes (and the prompt filters' version) before reading them again;
 the process that changes them sees the change at once."""
 
-# Tiers and Stripe (issue 5, part D1): the Supporter tier's boost and monthly grant, bought credits.
+# Tiers and Stripe: the Supporter tier's boost and monthly grant, bought credits.
 DEFAULT_SUPPORTER_PRIORITY_BOOST = 3000.0
 """Queue priority (in kudos) added to a supporter's requests: 3000 is worth 600 s of waiting."""
 
 DEFAULT_SUPPORTER_MONTHLY_KUDOS = 1000
 """Kudos granted to a supporter once per calendar month (UTC) in which they are a supporter."""
 
-# Rate limits and IP countermeasures (issue 5, part A). Limits read "N/unit[, N/unit...]" (units second,
-# minute, hour, day; a window length may precede the unit: "5/10s"); "" means no limit. Numbers are the
-# AI Horde's (reference §4.1) except where noted.
+# Rate limits and IP countermeasures. Limits read "N/unit[, N/unit...]" (units second, minute, hour, day; a
+# window length may precede the unit: "5/10s"); "" means no limit. Numbers are the AI Horde's (reference §4.1)
+# except where noted.
 DEFAULT_RATE_LIMIT_DEFAULT = "90/minute"
 """Per IP, on every /api/v2 route without limits of its own (``/status/heartbeat`` is exempt)."""
 DEFAULT_RATE_LIMIT_GENERATE_ASYNC = "90/minute, 2/second"
@@ -106,8 +107,8 @@ DEFAULT_ANONYMOUS_IP_CONCURRENCY = 30
 """Images the anonymous key may have queued from one IP (ours; a registered user's default concurrency)."""
 DEFAULT_REDIS_KEY_PREFIX = "openhorde:"
 
-# Worker economy (issue 5, part D2): uptime rewards, escrow of untrusted owners' rewards, automatic trust and
-# automatic maintenance. Numbers are the AI Horde's (reference §3.3, §4.5) except where noted.
+# Worker economy: uptime rewards, escrow of untrusted owners' rewards, automatic trust and automatic maintenance.
+# Numbers are the AI Horde's (reference §3.3, §4.5) except where noted.
 DEFAULT_UPTIME_REWARD_INTERVAL_SECONDS = 600
 """An online worker earns its uptime reward (50 + 2 per model, +30 with LoRA) once per this much uptime."""
 DEFAULT_ESCROW_SHARE = 0.5
@@ -124,13 +125,13 @@ DEFAULT_TRUST_MIN_ACCOUNT_AGE_SECONDS = 7 * 24 * 3600
 DEFAULT_WORKER_MAX_ABORTS_PER_HOUR = 20
 """A worker with more aborted (faulted or expired) jobs than this within an hour is put into maintenance."""
 
-# Shared keys and teams (issue 5, part C). Numbers are the AI Horde's (reference §1.4).
+# Shared keys and teams. Numbers are the AI Horde's (reference §1.4).
 DEFAULT_MAX_SHARED_KEYS = 3
 """Shared keys a user may have at once."""
 DEFAULT_MAX_SHARED_KEYS_TRUSTED = 10
 """Shared keys a trusted user or a moderator may have at once (education accounts: 1000)."""
 
-# Webhooks (issue 6, part B): signed deliveries from an outbox, retried with backoff.
+# Webhooks: signed deliveries from an outbox, retried with backoff.
 DEFAULT_WEBHOOK_TIMEOUT_SECONDS = 10.0
 """Time one webhook POST may take (connect to response) before it counts as failed."""
 DEFAULT_WEBHOOK_MAX_ATTEMPTS = 8
@@ -142,7 +143,7 @@ DEFAULT_WEBHOOK_BACKOFF_MAX_SECONDS = 3600.0
 DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS = 1.0
 """How often each server process looks for due webhook deliveries."""
 
-# Several servers, metrics, S3 blobs (issue 6, part C).
+# Several servers, metrics, S3 blobs.
 DEFAULT_BLOB_STORE: Literal["local", "s3"] = "local"
 """Where images live: "local" (the data directory, served by ``/blobs``) or "s3" (a bucket, presigned links)."""
 DEFAULT_S3_ADDRESSING_STYLE: Literal["auto", "path", "virtual"] = "auto"
@@ -152,7 +153,7 @@ DEFAULT_S3_PREFIX = ""
 DEFAULT_METRICS_ENABLED = True
 """Serve ``GET /metrics`` (Prometheus text format)."""
 
-# Push instead of poll (issue 6, part A): request event streams and ``Prefer: wait``.
+# Push instead of poll: request event streams and ``Prefer: wait``.
 DEFAULT_PREFER_WAIT_MAX_SECONDS = 60
 """Longest ``Prefer: wait=N`` honoured on ``POST /generate/async``; larger N are cut to it."""
 DEFAULT_EVENT_STREAM_POLL_SECONDS = 2.0
@@ -204,7 +205,7 @@ class Settings(BaseSettings):
         default=False,
         description="Let workers advertise models that are not in the catalogue.",
     )
-    # Rate limits and IP countermeasures (issue 5, part A).
+    # Rate limits and IP countermeasures.
     rate_limits: Literal["on", "off"] = Field(
         default="on",
         description="'off' turns every rate limit and the anonymous per-IP queue limit off (load tests).",
@@ -227,7 +228,7 @@ class Settings(BaseSettings):
     rate_limit_users: str = DEFAULT_RATE_LIMIT_USERS
     rate_limit_worker_modify: str = DEFAULT_RATE_LIMIT_WORKER_MODIFY
     anonymous_ip_concurrency: int = Field(default=DEFAULT_ANONYMOUS_IP_CONCURRENCY, ge=1)
-    # Shared keys and teams (issue 5, part C).
+    # Shared keys and teams.
     max_shared_keys: int = Field(default=DEFAULT_MAX_SHARED_KEYS, ge=0)
     max_shared_keys_trusted: int = Field(default=DEFAULT_MAX_SHARED_KEYS_TRUSTED, ge=0)
     log_level: LogLevel = "info"
@@ -237,7 +238,7 @@ class Settings(BaseSettings):
         le=64,
         description="Server processes sharing the port; use PostgreSQL when more than one.",
     )
-    # Worker economy (issue 5, part D2).
+    # Worker economy.
     uptime_reward_interval_seconds: int = Field(
         default=DEFAULT_UPTIME_REWARD_INTERVAL_SECONDS,
         ge=0,
@@ -268,7 +269,7 @@ class Settings(BaseSettings):
         ge=0,
         description="Aborted jobs per hour beyond which a worker goes into maintenance; unset: never.",
     )
-    # Tiers and Stripe (issue 5, part D1).
+    # Tiers and Stripe.
     supporter_priority_boost: float = Field(
         default=DEFAULT_SUPPORTER_PRIORITY_BOOST,
         ge=0,
@@ -283,7 +284,7 @@ class Settings(BaseSettings):
         default=None,
         description="Signing secret (whsec_...) of the Stripe webhook endpoint; unset turns the endpoint off.",
     )
-    # Webhooks (issue 6, part B).
+    # Webhooks.
     webhook_secret: str | None = Field(
         default=None,
         description="Secret that signs webhook deliveries (X-OpenHorde-Signature); unset: derived from the "
@@ -298,7 +299,7 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = Field(default=DEFAULT_WEBHOOK_BACKOFF_SECONDS, ge=0)
     webhook_backoff_max_seconds: float = Field(default=DEFAULT_WEBHOOK_BACKOFF_MAX_SECONDS, ge=0)
     webhook_poll_interval_seconds: float = Field(default=DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS, gt=0)
-    # Several servers, metrics, S3 blobs (issue 6, part C).
+    # Several servers, metrics, S3 blobs.
     blob_store: Literal["local", "s3"] = Field(
         default=DEFAULT_BLOB_STORE,
         description="'local': images in the data directory, served through /blobs; 's3': an S3-compatible "
@@ -324,7 +325,7 @@ class Settings(BaseSettings):
         description="Serve GET /metrics (Prometheus); block it at the reverse proxy if it should stay private.",
     )
 
-    # Push instead of poll (issue 6, part A).
+    # Push instead of poll.
     prefer_wait_max_seconds: int = Field(
         default=DEFAULT_PREFER_WAIT_MAX_SECONDS,
         ge=0,

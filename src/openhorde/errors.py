@@ -1,41 +1,43 @@
-"""The one exception hierarchy; over 400 lines because every error of every part sits here, each with its rc.
+"""The one exception hierarchy; long because every error the server answers with sits here, one class per rc.
 
 Each error renders as ``{"message": ..., "rc": ...}``.
 
 A subclass sets ``rc`` (the AI Horde return code) and ``status`` (the HTTP status); its
 docstring is its default message. ``api/app.py`` maps every ``HordeError`` to a response in
-one handler; anything else is logged and answered with a generic 500.
+one handler; anything else is logged and answered with a generic 500. Below, a ``Parent: ...``
+line lists that parent's subclasses.
 
     HordeError (500)
     ├── BadRequest (400)
-    │   ├── ValidationFailed          payload does not match the schema
-    │   ├── InvalidCharacters         a NUL or a lone surrogate in any text (no database stores it)
-    │   ├── MissingPrompt, InvalidPromptSize, TooManySteps, UnsupportedSampler, TooManyLoras, ...
-    │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask / upload checks
-    │   ├── UnsupportedModel          UnexpectedModelName
-    │   ├── KudosValidationError      KudosTransfer* / KudosAward*
-    │   ├── NoValidActions            No*ModSelected
-    │   ├── NameAlreadyExists         WorkerNameAlreadyExists / UsernameAlreadyExists / TeamNameAlreadyExists
-    │   ├── SharedKeyLimitExceeded    a shared key's pixel or step cap
-    │   ├── DuplicateGen, AbortedGen
-    │   └── InvalidStateTransition    a lifecycle change the transition table forbids
+    │   ├── ValidationFailed, ClientDisconnected, InvalidCharacters, MissingPrompt, InvalidPromptSize,
+    │   │   TooManySteps, UnsupportedSampler, TooManyLoras, TooManyTIs, TooManyUpscalers, BadCFGDecimals,
+    │   │   UnsupportedModel, InvalidStateTransition, SourceMaskUnnecessary, InvalidUsername,
+    │   │   InvalidWorkerName, InvalidPriorityUsername, DuplicateGen, AbortedGen, CorruptPrompt,
+    │   │   InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
+    │   │   StripeEventUnusable
+    │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask
+    │   ├── KudosValidationError      KudosTransfer* / KudosAwardNotPositive
+    │   ├── NoValidActions            NoUserModSelected / NoWorkerModSelected
+    │   └── NameAlreadyExists         WorkerNameAlreadyExists / TeamNameAlreadyExists
     ├── InvalidAPIKey (401)
     ├── Forbidden (403)
-    │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, NotAllowedAwards, OwnPrivilegesForbidden
-    │   ├── AnonForbidden             AnonForbiddenWorker / AnonForbiddenUserMod
-    │   ├── KudosUpfront, WorkerMaintenance, DeletedUser, TooManyWorkers, InvalidUploadSignature,
-    │   │                             UploadClosed
-    │   ├── TimeoutIP                 a moderator timed the caller's address out
-    │   ├── NotTrusted                UntrustedTeamCreation
-    │   ├── SharedKeyEmpty, SharedKeyExpired, SharedKeyInsufficientKudos, TooManySharedKeys
+    │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, OwnPrivilegesForbidden, DeletedUser,
+    │   │   NotAllowedAwards, KudosUpfront, TooManyWorkers, InvalidUploadSignature, UploadClosed,
+    │   │   WorkerInviteOnly, MessagesOnlyOwnWorkers, SharedKeyEmpty, SharedKeyExpired,
+    │   │   SharedKeyInsufficientKudos, TooManySharedKeys, TimeoutIP
+    │   ├── AnonForbidden             AnonForbiddenUserMod / AnonForbiddenWorker
+    │   ├── WorkerMaintenance         WorkerFlaggedMaintenance
+    │   └── NotTrusted                UntrustedTeamCreation
     ├── NotFound (404)
-    │   └── InvalidJobID, RequestNotFound, WorkerNotFound, UserNotFound, ModelNotFound, BlobNotFound,
-    │       GalleryImageNotFound, SharedKeyNotFound, TeamNotFound
+    │   └── ModelNotFound, BlobNotFound, GalleryImageNotFound, UserNotFound, WorkerNotFound, InvalidJobID,
+    │       RequestNotFound, FilterNotFound, WorkerMessageNotFound, TeamNotFound, SharedKeyNotFound,
+    │       StripeNotConfigured
     ├── PayloadTooLarge (413)
     │   └── RequestTooLarge           a body over max_request_body_bytes
     ├── Locked (423)                  a worker with jobs in progress cannot be deleted
     ├── TooManyPrompts (429)
-    └── RateLimited (429)             a rate limit; carries Retry-After
+    ├── RateLimited (429)             a rate limit; carries Retry-After
+    └── MaintenanceMode (503)
 """
 
 from __future__ import annotations
@@ -46,21 +48,26 @@ EXTENSION_RCS: frozenset[str] = frozenset(
     {
         # Return codes of our own, for things the AI Horde has no code for (our extensions).
         "ValidationError",
-        "UsernameAlreadyExists",
-        "InvalidStateTransition",
-        "InvalidUploadSignature",
-        "UploadClosed",
-        "UploadTooLarge",
-        "BlobNotFound",
-        "GalleryImageNotFound",
-        "ModelNotFound",
         "InternalServerError",
         "ClientDisconnected",
+        "InvalidStateTransition",
+        "ModelNotFound",
+        # Source images and uploads. The reference names the family `SourceImage*`.
         "SourceImageUnreadable",
         "SourceImageSizeExceeded",
         "SourceImageResolutionExceeded",
         "SourceImageUrlInvalid",
         "SourceMaskMismatch",
+        "InvalidUploadSignature",
+        "UploadClosed",
+        "UploadTooLarge",
+        "BlobNotFound",
+        "GalleryImageNotFound",
+        # Accounts, workers and kudos. The reference names the families `KudosTransfer*` and `No*ModSelected`.
+        "UsernameAlreadyExists",
+        "InvalidUsername",
+        "InvalidWorkerName",
+        "NoWorkerModSelected",
         "KudosTransferToAnon",
         "KudosTransferFromAnon",
         "KudosTransferToSelf",
@@ -68,23 +75,22 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "KudosTransferNotPositive",
         "KudosAwardNotPositive",
         "KudosTransferIdempotencyMismatch",
-        "InvalidWorkerName",
-        "InvalidUsername",
         # Moderation rules: names checked after trimming; a moderator raising their own privileges.
         "InvalidTeamName",
         "InvalidSharedKeyName",
         "CannotModifyOwnPrivileges",
-        # Shared keys and teams (issue 5, part C). The reference writes `SharedKeyEmpty/Expired`; its
-        # "<Thing>NotFound" pattern gives SharedKeyNotFound; the caps and key count have no code there.
+        # Shared keys and teams. The reference writes `SharedKeyEmpty/Expired`; its "<Thing>NotFound"
+        # pattern gives SharedKeyNotFound; the caps and key count have no code there.
         "SharedKeyExpired",
         "SharedKeyNotFound",
         "SharedKeyLimitExceeded",
         "TooManySharedKeys",
-        "RateLimited",
+        # Billing.
         "StripeSignatureInvalid",
         "StripeEventUnusable",
         "StripeNotConfigured",
-        # Size limits and bad text.
+        # Limits: rate limits, size limits and bad text.
+        "RateLimited",
         "RequestTooLarge",
         "InvalidCharacters",
     }
@@ -99,18 +105,17 @@ class HordeError(Exception):
     retry_after: int | None = None
     """Seconds to wait before trying again, sent as ``Retry-After`` when set."""
 
-    def __init__(self, message: str | None = None, *, rc: str | None = None, **extra: Any) -> None:
+    def __init__(self, message: str | None = None, **extra: Any) -> None:
         self.message = message or (self.__doc__ or "").strip().splitlines()[0]
-        self.rc_value = rc or self.rc
         self.extra = extra
         super().__init__(self.message)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body of the error response."""
-        return {"message": self.message, "rc": self.rc_value, **self.extra}
+        return {"message": self.message, "rc": self.rc, **self.extra}
 
 
-# 400 ------------------------------------------------------------------------------------
+# Base classes, one per HTTP status that has subclasses --------------------------------------------
 
 
 class BadRequest(HordeError):
@@ -118,6 +123,30 @@ class BadRequest(HordeError):
 
     rc = "BadRequest"
     status = 400
+
+
+class Forbidden(HordeError):
+    """You are not allowed to do this."""
+
+    rc = "Forbidden"
+    status = 403
+
+
+class NotFound(HordeError):
+    """Not found."""
+
+    rc = "ThingNotFound"
+    status = 404
+
+
+class PayloadTooLarge(HordeError):
+    """The upload is too large."""
+
+    rc = "UploadTooLarge"
+    status = 413
+
+
+# Requests and validation: payloads, prompts, generation parameters, models --------------------------
 
 
 class ClientDisconnected(BadRequest):
@@ -186,28 +215,16 @@ class BadCFGDecimals(BadRequest):
     rc = "BadCFGDecimals"
 
 
-class ImageValidationFailed(BadRequest):
-    """The image could not be validated."""
-
-    rc = "ImageValidationFailed"
-
-
-class SourceMaskUnnecessary(BadRequest):
-    """A source mask was sent without a source image."""
-
-    rc = "SourceMaskUnnecessary"
-
-
 class UnsupportedModel(BadRequest):
     """This model is not in the model catalogue."""
 
     rc = "UnexpectedModelName"
 
 
-class KudosValidationError(BadRequest):
-    """This kudos operation is not valid."""
+class ModelNotFound(NotFound):
+    """Model not found."""
 
-    rc = "KudosValidationError"
+    rc = "ModelNotFound"
 
 
 class NoValidActions(BadRequest):
@@ -222,25 +239,82 @@ class NameAlreadyExists(BadRequest):
     rc = "NameAlreadyExists"
 
 
-class DuplicateGen(BadRequest):
-    """This job has already been submitted."""
-
-    rc = "DuplicateGen"
-
-
-class AbortedGen(BadRequest):
-    """This job was aborted because it ran past its time limit or was faulted; it was handed to another worker."""
-
-    rc = "AbortedGen"
-
-
 class InvalidStateTransition(BadRequest):
     """This change of state is not allowed."""
 
     rc = "InvalidStateTransition"
 
 
-# 401 / 403 ------------------------------------------------------------------------------
+# Source images and uploads: source images and masks, uploaded results, stored images ----------------
+
+
+class ImageValidationFailed(BadRequest):
+    """The image could not be validated."""
+
+    rc = "ImageValidationFailed"
+
+
+class SourceImageUnreadable(ImageValidationFailed):
+    """The source image is not a readable image."""
+
+    rc = "SourceImageUnreadable"
+
+
+class SourceImageSizeExceeded(ImageValidationFailed):
+    """The source image is too large."""
+
+    rc = "SourceImageSizeExceeded"
+
+
+class SourceImageResolutionExceeded(ImageValidationFailed):
+    """The source image has too many pixels."""
+
+    rc = "SourceImageResolutionExceeded"
+
+
+class SourceImageUrlInvalid(ImageValidationFailed):
+    """The source image URL could not be fetched."""
+
+    rc = "SourceImageUrlInvalid"
+
+
+class InpaintingMissingMask(ImageValidationFailed):
+    """Inpainting needs a source_mask or a source image with an alpha channel."""
+
+    rc = "InpaintingMissingMask"
+
+
+class SourceMaskUnnecessary(BadRequest):
+    """A source mask was sent without a source image."""
+
+    rc = "SourceMaskUnnecessary"
+
+
+class InvalidUploadSignature(Forbidden):
+    """This upload or download link is invalid or has expired."""
+
+    rc = "InvalidUploadSignature"
+
+
+class UploadClosed(Forbidden):
+    """This job is no longer being generated, so its image can no longer be uploaded or replaced."""
+
+    rc = "UploadClosed"
+
+
+class BlobNotFound(NotFound):
+    """This image does not exist or has been removed."""
+
+    rc = "BlobNotFound"
+
+
+class GalleryImageNotFound(NotFound):
+    """This image is not in your gallery."""
+
+    rc = "GalleryImageNotFound"
+
+
+# Accounts and keys: API keys, roles, ownership, usernames ---------------------------------------------
 
 
 class InvalidAPIKey(HordeError):
@@ -248,13 +322,6 @@ class InvalidAPIKey(HordeError):
 
     rc = "InvalidAPIKey"
     status = 401
-
-
-class Forbidden(HordeError):
-    """You are not allowed to do this."""
-
-    rc = "Forbidden"
-    status = 403
 
 
 class WrongCredentials(Forbidden):
@@ -281,12 +348,6 @@ class NotOwner(Forbidden):
     rc = "NotOwner"
 
 
-class NotAllowedAwards(Forbidden):
-    """You are not allowed to award kudos."""
-
-    rc = "NotAllowedAwards"
-
-
 class OwnPrivilegesForbidden(Forbidden):
     """Moderators cannot change their own roles, trust, flags or limits; ask an admin."""
 
@@ -299,10 +360,91 @@ class AnonForbidden(Forbidden):
     rc = "AnonForbidden"
 
 
+class AnonForbiddenUserMod(AnonForbidden):
+    """The anonymous user cannot be changed."""
+
+    rc = "AnonForbiddenUserMod"
+
+
 class DeletedUser(Forbidden):
     """This account has been deleted."""
 
     rc = "DeletedUser"
+
+
+class InvalidUsername(BadRequest):
+    """A username has 2 to 30 letters, digits, spaces, dots, dashes or underscores."""
+
+    rc = "InvalidUsername"
+
+
+class NoUserModSelected(NoValidActions):
+    """No user modification selected!"""
+
+    rc = "NoUserModSelected"
+
+
+class UserNotFound(NotFound):
+    """User not found."""
+
+    rc = "UserNotFound"
+
+
+# Kudos: transfers, awards, upfront payment ----------------------------------------------------------
+
+
+class KudosValidationError(BadRequest):
+    """This kudos operation is not valid."""
+
+    rc = "KudosValidationError"
+
+
+class KudosTransferFromAnon(KudosValidationError):
+    """The anonymous user cannot transfer kudos."""
+
+    rc = "KudosTransferFromAnon"
+
+
+class KudosTransferToAnon(KudosValidationError):
+    """Kudos cannot be sent to the anonymous user."""
+
+    rc = "KudosTransferToAnon"
+
+
+class KudosTransferToSelf(KudosValidationError):
+    """You cannot transfer kudos to yourself."""
+
+    rc = "KudosTransferToSelf"
+
+
+class KudosTransferNotPositive(KudosValidationError):
+    """The amount to transfer must be positive."""
+
+    rc = "KudosTransferNotPositive"
+
+
+class KudosTransferNotEnough(KudosValidationError):
+    """Not enough kudos to transfer."""
+
+    rc = "KudosTransferNotEnough"
+
+
+class KudosTransferIdempotencyMismatch(KudosValidationError):
+    """This Idempotency-Key was used for a different transfer."""
+
+    rc = "KudosTransferIdempotencyMismatch"
+
+
+class KudosAwardNotPositive(KudosValidationError):
+    """The amount of kudos must be positive."""
+
+    rc = "KudosAwardNotPositive"
+
+
+class NotAllowedAwards(Forbidden):
+    """You are not allowed to award kudos."""
+
+    rc = "NotAllowedAwards"
 
 
 class KudosUpfront(Forbidden):
@@ -311,10 +453,49 @@ class KudosUpfront(Forbidden):
     rc = "KudosUpfront"
 
 
+# Workers: check-in, names, settings, maintenance, removal --------------------------------------------
+
+
+class AnonForbiddenWorker(AnonForbidden):
+    """Anonymous users cannot run workers; register for an API key."""
+
+    rc = "AnonForbiddenWorker"
+
+
+class InvalidWorkerName(BadRequest):
+    """This worker name is too short or too long."""
+
+    rc = "InvalidWorkerName"
+
+
+class WorkerNameAlreadyExists(NameAlreadyExists):
+    """A worker with this name exists already; worker names are unique regardless of case."""
+
+    rc = "WorkerNameAlreadyExists"
+
+
+class InvalidPriorityUsername(BadRequest):
+    """A priority username is not of the form name#id."""
+
+    rc = "InvalidPriorityUsername"
+
+
+class NoWorkerModSelected(NoValidActions):
+    """No worker modification selected!"""
+
+    rc = "NoWorkerModSelected"
+
+
 class WorkerMaintenance(Forbidden):
     """This worker is in maintenance mode."""
 
     rc = "WorkerMaintenance"
+
+
+class WorkerFlaggedMaintenance(WorkerMaintenance):
+    """This account is flagged; its workers are in maintenance. Contact a moderator."""
+
+    rc = "WorkerFlaggedMaintenance"
 
 
 class TooManyWorkers(Forbidden):
@@ -323,32 +504,20 @@ class TooManyWorkers(Forbidden):
     rc = "TooManyWorkers"
 
 
-class TimeoutIP(Forbidden):
-    """Your IP address has been timed out; try again later."""
+class WorkerNotFound(NotFound):
+    """Worker not found."""
 
-    rc = "TimeoutIP"
-
-
-class InvalidUploadSignature(Forbidden):
-    """This upload or download link is invalid or has expired."""
-
-    rc = "InvalidUploadSignature"
+    rc = "WorkerNotFound"
 
 
-class UploadClosed(Forbidden):
-    """This job is no longer being generated, so its image can no longer be uploaded or replaced."""
+class Locked(HordeError):
+    """This is still in use and cannot be removed now."""
 
-    rc = "UploadClosed"
-
-
-# 404 ------------------------------------------------------------------------------------
+    rc = "Locked"
+    status = 423
 
 
-class NotFound(HordeError):
-    """Not found."""
-
-    rc = "ThingNotFound"
-    status = 404
+# Queue and jobs: requests and the jobs workers run for them ------------------------------------------
 
 
 class InvalidJobID(NotFound):
@@ -363,105 +532,31 @@ class RequestNotFound(NotFound):
     rc = "RequestNotFound"
 
 
-class WorkerNotFound(NotFound):
-    """Worker not found."""
+class DuplicateGen(BadRequest):
+    """This job has already been submitted."""
 
-    rc = "WorkerNotFound"
-
-
-class UserNotFound(NotFound):
-    """User not found."""
-
-    rc = "UserNotFound"
+    rc = "DuplicateGen"
 
 
-class ModelNotFound(NotFound):
-    """Model not found."""
+class AbortedGen(BadRequest):
+    """This job was aborted because it ran past its time limit or was faulted; it was handed to another worker."""
 
-    rc = "ModelNotFound"
-
-
-class GalleryImageNotFound(NotFound):
-    """This image is not in your gallery."""
-
-    rc = "GalleryImageNotFound"
+    rc = "AbortedGen"
 
 
-class BlobNotFound(NotFound):
-    """This image does not exist or has been removed."""
-
-    rc = "BlobNotFound"
-
-
-# 413 / 423 / 429 ------------------------------------------------------------------------
-
-
-class PayloadTooLarge(HordeError):
-    """The upload is too large."""
-
-    rc = "UploadTooLarge"
-    status = 413
-
-
-class RequestTooLarge(PayloadTooLarge):
-    """The request body is too large."""
-
-    rc = "RequestTooLarge"
-
-
-class Locked(HordeError):
-    """This is still in use and cannot be removed now."""
-
-    rc = "Locked"
-    status = 423
-
-
-class TooManyPrompts(HordeError):
-    """Too many images are queued for this account; wait for some to finish."""
-
-    rc = "TooManyPrompts"
-    status = 429
-
-
-class RateLimited(HordeError):
-    """Too many calls; slow down."""
-
-    rc = "RateLimited"
-    status = 429
-
-    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-# Tiers and Stripe (issue 5, part D1) ------------------------------------------------------
-
-
-class StripeSignatureInvalid(BadRequest):
-    """The Stripe-Signature header does not match this webhook's secret."""
-
-    rc = "StripeSignatureInvalid"
-
-
-class StripeEventUnusable(BadRequest):
-    """This Stripe event cannot be applied: it names no known user or no amount of kudos."""
-
-    rc = "StripeEventUnusable"
-
-
-class StripeNotConfigured(NotFound):
-    """Stripe payments are not enabled on this horde (OPENHORDE_STRIPE_WEBHOOK_SECRET is unset)."""
-
-    rc = "StripeNotConfigured"
-
-
-# Moderation: prompt filters, horde modes, worker messages (issue 5, part B) -----------------
+# Moderation: prompt filters, horde modes, worker messages --------------------------------------------
 
 
 class CorruptPrompt(BadRequest):
     """This prompt was refused by the horde's prompt filters."""
 
     rc = "CorruptPrompt"
+
+
+class FilterNotFound(NotFound):
+    """Filter not found."""
+
+    rc = "FilterNotFound"
 
 
 class MaintenanceMode(HordeError):
@@ -477,10 +572,10 @@ class WorkerInviteOnly(Forbidden):
     rc = "WorkerInviteOnly"
 
 
-class FilterNotFound(NotFound):
-    """Filter not found."""
+class MessagesOnlyOwnWorkers(Forbidden):
+    """You can only send or see messages to your own workers."""
 
-    rc = "FilterNotFound"
+    rc = "MessagesOnlyOwnWorkers"
 
 
 class WorkerMessageNotFound(NotFound):
@@ -489,13 +584,37 @@ class WorkerMessageNotFound(NotFound):
     rc = "WorkermessageNotFound"
 
 
-# Shared keys and teams (issue 5, part C) ---------------------------------------------------
+# Shared keys and teams ----------------------------------------------------------------------------------
 
 
 class NotTrusted(Forbidden):
     """Only trusted users can do this."""
 
     rc = "NotTrusted"
+
+
+class UntrustedTeamCreation(NotTrusted):
+    """Only trusted users can create teams."""
+
+    rc = "UntrustedTeamCreation"
+
+
+class InvalidTeamName(BadRequest):
+    """This team name is too short or too long."""
+
+    rc = "InvalidTeamName"
+
+
+class TeamNameAlreadyExists(NameAlreadyExists):
+    """A team with this name exists already; team names are unique regardless of case."""
+
+    rc = "TeamNameAlreadyExists"
+
+
+class TeamNotFound(NotFound):
+    """Team not found."""
+
+    rc = "TeamNotFound"
 
 
 class SharedKeyEmpty(Forbidden):
@@ -528,13 +647,67 @@ class SharedKeyLimitExceeded(BadRequest):
     rc = "SharedKeyLimitExceeded"
 
 
+class InvalidSharedKeyName(BadRequest):
+    """This shared key name is too short or too long."""
+
+    rc = "InvalidSharedKeyName"
+
+
 class SharedKeyNotFound(NotFound):
     """Shared key not found."""
 
     rc = "SharedKeyNotFound"
 
 
-class TeamNotFound(NotFound):
-    """Team not found."""
+# Billing: tiers and Stripe -------------------------------------------------------------------------------
 
-    rc = "TeamNotFound"
+
+class StripeSignatureInvalid(BadRequest):
+    """The Stripe-Signature header does not match this webhook's secret."""
+
+    rc = "StripeSignatureInvalid"
+
+
+class StripeEventUnusable(BadRequest):
+    """This Stripe event cannot be applied: it names no known user or no amount of kudos."""
+
+    rc = "StripeEventUnusable"
+
+
+class StripeNotConfigured(NotFound):
+    """Stripe payments are not enabled on this horde (OPENHORDE_STRIPE_WEBHOOK_SECRET is unset)."""
+
+    rc = "StripeNotConfigured"
+
+
+# Limits and rate limits: body sizes, queued images, call rates, timed-out addresses ------------------------
+
+
+class RequestTooLarge(PayloadTooLarge):
+    """The request body is too large."""
+
+    rc = "RequestTooLarge"
+
+
+class TooManyPrompts(HordeError):
+    """Too many images are queued for this account; wait for some to finish."""
+
+    rc = "TooManyPrompts"
+    status = 429
+
+
+class RateLimited(HordeError):
+    """Too many calls; slow down."""
+
+    rc = "RateLimited"
+    status = 429
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TimeoutIP(Forbidden):
+    """Your IP address has been timed out; try again later."""
+
+    rc = "TimeoutIP"

@@ -43,7 +43,7 @@ from openhorde.worker.models.catalogue import TINY_MODEL_NAME
 from tests.conftest import POSTGRES_ADMIN_DSN
 from tests.e2e.conftest import LiveServer, WorkerProcess, free_port, openhorde_command, wait_until_up
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_S = 12  # several jobs long (a 64² 6-step job: 0.7 s alone, 1-7 s in this crowd), about a server restart

@@ -1,8 +1,9 @@
 """Helpers for end-to-end tests that run a real `openhorde serve` subprocess.
 
 Fixtures:
-* `db_backend`: parametrized over "sqlite" (data dir only) and "postgres" (a fresh database per test on
-  127.0.0.1:5432, user postgres, trust auth; dropped afterwards; `scripts/services.sh` starts the server).
+* `db_backend`: "sqlite" (data dir only) or "postgres" (a fresh database per test on 127.0.0.1:5432, user
+  postgres, trust auth; dropped afterwards; `scripts/services.sh` starts the server), as the test's markers
+  choose (see tests/conftest.py: SQLite by default, `both_databases` or `postgres` for more).
 * `live_server`: a factory; `live_server()` starts a server on a free port with the current backend and
   returns a `LiveServer` (`.url` = http://127.0.0.1:PORT, `.api_url` = .../api/, `.log_path`,
   `.log_tail()`). Every server it started is terminated at teardown.
@@ -122,9 +123,12 @@ def fresh_postgres_database() -> Iterator[str]:
         asyncio.run(admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture
 def db_backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    """(backend name, OPENHORDE_DATABASE_URL or None for the data-dir default)."""
+    """(backend name, OPENHORDE_DATABASE_URL or None for the data-dir default).
+
+    Parametrised by ``tests/conftest.py``'s ``pytest_generate_tests``: SQLite unless the test is marked
+    ``both_databases`` or ``postgres``."""
     if request.param == "postgres":
         return "postgres", request.getfixturevalue("fresh_postgres_database")
     return "sqlite", None

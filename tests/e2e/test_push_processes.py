@@ -15,7 +15,7 @@ from PIL import Image
 from tests.e2e.conftest import LiveServer
 from tests.sse_client import EventReader
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]  # several server processes share one PostgreSQL
 
 POLL_SECONDS = "30"
 """The servers' streams re-read their requests this rarely: what arrives within seconds was pushed."""

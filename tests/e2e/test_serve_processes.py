@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from tests.e2e.conftest import LiveServer, openhorde_command
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]  # several server processes share one PostgreSQL
 
 REQUESTS = 12
 

@@ -210,12 +210,12 @@ async def _admin_and_worker(settings: Settings, api_key: str, worker_name: str) 
     """The key's user (id, admin?) and the owner of ``worker_name`` (display name), after a check-in."""
     db, ctx = await prepare_storage(settings)
     try:
-        async with db.unit_of_work() as session:
-            user = await accounts.authenticate(session, ctx.secret, api_key)
-            if await workers.get_worker_by_name(session, worker_name) is None:
-                await workers.check_in(session, ctx, user, workers.CheckIn(name=worker_name, models=["openhorde-tiny"]))
-            worker = await workers.get_worker_by_name(session, worker_name)
-            owner = await accounts.get_user(session, worker.user_id) if worker else None
+        async with db.store() as store:
+            user = await accounts.authenticate(store, ctx.secret, ctx.keys, api_key)
+            if await workers.get_worker_by_name(store, worker_name) is None:
+                await workers.check_in(store, ctx, user, workers.CheckIn(name=worker_name, models=["openhorde-tiny"]))
+            worker = await workers.get_worker_by_name(store, worker_name)
+            owner = await accounts.get_user(store, worker.user_id) if worker else None
             return user.id, user.is_admin, owner.display_name if owner else None
     finally:
         await db.dispose()

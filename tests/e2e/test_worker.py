@@ -27,16 +27,11 @@ from tests.adapter_files import make_lora, make_ti
 from tests.e2e.conftest import LiveServer, WorkerProcess, openhorde_command
 
 pytestmark = pytest.mark.e2e
+# The worker does not care which database the server uses: SQLite (the default engine) keeps these tests light.
 
 MODEL = "tiny-file"
 SMALL = {"width": 64, "height": 64, "steps": 3, "sampler_name": "k_euler"}
 DONE_TIMEOUT_S = 120.0
-
-
-@pytest.fixture
-def db_backend() -> tuple[str, str | None]:
-    """The worker does not care which database the server uses: SQLite keeps these tests light."""
-    return "sqlite", None
 
 
 @dataclass
@@ -284,8 +279,10 @@ def test_inpainting_keeps_the_unmasked_region(horde_factory: Callable[..., Horde
 def test_a_killed_workers_job_is_finished_by_another_worker(horde_factory: Callable[..., Horde]) -> None:
     horde = horde_factory(OPENHORDE_JOB_LEASE_SECONDS="15", OPENHORDE_MAINTENANCE_INTERVAL_SECONDS="0.5")
     first = horde.start_worker("doomed", "--queue-size", "0")
-    # Big enough that the first worker is still generating when it is killed.
-    request_id = horde.generate("a slow one", params={**SMALL, "width": 128, "height": 128, "steps": 20})
+    # Big enough that the first worker is still generating when it is killed, and small enough that the rescuer
+    # finishes well inside its 15 s lease while other tests load the machine (pytest-xdist): 20 steps took 10 s on
+    # a busy core, and a run where the request faulted (two more expired leases) was seen.
+    request_id = horde.generate("a slow one", params={**SMALL, "width": 128, "height": 128, "steps": 10})
     deadline = time.monotonic() + 90
     while horde.client.get(f"/generate/check/{request_id}").json()["processing"] == 0:
         assert time.monotonic() < deadline, first.log_tail()

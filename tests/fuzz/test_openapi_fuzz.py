@@ -73,13 +73,11 @@ class FuzzServer:
 async def _promote(database_url: str, user_id: int, admin_id: int) -> None:
     db = Database(database_url)
     try:
-        async with db.unit_of_work() as session:
-            user = await accounts.get_user(session, user_id)
-            await transfers.grant(session, user, 10_000)
-            admin = await accounts.get_user(session, admin_id)
-            admin.is_admin = True
-            admin.is_moderator = True
-            await transfers.grant(session, admin, 10_000)
+        async with db.store() as store:
+            user = await accounts.get_user(store, user_id)
+            await transfers.grant(store, user, 10_000)
+            await store.accounts.change(admin_id, is_admin=True, is_moderator=True)
+            await transfers.grant(store, await accounts.get_user(store, admin_id), 10_000)
     finally:
         await db.dispose()
 
@@ -87,8 +85,8 @@ async def _promote(database_url: str, user_id: int, admin_id: int) -> None:
 async def _ledger_ok(database_url: str) -> Any:
     db = Database(database_url)
     try:
-        async with db.unit_of_work() as session:
-            return await check_ledger(session)
+        async with db.store() as store:
+            return await check_ledger(store)
     finally:
         await db.dispose()
 

@@ -1,4 +1,4 @@
-"""``openhorde admin``: the real command line, run as a subprocess against each backend's database."""
+"""``openhorde admin``: the real command line, run as a subprocess against a migrated database."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from openhorde.domain import accounts, catalogue
 from openhorde.storage.db import Database
 from openhorde.storage.secrets import load_or_create_secret
 from openhorde.storage.tables import User
+
+# `openhorde admin` processes (seconds each: a Python start and the server's imports).
+pytestmark = pytest.mark.e2e
 
 
 @dataclass
@@ -85,7 +88,9 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 async def _user(db: Database, user_id: int) -> User:
     async with db.unit_of_work() as session:
-        return await accounts.get_user(session, user_id)
+        row = await session.get(User, user_id)
+        assert row is not None
+        return row
 
 
 async def test_create_user_prints_a_key_that_authenticates(cli: Cli, db: Database) -> None:
@@ -94,10 +99,11 @@ async def test_create_user_prints_a_key_that_authenticates(cli: Cli, db: Databas
 
     # The key works with the secret a server on this data directory would load.
     secret = load_or_create_secret(cli.data_dir)
-    async with db.unit_of_work() as session:
-        user = await accounts.authenticate(session, secret, api_key)
+    async with db.store() as store:
+        user = await accounts.authenticate(store, secret, accounts.KeyCache(), api_key)
         assert user.id == user_id and user.username == "cli-user"
-        assert user.kudos_cents == 5000 and user.is_trusted and user.is_customizer and not user.is_admin
+        assert await store.accounts.balance(user.id) == 5000
+        assert user.is_trusted and user.is_customizer and not user.is_admin
     second_id, second_key = await cli.create_user("cli-user")
     assert second_id != user_id and second_key != api_key
 
@@ -137,8 +143,8 @@ async def test_add_model_and_list_models(cli: Cli, db: Database) -> None:
     listed = await cli.ok("models")
     line = next(row for row in listed.splitlines() if "my-model" in row)
     assert "stable_diffusion_xl" in line and "True" in line
-    async with db.unit_of_work() as session:
-        assert "my-model" in {m.name for m in await catalogue.list_models(session)}
+    async with db.store() as store:
+        assert "my-model" in {m.name for m in await catalogue.list_models(store)}
 
     refused = await cli("add-model", "other-model", "--baseline", "no such baseline")
     assert refused.code == 1 and "Unknown baseline" in refused.stderr

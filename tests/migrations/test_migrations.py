@@ -27,6 +27,9 @@ from openhorde.storage.migrate import alembic_config, upgrade_to_head
 from openhorde.storage.tables import Base, Request
 from tests.conftest import admin_execute, postgres_url
 
+# The migrations run on both engines.
+pytestmark = pytest.mark.both_databases
+
 # SQLite reports the expression indexes of the queues (``queue_rank DESC``) as plain column
 # indexes on ``queue_rank``; Alembic cannot compare that with the model's textual
 # ``queue_rank DESC`` element, so it always proposes dropping and re-adding them. We drop those
@@ -187,8 +190,9 @@ async def test_0011_keeps_queued_requests_in_the_model_queues_with_their_rank(em
 
     async with empty_db.engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0010"))
+    async with empty_db.store() as store:
+        user = (await accounts.create_user(store, "secret", "upgrader")).user
     async with empty_db.unit_of_work() as session:
-        user = (await accounts.create_user(session, "secret", "upgrader")).user
         rows = (("queued-1", "queued", 12.5), ("busy-1", "queued", 7.0), ("done-1", "done", 99.0))
         for request_id, state, rank in rows:
             await session.execute(insert(Request), [request_row(request_id, user.id, state, rank)])
@@ -224,8 +228,9 @@ async def test_0012_renames_case_duplicate_names_and_then_refuses_them(empty_db:
 
     async with empty_db.engine.begin() as connection:
         await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0011"))
+    async with empty_db.store() as store:
+        user = (await accounts.create_user(store, "secret", "upgrader")).user
     async with empty_db.unit_of_work() as session:
-        user = (await accounts.create_user(session, "secret", "upgrader")).user
         workers = (("w-3", "ALICE-GPU", 3.0), ("w-1", "Alice-GPU", 1.0), ("w-2", "alice-gpu", 2.0), ("w-4", "bob", 1.0))
         for worker_id, name, created_at in workers:
             await session.execute(

@@ -1,4 +1,4 @@
-"""Only admins mint kudos (issue 12, item 3): ``POST /kudos/award`` gives user id 1 no power of its own, and every
+"""Only admins mint kudos: ``POST /kudos/award`` gives user id 1 no power of its own, and every
 award lands in both the ledger and the audit log."""
 
 from __future__ import annotations

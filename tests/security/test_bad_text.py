@@ -1,4 +1,4 @@
-"""No 500 on bad text (issue 12, item 7): NUL characters, lone surrogates, endless seeds, odd Stripe amounts.
+"""No 500 on bad text: NUL characters, lone surrogates, endless seeds, odd Stripe amounts.
 
 PostgreSQL refuses a NUL in text and asyncpg cannot encode a lone surrogate, so either used to be a 500 there
 (and the NUL was stored on SQLite). Now every route refuses them with 400 ``InvalidCharacters`` before any
@@ -83,6 +83,7 @@ async def _admin(horde: Horde) -> Account:
 # Paths, query strings and headers --------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases  # PostgreSQL refuses a NUL in text: a guard that let one through is a 500 there
 async def test_every_route_refuses_a_nul_in_its_path_and_query_parameters(horde: Horde) -> None:
     admin = await _admin(horde)
     document = await _openapi(horde)
@@ -108,6 +109,7 @@ async def test_every_route_refuses_a_nul_in_its_path_and_query_parameters(horde:
     assert tried > 30  # the walk saw the routes
 
 
+@pytest.mark.live  # uvicorn's own refusal of a NUL in a header
 async def test_a_nul_in_a_header_is_refused(horde: Horde) -> None:
     # Through a real server: uvicorn itself refuses a NUL in a header (a 400 of its own), never a 500.
     for header in ("apikey", "Client-Agent", "Idempotency-Key", "Last-Event-ID", "Stripe-Signature"):
@@ -156,6 +158,7 @@ def _json(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=True).encode()
 
 
+@pytest.mark.both_databases  # PostgreSQL refuses a NUL, asyncpg a lone surrogate: a 500 there if let through
 async def test_every_json_body_refuses_a_nul_or_a_lone_surrogate_in_any_text_field(horde: Horde) -> None:
     admin = await _admin(horde)
     document = await _openapi(horde)
@@ -326,15 +329,16 @@ async def test_credit_grants_and_admin_grants_have_an_upper_bound(horde: Horde) 
 
     # The domain functions every path goes through (the command line passes any float) refuse them too.
     for kudos in (math.nan, math.inf, -math.inf, MAX_KUDOS_AMOUNT + 1, -MAX_KUDOS_AMOUNT - 1):
-        async with horde.db.unit_of_work() as session:
-            target = await accounts.get_user(session, user.id)
+        async with horde.db.store() as store:
+            target = await accounts.get_user(store, user.id)
             with pytest.raises(KudosValidationError):
-                await transfers.grant(session, target, kudos)
+                await transfers.grant(store, target, kudos)
             with pytest.raises(KudosValidationError):
-                await tiers.grant_credits(session, None, target, kudos, f"ref-{kudos}")
+                await tiers.grant_credits(store, None, target, kudos, f"ref-{kudos}")
     assert (await find_user(horde, user))["kudos"] == 0
 
 
+@pytest.mark.e2e  # `openhorde admin` processes
 async def test_the_admin_command_line_refuses_a_grant_that_is_not_a_sane_number(horde: Horde, tmp_path: Path) -> None:
     user = await horde.register("granted")
     cli = Cli(data_dir=horde.settings.data_dir, database_url=horde.settings.resolved_database_url, cwd=tmp_path)

@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from openhorde.domain import accounts
 from tests.live_server import Account, Horde
+
+# Parallel calls race for the same rows: row locks on PostgreSQL, one writer at a time on SQLite.
+pytestmark = pytest.mark.both_databases
 
 PARALLEL = 10
 SMALL = {"width": 64, "height": 64, "steps": 5}
@@ -28,10 +30,7 @@ def _outcomes(responses: list[httpx.Response]) -> Counter[tuple[int, str]]:
 
 
 async def _set(horde: Horde, account: Account, **fields: Any) -> None:
-    async with horde.db.unit_of_work() as session:
-        user = await accounts.get_user(session, account.id)
-        for name, value in fields.items():
-            setattr(user, name, value)
+    await horde.set_user(account, **fields)
 
 
 async def _balance(horde: Horde, account: Account) -> float:

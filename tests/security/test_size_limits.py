@@ -1,4 +1,4 @@
-"""Size limits in the server itself (issue 12, item 6): request bodies, prompts, extra texts, names and lists.
+"""Size limits in the server itself: request bodies, prompts, extra texts, names and lists.
 
 Every refusal is a 4xx ``{"message", "rc"}`` that comes before anything is stored, and none leaves an error
 in the log.
@@ -72,6 +72,7 @@ async def _raw_exchange(horde: Horde, head: bytes, body_chunks: list[bytes]) -> 
 # Request bodies ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.live  # a raw socket that never sends the body
 async def test_a_body_declared_too_large_is_refused_before_it_is_sent(horde: Horde) -> None:
     account = await horde.register("sender")
     head = (
@@ -84,6 +85,7 @@ async def test_a_body_declared_too_large_is_refused_before_it_is_sent(horde: Hor
     assert await _count(horde, Request) == 0
 
 
+@pytest.mark.live  # a raw socket whose chunked body never ends
 async def test_a_streamed_body_is_cut_off_as_it_passes_the_limit(horde: Horde) -> None:
     account = await horde.register("streamer")
     head = (
@@ -99,6 +101,7 @@ async def test_a_streamed_body_is_cut_off_as_it_passes_the_limit(horde: Horde) -
     assert await _count(horde, Request) == 0
 
 
+@pytest.mark.live  # the 413 must reach a client over a connection the server answers early
 async def test_a_client_that_sends_its_whole_body_first_still_reads_the_413(horde: Horde) -> None:
     account = await horde.register("uploader")
     headers = {**account.headers, "Content-Type": "application/json"}

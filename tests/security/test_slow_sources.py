@@ -18,6 +18,9 @@ from openhorde.storage.tables import Request
 from tests.live_server import Horde
 from tests.security.origin import serving_origin
 
+# Dripping peers over real connections; both engines (one held SQLite connection would stop the server).
+pytestmark = [pytest.mark.live, pytest.mark.both_databases]
+
 DEADLINE_SECONDS = 3.0
 SLOW_CLIENTS = 10
 

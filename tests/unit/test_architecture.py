@@ -76,6 +76,24 @@ def test_domain_imports_neither_api_nor_cli() -> None:
     assert not _upward_imports("domain", ["api", "cli"])
 
 
+def test_the_domain_speaks_to_the_database_only_through_repositories() -> None:
+    """No SQLAlchemy, no tables and no session in ``domain/``: every statement lives in a repository."""
+    assert not _upward_imports("domain", ["storage.tables"])
+    imports_sqlalchemy = [
+        f"{_rel(path)} imports {name}"
+        for path in _modules("domain")
+        for name in sorted(_imports(path))
+        if name == "sqlalchemy" or name.startswith("sqlalchemy.")
+    ]
+    assert not imports_sqlalchemy
+    assert not _grep(r"AsyncSession|\bsession\.(execute|scalar|scalars|get|add|flush)\(", _modules("domain"))
+
+
+def test_routes_import_nothing_from_storage() -> None:
+    """A route speaks to the domain (and its deps); storage is the domain's business."""
+    assert not _upward_imports("api/routes", ["storage"])
+
+
 def test_the_worker_talks_to_a_horde_only_over_http() -> None:
     assert _modules("worker")
     assert not _upward_imports("worker", ["api", "domain", "storage", "cli", "config"])

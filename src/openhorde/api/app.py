@@ -14,9 +14,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from openhorde import __version__
 from openhorde.api import metrics
 from openhorde.api.deps import RateLimits
+from openhorde.api.direct import install_direct_routes
 from openhorde.api.errors import install_error_handlers
 from openhorde.api.openapi import install_openapi
-from openhorde.api.push import start_push, stop_push
+from openhorde.api.push import start_push
 from openhorde.api.ratelimit import start_rate_limits, stop_rate_limits
 from openhorde.api.request_guard import RequestGuard
 from openhorde.api.routes import (
@@ -45,6 +46,7 @@ from openhorde.domain.queue.leases import run_maintenance
 from openhorde.net.addresses import AddressPolicy
 from openhorde.net.fetch import guarded_client
 from openhorde.storage.db import Database
+from openhorde.storage.events import open_broker
 from openhorde.storage.files import private_dir
 from openhorde.storage.migrate import upgrade_to_head
 from openhorde.storage.s3_blobs import open_blob_store
@@ -52,6 +54,8 @@ from openhorde.storage.secrets import load_or_create_secret
 from openhorde.web import mount_web_ui
 
 log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v2"
 
 API_DESCRIPTION = """OpenHorde speaks the AI Horde v2 image API: the same paths, fields and return codes,
 so existing clients, bots and workers work unchanged. Errors are `{"message": ..., "rc": ...}`.
@@ -64,9 +68,11 @@ async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
     while True:
         await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
         try:
-            async with db.unit_of_work() as session:
-                report = await run_maintenance(session, ctx, time.time())
+            async with db.store() as store:
+                report = await run_maintenance(store, ctx, time.time())
             metrics.count_maintenance(report)
+            async with db.store() as store:
+                await ctx.usage.flush(store)
         except Exception:  # keep the loop alive; the next pass retries
             log.exception("maintenance pass failed")
 
@@ -78,9 +84,9 @@ async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
     secret = load_or_create_secret(settings.data_dir, settings.secret_key)
     db = Database(settings.resolved_database_url)
     await upgrade_to_head(db)
-    async with db.unit_of_work() as session:
-        await accounts.ensure_anonymous_user(session, secret, time.time())
-        await catalogue.ensure_seeded(session)
+    async with db.store() as store:
+        await accounts.ensure_anonymous_user(store, secret, time.time())
+        await catalogue.ensure_seeded(store)
     blob_store = open_blob_store(settings, secret)
     outbound = guarded_client(
         AddressPolicy(allow_private=settings.allow_private_addresses),
@@ -104,10 +110,20 @@ def create_app(settings: Settings) -> FastAPI:
         db, ctx = await prepare_storage(settings)
         app.state.db, app.state.context = db, ctx
         app.state.queue_view = QueueView(settings)
+        # Changes travel between server processes on the broker (Redis, PostgreSQL NOTIFY or in-process): event
+        # streams wait on them, and each process's caches drop what another process changed.
+        broker = open_broker(db, settings.redis_url, settings.redis_key_prefix)
+        broker.add_listener(ctx.keys.on_change)
+        broker.add_listener(ctx.workers.on_change)
+        broker.add_listener(ctx.catalogue.on_change)
+        broker.add_listener(ctx.idle.on_change)
+        broker.add_listener(app.state.queue_view.on_change)
+        await broker.start()
+        app.state.broker = broker
         start_rate_limits(app, settings, ctx.secret)
-        await start_push(app, settings)  # request events: streams and Prefer: wait (issue 6, part A)
+        start_push(app, settings)
         maintenance = asyncio.create_task(_maintenance_loop(db, ctx))
-        webhook_sender = asyncio.create_task(webhook_delivery.run(db, ctx))  # issue 6, part B
+        webhook_sender = asyncio.create_task(webhook_delivery.run(db, ctx))
         log.info("OpenHorde %s serving on %s", __version__, settings.resolved_public_url)
         try:
             yield
@@ -118,8 +134,10 @@ def create_app(settings: Settings) -> FastAPI:
             webhook_sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await webhook_sender
+            async with db.store() as store:
+                await ctx.usage.flush(store)
             await stop_rate_limits(app)
-            await stop_push(app)
+            await broker.close()
             await ctx.outbound.aclose()
             await db.dispose()
 
@@ -138,12 +156,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)
     install_error_handlers(app)
     install_openapi(app)
-    api = APIRouter(prefix="/api/v2", dependencies=[RateLimits])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[RateLimits])
+    # Routes are matched in order: the calls every worker and client makes each second come first.
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
-    routers = (filters, generate, jobs, worker_messages, workers, users, status, kudos, gallery, audit)
-    for module in (*routers, ip_timeouts, billing, sharedkeys, teams, stream):
+    hot = (jobs, generate, status)
+    routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
+    for module in (*routers, sharedkeys, teams, stream):
         api.include_router(module.router)
     app.include_router(api)
+    # The hot routes, served without FastAPI's per-call dependency work.
+    install_direct_routes(app, API_PREFIX, [module.router for module in hot])
     app.include_router(blobs.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)

@@ -22,7 +22,6 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openhorde.domain.queue.leases import MaintenanceReport
-from openhorde.storage import metrics_queries
 from openhorde.storage.db import Database
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -153,12 +152,10 @@ router = APIRouter(tags=["status"])
 async def metrics(request: Request) -> Response:
     db: Database = request.app.state.db
     live_since = time.time() - request.app.state.context.settings.worker_stale_seconds
-    async with db.unit_of_work() as session:
-        snapshot = _Snapshot(
-            await metrics_queries.queue_depth_by_model(session),
-            await metrics_queries.workers_online(session, live_since),
-            await metrics_queries.jobs_processing(session),
-        )
+    async with db.reader() as store:  # reads only: no transaction, and on SQLite no write lock
+        depth = await store.stats.queue_depth_by_model()
+        gauges = await store.stats.gauges(live_since)
+    snapshot = _Snapshot(depth, gauges.workers_online, gauges.jobs_processing)
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(snapshot)
     return Response(generate_latest(REGISTRY) + generate_latest(scrape), media_type=CONTENT_TYPE)

@@ -20,28 +20,17 @@ from openhorde.api.schemas.generate import RequestAsync
 from openhorde.config import Settings
 from openhorde.domain.queue.events import RequestFollower, StreamEvent
 from openhorde.errors import HordeError
-from openhorde.storage.events import open_broker
 
 RETRY_MILLISECONDS = 2000
 """How long an ``EventSource`` waits before reconnecting (the ``retry:`` field)."""
 _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,9})\"?", re.IGNORECASE)
 
 
-async def start_push(app: FastAPI, settings: Settings) -> None:
-    """Open the event broker (Redis, PostgreSQL NOTIFY or in-process) and the request follower."""
-    db = app.state.db
-    broker = open_broker(db, settings.redis_url, settings.redis_key_prefix)
-    await broker.start()
+def start_push(app: FastAPI, settings: Settings) -> None:
+    """The request follower behind event streams and ``Prefer: wait``, on the app's event broker."""
     app.state.follower = RequestFollower(
-        db, app.state.context, app.state.queue_view, broker, settings.event_stream_poll_seconds
+        app.state.db, app.state.context, app.state.queue_view, app.state.broker, settings.event_stream_poll_seconds
     )
-
-
-async def stop_push(app: FastAPI) -> None:
-    """Close the event broker."""
-    follower: RequestFollower | None = getattr(app.state, "follower", None)
-    if follower is not None:
-        await follower.broker.close()
 
 
 def event_data(event: StreamEvent) -> dict[str, object]:

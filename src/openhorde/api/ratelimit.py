@@ -52,7 +52,7 @@ def route_template(request: Request) -> str:
     return path[: -len(filled)] + relative if filled and path.endswith(filled) else path
 
 
-def counters_of(request: Request) -> Counters:
+async def counters_of(request: Request) -> Counters:
     """The counter store (rate-limit windows, IP timeouts) of this app."""
     limiter: RateLimiter = request.app.state.rate_limiter
     return limiter.counters

@@ -6,12 +6,11 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.cli.options import DataDirOption, build_settings
 from openhorde.cli.tiers import register_tier_commands
@@ -19,6 +18,7 @@ from openhorde.domain import accounts, audit, catalogue, roles
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import ledger, transfers
 from openhorde.errors import HordeError
+from openhorde.storage.store import Store
 
 admin = typer.Typer(
     help="Manage accounts, kudos and the model catalogue (works on the server's database).",
@@ -30,14 +30,14 @@ errors = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _run(data_dir: Path | None, action: Callable[[AsyncSession, HordeContext], Awaitable[T]]) -> T:
+def _run(data_dir: Path | None, action: Callable[[Store, HordeContext], Awaitable[T]]) -> T:
     from openhorde.api.app import prepare_storage
 
     async def main() -> T:
         db, ctx = await prepare_storage(build_settings(data_dir=data_dir))
         try:
-            async with db.unit_of_work() as session:
-                return await action(session, ctx)
+            async with db.store() as store:
+                return await action(store, ctx)
         finally:
             await db.dispose()
 
@@ -59,35 +59,35 @@ def create_user(
 ) -> None:
     """Create a user and print its API key (shown only once)."""
 
-    async def action(session: AsyncSession, ctx: HordeContext) -> accounts.NewAccount:
-        created = await accounts.create_user(session, ctx.secret, username)
+    for name in role or []:
+        _check_role(name)
+
+    async def action(store: Store, ctx: HordeContext) -> accounts.NewAccount:
+        created = await accounts.create_user(store, ctx.secret, username)
         for name in role or []:
-            _set_role(created.user, name, True)
+            await roles.set_role(store, created.user.id, name, True)
         if kudos:
-            await transfers.grant(session, created.user, kudos, memo="granted at creation")
+            await transfers.grant(store, created.user, kudos, memo="granted at creation")
         return created
 
     created = _run(data_dir, action)
     console.print(f"Created [bold]{created.user.display_name}[/bold]; API key: [bold]{created.api_key}[/bold]")
 
 
-def _set_role(user: Any, name: str, value: bool) -> None:
-    attribute = f"is_{name}"
-    if name not in ("admin", "moderator", *roles.MODERATOR_FLAGS, "deleted") or not hasattr(user, attribute):
+def _check_role(name: str) -> None:
+    if name not in roles.SETTABLE_ROLES:
         raise typer.BadParameter(f"Unknown role '{name}'.")
-    setattr(user, attribute, value)
 
 
 @admin.command("grant")
 def grant(user_id: int, kudos: float, data_dir: DataDirOption = None, memo: str = "admin grant") -> None:
     """Add kudos to a user (negative to take them away)."""
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> float:
-        user = await accounts.get_user(session, user_id)
-        await transfers.grant(session, user, kudos, memo=memo)
-        await audit.record(session, None, "user.grant", "user", user_id, {"kudos": kudos, "via": "cli"})
-        await session.refresh(user)
-        return user.kudos_cents / 100
+    async def action(store: Store, _ctx: HordeContext) -> float:
+        user = await accounts.get_user(store, user_id)
+        await transfers.grant(store, user, kudos, memo=memo)
+        await audit.record(store, None, "user.grant", "user", user_id, {"kudos": kudos, "via": "cli"})
+        return await store.accounts.balance(user_id) / 100
 
     console.print(f"User {user_id} now has {_run(data_dir, action)} kudos.")
 
@@ -101,9 +101,10 @@ def set_role(
 ) -> None:
     """Give a user a role (admin, moderator, trusted, flagged, customizer, vpn, service, education, special)."""
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        _set_role(await accounts.get_user(session, user_id), role, not off)
-        await audit.record(session, None, "user.set_role", "user", user_id, {role: not off, "via": "cli"})
+    _check_role(role)
+
+    async def action(store: Store, _ctx: HordeContext) -> None:
+        await roles.set_role(store, user_id, role, not off)
 
     _run(data_dir, action)
     console.print(f"User {user_id}: {role} {'removed' if off else 'set'}.")
@@ -113,8 +114,8 @@ def set_role(
 def set_concurrency(user_id: int, images: int, data_dir: DataDirOption = None) -> None:
     """Set how many images a user may have queued at once."""
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        (await accounts.get_user(session, user_id)).concurrency = images
+    async def action(store: Store, _ctx: HordeContext) -> None:
+        await roles.set_concurrency(store, user_id, images)
 
     _run(data_dir, action)
     console.print(f"User {user_id} may now queue {images} images.")
@@ -124,8 +125,8 @@ def set_concurrency(user_id: int, images: int, data_dir: DataDirOption = None) -
 def reset_key(user_id: int, data_dir: DataDirOption = None) -> None:
     """Give a user a new API key (the old one stops working) and print it."""
 
-    async def action(session: AsyncSession, ctx: HordeContext) -> str:
-        return await accounts.reset_api_key(session, ctx.secret, await accounts.get_user(session, user_id))
+    async def action(store: Store, ctx: HordeContext) -> str:
+        return await accounts.reset_api_key(store, ctx.secret, await accounts.get_user(store, user_id))
 
     console.print(f"New API key for user {user_id}: [bold]{_run(data_dir, action)}[/bold]")
 
@@ -146,8 +147,8 @@ def add_model(
         name=name, baseline=baseline, inpainting=inpainting, nsfw=nsfw, description=description
     )
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        await catalogue.add_model(session, entry)
+    async def action(store: Store, _ctx: HordeContext) -> None:
+        await catalogue.add_model(store, entry)
 
     _run(data_dir, action)
     console.print(f"Model '{name}' is in the catalogue.")
@@ -157,8 +158,8 @@ def add_model(
 def remove_model(name: str, data_dir: DataDirOption = None) -> None:
     """Remove a model from the catalogue (workers serving it keep it until they change their list)."""
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> None:
-        await catalogue.remove_model(session, name)
+    async def action(store: Store, _ctx: HordeContext) -> None:
+        await catalogue.remove_model(store, name)
 
     _run(data_dir, action)
     console.print(f"Model '{name}' removed from the catalogue.")
@@ -168,8 +169,8 @@ def remove_model(name: str, data_dir: DataDirOption = None) -> None:
 def list_models(data_dir: DataDirOption = None) -> None:
     """List the model catalogue."""
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> list[tuple[str, str, bool, bool]]:
-        return [(m.name, m.baseline, m.inpainting, m.nsfw) for m in await catalogue.list_models(session)]
+    async def action(store: Store, _ctx: HordeContext) -> list[tuple[str, str, bool, bool]]:
+        return [(m.name, m.baseline, m.inpainting, m.nsfw) for m in await catalogue.list_models(store)]
 
     table = Table("name", "baseline", "inpainting", "nsfw")
     for name, baseline, inpainting, nsfw in _run(data_dir, action):
@@ -181,8 +182,8 @@ def list_models(data_dir: DataDirOption = None) -> None:
 def check_ledger(data_dir: DataDirOption = None) -> None:
     """Re-derive every balance from the kudos ledger and report any difference."""
 
-    async def action(session: AsyncSession, _ctx: HordeContext) -> ledger.LedgerReport:
-        return await ledger.check_ledger(session)
+    async def action(store: Store, _ctx: HordeContext) -> ledger.LedgerReport:
+        return await ledger.check_ledger(store)
 
     report = _run(data_dir, action)
     console.print_json(

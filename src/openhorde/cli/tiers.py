@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain import accounts
 from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
+from openhorde.storage.store import Store
 
-Action = Callable[[AsyncSession, HordeContext], Awaitable[Any]]
+Action = Callable[[Store, HordeContext], Awaitable[Any]]
 Runner = Callable[[Path | None, Action], Any]
 DataDir = Annotated[
     Path | None,
@@ -42,11 +42,11 @@ def register_tier_commands(admin: typer.Typer, run: Runner) -> None:
     ) -> None:
         """Make a user a supporter for N more months (a priority boost and a monthly grant), or end it."""
 
-        async def action(session: AsyncSession, ctx: HordeContext) -> tiers.TierInfo:
-            user = await accounts.get_user(session, user_id)
+        async def action(store: Store, ctx: HordeContext) -> tiers.TierInfo:
+            user = await accounts.get_user(store, user_id)
             if off:
-                return await tiers.revoke_supporter(session, None, user)
-            return await tiers.grant_supporter(session, ctx.settings, None, user, months)
+                return await tiers.revoke_supporter(store, None, user)
+            return await tiers.grant_supporter(store, ctx.settings, None, user, months)
 
         console.print(f"User {user_id}: {_describe(run(data_dir, action))}.")
 
@@ -59,8 +59,8 @@ def register_tier_commands(admin: typer.Typer, run: Runner) -> None:
     ) -> None:
         """Record kudos a user bought outside Stripe (once per reference)."""
 
-        async def action(session: AsyncSession, _ctx: HordeContext) -> bool:
-            return await tiers.grant_credits(session, None, await accounts.get_user(session, user_id), kudos, reference)
+        async def action(store: Store, _ctx: HordeContext) -> bool:
+            return await tiers.grant_credits(store, None, await accounts.get_user(store, user_id), kudos, reference)
 
         recorded = run(data_dir, action)
         console.print(

@@ -24,14 +24,14 @@ from urllib.parse import quote
 import httpx
 import typer
 import yaml
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.cli.processes import Child, Supervisor, UpError, console, log_entries, report
 from openhorde.config import Settings
-from openhorde.domain import accounts, catalogue, workers
+from openhorde.domain import accounts, catalogue, roles, workers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import transfers
 from openhorde.errors import HordeError
+from openhorde.storage.store import Store
 from openhorde.worker.models.catalogue import TINY_MODEL_NAME, CatalogueError, UnknownModel, load_catalogue
 from openhorde.worker.settings import WorkerSettingsError, load_settings, read_config_file
 
@@ -130,9 +130,9 @@ async def prepare(settings: Settings, plan: WorkerPlan) -> tuple[LocalAdmin, lis
     saved = key_file.read_text(encoding="utf-8").strip() if key_file.is_file() else None
     db, ctx = await prepare_storage(settings)
     try:
-        async with db.unit_of_work() as session:
-            admin = await ensure_local_admin(session, ctx, saved, plan.name, key_file)
-            added = await catalogue_models(session, plan.entries)
+        async with db.store() as store:
+            admin = await ensure_local_admin(store, ctx, saved, plan.name, key_file)
+            added = await catalogue_models(store, ctx, plan.entries)
     finally:
         await db.dispose()
     if admin.api_key != saved:  # written only once the database has the key's hash
@@ -141,13 +141,13 @@ async def prepare(settings: Settings, plan: WorkerPlan) -> tuple[LocalAdmin, lis
 
 
 async def ensure_local_admin(
-    session: AsyncSession, ctx: HordeContext, saved_key: str | None, worker_name: str, key_file: Path
+    store: Store, ctx: HordeContext, saved_key: str | None, worker_name: str, key_file: Path
 ) -> LocalAdmin:
     """The user the saved key belongs to; else the local worker's admin owner with a new key; else a new admin."""
     problem = None
     if saved_key:
         try:
-            user = await accounts.authenticate(session, ctx.secret, saved_key)
+            user = await accounts.authenticate(store, ctx.secret, ctx.keys, saved_key)
         except HordeError:
             user = None
         if user is not None and not accounts.is_anonymous(user):
@@ -155,30 +155,30 @@ async def ensure_local_admin(
         problem = f"the key in {key_file} matches no user (the server secret or the key was changed)"
     # The owner of the local worker is the local admin of an earlier `up`: giving it a new key keeps its
     # kudos and its worker, where a new account could not even use the worker's name.
-    worker = await workers.get_worker_by_name(session, worker_name)
-    owner = await accounts.get_user(session, worker.user_id) if worker is not None else None
+    worker = await workers.get_worker_by_name(store, worker_name)
+    owner = await accounts.get_user(store, worker.user_id) if worker is not None else None
     if owner is not None and owner.is_admin and not owner.is_deleted:
-        api_key = await accounts.reset_api_key(session, ctx.secret, owner)
+        api_key = await accounts.reset_api_key(store, ctx.secret, owner)
         reason = problem or f"{key_file} was missing"
         return LocalAdmin(owner.id, api_key, f"{reason}; gave {owner.display_name} a new API key.")
-    created = await accounts.create_user(session, ctx.secret, ADMIN_USERNAME)
-    created.user.is_admin = True
-    await transfers.grant(session, created.user, ADMIN_STARTING_KUDOS, memo="the local admin's starting kudos")
+    created = await accounts.create_user(store, ctx.secret, ADMIN_USERNAME)
+    await roles.set_role(store, created.user.id, "admin", True)
+    await transfers.grant(store, created.user, ADMIN_STARTING_KUDOS, memo="the local admin's starting kudos")
     what = f"created the local admin {created.user.display_name} ({ADMIN_STARTING_KUDOS:.0f} kudos to start)."
     return LocalAdmin(created.user.id, created.api_key, f"{problem}; {what}" if problem else what.capitalize())
 
 
-async def catalogue_models(session: AsyncSession, entries: list[catalogue.ModelEntry]) -> list[str]:
+async def catalogue_models(store: Store, ctx: HordeContext, entries: list[catalogue.ModelEntry]) -> list[str]:
     """Add the worker's models the server's catalogue lacks; entries an admin already has are kept as they are.
 
     Catalogue entries rather than ``OPENHORDE_ALLOW_CUSTOM_MODELS``: they let the server accept exactly these
     names (for the worker's check-in and for requests), list them with the right baseline in
     ``/status/models``, and keep refusing typos and other workers' unknown models.
     """
-    known = await catalogue.known_names(session, [entry.name for entry in entries])
+    known = await catalogue.known_names(store, [entry.name for entry in entries], ctx.catalogue)
     added = [entry for entry in entries if entry.name not in known]
     for entry in added:
-        await catalogue.add_model(session, entry)
+        await catalogue.add_model(store, entry)
     return [entry.name for entry in added]
 
 

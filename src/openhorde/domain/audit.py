@@ -7,35 +7,20 @@ can't happen without its entry (and an entry can't exist for an action that was 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain.paging import Page, offset_of
 from openhorde.errors import NotModerator
-from openhorde.storage import audit_queries
-from openhorde.storage.tables import User
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.repositories.audit import AuditRecord as AuditRecord  # the domain's name for it too
+from openhorde.storage.store import Store
 
 PAGE_SIZE = 50
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One entry as moderators see it."""
-
-    id: int
-    created_at: float
-    actor_id: int | None
-    action: str
-    target_type: str
-    target_id: str
-    details: dict[str, Any]
-
-
 async def record(
-    session: AsyncSession,
-    actor: User | None,
+    store: Store,
+    actor: Account | None,
     action: str,
     target_type: str,
     target_id: object,
@@ -43,27 +28,13 @@ async def record(
     now: float | None = None,
 ) -> None:
     """Write one entry; ``actor`` None means the server acted on its own."""
-    await audit_queries.insert_entry(
-        session,
-        {
-            "created_at": now or time.time(),
-            "actor_id": actor.id if actor is not None else None,
-            "action": action,
-            "target_type": target_type,
-            "target_id": str(target_id),
-            "details": details or {},
-        },
-    )
+    actor_id = actor.id if actor is not None else None
+    await store.audit.append(now or time.time(), actor_id, action, target_type, str(target_id), details or {})
 
 
-async def list_entries(session: AsyncSession, viewer: User, page: int) -> Page[AuditRecord]:
+async def list_entries(store: Store, viewer: Account, page: int) -> Page[AuditRecord]:
     """One page of the log, newest first; moderators and admins only."""
     if not (viewer.is_moderator or viewer.is_admin):
         raise NotModerator("Only moderators can read the audit log.")
-    total = await audit_queries.count(session)
-    rows = await audit_queries.page_of(session, offset_of(page, PAGE_SIZE), PAGE_SIZE)
-    entries = [
-        AuditRecord(r.id, r.created_at, r.actor_id, r.action, r.target_type, r.target_id, dict(r.details or {}))
-        for r in rows
-    ]
+    entries, total = await store.audit.page(offset_of(page, PAGE_SIZE), PAGE_SIZE)
     return Page.of(entries, page, total, PAGE_SIZE)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from importlib import resources
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.errors import BadRequest, ModelNotFound
-from openhorde.storage.tables import CatalogueModel
+from openhorde.storage.events import Change
+from openhorde.storage.repositories.catalogue import CatalogueEntry
+from openhorde.storage.store import Store
 
 DEFAULT_MODEL = "stable_diffusion"
 """The model a request or worker means when it names none."""
@@ -29,15 +29,8 @@ KNOWN_BASELINES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    """One catalogue entry."""
-
-    name: str
-    baseline: str
-    inpainting: bool
-    nsfw: bool
-    description: str
+ModelEntry = CatalogueEntry
+"""One catalogue entry: name, baseline, inpainting, nsfw, description."""
 
 
 def seed_entries() -> list[ModelEntry]:
@@ -46,45 +39,60 @@ def seed_entries() -> list[ModelEntry]:
     return [ModelEntry(**item) for item in raw]
 
 
-async def ensure_seeded(session: AsyncSession) -> None:
+async def ensure_seeded(store: Store) -> None:
     """Add any seed model missing from the catalogue (entries the admin changed are kept)."""
-    present = set(await session.scalars(select(CatalogueModel.name)))
-    for entry in seed_entries():
-        if entry.name not in present:
-            session.add(CatalogueModel(**entry.__dict__))
-    await session.flush()
+    await store.catalogue.add_missing(seed_entries())
 
 
-async def add_model(session: AsyncSession, entry: ModelEntry) -> CatalogueModel:
+async def add_model(store: Store, entry: ModelEntry) -> ModelEntry:
     """Add or replace a catalogue entry (an admin action)."""
     if entry.baseline not in KNOWN_BASELINES:
         raise BadRequest(f"Unknown baseline '{entry.baseline}'; use one of {sorted(KNOWN_BASELINES)}.")
-    model = await session.get(CatalogueModel, entry.name)
-    if model is None:
-        model = CatalogueModel(**entry.__dict__)
-        session.add(model)
-    else:
-        model.baseline, model.inpainting = entry.baseline, entry.inpainting
-        model.nsfw, model.description = entry.nsfw, entry.description
-    await session.flush()
-    return model
+    await store.catalogue.put(entry)
+    _changed(store)
+    return entry
 
 
-async def remove_model(session: AsyncSession, name: str) -> None:
+async def remove_model(store: Store, name: str) -> None:
     """Remove a catalogue entry (an admin action)."""
-    model = await session.get(CatalogueModel, name)
-    if model is None:
+    if not await store.catalogue.remove(name):
         raise ModelNotFound(f"Model '{name}' is not in the catalogue.")
-    await session.delete(model)
+    _changed(store)
 
 
-async def list_models(session: AsyncSession) -> list[CatalogueModel]:
+async def list_models(store: Store) -> list[ModelEntry]:
     """Every catalogue entry, by name."""
-    return list(await session.scalars(select(CatalogueModel).order_by(CatalogueModel.name)))
+    return await store.catalogue.every()
 
 
-async def known_names(session: AsyncSession, names: list[str]) -> set[str]:
-    """The subset of ``names`` that the catalogue knows."""
+CATALOGUE_SUBJECT = "catalogue"
+NAMES_CACHE_SECONDS = 10.0
+"""How long a process trusts its copy of the catalogue's names; a change announced by a server process is seen
+at once, one made by ``openhorde admin`` (another process, which may have no broker) within this time."""
+
+
+@dataclass
+class CatalogueNames:
+    """This process's copy of the catalogue's model names: a new request names models on every call."""
+
+    names: frozenset[str] | None = None
+    read_at: float = 0.0
+
+    def on_change(self, change: Change) -> None:
+        """A broker listener: read the names again after a catalogue change."""
+        if change.subject == CATALOGUE_SUBJECT:
+            self.names = None
+
+
+def _changed(store: Store) -> None:
+    store.announce(Change(CATALOGUE_SUBJECT, "changed"))
+
+
+async def known_names(store: Store, names: list[str], cache: CatalogueNames) -> set[str]:
+    """The subset of ``names`` that the catalogue knows (from ``cache`` while it is fresh)."""
     if not names:
         return set()
-    return set(await session.scalars(select(CatalogueModel.name).where(CatalogueModel.name.in_(names))))
+    now = time.monotonic()
+    if cache.names is None or now - cache.read_at >= NAMES_CACHE_SECONDS:
+        cache.names, cache.read_at = await store.catalogue.names(), now
+    return set(cache.names.intersection(names))

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 import httpx
 
 from openhorde.config import Settings
+from openhorde.domain.accounts import KeyCache
+from openhorde.domain.catalogue import CatalogueNames
 from openhorde.domain.moderation.cache import ModerationCache
+from openhorde.domain.queue.idle import IdlePops
+from openhorde.domain.usage import UsageTally
+from openhorde.domain.worker_cache import WorkerCache
 from openhorde.storage.blobs import BlobBackend
 
 
@@ -21,3 +26,13 @@ class HordeContext:
     outbound: httpx.AsyncClient
     """Fetches URLs that clients give (source images): public addresses only, see ``net/fetch.py``."""
     moderation: ModerationCache = field(default_factory=ModerationCache)
+    keys: KeyCache = field(default_factory=KeyCache)
+    """Accounts of recently used API keys (``domain/accounts.py``)."""
+    workers: WorkerCache = field(default_factory=WorkerCache)
+    """Checked-in workers between writes of their rows (``domain/workers.py``)."""
+    catalogue: CatalogueNames = field(default_factory=CatalogueNames)
+    """The catalogue's model names (``domain/catalogue.py``)."""
+    idle: IdlePops = field(default_factory=IdlePops)
+    """Empty pops answered from memory until a worker's models' queues change (``domain/queue/idle.py``)."""
+    usage: UsageTally = field(default_factory=UsageTally)
+    """Usage figures waiting to be written (``domain/usage.py``)."""

@@ -14,7 +14,13 @@ import warnings
 
 from PIL import Image, UnidentifiedImageError
 
-from openhorde.errors import ImageValidationFailed, PayloadTooLarge
+from openhorde.errors import (
+    ImageValidationFailed,
+    PayloadTooLarge,
+    SourceImageResolutionExceeded,
+    SourceImageSizeExceeded,
+    SourceImageUnreadable,
+)
 
 WEBP_QUALITY = 95
 
@@ -27,9 +33,8 @@ def open_image(raw: bytes, what: str, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(raw))
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageValidationFailed(
-                    f"The {what} is {width}x{height}; at most {max_pixels} pixels are accepted.",
-                    rc="SourceImageResolutionExceeded",
+                raise SourceImageResolutionExceeded(
+                    f"The {what} is {width}x{height}; at most {max_pixels} pixels are accepted."
                 )
             image.load()
     except ImageValidationFailed:
@@ -41,7 +46,7 @@ def open_image(raw: bytes, what: str, max_pixels: int) -> Image.Image:
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as exc:
-        raise ImageValidationFailed(f"The {what} is not a readable image.", rc="SourceImageUnreadable") from exc
+        raise SourceImageUnreadable(f"The {what} is not a readable image.") from exc
     return image
 
 
@@ -62,11 +67,11 @@ def decode_base64(data: str, what: str, max_bytes: int) -> bytes:
     """The bytes of a base64 string (a ``data:`` URL prefix is allowed)."""
     payload = data.split(",", 1)[1] if data.startswith("data:") else data
     if len(payload) * 3 // 4 > max_bytes:
-        raise ImageValidationFailed(f"The {what} is larger than {max_bytes} bytes.", rc="SourceImageSizeExceeded")
+        raise SourceImageSizeExceeded(f"The {what} is larger than {max_bytes} bytes.")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ImageValidationFailed(f"The {what} is not valid base64.", rc="SourceImageUnreadable") from exc
+        raise SourceImageUnreadable(f"The {what} is not valid base64.") from exc
 
 
 def check_result_upload(raw: bytes, max_bytes: int, max_pixels: int) -> bytes:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.domain import audit
 from openhorde.errors import BadRequest, NotModerator, TimeoutIP
 from openhorde.storage.counters import Counters, seconds_left
-from openhorde.storage.tables import User
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.store import Store
 
 KEY_PREFIX = "ipt:"
 MAX_TIMEOUT_HOURS = 24 * 30
@@ -28,7 +27,7 @@ class IPTimeout:
     seconds: int
 
 
-def _require_moderator(actor: User) -> None:
+def _require_moderator(actor: Account) -> None:
     if not (actor.is_moderator or actor.is_admin):
         raise NotModerator("Only moderators can manage IP timeouts.")
 
@@ -53,7 +52,7 @@ async def ensure_not_timed_out(counters: Counters, ip: str, now: float) -> None:
 
 
 async def add_timeout(
-    session: AsyncSession, counters: Counters, actor: User, ipaddr: str, hours: int, now: float
+    store: Store, counters: Counters, actor: Account, ipaddr: str, hours: int, now: float
 ) -> IPTimeout:
     """Time ``ipaddr`` out for ``hours`` hours (replacing an earlier timeout)."""
     _require_moderator(actor)
@@ -61,22 +60,21 @@ async def add_timeout(
     if not 1 <= hours <= MAX_TIMEOUT_HOURS:
         raise BadRequest(f"hours must be between 1 and {MAX_TIMEOUT_HOURS}.")
     # The entry first: if writing it fails, no timeout is set without one.
-    await audit.record(session, actor, "ipaddr.timeout", "ipaddr", ip, {"hours": hours}, now=now)
-    await session.flush()
+    await audit.record(store, actor, "ipaddr.timeout", "ipaddr", ip, {"hours": hours}, now=now)
     await counters.mark(KEY_PREFIX + ip, hours * 3600, now)
     return IPTimeout(ip, hours * 3600)
 
 
-async def remove_timeout(session: AsyncSession, counters: Counters, actor: User, ipaddr: str, now: float) -> bool:
+async def remove_timeout(store: Store, counters: Counters, actor: Account, ipaddr: str, now: float) -> bool:
     """Lift the timeout of ``ipaddr``; whether there was one."""
     _require_moderator(actor)
     ip = normalise_ip(ipaddr)
     removed = await counters.unmark(KEY_PREFIX + ip)
-    await audit.record(session, actor, "ipaddr.untimeout", "ipaddr", ip, {"was_timed_out": removed}, now=now)
+    await audit.record(store, actor, "ipaddr.untimeout", "ipaddr", ip, {"was_timed_out": removed}, now=now)
     return removed
 
 
-async def list_timeouts(counters: Counters, actor: User, now: float) -> list[IPTimeout]:
+async def list_timeouts(counters: Counters, actor: Account, now: float) -> list[IPTimeout]:
     """Every timed-out address, the longest-lasting first."""
     _require_moderator(actor)
     found = await counters.marks(KEY_PREFIX, now)

@@ -17,14 +17,12 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.config import Settings
 from openhorde.domain import ip_timeouts
 from openhorde.domain.accounts import ANONYMOUS_API_KEY, ANONYMOUS_USER_ID
 from openhorde.errors import RateLimited, TooManyPrompts
-from openhorde.storage import limit_queries
 from openhorde.storage.counters import Counters, seconds_left
+from openhorde.storage.store import Store
 
 API_PREFIX = "/api/v2"
 ANONYMOUS_QUEUE_RETRY_SECONDS = 10
@@ -200,13 +198,11 @@ class RateLimiter:
         return keyed_hash(self._secret, "key", key), rule.limits
 
 
-async def check_anonymous_ip_queue(
-    session: AsyncSession, settings: Settings, ip_hash: str | None, new_images: int
-) -> None:
+async def check_anonymous_ip_queue(store: Store, settings: Settings, ip_hash: str | None, new_images: int) -> None:
     """The free tier: one IP may have at most ``anonymous_ip_concurrency`` anonymous images queued."""
     if ip_hash is None or settings.rate_limits == "off":
         return
-    queued = await limit_queries.queued_images_for_ip(session, ip_hash, ANONYMOUS_USER_ID)
+    queued = await store.limits.queued_images_for_ip(ip_hash, ANONYMOUS_USER_ID)
     if queued + new_images > settings.anonymous_ip_concurrency:
         error = TooManyPrompts(
             f"Anonymous requests from one address may have at most {settings.anonymous_ip_concurrency} images "

@@ -9,12 +9,9 @@ from __future__ import annotations
 from openhorde.errors import BadRequest
 
 
-def clean_name(raw: str, *, what: str, minimum: int, maximum: int, rc: str) -> str:
-    """``raw`` without surrounding whitespace; ``BadRequest`` (``rc``) if that is shorter or longer than allowed."""
+def clean_name(raw: str, *, what: str, minimum: int, maximum: int, error: type[BadRequest]) -> str:
+    """``raw`` without surrounding whitespace; ``error`` if that is shorter or longer than allowed."""
     name = raw.strip()
     if not minimum <= len(name) <= maximum:
-        raise BadRequest(
-            f"A {what} has {minimum} to {maximum} characters, not counting surrounding spaces.",
-            rc=rc,
-        )
+        raise error(f"A {what} has {minimum} to {maximum} characters, not counting surrounding spaces.")
     return name

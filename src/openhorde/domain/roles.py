@@ -15,14 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from openhorde.domain import audit
+from openhorde.domain import accounts, audit
 from openhorde.domain.accounts import is_anonymous, validate_username
 from openhorde.domain.kudos import escrow, transfers
 from openhorde.domain.moderation import role_effects
-from openhorde.errors import AnonForbidden, NotAdmin, NotModerator, NotOwner, NoValidActions, OwnPrivilegesForbidden
-from openhorde.storage.tables import User
+from openhorde.errors import (
+    AnonForbiddenUserMod,
+    NotAdmin,
+    NotModerator,
+    NotOwner,
+    NoUserModSelected,
+    OwnPrivilegesForbidden,
+)
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.store import Store
 
 MODERATOR_FLAGS = ("trusted", "flagged", "customizer", "vpn", "service", "education", "special")
 MODERATOR_FIELDS = frozenset({"concurrency", "worker_invited", "admin_comment", *MODERATOR_FLAGS})
@@ -54,7 +60,7 @@ class UserChanges:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-def _check_permissions(actor: User, target: User, changes: dict[str, object]) -> None:
+def _check_permissions(actor: Account, target: Account, changes: dict[str, object]) -> None:
     is_admin = actor.is_admin
     is_mod = is_admin or actor.is_moderator
     if ("kudos" in changes or "moderator" in changes) and not is_admin:
@@ -75,51 +81,81 @@ def _check_permissions(actor: User, target: User, changes: dict[str, object]) ->
         )
 
 
-async def update_user(session: AsyncSession, actor: User, target: User, changes: UserChanges) -> dict[str, object]:
+def _columns_of(changes: UserChanges) -> dict[str, object]:
+    """The account columns the requested changes set (kudos aside: a grant goes through the ledger)."""
+    columns: dict[str, object] = {}
+    for name in ("concurrency", "worker_invited", "admin_comment", "public_workers", "contact"):
+        if getattr(changes, name) is not None:
+            columns[name] = getattr(changes, name)
+    if changes.moderator is not None:
+        columns["is_moderator"] = changes.moderator
+    for flag in MODERATOR_FLAGS:
+        if getattr(changes, flag) is not None:
+            columns[f"is_{flag}"] = getattr(changes, flag)
+    if changes.username is not None:
+        columns["username"] = validate_username(changes.username)
+    return columns
+
+
+def _answer_of(changes: UserChanges, target: Account) -> dict[str, object]:
+    """The AI Horde's ``ModifyUser`` fields for the changes made, from the account as it now is."""
+    answer: dict[str, object] = {
+        name: getattr(changes, name)
+        for name in ("moderator", "worker_invited", "admin_comment", "public_workers", "contact", *MODERATOR_FLAGS)
+        if getattr(changes, name) is not None
+    }
+    if changes.concurrency is not None or changes.education:
+        answer["concurrency"] = target.concurrency
+    if changes.username is not None:
+        answer["username"] = target.display_name
+    return answer
+
+
+async def update_user(store: Store, actor: Account, target: Account, changes: UserChanges) -> dict[str, object]:
     """Apply the changes ``actor`` may make to ``target``; returns the AI Horde's ``ModifyUser`` fields."""
     requested = changes.requested()
     if not requested:
-        raise NoValidActions("No user modification selected!", rc="NoUserModSelected")
+        raise NoUserModSelected("No user modification selected!")
     if is_anonymous(target):
-        raise AnonForbidden("The anonymous user cannot be changed.", rc="AnonForbiddenUserMod")
+        raise AnonForbiddenUserMod("The anonymous user cannot be changed.")
     _check_permissions(actor, target, requested)
     answer: dict[str, object] = {}
     if changes.kudos is not None:
-        await transfers.grant(session, target, changes.kudos, memo=f"admin {actor.id}")
-        await session.refresh(target)
-        answer["new_kudos"] = target.kudos_cents / 100
-    if changes.moderator is not None:
-        target.is_moderator = changes.moderator
-        answer["moderator"] = changes.moderator
-    if changes.concurrency is not None:
-        target.concurrency = changes.concurrency
-        answer["concurrency"] = changes.concurrency
-    if changes.worker_invited is not None:
-        target.worker_invited = changes.worker_invited
-        answer["worker_invited"] = changes.worker_invited
-    for flag in MODERATOR_FLAGS:
-        value = getattr(changes, flag)
-        if value is not None:
-            setattr(target, f"is_{flag}", value)
-            answer[flag] = value
+        await transfers.grant(store, target, changes.kudos, memo=f"admin {actor.id}")
+        answer["new_kudos"] = await store.accounts.balance(target.id) / 100
+    columns = _columns_of(changes)
     if changes.education and changes.concurrency is None:
-        target.concurrency = role_effects.EDUCATION_CONCURRENCY  # the reference's education concurrency
-        answer["concurrency"] = target.concurrency
+        columns["concurrency"] = role_effects.EDUCATION_CONCURRENCY  # the reference's education concurrency
+    if columns:
+        target = await store.accounts.change(target.id, **columns)
+        accounts.changed(store, target.id)
+    answer.update(_answer_of(changes, target))
     if (changes.trusted or changes.moderator) and escrow.is_trusted(target):
-        await escrow.release(session, target.id)  # trusted now: the rewards held in escrow are paid out
-    if changes.admin_comment is not None:
-        target.admin_comment = changes.admin_comment
-        answer["admin_comment"] = changes.admin_comment
-    if changes.public_workers is not None:
-        target.public_workers = changes.public_workers
-        answer["public_workers"] = changes.public_workers
-    if changes.username is not None:
-        target.username = validate_username(changes.username)
-        answer["username"] = target.display_name
-    if changes.contact is not None:
-        target.contact = changes.contact
-        answer["contact"] = changes.contact
+        await escrow.release(store, target.id)  # trusted now: the rewards held in escrow are paid out
     # One's own changes too, so the log holds every change of every account, whoever made it.
-    await audit.record(session, actor, "user.modify", "user", target.id, dict(requested))
-    await session.flush()
+    await audit.record(store, actor, "user.modify", "user", target.id, dict(requested))
     return answer
+
+
+SETTABLE_ROLES = ("admin", "moderator", *MODERATOR_FLAGS, "deleted")
+"""Roles the operator's command line may set or remove (``openhorde admin set-role``)."""
+
+
+async def set_role(store: Store, user_id: int, role: str, value: bool) -> Account:
+    """The operator gives or takes a role (``SETTABLE_ROLES``); audited, and every process forgets the account."""
+    if role not in SETTABLE_ROLES:
+        raise NoUserModSelected(f"Unknown role '{role}'; roles are {', '.join(SETTABLE_ROLES)}.")
+    target = await accounts.get_user(store, user_id)
+    changed = await store.accounts.change(target.id, **{f"is_{role}": value})
+    accounts.changed(store, user_id)
+    await audit.record(store, None, "user.set_role", "user", user_id, {role: value, "via": "cli"})
+    return changed
+
+
+async def set_concurrency(store: Store, user_id: int, images: int) -> Account:
+    """The operator sets how many images a user may have queued at once; audited."""
+    target = await accounts.get_user(store, user_id)
+    changed = await store.accounts.change(target.id, concurrency=images)
+    accounts.changed(store, user_id)
+    await audit.record(store, None, "user.set_concurrency", "user", user_id, {"concurrency": images, "via": "cli"})
+    return changed

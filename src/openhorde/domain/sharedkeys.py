@@ -9,8 +9,8 @@ API keys.
 Budget: a request made with a key is refused unless the key's budget, less what its queued requests
 will still cost, covers the request's full price (stricter than the AI Horde, which only checks this for
 upfront requests and lets a key run into the negative). The owner pays through the ledger as usual; each
-settled image adds its charge to the key's ``utilized_cents`` in the same transaction
-(``record_use``), so a key stops exactly at its budget.
+settled image adds its charge to the key's ``utilized_cents`` in the same transaction (the submit's
+settlement), so a key stops exactly at its budget.
 """
 
 from __future__ import annotations
@@ -19,17 +19,19 @@ import hashlib
 import hmac
 import time
 import uuid
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from dataclasses import dataclass, replace
+from typing import Any
 
 from openhorde.config import Settings
 from openhorde.domain import accounts
+from openhorde.domain.accounts import Account
+from openhorde.domain.context import HordeContext
 from openhorde.domain.names import clean_name
 from openhorde.errors import (
     AnonForbidden,
     DeletedUser,
     InvalidAPIKey,
+    InvalidSharedKeyName,
     NotOwner,
     NoValidActions,
     SharedKeyEmpty,
@@ -39,8 +41,8 @@ from openhorde.errors import (
     SharedKeyNotFound,
     TooManySharedKeys,
 )
-from openhorde.storage import ledger_queries, sharedkey_queries
-from openhorde.storage.tables import Request, SharedKey, User
+from openhorde.storage.repositories.sharedkeys import SharedKey as SharedKey  # the domain's name for it too
+from openhorde.storage.store import Store
 
 UNLIMITED = -1
 DEFAULT_KUDOS = 5000
@@ -72,7 +74,7 @@ def key_of(secret: str, sharedkey_id: str) -> str:
 class Caller:
     """Who a request acts for: a user, and the shared key it came with, if any."""
 
-    user: User
+    user: Account
     sharedkey: SharedKey | None = None
 
 
@@ -80,24 +82,24 @@ def _is_expired(key: SharedKey, now: float) -> bool:
     return key.expires_at is not None and now >= key.expires_at
 
 
-async def _by_key(session: AsyncSession, secret: str, key: str) -> SharedKey | None:
+async def _with_owner(store: Store, secret: str, key: str) -> tuple[SharedKey, Account] | None:
     if not looks_like_shared_key(key):
         return None
-    return await sharedkey_queries.key_by_hash(session, accounts.hash_api_key(secret, key.lower()))
+    return await store.sharedkeys.with_owner(accounts.hash_api_key(secret, key.lower()))
 
 
-async def authenticate_caller(
-    session: AsyncSession, secret: str, api_key: str | None, now: float | None = None
-) -> Caller:
-    """The caller of an API key or a shared key (acting as its owner); ``SharedKeyExpired`` if it has expired."""
+async def authenticate_caller(store: Store, ctx: HordeContext, api_key: str | None, now: float | None = None) -> Caller:
+    """The caller of an API key or a shared key (acting as its owner); ``SharedKeyExpired`` if it has expired.
+
+    A shared key costs one statement: the key and its owner are read together."""
     if not api_key or not looks_like_shared_key(api_key):
-        return Caller(await accounts.authenticate(session, secret, api_key))
-    key = await _by_key(session, secret, api_key)
-    if key is None:
+        return Caller(await accounts.authenticate(store, ctx.secret, ctx.keys, api_key))
+    found = await _with_owner(store, ctx.secret, api_key)
+    if found is None:
         raise InvalidAPIKey()
+    key, owner = found
     if _is_expired(key, now or time.time()):
         raise SharedKeyExpired()
-    owner = await accounts.get_user(session, key.user_id)
     if owner.is_deleted:
         raise DeletedUser()
     return Caller(owner, key)
@@ -120,11 +122,11 @@ class SharedKeyView:
     """A shared key as its owner (or holder) sees it."""
 
     key: str
-    owner: User
-    row: SharedKey
+    owner: Account
+    sharedkey: SharedKey
 
 
-def _max_keys(user: User, settings: Settings) -> int:
+def _max_keys(user: Account, settings: Settings) -> int:
     if user.is_education:
         return EDUCATION_MAX_SHARED_KEYS
     if user.is_trusted or user.is_moderator or user.is_admin:
@@ -132,35 +134,33 @@ def _max_keys(user: User, settings: Settings) -> int:
     return settings.max_shared_keys
 
 
-_INVALID_NAME = "InvalidSharedKeyName"
-
-
-def _apply(key: SharedKey, fields: SharedKeyFields, now: float) -> bool:
-    """Set the given fields on ``key``; whether any was given."""
-    changed = False
+def _changes(fields: SharedKeyFields, now: float) -> dict[str, Any]:
+    """The stored fields that ``fields`` set (empty if none is given)."""
+    changes: dict[str, Any] = {}
     if fields.kudos is not None:
-        key.kudos_limit, changed = fields.kudos, True
+        changes["kudos_limit"] = fields.kudos
     if fields.expiry is not None:
-        key.expires_at = None if fields.expiry < 0 else now + fields.expiry * SECONDS_PER_DAY
-        changed = True
+        changes["expires_at"] = None if fields.expiry < 0 else now + fields.expiry * SECONDS_PER_DAY
     if fields.name is not None:
-        name = clean_name(
-            fields.name, what="shared key name", minimum=NAME_MIN_LENGTH, maximum=NAME_MAX_LENGTH, rc=_INVALID_NAME
+        changes["name"] = clean_name(
+            fields.name,
+            what="shared key name",
+            minimum=NAME_MIN_LENGTH,
+            maximum=NAME_MAX_LENGTH,
+            error=InvalidSharedKeyName,
         )
-        key.name, changed = name, True
     for cap in ("max_image_pixels", "max_image_steps", "max_text_tokens"):
         value = getattr(fields, cap)
         if value is not None:
-            setattr(key, cap, value)
-            changed = True
-    return changed
+            changes[cap] = value
+    return changes
 
 
 async def create(
-    session: AsyncSession,
+    store: Store,
     settings: Settings,
     secret: str,
-    user: User,
+    user: Account,
     fields: SharedKeyFields,
     now: float | None = None,
 ) -> SharedKeyView:
@@ -168,14 +168,13 @@ async def create(
     moment = now or time.time()
     if accounts.is_anonymous(user):
         raise AnonForbidden("Anonymous users cannot create shared keys; register for an API key.")
-    await ledger_queries.lock_users(session, [user.id])  # parallel creations count one after another
-    if await sharedkey_queries.count_of(session, user.id) >= _max_keys(user, settings):
+    await store.accounts.lock([user.id])  # parallel creations count one after another
+    if await store.sharedkeys.count_of(user.id) >= _max_keys(user, settings):
         raise TooManySharedKeys(f"This account may have at most {_max_keys(user, settings)} shared keys.")
     row_id = str(uuid.uuid4())
     key = key_of(secret, row_id)
-    row = SharedKey(
+    sharedkey = SharedKey(
         id=row_id,
-        key_hash=accounts.hash_api_key(secret, key),
         user_id=user.id,
         name="",
         kudos_limit=DEFAULT_KUDOS,
@@ -186,48 +185,50 @@ async def create(
         max_text_tokens=UNLIMITED,
         created_at=moment,
     )
-    _apply(row, fields, moment)
-    session.add(row)
-    await session.flush()
-    return SharedKeyView(key=key, owner=user, row=row)
+    sharedkey = replace(sharedkey, **_changes(fields, moment))
+    await store.sharedkeys.create(sharedkey, accounts.hash_api_key(secret, key))
+    return SharedKeyView(key=key, owner=user, sharedkey=sharedkey)
 
 
-async def get(session: AsyncSession, secret: str, key: str) -> SharedKeyView:
+async def get(store: Store, secret: str, key: str) -> SharedKeyView:
     """A shared key by its key; knowing the key is what lets one read it, as on the AI Horde."""
-    row = await _by_key(session, secret, key)
-    if row is None:
+    found = await _with_owner(store, secret, key)
+    if found is None:
         raise SharedKeyNotFound(f"Shared key '{key}' not found.")
-    return SharedKeyView(key=key.lower(), owner=await accounts.get_user(session, row.user_id), row=row)
+    sharedkey, owner = found
+    return SharedKeyView(key=key.lower(), owner=owner, sharedkey=sharedkey)
 
 
-async def _owned(session: AsyncSession, secret: str, user: User, key: str) -> SharedKeyView:
-    view = await get(session, secret, key)
-    if view.row.user_id != user.id:
+async def _owned(store: Store, secret: str, user: Account, key: str) -> SharedKeyView:
+    view = await get(store, secret, key)
+    if view.sharedkey.user_id != user.id:
         raise NotOwner("Only the owner of a shared key can change or delete it.")
     return view
 
 
 async def modify(
-    session: AsyncSession, secret: str, user: User, key: str, fields: SharedKeyFields, now: float | None = None
+    store: Store, secret: str, user: Account, key: str, fields: SharedKeyFields, now: float | None = None
 ) -> SharedKeyView:
     """Change the owner's shared key; an ``expiry`` counts its days from now."""
-    view = await _owned(session, secret, user, key)
-    if not _apply(view.row, fields, now or time.time()):
+    view = await _owned(store, secret, user, key)
+    changes = _changes(fields, now or time.time())
+    if not changes:
         raise NoValidActions("No shared key modification selected!")
-    await session.flush()
-    return view
+    changed = await store.sharedkeys.change(view.sharedkey.id, changes)
+    if changed is None:  # deleted since it was read
+        raise SharedKeyNotFound(f"Shared key '{key}' not found.")
+    return SharedKeyView(key=view.key, owner=view.owner, sharedkey=changed)
 
 
-async def delete(session: AsyncSession, secret: str, user: User, key: str) -> None:
+async def delete(store: Store, secret: str, user: Account, key: str) -> None:
     """Delete the owner's shared key: it stops working at once (queued requests made with it still run)."""
-    view = await _owned(session, secret, user, key)
-    await session.delete(view.row)
-    await session.flush()
+    view = await _owned(store, secret, user, key)
+    await store.sharedkeys.delete(view.sharedkey.id)
 
 
-async def keys_of(session: AsyncSession, secret: str, user_id: int) -> list[str]:
+async def keys_of(store: Store, secret: str, user_id: int) -> list[str]:
     """The shared keys of a user (the ``sharedkey_ids`` of their details)."""
-    return [key_of(secret, row_id) for row_id in await sharedkey_queries.key_ids_of(session, user_id)]
+    return [key_of(secret, row_id) for row_id in await store.sharedkeys.ids_of(user_id)]
 
 
 def remaining_cents(key: SharedKey) -> int | None:
@@ -237,30 +238,27 @@ def remaining_cents(key: SharedKey) -> int | None:
     return key.kudos_limit * 100 - key.utilized_cents
 
 
-async def check_request(
-    session: AsyncSession, key: SharedKey, width: int, height: int, steps: int, total_cents: int
-) -> None:
-    """Refuse a request made with ``key`` that breaks its caps or that its remaining budget cannot pay in full."""
+async def check_request(store: Store, key: SharedKey, width: int, height: int, steps: int, total_cents: int) -> None:
+    """Refuse a request made with ``key`` that breaks its caps or that its remaining budget cannot pay in full.
+
+    One statement: the key as it is now, locked (PostgreSQL) so two requests on one key check its budget in
+    turn, with what its queued requests will still cost.
+    """
     if 0 <= key.max_image_pixels < width * height:
         raise SharedKeyLimitExceeded(
             f"This shared key allows at most {key.max_image_pixels} pixels per image; {width}x{height} is more."
         )
     if 0 <= key.max_image_steps < steps:
         raise SharedKeyLimitExceeded(f"This shared key allows at most {key.max_image_steps} steps; {steps} is more.")
-    locked = await sharedkey_queries.lock_key(session, key.id) or key
+    found = await store.sharedkeys.locked_with_outstanding(key.id)
+    locked, outstanding = found if found is not None else (key, 0)
     remaining = remaining_cents(locked)
     if remaining is None:
         return
     if remaining <= 0:
         raise SharedKeyEmpty()
-    available = remaining - await sharedkey_queries.outstanding_cents(session, key.user_id, key.id)
+    available = remaining - outstanding
     if total_cents > available:
         raise SharedKeyInsufficientKudos(
             f"This request costs {total_cents / 100} kudos; the shared key has {max(available, 0) / 100} left."
         )
-
-
-async def record_use(session: AsyncSession, request: Request, censored: bool) -> None:
-    """Count one delivered image of a request made with a shared key against that key (censored ones are free)."""
-    if request.sharedkey_id is not None and not censored:
-        await sharedkey_queries.add_usage(session, request.sharedkey_id, request.charge_cents)

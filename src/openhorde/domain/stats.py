@@ -5,15 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.domain.queue.availability import DEFAULT_WORKER_SPEED_PPS
-from openhorde.domain.queue.states import JobState
-from openhorde.storage import queue_queries
-from openhorde.storage.tables import CatalogueModel, Job, Request, RequestModel, Worker, WorkerModel
+from openhorde.storage.repositories.stats import QueuedModel, ServedModel
+from openhorde.storage.store import Store
 
 PAST_MINUTE_SECONDS = 60
+_NOT_SERVED = ServedModel(threads=0, speed_pps=0.0)
+_NOT_QUEUED = QueuedModel(images=0, things=0)
 
 
 @dataclass(frozen=True)
@@ -28,44 +26,34 @@ class ModelStatus:
     eta: int
 
 
-async def model_statuses(session: AsyncSession, live_since: float, state: str = "all") -> list[ModelStatus]:
+async def model_statuses(store: Store, live_since: float, state: str = "all") -> list[ModelStatus]:
     """Figures for every model that is served or queued (every catalogue model for ``state='known'``)."""
-    served = {
-        model: (int(threads), float(speed))
-        for model, threads, speed in await session.execute(
-            select(
-                WorkerModel.model,
-                func.sum(Worker.threads),
-                func.avg(func.coalesce(Worker.speed_pps, DEFAULT_WORKER_SPEED_PPS)),
-            )
-            .join(Worker, Worker.id == WorkerModel.worker_id)
-            .where(Worker.last_check_in_at >= live_since, Worker.paused.is_(False))
-            .group_by(WorkerModel.model)
-        )
-    }
-    queued = {
-        model: (int(jobs), int(things))
-        for model, jobs, things in await session.execute(
-            select(RequestModel.model, func.sum(Request.n_waiting), func.sum(Request.n_waiting * Request.things))
-            .join(Request, Request.id == RequestModel.request_id)
-            .where(queue_queries.queued_condition())
-            .group_by(RequestModel.model)
-        )
-    }
-    known = set(await session.scalars(select(CatalogueModel.name)))
+    served = await store.stats.served_models(live_since, DEFAULT_WORKER_SPEED_PPS)
+    queued = await store.stats.queued_models()
     if state == "known":
-        names = known
+        names = set(await store.catalogue.names())
     elif state == "custom":
-        names = (set(served) | set(queued)) - known
+        names = (set(served) | set(queued)) - await store.catalogue.names()
     else:
         names = set(served) | set(queued)
-    statuses = []
-    for name in sorted(names):
-        threads, speed = served.get(name, (0, 0.0))
-        jobs, things = queued.get(name, (0, 0))
-        eta = math.ceil(things / (speed * threads)) if threads and speed else 0
-        statuses.append(ModelStatus(name=name, count=threads, performance=speed, queued=things, jobs=jobs, eta=eta))
-    return statuses
+    return [_status(name, served, queued) for name in sorted(names)]
+
+
+async def model_status(store: Store, live_since: float, name: str) -> ModelStatus | None:
+    """One model's figures, if the catalogue knows it or a live worker serves it or a request waits for it."""
+    served = await store.stats.served_models(live_since, DEFAULT_WORKER_SPEED_PPS)
+    queued = await store.stats.queued_models()
+    if name in served or name in queued or name in await store.catalogue.names():
+        return _status(name, served, queued)
+    return None
+
+
+def _status(name: str, served: dict[str, ServedModel], queued: dict[str, QueuedModel]) -> ModelStatus:
+    workers = served.get(name, _NOT_SERVED)
+    waiting = queued.get(name, _NOT_QUEUED)
+    speed, threads = workers.speed_pps, workers.threads
+    eta = math.ceil(waiting.things / (speed * threads)) if threads and speed else 0
+    return ModelStatus(name=name, count=threads, performance=speed, queued=waiting.things, jobs=waiting.images, eta=eta)
 
 
 @dataclass(frozen=True)
@@ -80,35 +68,14 @@ class Performance:
     past_minute_megapixelsteps: float
 
 
-async def performance(session: AsyncSession, live_since: float, now: float) -> Performance:
+async def performance(store: Store, live_since: float, now: float) -> Performance:
     """Queue size, live workers and the work done in the past minute."""
-    requests, images, things = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(Request.n_waiting), 0),
-                func.coalesce(func.sum(Request.n_waiting * Request.things), 0),
-            ).where(queue_queries.queued_condition())
-        )
-    ).one()
-    workers, threads = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(Worker.threads), 0)).where(
-                Worker.last_check_in_at >= live_since
-            )
-        )
-    ).one()
-    done_things = await session.scalar(
-        select(func.coalesce(func.sum(Request.things), 0))
-        .select_from(Job)
-        .join(Request, Request.id == Job.request_id)
-        .where(Job.state == JobState.DONE, Job.finished_at >= now - PAST_MINUTE_SECONDS)
-    )
+    load = await store.stats.load(live_since, now - PAST_MINUTE_SECONDS)
     return Performance(
-        queued_requests=int(requests),
-        queued_images=int(images),
-        worker_count=int(workers),
-        thread_count=int(threads),
-        queued_megapixelsteps=round(int(things) / 1_000_000, 2),
-        past_minute_megapixelsteps=round(int(done_things or 0) / 1_000_000, 2),
+        queued_requests=load.queued_requests,
+        queued_images=load.queued_images,
+        worker_count=load.worker_count,
+        thread_count=load.thread_count,
+        queued_megapixelsteps=round(load.queued_things / 1_000_000, 2),
+        past_minute_megapixelsteps=round(load.done_things / 1_000_000, 2),
     )

@@ -1,6 +1,6 @@
 """Sending the webhook outbox: a loop in every server process.
 
-Each pass claims due rows (``webhook_queries.claim_due``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
+Each pass claims due rows (``WebhookRepository.claim_due``: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, a
 conditional update on both engines) for a claim token and a lease, commits, POSTs them, then records each
 outcome in the transaction that ends the claim: delivered, due again after a backoff, or failed after the
 last attempt. A row is sent by one process at a time; only a crash between a 2xx answer and that commit
@@ -24,8 +24,9 @@ from openhorde.domain import webhooks
 from openhorde.domain.context import HordeContext
 from openhorde.net.addresses import AddressNotAllowed, AddressPolicy, HostNotFound
 from openhorde.net.fetch import guarded_client
-from openhorde.storage import webhook_queries
 from openhorde.storage.db import Database
+from openhorde.storage.repositories.webhooks import ClaimedDelivery
+from openhorde.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +88,21 @@ class WebhookSender:
         moment = now or time.time()
         token = str(uuid.uuid4())
         until = moment + self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
-        async with self.db.unit_of_work() as session:
-            rows = await webhook_queries.claim_due(session, moment, until, token, BATCH)
+        async with self.db.store() as store:
+            rows = await store.webhooks.claim_due(moment, until, token, BATCH)
             self._passes += 1
             if self._passes % PURGE_EVERY_PASSES == 0:
-                await webhook_queries.purge_ended(session, moment - ENDED_RETENTION_SECONDS)
+                await store.webhooks.purge_ended(moment - ENDED_RETENTION_SECONDS)
         if not rows:
             return 0
         outcomes = await asyncio.gather(*(self._send(row) for row in rows))
-        async with self.db.unit_of_work() as session:
+        async with self.db.store() as store:
             for outcome in outcomes:
-                await self._record(session, token, outcome, time.time())
+                await self._record(store, token, outcome, time.time())
         return len(rows)
 
-    async def _send(self, row: Any) -> Outcome:
-        delivery_id, url, body, attempts = row
+    async def _send(self, row: ClaimedDelivery) -> Outcome:
+        delivery_id, url, body, attempts = row.id, row.url, row.body, row.attempts
         problem = webhooks.url_problem(self.settings, url)
         if problem is not None:
             return Outcome(delivery_id, self.settings.webhook_max_attempts, problem)
@@ -126,7 +127,7 @@ class WebhookSender:
             return Outcome(delivery_id, attempts, None)
         return Outcome(delivery_id, attempts, f"HTTP {response.status_code}: {response.text[:200]}"[:ERROR_CHARS])
 
-    async def _record(self, session: Any, token: str, outcome: Outcome, now: float) -> None:
+    async def _record(self, store: Store, token: str, outcome: Outcome, now: float) -> None:
         settings = self.settings
         failed_attempts = outcome.attempts_before + 1
         if outcome.error is None:
@@ -143,9 +144,7 @@ class WebhookSender:
                 random.random(),
             )
             values = {"next_attempt_at": now + wait, "delivered_at": None, "failed_at": None}
-        ours = await webhook_queries.finish_attempt(
-            session, outcome.delivery_id, token, last_error=outcome.error, **values
-        )
+        ours = await store.webhooks.finish_attempt(outcome.delivery_id, token, last_error=outcome.error, **values)
         if not ours:
             log.warning("webhook %s: the claim ran out before its outcome was recorded", outcome.delivery_id)
 

@@ -24,15 +24,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.config import Settings
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos
+from openhorde.domain.queue.blob_keys import image_key
 from openhorde.errors import ValidationFailed
 from openhorde.net.addresses import AddressNotAllowed, AddressPolicy, HostNotFound
-from openhorde.storage import webhook_queries
-from openhorde.storage.tables import Job, Request
+from openhorde.storage.repositories.deliveries import Delivery
+from openhorde.storage.store import Store
 
 SIGNATURE_HEADER = "X-OpenHorde-Signature"
 TIMESTAMP_HEADER = "X-OpenHorde-Timestamp"
@@ -140,31 +139,15 @@ async def check_url(ctx: HordeContext, url: str | None) -> None:
         return
 
 
-async def _add(
-    session: AsyncSession, key: str, request_id: str, event: str, url: str, body: dict[str, Any], now: float
-) -> None:
-    await webhook_queries.add(
-        session,
-        {
-            "id": str(uuid.uuid4()),
-            "event_key": key,
-            "request_id": request_id,
-            "event": event,
-            "url": url,
-            "body": json.dumps({"event": event, **body}, separators=(",", ":")),
-            "created_at": now,
-            "attempts": 0,
-            "next_attempt_at": now,
-        },
-    )
+async def _add(store: Store, key: str, request_id: str, event: str, url: str, body: dict[str, Any], now: float) -> None:
+    payload = json.dumps({"event": event, **body}, separators=(",", ":"))
+    await store.webhooks.add(str(uuid.uuid4()), key, request_id, event, url, payload, now)
 
 
 async def image_finished(
-    session: AsyncSession,
+    store: Store,
     ctx: HordeContext,
-    request: Request,
-    job: Job,
-    image_key: str,
+    delivery: Delivery,
     seed: int,
     censored: bool,
     gen_metadata: list[dict[str, Any]],
@@ -172,38 +155,37 @@ async def image_finished(
 ) -> None:
     """After a submit: queue the ``image`` event, and ``done`` when it was the request's last image.
     Nothing when the request has no webhook."""
-    if request.webhook is None:
+    if delivery.webhook is None:
         return
     body = {
-        "img": ctx.blobs.presign("GET", image_key, now),
+        "img": ctx.blobs.presign("GET", image_key(delivery.job_id), now),
         "seed": str(seed),
-        "worker_id": job.worker_id,
-        "worker_name": job.worker_name,
-        "model": job.model,
-        "id": job.id,
+        "worker_id": delivery.worker_id,
+        "worker_name": delivery.worker_name,
+        "model": delivery.model,
+        "id": delivery.job_id,
         "censored": censored,
         "gen_metadata": gen_metadata,
-        "request": request.id,
-        "kudos": cents_to_kudos(request.price_cents),
+        "request": delivery.request_id,
+        "kudos": cents_to_kudos(delivery.price_cents),
     }
-    await _add(session, f"{job.id}:image", request.id, "image", request.webhook, body, now)
-    await requests_ended(session, [request.id], now)
+    await _add(store, f"{delivery.job_id}:image", delivery.request_id, "image", delivery.webhook, body, now)
+    await requests_ended(store, [delivery.request_id], now)
 
 
-async def requests_ended(session: AsyncSession, request_ids: Sequence[str], now: float) -> None:
+async def requests_ended(store: Store, request_ids: Sequence[str], now: float) -> None:
     """Queue ``done`` or ``faulted`` for those of these requests that have ended so and have a webhook; an
     event already queued is not queued again."""
     if not request_ids:
         return
-    for row in await webhook_queries.ended_with_webhook(session, request_ids):
-        request_id, state, url, finished, faulted, charged_cents, reason = row
+    for ended in await store.webhooks.ended_with_webhook(request_ids):
         body: dict[str, Any] = {
-            "request": request_id,
-            "state": state,
-            "finished": finished,
-            "faulted_jobs": faulted,
-            "kudos": cents_to_kudos(charged_cents),
+            "request": ended.id,
+            "state": ended.state,
+            "finished": ended.n_finished,
+            "faulted_jobs": ended.n_faulted,
+            "kudos": cents_to_kudos(ended.charged_cents),
         }
-        if state == "faulted":
-            body["fault_reason"] = reason
-        await _add(session, f"{request_id}:{state}", request_id, state, url, body, now)
+        if ended.state == "faulted":
+            body["fault_reason"] = ended.fault_reason
+        await _add(store, f"{ended.id}:{ended.state}", ended.id, ended.state, ended.webhook, body, now)

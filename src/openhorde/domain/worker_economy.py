@@ -19,17 +19,16 @@ message saying why, written to the audit log with the server as actor.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import case, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
 from openhorde.domain import audit
+from openhorde.domain.accounts import Account
 from openhorde.domain.kudos import escrow, ledger
 from openhorde.domain.kudos.ledger import DuplicateTransaction, Posting, SystemAccount, TransactionKind
-from openhorde.storage.tables import User, Worker
+from openhorde.storage.repositories.workers import WorkerInfo
+from openhorde.storage.store import Store
 
 UPTIME_BASE_KUDOS = 50
 UPTIME_KUDOS_PER_MODEL = 2
@@ -52,26 +51,23 @@ def intervals_crossed(uptime_before: float, uptime_after: float, interval: int) 
     return after, after - before
 
 
-def abort_window_values(now: float) -> dict[str, Any]:
-    """Column updates counting one more aborted job in the worker's current one-hour window (or a new one)."""
-    current = Worker.abort_window_started_at > now - ABORT_WINDOW_SECONDS
-    return {
-        "aborts_in_window": case((current, Worker.aborts_in_window + 1), else_=1),
-        "abort_window_started_at": case((current, Worker.abort_window_started_at), else_=now),
-    }
+async def count_aborts(store: Store, worker_ids: Sequence[str], now: float) -> None:
+    """Add one aborted job per appearance of a worker in ``worker_ids`` to its record and to its count in its
+    current one-hour window (or a new one)."""
+    await store.workers.count_aborts(Counter(worker_ids), now, ABORT_WINDOW_SECONDS)
 
 
 async def after_check_in(
-    session: AsyncSession, settings: Settings, worker: Worker, owner: User, uptime_before: float, now: float
+    store: Store, settings: Settings, worker: WorkerInfo, owner: Account, uptime_before: float, now: float
 ) -> None:
     """Credit the uptime interval the worker completed with this check-in, if any."""
     if worker.paused or worker.maintenance:
         return
-    await _reward_uptime(session, settings, worker, owner, uptime_before, now)
+    await _reward_uptime(store, settings, worker, owner, uptime_before, now)
 
 
 async def enter_maintenance_if_aborting(
-    session: AsyncSession, worker_ids: Sequence[str], limit: int | None, now: float
+    store: Store, worker_ids: Sequence[str], limit: int | None, now: float
 ) -> list[str]:
     """Put into maintenance each of these workers that aborted more than ``limit`` jobs in its current window.
 
@@ -81,29 +77,16 @@ async def enter_maintenance_if_aborting(
     """
     if limit is None or not worker_ids:
         return []
-    rows = await session.execute(
-        select(Worker.id, Worker.aborts_in_window).where(
-            Worker.id.in_(sorted(set(worker_ids))),
-            Worker.maintenance.is_(False),
-            Worker.aborts_in_window > limit,
-            Worker.abort_window_started_at > now - ABORT_WINDOW_SECONDS,
-        )
-    )
     switched = []
-    for worker_id, aborts in rows.all():
+    for worker_id, aborts in await store.workers.aborting(worker_ids, limit, now, ABORT_WINDOW_SECONDS):
         message = (
             f"Automatic maintenance: this worker aborted {aborts} jobs within an hour (more than {limit}). "
             "Check its logs, then take it out of maintenance."
         )
         # The count starts afresh, so the owner can take the worker out of maintenance once it is fixed.
-        await session.execute(
-            update(Worker)
-            .where(Worker.id == worker_id, Worker.maintenance.is_(False))
-            .values(maintenance=True, maintenance_msg=message, aborts_in_window=0)
-            .execution_options(synchronize_session="fetch")
-        )
+        await store.workers.enter_maintenance(worker_id, message)
         await audit.record(
-            session,
+            store,
             None,
             "worker.auto_maintenance",
             "worker",
@@ -116,7 +99,7 @@ async def enter_maintenance_if_aborting(
 
 
 async def _reward_uptime(
-    session: AsyncSession, settings: Settings, worker: Worker, owner: User, uptime_before: float, now: float
+    store: Store, settings: Settings, worker: WorkerInfo, owner: Account, uptime_before: float, now: float
 ) -> None:
     index, count = intervals_crossed(uptime_before, worker.uptime_seconds, settings.uptime_reward_interval_seconds)
     if not count:
@@ -125,12 +108,12 @@ async def _reward_uptime(
     try:
         # A savepoint: a concurrent pop of the same worker that credited this interval first undoes the
         # escrow bookkeeping too, not just the ledger insert.
-        async with session.begin_nested():
+        async with store.savepoint():
             postings = await escrow.owner_reward(
-                session, settings, owner.id, amount, settings.uptime_escrow_share, images=0, now=now
+                store, settings, owner.id, amount, settings.uptime_escrow_share, images=0, now=now
             )
             await ledger.record(
-                session,
+                store,
                 TransactionKind.UPTIME,
                 f"{worker.id}:{index}",
                 [Posting(SystemAccount.MINT, -amount), *postings],
@@ -139,4 +122,4 @@ async def _reward_uptime(
             )
     except DuplicateTransaction:
         return
-    worker.kudos_uptime_cents += amount
+    await store.workers.add_uptime_reward(worker.id, amount)

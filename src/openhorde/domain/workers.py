@@ -6,30 +6,30 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-
-from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from openhorde.domain import audit, catalogue, teams, worker_economy
-from openhorde.domain.accounts import is_anonymous, parse_display_name
+from openhorde.domain.accounts import Account, is_anonymous, parse_display_name
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.names import clean_name
+from openhorde.domain.worker_cache import WorkerState, changed
 from openhorde.errors import (
-    AnonForbidden,
-    BadRequest,
+    AnonForbiddenWorker,
+    InvalidPriorityUsername,
+    InvalidWorkerName,
     Locked,
-    NameAlreadyExists,
     NotModerator,
     NotOwner,
-    NoValidActions,
+    NoWorkerModSelected,
     UnsupportedModel,
+    WorkerNameAlreadyExists,
     WorkerNotFound,
     WrongCredentials,
 )
-from openhorde.storage import worker_queries
-from openhorde.storage.tables import User, Worker, WorkerModel
+from openhorde.storage.repositories.workers import Capabilities
+from openhorde.storage.repositories.workers import WorkerInfo as WorkerInfo  # the domain's name for it too
+from openhorde.storage.store import Store
 
 MAX_WORKER_MODELS = 300
 MAX_BLACKLIST_WORDS = 200
@@ -71,11 +71,11 @@ def _capabilities_hash(check_in: CheckIn) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-async def _valid_models(session: AsyncSession, ctx: HordeContext, user: User, requested: list[str]) -> list[str]:
+async def _valid_models(store: Store, ctx: HordeContext, user: Account, requested: list[str]) -> list[str]:
     names = list(dict.fromkeys(m for m in requested if m))[:MAX_WORKER_MODELS] or [catalogue.DEFAULT_MODEL]
     if ctx.settings.allow_custom_models or user.is_customizer:
         return names
-    known = await catalogue.known_names(session, names)
+    known = await catalogue.known_names(store, names, ctx.catalogue)
     valid = [m for m in names if m in known]
     if not valid:
         raise UnsupportedModel(
@@ -89,73 +89,116 @@ def _priority_ids(usernames: list[str]) -> list[int]:
     for name in usernames:
         user_id = parse_display_name(name)
         if user_id is None:
-            raise BadRequest(f"Priority username '{name}' is not of the form name#id.", rc="InvalidPriorityUsername")
+            raise InvalidPriorityUsername(f"Priority username '{name}' is not of the form name#id.")
         ids.append(user_id)
     return sorted(set(ids))
 
 
-_INVALID_NAME = "InvalidWorkerName"
-_WORKER_BY_NAME = select(Worker).where(Worker.name == bindparam("name"))
-
-
-async def get_worker_by_name(session: AsyncSession, name: str) -> Worker | None:
+async def get_worker_by_name(store: Store, name: str) -> WorkerInfo | None:
     """The worker with this exact name, if any."""
-    return await session.scalar(_WORKER_BY_NAME, {"name": name})
+    return await store.workers.by_name(name)
+
+
+def _state_of(worker: WorkerInfo) -> WorkerState:
+    return WorkerState(
+        id=worker.id,
+        user_id=worker.user_id,
+        name=worker.name,
+        digest=worker.capabilities_hash or "",
+        written_at=worker.last_check_in_at,
+        models=worker.models,
+        max_pixels=worker.max_pixels,
+        nsfw=worker.nsfw,
+        allow_img2img=worker.allow_img2img,
+        allow_painting=worker.allow_painting,
+        allow_post_processing=worker.allow_post_processing,
+        allow_controlnet=worker.allow_controlnet,
+        allow_lora=worker.allow_lora,
+        can_censor_nsfw=worker.can_censor_nsfw,
+        limit_max_steps=worker.limit_max_steps,
+        require_upfront_kudos=worker.require_upfront_kudos,
+        extra_slow_worker=worker.extra_slow_worker,
+        blacklist=worker.blacklist,
+        priority_user_ids=worker.priority_user_ids,
+        paused=worker.paused,
+        maintenance=worker.maintenance,
+        maintenance_msg=worker.maintenance_msg,
+        speed_pps=worker.speed_pps,
+    )
 
 
 async def check_in(
-    session: AsyncSession, ctx: HordeContext, user: User, check_in: CheckIn, now: float | None = None
-) -> tuple[Worker, list[str]]:
-    """Find or create the popping worker and record its capabilities; returns it and its models.
+    store: Store, ctx: HordeContext, user: Account, check_in: CheckIn, now: float | None = None
+) -> WorkerState:
+    """Find or create the popping worker and record its capabilities.
 
-    The row is rewritten only when the declared capabilities changed or the last write is
-    older than the check-in debounce, so an idle worker polling often costs one read.
+    The row is rewritten only when the declared capabilities changed or the last write is older than the
+    check-in debounce; in between, a process answers from its ``WorkerCache`` without reading it.
     """
     moment = now or time.time()
     if is_anonymous(user):
-        raise AnonForbidden("Anonymous users cannot run workers; register for an API key.", rc="AnonForbiddenWorker")
-    name = clean_name(check_in.name, what="worker name", minimum=1, maximum=WORKER_NAME_MAX_LENGTH, rc=_INVALID_NAME)
+        raise AnonForbiddenWorker("Anonymous users cannot run workers; register for an API key.")
+    name = clean_name(
+        check_in.name, what="worker name", minimum=1, maximum=WORKER_NAME_MAX_LENGTH, error=InvalidWorkerName
+    )
     check_in.blacklist = [w[:BLACKLIST_WORD_LENGTH] for w in check_in.blacklist if w.strip()][:MAX_BLACKLIST_WORDS]
-    worker = await worker_queries.worker_by_name_any_case(session, name)
-    if worker is None:
-        await horde_modes.check_new_worker(session, ctx, user)  # invite-only mode
-        worker = await _create_worker(session, user, name, moment)
-    _check_is_this_worker(worker, user, name)
     digest = _capabilities_hash(check_in)
+    cached = ctx.workers.get(name)
+    if cached is not None and _still_fresh(cached, user, digest, moment, ctx.settings.check_in_debounce_seconds):
+        return cached
+    state = await _check_in_row(store, ctx, user, name, check_in, digest, moment)
+    ctx.workers.put(state)
+    return state
+
+
+def _still_fresh(cached: WorkerState, user: Account, digest: str, now: float, debounce: float) -> bool:
+    """Whether a cached worker answers this check-in: same owner, same capabilities, row written recently."""
+    return cached.user_id == user.id and cached.digest == digest and now - cached.written_at < debounce
+
+
+async def _check_in_row(
+    store: Store, ctx: HordeContext, user: Account, name: str, check_in: CheckIn, digest: str, moment: float
+) -> WorkerState:
+    """The database side of a check-in: create the worker or record what changed, and pay its uptime reward."""
+    settings = ctx.settings
+    worker = await store.workers.by_name_any_case(name)
+    if worker is None:
+        await horde_modes.check_new_worker(store, ctx, user)  # invite-only mode
+        worker = await _create_worker(store, user, name, moment)
+    _check_is_this_worker(worker, user, name)
     uptime_before = worker.uptime_seconds
     if worker.capabilities_hash == digest:
-        if moment - worker.last_check_in_at >= ctx.settings.check_in_debounce_seconds:
-            _record_check_in(worker, moment, ctx.settings.worker_stale_seconds)
-        # Uptime rewards and automatic maintenance are decided here, per pop (see worker_economy).
-        await worker_economy.after_check_in(session, ctx.settings, worker, user, uptime_before, moment)
-        return worker, list(worker.models)
-    models = await _valid_models(session, ctx, user, check_in.models)
-    priority_ids = _priority_ids(check_in.priority_usernames)
-    _record_check_in(worker, moment, ctx.settings.worker_stale_seconds)
-    _apply_capabilities(worker, check_in, models, priority_ids, digest)
-    await session.flush()
-    await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
-    await session.execute(insert(WorkerModel), [{"worker_id": worker.id, "model": m} for m in models])
-    await worker_economy.after_check_in(session, ctx.settings, worker, user, uptime_before, moment)
-    return worker, models
+        if moment - worker.last_check_in_at >= settings.check_in_debounce_seconds:
+            worker = _checked_in(worker, moment, settings.worker_stale_seconds)
+            await store.workers.record_check_in(worker.id, worker.last_check_in_at, worker.uptime_seconds)
+        # Uptime rewards and automatic maintenance are decided here, per written check-in (see worker_economy).
+        await worker_economy.after_check_in(store, settings, worker, user, uptime_before, moment)
+        return _state_of(worker)
+    models = await _valid_models(store, ctx, user, check_in.models)
+    capabilities = _capabilities(check_in, models, _priority_ids(check_in.priority_usernames), digest)
+    worker = _checked_in(worker, moment, settings.worker_stale_seconds)
+    await store.workers.declare(worker.id, worker.last_check_in_at, worker.uptime_seconds, capabilities)
+    worker = replace(worker, **{f.name: getattr(capabilities, f.name) for f in fields(capabilities)})
+    await worker_economy.after_check_in(store, settings, worker, user, uptime_before, moment)
+    return _state_of(worker)
 
 
-async def _create_worker(session: AsyncSession, user: User, name: str, now: float) -> Worker:
+async def _create_worker(store: Store, user: Account, name: str, now: float) -> WorkerInfo:
     """Insert a new worker named ``name``, or return the row a concurrent first pop of that name just inserted.
 
     A bridge's threads often pop at once when it starts; the loser of the race on the unique
     name gets the winner's row (and the ownership check) instead of an integrity error.
     """
-    worker = Worker(id=str(uuid.uuid4()), user_id=user.id, name=name, created_at=now, last_check_in_at=now)
-    if await worker_queries.insert_unless_name_taken(session, worker):
-        return worker
-    existing = await worker_queries.worker_by_name_any_case(session, name)
+    created = await store.workers.create(str(uuid.uuid4()), user.id, name, now)
+    if created is not None:
+        return created
+    existing = await store.workers.by_name_any_case(name)
     if existing is None:
         raise WorkerNotFound(f"Worker '{name}' vanished while being created; try again.")
     return existing
 
 
-def _check_is_this_worker(worker: Worker, user: User, name: str) -> None:
+def _check_is_this_worker(worker: WorkerInfo, user: Account, name: str) -> None:
     """Refuse a pop whose name is another worker's: one of another account, or one differing only in case.
 
     Names are unique regardless of case (the database enforces it), so "alice-gpu" can neither be created beside
@@ -167,77 +210,71 @@ def _check_is_this_worker(worker: Worker, user: User, name: str) -> None:
         raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
 
 
-def _name_taken(existing: str) -> NameAlreadyExists:
-    return NameAlreadyExists(
-        f"A worker named '{existing}' exists already; worker names are unique regardless of case.",
-        rc="WorkerNameAlreadyExists",
+def _name_taken(existing: str) -> WorkerNameAlreadyExists:
+    return WorkerNameAlreadyExists(
+        f"A worker named '{existing}' exists already; worker names are unique regardless of case."
     )
 
 
-def _record_check_in(worker: Worker, now: float, stale_seconds: int) -> None:
-    """Count the time since the last check-in as uptime, unless the worker was offline or in maintenance."""
+def _checked_in(worker: WorkerInfo, now: float, stale_seconds: int) -> WorkerInfo:
+    """The worker checked in at ``now``: the time since its last check-in counts as uptime, unless it was
+    offline or in maintenance."""
     elapsed = now - worker.last_check_in_at
+    uptime = worker.uptime_seconds
     if elapsed < stale_seconds and not worker.maintenance:
-        worker.uptime_seconds += elapsed
-    worker.last_check_in_at = now
+        uptime += elapsed
+    return replace(worker, last_check_in_at=now, uptime_seconds=uptime)
 
 
-def _apply_capabilities(
-    worker: Worker, check_in: CheckIn, models: list[str], priority_ids: list[int], digest: str
-) -> None:
-    worker.models = models
-    worker.nsfw = check_in.nsfw
-    worker.max_pixels = check_in.max_pixels
-    worker.threads = check_in.threads
-    worker.bridge_agent = check_in.bridge_agent
-    worker.blacklist = check_in.blacklist
-    worker.priority_user_ids = priority_ids
-    worker.require_upfront_kudos = check_in.require_upfront_kudos
-    worker.extra_slow_worker = check_in.extra_slow_worker
-    worker.limit_max_steps = check_in.limit_max_steps
-    worker.allow_img2img = check_in.allow_img2img
-    worker.allow_painting = check_in.allow_painting
-    worker.allow_post_processing = check_in.allow_post_processing
-    worker.allow_controlnet = check_in.allow_controlnet
-    worker.allow_sdxl_controlnet = check_in.allow_sdxl_controlnet
-    worker.allow_lora = check_in.allow_lora
-    worker.allow_unsafe_ipaddr = check_in.allow_unsafe_ipaddr
-    worker.can_censor_nsfw = check_in.can_censor_nsfw
-    worker.ipaddr = check_in.ipaddr
-    worker.capabilities_hash = digest
+def _capabilities(check_in: CheckIn, models: list[str], priority_ids: list[int], digest: str) -> Capabilities:
+    return Capabilities(
+        models=tuple(models),
+        nsfw=check_in.nsfw,
+        max_pixels=check_in.max_pixels,
+        threads=check_in.threads,
+        bridge_agent=check_in.bridge_agent,
+        blacklist=tuple(check_in.blacklist),
+        priority_user_ids=tuple(priority_ids),
+        require_upfront_kudos=check_in.require_upfront_kudos,
+        extra_slow_worker=check_in.extra_slow_worker,
+        limit_max_steps=check_in.limit_max_steps,
+        allow_img2img=check_in.allow_img2img,
+        allow_painting=check_in.allow_painting,
+        allow_post_processing=check_in.allow_post_processing,
+        allow_controlnet=check_in.allow_controlnet,
+        allow_sdxl_controlnet=check_in.allow_sdxl_controlnet,
+        allow_lora=check_in.allow_lora,
+        allow_unsafe_ipaddr=check_in.allow_unsafe_ipaddr,
+        can_censor_nsfw=check_in.can_censor_nsfw,
+        ipaddr=check_in.ipaddr,
+        capabilities_hash=digest,
+    )
 
 
 @dataclass(frozen=True)
 class WorkerView:
     """A worker with what its public details need besides its row."""
 
-    worker: Worker
-    owner: User
+    worker: WorkerInfo
+    owner: Account
     models: list[str]
     online: bool
     team_name: str | None = None
 
 
-async def get_worker(session: AsyncSession, worker_id: str) -> Worker:
+async def get_worker(store: Store, worker_id: str) -> WorkerInfo:
     """The worker with this id; ``WorkerNotFound`` otherwise."""
-    worker = await session.get(Worker, worker_id)
+    worker = await store.workers.get(worker_id)
     if worker is None:
         raise WorkerNotFound(f"Worker with ID '{worker_id}' not found.")
     return worker
 
 
-async def views(session: AsyncSession, workers: list[Worker], stale_seconds: int, now: float) -> list[WorkerView]:
+async def views(store: Store, workers: list[WorkerInfo], stale_seconds: int, now: float) -> list[WorkerView]:
     """Details of several workers in a few queries (their models, their owners, their teams)."""
-    ids = [w.id for w in workers]
-    models: dict[str, list[str]] = {i: [] for i in ids}
-    if ids:
-        for worker_id, model in await session.execute(
-            select(WorkerModel.worker_id, WorkerModel.model).where(WorkerModel.worker_id.in_(ids))
-        ):
-            models[worker_id].append(model)
-    owner_ids = {w.user_id for w in workers}
-    owners = {u.id: u for u in await session.scalars(select(User).where(User.id.in_(owner_ids)))} if owner_ids else {}
-    team_names = await teams.team_names(session, {w.team_id for w in workers if w.team_id})
+    models = await store.workers.models_of(w.id for w in workers)
+    owners = await store.accounts.many({w.user_id for w in workers})
+    team_names = await teams.team_names(store, {w.team_id for w in workers if w.team_id})
     return [
         WorkerView(
             worker=w,
@@ -250,17 +287,17 @@ async def views(session: AsyncSession, workers: list[Worker], stale_seconds: int
     ]
 
 
-async def list_workers(session: AsyncSession, name: str | None = None) -> list[Worker]:
+async def list_workers(store: Store, name: str | None = None) -> list[WorkerInfo]:
     """Every worker (or the one with ``name``), by name."""
-    query = select(Worker).order_by(Worker.name)
     if name:
-        query = query.where(Worker.name == name)
-    return list(await session.scalars(query))
+        found = await store.workers.by_name(name)
+        return [found] if found is not None else []
+    return await store.workers.every()
 
 
-async def worker_ids_of(session: AsyncSession, user_id: int) -> list[str]:
+async def worker_ids_of(store: Store, user_id: int) -> list[str]:
     """The ids of the workers a user owns."""
-    return list(await session.scalars(select(Worker.id).where(Worker.user_id == user_id)))
+    return await store.workers.ids_of(user_id)
 
 
 @dataclass
@@ -276,7 +313,7 @@ class WorkerChanges:
     """A team id to join, or "" to leave the worker's team."""
 
 
-def _check_may_change(worker: Worker, user: User, changes: WorkerChanges) -> None:
+def _check_may_change(worker: WorkerInfo, user: Account, changes: WorkerChanges) -> None:
     is_mod = user.is_moderator or user.is_admin
     if changes.paused is not None and not is_mod:
         raise NotModerator("Only moderators can pause workers.")
@@ -284,54 +321,57 @@ def _check_may_change(worker: Worker, user: User, changes: WorkerChanges) -> Non
         raise NotOwner("Only the worker's owner or a moderator can change it.")
 
 
-async def update_worker(session: AsyncSession, worker: Worker, user: User, changes: WorkerChanges) -> dict[str, object]:
+async def update_worker(store: Store, worker: WorkerInfo, user: Account, changes: WorkerChanges) -> dict[str, object]:
     """Apply an owner's or moderator's changes; return the changed fields."""
     _check_may_change(worker, user, changes)
-    changed: dict[str, object] = {}
+    applied: dict[str, object] = {}
+    fields_set: dict[str, object] = {}
     if changes.maintenance is not None:
-        worker.maintenance = changes.maintenance
-        worker.maintenance_msg = changes.maintenance_msg if changes.maintenance else None
-        changed["maintenance"] = changes.maintenance
+        fields_set["maintenance"] = changes.maintenance
+        fields_set["maintenance_msg"] = changes.maintenance_msg if changes.maintenance else None
+        applied["maintenance"] = changes.maintenance
     if changes.paused is not None:
-        worker.paused = changes.paused
-        changed["paused"] = changes.paused
+        fields_set["paused"] = applied["paused"] = changes.paused
     if changes.info is not None:
-        worker.info = changes.info
-        changed["info"] = changes.info
+        fields_set["info"] = applied["info"] = changes.info
     if changes.name is not None:
-        changed["name"] = await _rename(session, worker, changes.name)
+        applied["name"] = await _rename(store, worker, changes.name)
     if changes.team is not None:
-        changed["team"] = await teams.assign_worker(session, worker, changes.team)
-    if not changed:
-        raise NoValidActions("No worker modification selected!", rc="NoWorkerModSelected")
+        applied["team"] = await teams.assign_worker(store, worker, changes.team)
+    if not applied:
+        raise NoWorkerModSelected("No worker modification selected!")
+    await store.workers.change(worker.id, **fields_set)
     if worker.user_id != user.id:
-        await audit.record(session, user, "worker.modify", "worker", worker.id, dict(changed))
-    await session.flush()
-    return changed
+        await audit.record(store, user, "worker.modify", "worker", worker.id, dict(applied))
+    changed(store, worker.id)
+    return applied
 
 
-async def _rename(session: AsyncSession, worker: Worker, new_name: str) -> str:
+async def _rename(store: Store, worker: WorkerInfo, new_name: str) -> str:
     """Give ``worker`` a new name, unique regardless of case (its own name in another case is fine)."""
     name = clean_name(
-        new_name, what="worker name", minimum=WORKER_RENAME_MIN_LENGTH, maximum=WORKER_NAME_MAX_LENGTH, rc=_INVALID_NAME
+        new_name,
+        what="worker name",
+        minimum=WORKER_RENAME_MIN_LENGTH,
+        maximum=WORKER_NAME_MAX_LENGTH,
+        error=InvalidWorkerName,
     )
-    existing = await worker_queries.worker_by_name_any_case(session, name)
-    if existing is not None and existing is not worker:
+    existing = await store.workers.by_name_any_case(name)
+    if existing is not None and existing.id != worker.id:
         raise _name_taken(existing.name)
     # The lookup cannot see a rename racing in from another request; the unique index on lower(name) can.
-    if not await worker_queries.rename_unless_name_taken(session, worker, name):
+    if not await store.workers.rename(worker.id, name):
         raise _name_taken(name)
     return name
 
 
-async def delete_worker(session: AsyncSession, worker: Worker, user: User) -> None:
+async def delete_worker(store: Store, worker: WorkerInfo, user: Account) -> None:
     """Remove a worker (its owner or a moderator); its finished jobs keep their worker's name."""
     if worker.user_id != user.id and not (user.is_moderator or user.is_admin):
         raise NotOwner("Only the worker's owner or a moderator can delete it.")
-    if await worker_queries.has_jobs_in_progress(session, worker.id):
+    if await store.workers.has_jobs_in_progress(worker.id):
         raise Locked("This worker has jobs in progress; delete it once they are submitted or expired.")
     if worker.user_id != user.id:
-        await audit.record(session, user, "worker.delete", "worker", worker.id, {"name": worker.name})
-    await session.execute(delete(WorkerModel).where(WorkerModel.worker_id == worker.id))
-    await session.delete(worker)
-    await session.flush()
+        await audit.record(store, user, "worker.delete", "worker", worker.id, {"name": worker.name})
+    await store.workers.delete(worker.id)
+    changed(store, worker.id)

@@ -1,10 +1,13 @@
-"""Request events between server processes: staged in a transaction, published after its commit.
+"""Change events between server processes: staged in a transaction, published after its commit.
 
-Domain code calls ``stage(session, event)`` where something happens to a request (created, handed out,
-an image submitted, faulted, cancelled). A session event hook hands the staged events to the broker only
-after the transaction commits and drops them on rollback, so nothing that was rolled back is ever announced.
+Domain code stages an event where something changes: a request (created, handed out, an image submitted,
+faulted, cancelled; the subject is the request id), or something a process keeps in memory (an account's
+roles or key, a worker's settings: subjects ``account:<id>``, ``worker:<id>``). A session event hook hands
+the staged events to the broker only after the transaction commits and drops them on rollback, so nothing
+that was rolled back is ever announced.
 
-Brokers deliver each event to the streams open in *every* server process:
+Brokers deliver each event to the subscribers of its subject (event streams) and to every listener (the
+in-memory caches) in *every* server process:
 
 * ``LocalBroker``: this process only (one SQLite server).
 * ``PgNotifyBroker``: PostgreSQL ``NOTIFY`` on one channel, received with asyncpg's ``add_listener`` on a
@@ -22,9 +25,9 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
@@ -33,7 +36,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from openhorde.storage.db import Database
+if TYPE_CHECKING:
+    from openhorde.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,10 @@ RECONNECT_DELAY_SECONDS = 1.0
 """Pause before reconnecting a broker connection that failed."""
 HEALTH_CHECK_SECONDS = 10.0
 """An idle PostgreSQL listener connection is probed this often, so a dropped one is noticed and replaced."""
+BATCH_LIMIT = 20
+"""Events one message carries at most, each at most about ``MODELS_LIMIT_BYTES`` plus 150 bytes: well under
+PostgreSQL's 8000-byte ``NOTIFY`` payload."""
+MODELS_LIMIT_BYTES = 200
 OUTBOX_LIMIT = 10_000
 """Events waiting to be published; beyond it new ones are dropped (streams still poll)."""
 
@@ -51,36 +59,53 @@ _BROKER = "openhorde.events.broker"
 
 
 @dataclass(frozen=True)
-class RequestEvent:
-    """Something happened to a request: ``kind`` is queued, started, image, fault, faulted or cancelled."""
+class Change:
+    """Something changed. ``subject``: a request id, or ``account:<id>``, ``worker:<id>``...; ``kind``: what
+    happened (for a request: queued, started, image, fault, faulted, cancelled); ``models``: the models whose
+    queue a request event touches (empty when it touches none, or any)."""
 
-    request_id: str
+    subject: str
     kind: str
     job_id: str | None = None
+    models: tuple[str, ...] = ()
 
-    def encode(self, origin: str) -> str:
-        """The event as a short JSON message tagged with the publishing process."""
-        return json.dumps({"o": origin, "r": self.request_id, "k": self.kind, "j": self.job_id})
+    def as_list(self) -> list[Any]:
+        """The event as a short JSON-able list. A long list of models is sent as none ("any model"), which
+        tells listeners more than happened, never less, and keeps messages small."""
+        models = list(self.models)
+        if len(json.dumps(models, ensure_ascii=False).encode()) > MODELS_LIMIT_BYTES:
+            models = []
+        return [self.subject, self.kind, self.job_id, models]
 
 
-def decode(message: str | bytes) -> tuple[str, RequestEvent] | None:
-    """(origin, event) of a published message; ``None`` for anything malformed."""
+def encode(origin: str, changes: list[Change]) -> str:
+    """Events as one message tagged with the publishing process."""
+    body = {"o": origin, "e": [change.as_list() for change in changes]}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(message: str | bytes) -> tuple[str, list[Change]] | None:
+    """(origin, events) of a published message; ``None`` for anything malformed."""
     try:
         body = json.loads(message)
-        return str(body["o"]), RequestEvent(str(body["r"]), str(body["k"]), body.get("j"))
-    except (ValueError, KeyError, TypeError):
+        changes = [
+            Change(str(subject), str(kind), job_id, tuple(str(model) for model in models or ()))
+            for subject, kind, job_id, models in body["e"]
+        ]
+        return str(body["o"]), changes
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def stage(session: AsyncSession, request_event: RequestEvent) -> None:
-    """Announce ``request_event`` once ``session``'s transaction commits (nothing if it rolls back)."""
+def stage(session: AsyncSession, change: Change) -> None:
+    """Announce ``change`` once ``session``'s transaction commits (nothing if it rolls back)."""
     if _BROKER in session.info:
-        session.info.setdefault(_STAGED, []).append(request_event)
+        session.info.setdefault(_STAGED, []).append(change)
 
 
 @event.listens_for(Session, "after_commit")
 def _publish_committed(session: Session) -> None:
-    staged: list[RequestEvent] | None = session.info.pop(_STAGED, None)
+    staged: list[Change] | None = session.info.pop(_STAGED, None)
     broker = session.info.get(_BROKER)
     if staged and isinstance(broker, EventBroker):
         broker.publish_nowait(staged)
@@ -107,36 +132,46 @@ class Subscription:
         return True
 
 
+Listener = Callable[[Change], None]
+
+
 class EventBroker:
-    """Fan-out to this process's subscribers; subclasses also carry events to other processes."""
+    """Fan-out to this process's subscribers and listeners; subclasses also carry events to other processes."""
 
     def __init__(self) -> None:
         self.origin = uuid.uuid4().hex
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._listeners: list[Listener] = []
 
     @contextlib.contextmanager
-    def subscribe(self, request_id: str) -> Iterator[Subscription]:
-        """A subscription to ``request_id``'s events for the length of the block."""
+    def subscribe(self, subject: str) -> Iterator[Subscription]:
+        """A subscription to ``subject``'s events for the length of the block."""
         subscription = Subscription()
-        self._subscribers.setdefault(request_id, set()).add(subscription)
+        self._subscribers.setdefault(subject, set()).add(subscription)
         try:
             yield subscription
         finally:
-            listeners = self._subscribers.get(request_id)
+            listeners = self._subscribers.get(subject)
             if listeners is not None:
                 listeners.discard(subscription)
                 if not listeners:
-                    del self._subscribers[request_id]
+                    del self._subscribers[subject]
 
-    def deliver(self, request_event: RequestEvent) -> None:
-        """Wake this process's subscribers of the event's request."""
-        for subscription in self._subscribers.get(request_event.request_id, ()):
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` with every event, whatever its subject (it must be quick and must not raise)."""
+        self._listeners.append(listener)
+
+    def deliver(self, change: Change) -> None:
+        """Tell this process's listeners, and wake the subscribers of the event's subject."""
+        for listener in self._listeners:
+            listener(change)
+        for subscription in self._subscribers.get(change.subject, ()):
             subscription.woken.set()
 
-    def publish_nowait(self, events: list[RequestEvent]) -> None:
+    def publish_nowait(self, events: list[Change]) -> None:
         """Deliver committed events here at once and queue them for the other processes."""
-        for request_event in events:
-            self.deliver(request_event)
+        for change in events:
+            self.deliver(change)
 
     async def start(self) -> None:
         """Open connections (nothing to open in-process)."""
@@ -154,21 +189,22 @@ class _RemoteBroker(EventBroker):
 
     def __init__(self) -> None:
         super().__init__()
-        self._outbox: asyncio.Queue[RequestEvent] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
+        self._outbox: asyncio.Queue[Change] = asyncio.Queue(maxsize=OUTBOX_LIMIT)
         self._task: asyncio.Task[None] | None = None
 
-    def publish_nowait(self, events: list[RequestEvent]) -> None:
+    def publish_nowait(self, events: list[Change]) -> None:
         """Deliver here at once; queue for the other processes."""
         super().publish_nowait(events)
-        for request_event in events:
+        for change in events:
             with contextlib.suppress(asyncio.QueueFull):
-                self._outbox.put_nowait(request_event)
+                self._outbox.put_nowait(change)
 
     def received(self, message: str | bytes) -> None:
-        """A message from the channel: deliver it unless this process sent it (already delivered)."""
+        """A message from the channel: deliver its events unless this process sent them (already delivered)."""
         decoded = decode(message)
         if decoded is not None and decoded[0] != self.origin:
-            self.deliver(decoded[1])
+            for change in decoded[1]:
+                self.deliver(change)
 
     async def start(self) -> None:
         """Start the connection's supervising task."""
@@ -197,11 +233,15 @@ class _RemoteBroker(EventBroker):
     async def _pump(self) -> None:
         while True:
             try:
-                request_event = await asyncio.wait_for(self._outbox.get(), timeout=HEALTH_CHECK_SECONDS)
+                change = await asyncio.wait_for(self._outbox.get(), timeout=HEALTH_CHECK_SECONDS)
             except TimeoutError:
                 await self._probe()
                 continue
-            await self._send(request_event.encode(self.origin))
+            # Whatever else is waiting goes in the same message: one round trip for a burst of events.
+            batch = [change]
+            while len(batch) < BATCH_LIMIT and not self._outbox.empty():
+                batch.append(self._outbox.get_nowait())
+            await self._send(encode(self.origin, batch))
 
     async def _connect(self) -> None:
         raise NotImplementedError

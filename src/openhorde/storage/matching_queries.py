@@ -37,7 +37,6 @@ from sqlalchemy.sql.elements import BindParameter, True_
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.util import ClauseAdapter
 
-from openhorde.storage.queue_queries import queued_condition
 from openhorde.storage.tables import Request, RequestModel, RequestWorker, Worker
 
 FAST_WORKER_PIXELSTEPS_PER_SECOND = 500_000
@@ -49,6 +48,16 @@ ONE: ColumnElement[int] = literal_column("1")
 keeps walking the index, instead of planning for an unknown limit."""
 SKIPPED_SAMPLE_SIZE = 200
 """The "why nothing matched" counts look only at this many requests at the head of the queue."""
+
+
+def queued_condition() -> ColumnElement[bool]:
+    """A request with images still to hand out (the partial queue indexes' predicate).
+
+    Written with literal constants, not bound parameters: PostgreSQL can then prove that a
+    cached (generic) plan of a prepared statement may use the partial queue indexes, and stops
+    planning the pop query afresh on every call."""
+    return and_(Request.state == literal_column("'queued'"), Request.n_waiting > literal_column("0"))
+
 
 Flag = bool | ColumnElement[bool] | InstrumentedAttribute[bool]
 
@@ -122,7 +131,7 @@ def _has_priority_users(w: WorkerSide) -> bool:
     return isinstance(w.priority_user_ids, BindParameter) or bool(w.priority_user_ids)
 
 
-def _owner_or_priority(w: WorkerSide) -> ColumnElement[bool]:
+def owner_or_priority(w: WorkerSide) -> ColumnElement[bool]:
     """The request belongs to the worker's owner or one of its priority users."""
     owner: ColumnElement[bool] = Request.user_id == w.owner_id
     if _has_priority_users(w):
@@ -160,7 +169,7 @@ def _targeting_condition(w: WorkerSide) -> ColumnElement[bool]:
 
 def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
     """Every rule a queued request must pass to be served by worker ``w``, with its AI Horde skip reason."""
-    owner_or_priority = _owner_or_priority(w)
+    owners = owner_or_priority(w)
     rules: list[tuple[str, ColumnElement[bool]]] = [
         ("max_pixels", Request.pixels <= w.max_pixels),
         ("nsfw", _allowed(w.nsfw, Request.nsfw.is_(False))),
@@ -181,7 +190,7 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
         ("step_count", _forbidden(w.limit_max_steps, Request.accurate_steps <= LIMITED_MAX_STEPS)),
         (
             "kudos",
-            _forbidden(w.require_upfront_kudos, or_(Request.kudos_backed.is_(True), owner_or_priority)),
+            _forbidden(w.require_upfront_kudos, or_(Request.kudos_backed.is_(True), owners)),
         ),
         ("worker_id", _forbidden(w.maintenance, Request.user_id == w.owner_id)),
         ("worker_id", _targeting_condition(w)),
@@ -203,20 +212,20 @@ def select_next_request(w: WorkerSide, priority_only: bool, lock: bool) -> Selec
 
     With ``priority_only`` the search is limited to the requests of the worker's owner and
     its priority users (few: the planner reads them by user). Otherwise it walks the per-model
-    queues, see ``_walk_model_queues``.
+    queues, see ``walk_model_queues``.
     """
     if not priority_only and w.models is not None:
-        return select(Request).where(Request.id == _walk_model_queues(w, lock))
+        return select(Request).where(Request.id == walk_model_queues(w, lock))
     query = select(Request).where(queued_condition(), *match_conditions(w))
     if priority_only:
-        query = query.where(_owner_or_priority(w))
+        query = query.where(owner_or_priority(w))
     query = query.order_by(Request.queue_rank.desc(), Request.id).limit(ONE)
     if lock:
         query = query.with_for_update(skip_locked=True, of=Request)
     return query
 
 
-def _walk_model_queues(w: WorkerSide, lock: bool) -> ScalarSelect[Any]:
+def walk_model_queues(w: WorkerSide, lock: bool) -> ScalarSelect[Any]:
     """The id of the best request for ``w``: the best of one walk per model it serves, plus one walk of the requests
     that accept any model.
 
@@ -268,7 +277,7 @@ def _escape_like(word: str) -> str:
     return word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """What decides a popping worker's query text (its flags, how many words), and its bound values."""
     flags = tuple(bool(getattr(w, name)) for name in _FLAG_FIELDS)
     params: dict[str, Any] = {
@@ -283,7 +292,7 @@ def _shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (flags, len(w.blacklist), _has_priority_users(w), len(w.models or ())), params
 
 
-def _template(shape: tuple[Any, ...]) -> WorkerSide:
+def template(shape: tuple[Any, ...]) -> WorkerSide:
     """A worker side with the given flags and bound parameters for every value."""
     flags, words, has_priority, models = shape
     return WorkerSide(
@@ -299,7 +308,7 @@ def _template(shape: tuple[Any, ...]) -> WorkerSide:
 
 @lru_cache(maxsize=512)
 def _cached_next_request(shape: tuple[Any, ...], priority_only: bool, lock: bool) -> Select[Request]:
-    return select_next_request(_template(shape), priority_only, lock)
+    return select_next_request(template(shape), priority_only, lock)
 
 
 async def find_next_request(session: AsyncSession, w: WorkerSide, priority_only: bool, lock: bool) -> Request | None:
@@ -308,7 +317,7 @@ async def find_next_request(session: AsyncSession, w: WorkerSide, priority_only:
     Building the SQL expression is most of a pop's Python cost; workers with the same flags
     share one statement and differ only in bound values.
     """
-    shape, params = _shape_and_params(w)
+    shape, params = shape_and_params(w)
     statement = _cached_next_request(shape, priority_only, lock)
     return await session.scalar(statement, params)
 
@@ -323,7 +332,7 @@ def _cached_skipped(shape: tuple[Any, ...]) -> tuple[tuple[str, ...], Select[Any
         .subquery()
     )
     adapter = ClauseAdapter(head)
-    rules = match_rules(_template(shape))
+    rules = match_rules(template(shape))
     columns = [
         func.coalesce(func.sum(case((not_(adapter.traverse(condition)), 1), else_=0)), 0) for _, condition in rules
     ]
@@ -332,7 +341,7 @@ def _cached_skipped(shape: tuple[Any, ...]) -> tuple[tuple[str, ...], Select[Any
 
 async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
     """Why the requests at the head of the queue did not match ``w``: counts per AI Horde skip reason."""
-    shape, params = _shape_and_params(w)
+    shape, params = shape_and_params(w)
     reasons, statement = _cached_skipped(shape)
     if not reasons:
         return {}

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from tests.conftest import torch_threads
 from tests.e2e.conftest import LiveServer, WorkerProcess, free_port, openhorde_command, wait_until_up
 
 MODEL = "openhorde-tiny"
@@ -84,7 +85,7 @@ class WebHorde:
             *["--model", MODEL, "--max-power", "1", "--device", "cpu", "--log-format", "json"],
             *["--model-store", str(self.folder / "models"), *flags],
         ]
-        env = dict(os.environ, OMP_NUM_THREADS="2")
+        env = dict(os.environ, OMP_NUM_THREADS=str(torch_threads()))
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.folder)
         worker = WorkerProcess(name, log_path, proc)

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from tests.e2e.web.conftest import MODEL, Account, WebHorde, WorkerProcess, screenshot
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 PAGE_SIZE = 24
 SMALL = {"width": 64, "height": 64, "steps": 2, "sampler_name": "k_euler", "cfg_scale": 6.5}

@@ -16,7 +16,7 @@ from PIL import Image
 from playwright.sync_api import Page, Request, expect
 from tests.e2e.web.conftest import MODEL, Account, WebHorde, WorkerProcess, screenshot
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 DONE_TIMEOUT_MS = 120_000
 

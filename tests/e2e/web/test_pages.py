@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.conftest import openhorde_command
 from tests.e2e.web.conftest import MODEL, Account, WebHorde, WorkerProcess, screenshot
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 # A worker's first pop and two shared CPU cores can be slow; Playwright's expect() timeout is global.
 expect.set_options(timeout=20_000)
@@ -67,6 +68,12 @@ def set_role(horde: WebHorde, account: Account, role: str, *flags: str) -> None:
         [*command, "--data-dir", str(horde.server.data_dir)], capture_output=True, cwd=horde.folder, timeout=120
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
+    # On SQLite the server hears of the change only when its key cache expires (README, "Several servers").
+    wanted = "--off" not in flags
+    deadline = time.monotonic() + 15
+    while horde.api.get("/find_user", headers={"apikey": account.apikey}).json().get(role) != wanted:
+        assert time.monotonic() < deadline, f"the server never saw {account.id}'s {role} role change"
+        time.sleep(0.2)
 
 
 def worker_state(horde: WebHorde, worker_id: str, key: str) -> dict[str, Any]:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from openhorde.domain import accounts
 from tests.live_server import Account, Horde
 
 
 async def _make_moderator(horde: Horde, account: Account) -> None:
-    async with horde.db.unit_of_work() as session:
-        (await accounts.get_user(session, account.id)).is_moderator = True
+    await horde.set_user(account, is_moderator=True)
 
 
 async def _log(horde: Horde, account: Account) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from openhorde.domain.queue.leases import MaintenanceReport, run_maintenance
-from openhorde.storage import locks
 from openhorde.storage.db import Database
 from openhorde.storage.tables import Job, Request
 from tests.live_server import Account, Horde, second_server, webp_bytes
@@ -42,8 +41,8 @@ async def _queue(horde: Horde, account: Account, n: int = 1) -> str:
 
 
 async def _maintain(db: Database, horde: Horde, now: float) -> MaintenanceReport:
-    async with db.unit_of_work() as session:
-        return await run_maintenance(session, horde.ctx, now)
+    async with db.store() as store:
+        return await run_maintenance(store, horde.ctx, now)
 
 
 async def test_maintenance_skips_while_another_process_holds_the_lock(horde: Horde, postgres_only: None) -> None:
@@ -53,8 +52,8 @@ async def test_maintenance_skips_while_another_process_holds_the_lock(horde: Hor
     later = time.time() + 10_000  # the lease has run out by then
     other = Database(horde.settings.resolved_database_url)  # another process's connection pool
     try:
-        async with horde.db.unit_of_work() as holder:
-            assert await locks.try_cluster_lock(holder, locks.MAINTENANCE_LOCK)
+        async with horde.db.store() as holder:
+            assert await holder.queue.try_maintenance_lock()
             blocked = await _maintain(other, horde, later)
             assert blocked.skipped and blocked.expired_jobs == 0
         # The holder's transaction ended: the lock is free again and the pass does the work once.
@@ -123,3 +122,115 @@ async def test_two_servers_hand_out_and_pay_each_job_once(
     # Counted and paid once per job (the fixture checks that the ledger balances).
     owner_record = (await horde.client.get(f"/api/v2/users/{owner.id}")).json()
     assert owner_record["contributions"]["fulfillments"] == total
+
+
+async def test_a_connection_postgresql_closed_is_replaced_without_failing_a_call(
+    horde: Horde, postgres_only: None
+) -> None:
+    """The pool hands back connections whose server end is gone (a restart, ``pg_terminate_backend``) on checkout,
+    without a round trip per checkout; the next calls get fresh ones and answer as usual."""
+    from sqlalchemy import make_url
+
+    from tests.conftest import admin_execute
+
+    account = await horde.register("survivor")
+    for _ in range(3):
+        assert (await horde.generate(account, params=SMALL)).status_code == 202
+    database = make_url(horde.settings.resolved_database_url).database
+    await admin_execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' "
+        "AND pid <> pg_backend_pid()"
+    )
+    await asyncio.sleep(0.2)  # the event loop reads the closed sockets' ends
+    for _ in range(3):
+        answer = await horde.generate(account, params=SMALL)
+        assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize("horde_settings", [{"check_cache_seconds": 60}])
+async def test_checks_answer_from_memory_until_any_process_changes_the_request(
+    horde: Horde, second: httpx.AsyncClient, postgres_only: None
+) -> None:
+    """Each process keeps a checked request's counters; a change made by the other process drops them (its
+    announcement travels on PostgreSQL's NOTIFY), so no check reports a state older than the change."""
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await _queue(horde, requester)
+    assert (await horde.check(request_id))["waiting"] == 1  # now remembered by the first server
+    popped = await second.post(
+        "/api/v2/generate/pop", json={"name": "w1", "models": ["stable_diffusion"]}, headers=owner.headers
+    )
+    assert popped.json()["ids"], popped.text
+
+    async def first_server_sees_it() -> bool:
+        return bool((await horde.check(request_id))["processing"] == 1)
+
+    for _ in range(100):  # the notification arrives within milliseconds
+        if await first_server_sees_it():
+            break
+        await asyncio.sleep(0.02)
+    assert await first_server_sees_it()
+
+
+async def _eventually(condition: Any) -> bool:
+    """Whether ``condition()`` (awaitable) comes true within two seconds: an announcement's trip between processes."""
+    for _ in range(100):
+        if await condition():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_role_given_in_one_process_counts_at_once_in_the_other(
+    horde: Horde, second: httpx.AsyncClient, postgres_only: None
+) -> None:
+    """Each process keeps recently used keys' accounts; a change of roles announces itself to every process."""
+    admin, member = await horde.register("admin"), await horde.register("member")
+    await horde.make_admin(admin)
+    assert (await horde.client.get("/api/v2/find_user", headers=member.headers)).json()["trusted"] is False
+    changed = await second.put(f"/api/v2/users/{member.id}", json={"trusted": True}, headers=admin.headers)
+    assert changed.status_code == 200, changed.text
+
+    async def trusted_in_the_first() -> bool:
+        found = await horde.client.get("/api/v2/find_user", headers=member.headers)
+        return bool(found.json()["trusted"])
+
+    assert await _eventually(trusted_in_the_first)
+
+
+async def test_a_worker_paused_in_one_process_is_paused_at_once_in_the_other(
+    horde: Horde, second: httpx.AsyncClient, postgres_only: None
+) -> None:
+    """Each process keeps checked-in workers between writes of their rows; a change announces itself."""
+    requester, owner, moderator = [await horde.register(n) for n in ("req", "owner", "mod")]
+    await horde.set_user(moderator, is_moderator=True)
+    assert (await horde.pop(owner, name="pausable"))["ids"] == []  # checked in, and kept, by the first server
+    worker_id = (await horde.client.get("/api/v2/workers/name/pausable")).json()["id"]
+    paused = await second.put(f"/api/v2/workers/{worker_id}", json={"paused": True}, headers=moderator.headers)
+    assert paused.status_code == 200, paused.text
+
+    async def forgotten_here() -> bool:
+        return horde.ctx.workers.get("pausable") is None
+
+    assert await _eventually(forgotten_here), "the change never reached the first server"
+    await _queue(horde, requester)
+    assert (await horde.pop(owner, name="pausable"))["ids"] == [], "a paused worker got a job"
+
+
+async def test_an_idle_worker_gets_a_request_queued_in_the_other_process_at_once(
+    horde: Horde, second: httpx.AsyncClient, postgres_only: None
+) -> None:
+    """An empty pop is answered from memory until an image joins the worker's models' queue, in any process."""
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    for _ in range(2):
+        assert (await horde.pop(owner, name="idle"))["ids"] == []  # the second from memory
+    queued = await second.post(
+        "/api/v2/generate/async",
+        json={"prompt": "a lighthouse", "params": SMALL, "models": ["stable_diffusion"]},
+        headers=requester.headers,
+    )
+    assert queued.status_code == 202, queued.text
+
+    async def gets_it() -> bool:
+        return bool((await horde.pop(owner, name="idle"))["ids"])
+
+    assert await _eventually(gets_it)

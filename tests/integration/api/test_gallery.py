@@ -29,8 +29,8 @@ async def _gallery(horde: Horde, account: Account, page: int = 1) -> dict[str, A
 
 
 async def _maintain(horde: Horde, now: float) -> MaintenanceReport:
-    async with horde.db.unit_of_work() as session:
-        return await run_maintenance(session, horde.ctx, now)
+    async with horde.db.store() as store:
+        return await run_maintenance(store, horde.ctx, now)
 
 
 async def test_a_gallery_request_keeps_its_image_with_its_settings(horde: Horde) -> None:

@@ -165,6 +165,7 @@ async def test_oversized_source_image_is_refused(horde: Horde) -> None:
     assert response.status_code == 400 and response.json()["rc"] == "SourceImageResolutionExceeded"
 
 
+@pytest.mark.live  # the server downloads the source image from its own URL
 @pytest.mark.parametrize("horde_settings", [{"allow_private_addresses": True}])  # the image is on this loopback horde
 async def test_source_image_by_url_is_downloaded_and_checked(horde: Horde) -> None:
     requester = await horde.register("linker")

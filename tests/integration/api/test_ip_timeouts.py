@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from openhorde.domain import accounts
 from tests.live_server import Account, Horde
 
 
 async def _make_moderator(horde: Horde, account: Account) -> None:
-    async with horde.db.unit_of_work() as session:
-        (await accounts.get_user(session, account.id)).is_moderator = True
+    await horde.set_user(account, is_moderator=True)
 
 
 async def test_a_timed_out_ip_cannot_generate_or_register_until_the_timeout_is_lifted(horde: Horde) -> None:

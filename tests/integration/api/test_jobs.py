@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, insert, select, text
 
-from openhorde.domain import accounts
 from openhorde.domain.queue.leases import run_maintenance
 from openhorde.storage.matching_queries import WorkerSide, select_next_request
 from openhorde.storage.tables import Job, Request, RequestModel
@@ -76,8 +75,8 @@ async def status(horde: Horde, request_id: str) -> dict[str, Any]:
 
 
 async def maintain(horde: Horde, now: float) -> Any:
-    async with horde.db.unit_of_work() as session:
-        return await run_maintenance(session, horde.ctx, now)
+    async with horde.db.store() as store:
+        return await run_maintenance(store, horde.ctx, now)
 
 
 def b64(data: bytes) -> str:
@@ -179,8 +178,7 @@ async def test_trusted_workers_requests_go_only_to_trusted_owners(horde: Horde) 
     await queue(horde, requester, trusted_workers=True)
     nothing = await horde.pop(owner)
     assert nothing["ids"] == [] and nothing["skipped"] == {"untrusted": 1}
-    async with horde.db.unit_of_work() as session:
-        (await accounts.get_user(session, owner.id)).is_trusted = True
+    await horde.set_user(owner, is_trusted=True)
     assert len((await horde.pop(owner))["ids"]) == 1
 
 
@@ -300,6 +298,7 @@ async def test_worker_name_of_another_account_is_refused(horde: Horde) -> None:
     assert response.status_code == 403 and response.json()["rc"] == "WrongCredentials"
 
 
+@pytest.mark.both_databases  # parallel pops race to create one worker row
 async def test_concurrent_first_pops_of_a_new_worker_all_succeed(horde: Horde) -> None:
     owner, other = await horde.register("owner"), await horde.register("other")
     answers = await asyncio.gather(*(pop_raw(horde, owner, name="fresh", threads=4) for _ in range(6)))

@@ -181,8 +181,8 @@ async def test_ledger_balances_after_a_mixed_scenario(horde: Horde) -> None:
     adjusted = await horde.client.put(f"/api/v2/users/{friend.id}", json={"kudos": -50.25}, headers=admin.headers)
     assert adjusted.status_code == 200 and adjusted.json() == {"new_kudos": 150.75}
 
-    async with horde.db.unit_of_work() as session:
-        report = await check_ledger(session)
+    async with horde.db.store() as store:
+        report = await check_ledger(store)
     assert report.ok, report
     assert report.total_cents == 0
     assert report.unbalanced_transaction_ids == [] and report.balance_mismatches == []

@@ -17,7 +17,7 @@ from openhorde.domain.kudos.ledger import check_ledger
 from openhorde.storage.matching_queries import LIMITED_MAX_STEPS
 from tests.live_server import Account, Horde
 
-pytestmark = pytest.mark.fuzz
+pytestmark = pytest.mark.fuzz  # on SQLite, the default engine: the examples are many requests each
 
 FEW = settings(  # the live server makes examples slow: few, repeatable, no example database
     max_examples=20,
@@ -27,12 +27,6 @@ FEW = settings(  # the live server makes examples slow: few, repeatable, no exam
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 SIDES = st.sampled_from([64, 256, 512, 768])
-
-
-@pytest.fixture
-def backend() -> str:
-    """SQLite only: the examples are many requests each."""
-    return "sqlite"
 
 
 async def _users(horde: Horde) -> tuple[Account, Account]:
@@ -196,6 +190,6 @@ async def test_the_ledger_balances_after_any_sequence_of_grants_transfers_and_jo
             else:
                 response = await horde.upload_and_submit(owner, job, state=value)
             assert response.status_code == 200, response.text
-        async with horde.db.unit_of_work() as session:
-            report = await check_ledger(session)
+        async with horde.db.store() as store:
+            report = await check_ledger(store)
         assert report.ok, f"after {kind} {value!r}: {report}"

@@ -13,6 +13,9 @@ import pytest
 from tests.live_server import Account, Horde
 from tests.sse_client import EventReader
 
+# Pushes come through LISTEN/NOTIFY on PostgreSQL and in-process on SQLite: both engines.
+pytestmark = pytest.mark.both_databases
+
 SMALL = {"width": 64, "height": 64, "steps": 5}
 POLL_SECONDS = 30.0
 """Streams re-read their request this rarely here: everything a test sees within seconds came by push."""
@@ -43,6 +46,7 @@ async def submit_fault(horde: Horde, owner: Account, job_id: str, reason: str) -
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.live  # reads the event stream while it is written
 async def test_a_two_image_request_streams_queued_started_image_done_in_order(horde: Horde) -> None:
     requester, owner = await horde.register("asker", kudos=100), await horde.register("owner")
     request_id = await queue(horde, requester, n=2)
@@ -89,6 +93,7 @@ async def test_a_stream_resumes_after_last_event_id(horde: Horde) -> None:
     assert resumed[0].data["id"] == whole[4].data["id"]
 
 
+@pytest.mark.live  # reads the event stream while it is written
 async def test_a_faulted_request_ends_its_stream_with_faulted_and_the_reason(horde: Horde) -> None:
     requester, owner = await horde.register("asker", kudos=100), await horde.register("owner")
     request_id = await queue(horde, requester)
@@ -102,6 +107,7 @@ async def test_a_faulted_request_ends_its_stream_with_faulted_and_the_reason(hor
     assert events[-1].data["faulted"] and events[-1].data["fault_reason"].endswith("out of memory #2")
 
 
+@pytest.mark.live  # reads the event stream while it is written
 async def test_a_cancelled_request_ends_its_stream_with_done(horde: Horde) -> None:
     requester = await horde.register("asker", kudos=100)
     request_id = await queue(horde, requester)

@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 
-from openhorde.domain import accounts
 from tests.live_server import Account, Horde
 
 PARAMS = {"width": 512, "height": 512, "steps": 30}
@@ -164,8 +163,7 @@ async def test_who_may_create_shared_keys_and_how_many(horde: Horde) -> None:
     for _ in range(3):
         await _create(horde, owner)
     _refused(await horde.client.put("/api/v2/sharedkeys", json={}, headers=owner.headers), 403, "TooManySharedKeys")
-    async with horde.db.unit_of_work() as session:
-        (await accounts.get_user(session, owner.id)).is_trusted = True
+    await horde.set_user(owner, is_trusted=True)
     await _create(horde, owner)  # trusted users may have 10
     bad = await horde.client.put("/api/v2/sharedkeys", json={"kudos": -2}, headers=owner.headers)
     assert bad.status_code == 400

@@ -6,13 +6,11 @@ from typing import Any
 
 import httpx
 
-from openhorde.domain import accounts
 from tests.live_server import Account, Horde
 
 
 async def _set_role(horde: Horde, account: Account, role: str) -> None:
-    async with horde.db.unit_of_work() as session:
-        setattr(await accounts.get_user(session, account.id), role, True)
+    await horde.set_user(account, **{role: True})
 
 
 async def _create(horde: Horde, creator: Account, name: str = "Direct Action") -> dict[str, Any]:

@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from openhorde.domain import accounts
 from openhorde.storage.tables import KudosTransaction
 from tests.live_server import Account, Horde
 
@@ -88,9 +87,7 @@ async def test_admin_grants_and_revokes_supporter_with_a_monthly_grant_and_an_au
 async def test_non_admins_cannot_change_tiers_or_grant_credits(horde: Horde) -> None:
     moderator, member = await horde.register("moddy"), await horde.register("member")
     await horde.make_admin(moderator)
-    async with horde.db.unit_of_work() as session:
-        user = await accounts.get_user(session, moderator.id)
-        user.is_admin, user.is_moderator = False, True
+    await horde.set_user(moderator, is_admin=False, is_moderator=True)
     for who in (moderator, member):
         put = await horde.client.put(f"/api/v2/users/{member.id}/supporter", json={"months": 1}, headers=who.headers)
         assert put.status_code == 403 and put.json()["rc"] == "NotAdmin", put.text

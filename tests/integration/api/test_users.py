@@ -9,14 +9,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.domain import accounts
 from openhorde.storage.tables import User
 from tests.live_server import Account, Horde
 
 
 async def _make_moderator(horde: Horde, account: Account) -> None:
-    async with horde.db.unit_of_work() as session:
-        (await accounts.get_user(session, account.id)).is_moderator = True
+    await horde.set_user(account, is_moderator=True)
 
 
 async def _admin(horde: Horde, name: str = "root") -> Account:
@@ -50,6 +48,7 @@ async def test_register_returns_a_working_key_and_a_tagged_name(horde: Horde) ->
     assert second["id"] != body["id"] and second["apikey"] != body["apikey"]
 
 
+@pytest.mark.live  # in-process, the answer waits for the whole app: only a socket shows an early answer
 async def test_register_commits_before_it_answers(horde: Horde, monkeypatch: pytest.MonkeyPatch) -> None:
     """A client may use its new key at once: the unit of work commits before the response leaves."""
     commit = AsyncSession.commit

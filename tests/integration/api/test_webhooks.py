@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select
 
 from openhorde.domain.webhook_delivery import WebhookSender
-from openhorde.storage import webhook_queries
 from openhorde.storage.tables import WebhookDelivery
 from tests.live_server import Account, Horde
 
@@ -252,25 +251,21 @@ async def test_webhook_urls_are_checked_when_the_request_is_made(
         assert response.json()["rc"] == "ValidationError"
 
 
+@pytest.mark.both_databases  # several senders claim the same rows
 async def test_concurrent_delivery_loops_send_each_event_once(horde: Horde, receiver: Receiver) -> None:
     """The app's own loop and four more on the same database race for 60 events; each arrives once."""
     receiver.delay = 0.01
     now = time.time()
-    async with horde.db.unit_of_work() as session:
+    async with horde.db.store() as store:
         for number in range(60):
-            await webhook_queries.add(
-                session,
-                {
-                    "id": str(uuid.uuid4()),
-                    "event_key": f"test-{number}",
-                    "request_id": str(uuid.uuid4()),
-                    "event": "image",
-                    "url": receiver.url,
-                    "body": json.dumps({"event": "image", "number": number}),
-                    "created_at": now,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                },
+            await store.webhooks.add(
+                str(uuid.uuid4()),
+                f"test-{number}",
+                str(uuid.uuid4()),
+                "image",
+                receiver.url,
+                json.dumps({"event": "image", "number": number}),
+                now,
             )
     senders = [WebhookSender(horde.db, horde.ctx) for _ in range(4)]
     try:
@@ -289,17 +284,7 @@ async def test_concurrent_delivery_loops_send_each_event_once(horde: Horde, rece
 
 async def test_an_event_is_recorded_once_under_its_key(horde: Horde) -> None:
     now = time.time()
-    values = {
-        "event_key": "job-1:image",
-        "request_id": "r",
-        "event": "image",
-        "url": "http://127.0.0.1:1/",
-        "body": "{}",
-        "created_at": now,
-        "attempts": 0,
-        "next_attempt_at": now,
-    }
     for _ in range(2):
-        async with horde.db.unit_of_work() as session:
-            await webhook_queries.add(session, {"id": str(uuid.uuid4()), **values})
+        async with horde.db.store() as store:
+            await store.webhooks.add(str(uuid.uuid4()), "job-1:image", "r", "image", "http://127.0.0.1:1/", "{}", now)
     assert len(await deliveries(horde)) == 1

@@ -10,9 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from openhorde.domain import accounts
+from openhorde.domain.kudos import ledger
 from openhorde.domain.queue import leases
-from openhorde.storage import escrow_queries
 from openhorde.storage.tables import Job, Worker
 from tests.live_server import Account, Horde
 
@@ -33,17 +32,14 @@ async def _worker(horde: Horde, name: str) -> dict[str, Any]:
 
 
 async def _set_user(horde: Horde, account: Account, **values: Any) -> None:
-    async with horde.db.unit_of_work() as session:
-        user = await accounts.get_user(session, account.id)
-        for name, value in values.items():
-            setattr(user, name, value)
+    await horde.set_user(account, **values)
 
 
 async def _assert_escrow_matches_ledger(horde: Horde) -> int:
     """Every user's held kudos together equal the ledger's escrow account; returns that total."""
-    async with horde.db.unit_of_work() as session:
-        held = await escrow_queries.total_held(session)
-        on_ledger = await escrow_queries.escrow_account_total(session)
+    async with horde.db.store() as store:
+        report = await ledger.check_ledger(store)
+    held, on_ledger = report.escrow_held_cents, report.escrow_account_cents
     assert held == on_ledger
     return held
 
@@ -70,6 +66,7 @@ async def _make_uptime_pass(horde: Horde, name: str, uptime: float) -> None:
         await session.execute(
             update(Worker).where(Worker.name == name).values(uptime_seconds=uptime, last_check_in_at=time.time() - 40)
         )
+    horde.ctx.workers.clear()  # as the 40 s would have: the server reads the worker's row again
 
 
 # -- uptime -----------------------------------------------------------------------------------------------
@@ -330,8 +327,8 @@ async def test_expired_leases_count_as_aborts_too(horde: Horde) -> None:
     job = await horde.pop(owner)
     async with horde.db.unit_of_work() as session:
         await session.execute(update(Job).where(Job.id == job["ids"][0]).values(deadline_at=time.time() - 1))
-    async with horde.db.unit_of_work() as session:
-        assert (await leases.run_maintenance(session, horde.ctx, time.time())).expired_jobs == 1
+    async with horde.db.store() as store:
+        assert (await leases.run_maintenance(store, horde.ctx, time.time())).expired_jobs == 1
 
     worker = await _worker(horde, "worker-1")
     assert worker["maintenance_mode"] is True

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import update
 
-from openhorde.domain import accounts
 from openhorde.storage.tables import Worker
 from tests.live_server import Account, Horde
 
@@ -24,8 +23,7 @@ async def _worker_with_owner(
 
 
 async def _make_moderator(horde: Horde, account: Account) -> None:
-    async with horde.db.unit_of_work() as session:
-        (await accounts.get_user(session, account.id)).is_moderator = True
+    await horde.set_user(account, is_moderator=True)
 
 
 async def test_worker_is_listed_after_its_first_pop(horde: Horde) -> None:

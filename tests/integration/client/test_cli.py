@@ -28,6 +28,9 @@ from PIL import Image
 
 from tests.live_server import Account, Horde
 
+# `python -m openhorde` client processes against the server's URL.
+pytestmark = [pytest.mark.e2e, pytest.mark.live]
+
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 SMALL = ["--width", "64", "--height", "64", "--steps", "5", "--poll-interval", "0.1"]
 PROCESS_TIMEOUT_S = 60.0

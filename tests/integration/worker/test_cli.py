@@ -55,6 +55,8 @@ def test_the_subcommands_are_listed() -> None:
 
 # A whole worker process costs a torch import and a model build (10-20 s on a busy 2-core machine); the
 # database behind the horde makes no difference to the worker, so this runs on SQLite only.
+@pytest.mark.e2e  # an `openhorde worker` process
+@pytest.mark.live  # the worker process connects
 @pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_worker_process_serves_a_request_and_stops_on_ctrl_c(
     backend: str, horde: Horde, clean_worker_environment: dict[str, str], tmp_path: Path

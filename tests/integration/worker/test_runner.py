@@ -24,10 +24,16 @@ from openhorde.worker.runner import GenerationEngine, Runner, WorkerStopped
 from openhorde.worker.settings import WorkerSettings
 from tests.live_server import Account, Horde
 
-pytestmark = pytest.mark.filterwarnings(
-    # diffusers' schedulers call np.array() on torch tensors, whose __array__ predates NumPy 2's copy keyword.
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
+# The runner's HordeClient talks HTTP to the server's URL: a real socket.
+# A real engine generating on the CPU; the runner's HordeClient talks HTTP to the server's URL: a real socket.
+pytestmark = [
+    pytest.mark.filterwarnings(
+        # diffusers' schedulers call np.array() on torch tensors, whose __array__ predates NumPy 2's copy keyword.
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+    ),
+    pytest.mark.live,
+    pytest.mark.generation,
+]
 
 SMALL = {"width": 64, "height": 64, "steps": 2, "sampler_name": "k_euler"}
 FAST_RETRY = RetryPolicy(base_seconds=0.02, max_seconds=0.1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from hypothesis import given
@@ -51,9 +50,9 @@ def _settings(**values: Any) -> Settings:
 
 def test_automatic_trust_needs_kudos_images_and_age() -> None:
     settings = _settings(trust_after_kudos=100, trust_after_images=3, trust_min_account_age_seconds=1000)
-    user: Any = SimpleNamespace(created_at=0.0)
-    assert qualifies_for_trust(settings, user, 10_000, 3, now=1000)
-    assert not qualifies_for_trust(settings, user, 9_999, 3, now=1000)
-    assert not qualifies_for_trust(settings, user, 10_000, 2, now=1000)
-    assert not qualifies_for_trust(settings, user, 10_000, 3, now=999)
-    assert not qualifies_for_trust(_settings(trust_after_kudos=None), user, 10**9, 10**6, now=10**9)
+    created_at = 0.0
+    assert qualifies_for_trust(settings, created_at, 10_000, 3, now=1000)
+    assert not qualifies_for_trust(settings, created_at, 9_999, 3, now=1000)
+    assert not qualifies_for_trust(settings, created_at, 10_000, 2, now=1000)
+    assert not qualifies_for_trust(settings, created_at, 10_000, 3, now=999)
+    assert not qualifies_for_trust(_settings(trust_after_kudos=None), created_at, 10**9, 10**6, now=10**9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from openhorde.storage.db import Database
-from openhorde.storage.events import LocalBroker, RequestEvent, decode, open_broker, stage
+from openhorde.storage.events import BATCH_LIMIT, Change, LocalBroker, decode, encode, open_broker, stage
 
 
 @pytest.fixture
@@ -26,12 +27,12 @@ async def test_committed_events_wake_subscribers_and_rolled_back_ones_do_not(dat
         with pytest.raises(RuntimeError):
             async with database.unit_of_work() as session:
                 await session.execute(text("SELECT 1"))
-                stage(session, RequestEvent("r1", "image", "j1"))
+                stage(session, Change("r1", "image", "j1"))
                 raise RuntimeError("rolled back")
         assert not await first.wait(0.05)
         async with database.unit_of_work() as session:
             await session.execute(text("SELECT 1"))
-            stage(session, RequestEvent("r1", "image", "j2"))
+            stage(session, Change("r1", "image", "j2"))
             assert not first.woken.is_set()  # not before the commit
         assert await first.wait(0.05)
         assert not await other.wait(0.05)
@@ -40,13 +41,21 @@ async def test_committed_events_wake_subscribers_and_rolled_back_ones_do_not(dat
 
 async def test_a_database_without_a_broker_stages_nothing(database: Database) -> None:
     async with database.unit_of_work() as session:
-        stage(session, RequestEvent("r1", "queued"))
+        stage(session, Change("r1", "queued"))
         assert "openhorde.events.staged" not in session.info
 
 
 def test_messages_round_trip_and_garbage_is_ignored() -> None:
-    event = RequestEvent("r1", "started", "j1")
-    assert decode(event.encode("me")) == ("me", event)
-    assert decode(RequestEvent("r1", "queued").encode("me")) == ("me", RequestEvent("r1", "queued", None))
-    for garbage in ("", "{", "[]", '{"r": "x"}', b"\xff"):
+    events = [Change("r1", "started", "j1"), Change("r1", "queued", None, ("sd", "Deliberate"))]
+    assert decode(encode("me", events)) == ("me", events)
+    for garbage in ("", "{", "[]", '{"r": "x"}', '{"o": "x", "e": [1]}', b"\xff"):
         assert decode(garbage) is None
+
+
+def test_a_long_list_of_models_travels_as_any_model_and_a_full_batch_fits_a_notify() -> None:
+    many = tuple(f"model-{i:03d}-{'x' * 240}" for i in range(300))
+    batch = [Change(str(uuid.uuid4()), "queued", None, many) for _ in range(BATCH_LIMIT)]
+    message = encode("me", batch)
+    assert len(message.encode()) < 8000
+    decoded = decode(message)
+    assert decoded is not None and all(change.models == () for change in decoded[1])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from openhorde.api.deps import ApiUser, SessionDep
+from openhorde.api.deps import ApiUser, StoreDep
 from openhorde.api.schemas.audit import AuditEntryOut, AuditPageOut
 from openhorde.domain import audit
 
@@ -15,10 +15,8 @@ router = APIRouter(prefix="/audit", tags=["moderation"])
 
 
 @router.get("", response_model=AuditPageOut, summary="Moderator and admin actions, newest first (OpenHorde)")
-async def audit_log(
-    session: SessionDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
-) -> AuditPageOut:
-    found = await audit.list_entries(session, user, page)
+async def audit_log(store: StoreDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> AuditPageOut:
+    found = await audit.list_entries(store, user, page)
     return AuditPageOut(
         entries=[AuditEntryOut(**asdict(entry)) for entry in found.items],
         page=found.page,

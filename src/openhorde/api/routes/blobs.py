@@ -46,10 +46,11 @@ async def upload(
 ) -> Response:
     key = f"{folder}/{name}"
     ctx.blobs.verify("PUT", key, expires, signature)
-    # A short unit of work of its own (no SessionDep): the body may take a while to arrive, and that wait must
-    # not hold a database connection. A submit that lands meanwhile has already copied the image it delivers.
-    async with db.unit_of_work() as session:
-        await submit.check_upload_open(session, key)
+    # A short unit of work of its own (no StoreDep): the body may take a while to arrive, and that wait must
+    # not hold a database connection. A submit landing while it arrives copies the upload as it is then, so what
+    # this PUT writes afterwards never reaches the delivered image.
+    async with db.reader() as store:
+        await submit.check_upload_open(store, key)
     limit = ctx.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from openhorde.api.deps import ApiUser, ContextDep, SessionDep
+from openhorde.api.deps import ApiUser, ContextDep, StoreDep
 from openhorde.api.schemas.gallery import GalleryImageDeleted, GalleryImageOut, GalleryPageOut
 from openhorde.domain import gallery
 
@@ -16,9 +16,9 @@ router = APIRouter(prefix="/gallery", tags=["gallery"])
 
 @router.get("", response_model=GalleryPageOut, summary="Your kept images, newest first (OpenHorde)")
 async def list_gallery(
-    session: SessionDep, ctx: ContextDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
+    store: StoreDep, ctx: ContextDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
 ) -> GalleryPageOut:
-    found = await gallery.list_images(session, ctx, user, page)
+    found = await gallery.list_images(store, ctx, user, page)
     return GalleryPageOut(
         images=[GalleryImageOut(**asdict(image)) for image in found.items],
         page=found.page,
@@ -28,8 +28,6 @@ async def list_gallery(
 
 
 @router.delete("/{image_id}", response_model=GalleryImageDeleted, summary="Delete one of your kept images (OpenHorde)")
-async def delete_gallery_image(
-    image_id: str, session: SessionDep, ctx: ContextDep, user: ApiUser
-) -> GalleryImageDeleted:
-    await gallery.delete_image(session, ctx, user, image_id)
+async def delete_gallery_image(image_id: str, store: StoreDep, ctx: ContextDep, user: ApiUser) -> GalleryImageDeleted:
+    await gallery.delete_image(store, ctx, user, image_id)
     return GalleryImageDeleted(deleted=True)

@@ -15,7 +15,8 @@ from openhorde.api.deps import (
     DatabaseDep,
     FollowerDep,
     QueueViewDep,
-    SessionDep,
+    ReaderDep,
+    StoreDep,
 )
 from openhorde.api.openapi import errors
 from openhorde.api.request_bodies import check_body, status_body
@@ -101,7 +102,7 @@ async def generate_async(
     agent = client_agent or client_agent_underscore or "unknown:0:unknown"
     new = _new_request(body, agent)
     new.client_ip = ip
-    # No SessionDep here: a source image may take seconds to download, and that wait must not hold a database
+    # No StoreDep here: a source image may take seconds to download, and that wait must not hold a database
     # connection. queue_request opens its unit of work once the images are in hand.
     created = await requests.queue_request(db, ctx, apikey, new)
     if created.id is None:
@@ -109,19 +110,19 @@ async def generate_async(
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None
     accepted = RequestAsync(id=created.id, kudos=round(created.kudos), message=created.message, warnings=warnings)
     if (wait := push.requested_wait(prefer, ctx.settings.prefer_wait_max_seconds)) is not None:
-        return push.WaitedResponse(follower, accepted, wait)  # waits after the commit (issue 6, part A)
+        return push.WaitedResponse(follower, accepted, wait)  # waits after the commit
     return accepted
 
 
 @router.get("/check/{id}", response_model=RequestStatusCheck, summary="A request's progress, without images")
-async def check(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusCheck:
-    return RequestStatusCheck(**check_body(await status.check_status(session, ctx, view, id)))
+async def check(id: str, store: ReaderDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusCheck:
+    return RequestStatusCheck(**check_body(await status.check_status(store, ctx, view, id)))
 
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
-async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    request = await status.get_counters(session, id)
-    return status_body(await status.request_status(session, ctx, view, request, with_images=True))
+async def get_status(id: str, store: ReaderDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
+    request = await status.get_counters(store, id)
+    return status_body(await status.request_status(store, ctx, view, request, with_images=True))
 
 
 @router.delete(
@@ -131,8 +132,7 @@ async def get_status(id: str, session: SessionDep, ctx: ContextDep, view: QueueV
     description="Stops handing out its images; images already being generated are still delivered. "
     "Like the AI Horde, anyone holding the request id may cancel it.",
 )
-async def cancel(id: str, session: SessionDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    await requests.cancel_request(session, await status.get_counters(session, id))
-    view.forget_check(id)
-    request = await status.get_counters(session, id)
-    return status_body(await status.request_status(session, ctx, view, request, with_images=True))
+async def cancel(id: str, store: StoreDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
+    await requests.cancel_request(store, await status.get_counters(store, id))
+    request = await status.get_counters(store, id)
+    return status_body(await status.request_status(store, ctx, view, request, with_images=True))

@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter
 
-from openhorde.api.deps import ApiUser, CountersDep, SessionDep
+from openhorde.api.deps import ApiUser, CountersDep, StoreDep
 from openhorde.api.schemas.ip_timeouts import AddTimeoutIPInput, DeleteTimeoutIPInput, IPTimeoutOut, SimpleResponse
 from openhorde.domain import ip_timeouts
 
@@ -21,15 +21,15 @@ async def list_ip_timeouts(user: ApiUser, counters: CountersDep) -> list[IPTimeo
 
 @router.post("/ipaddr", response_model=SimpleResponse, summary="Time an IP address out (moderators)")
 async def add_ip_timeout(
-    body: AddTimeoutIPInput, session: SessionDep, user: ApiUser, counters: CountersDep
+    body: AddTimeoutIPInput, store: StoreDep, user: ApiUser, counters: CountersDep
 ) -> SimpleResponse:
-    await ip_timeouts.add_timeout(session, counters, user, body.ipaddr, body.hours, time.time())
+    await ip_timeouts.add_timeout(store, counters, user, body.ipaddr, body.hours, time.time())
     return SimpleResponse()
 
 
 @router.delete("/ipaddr", response_model=SimpleResponse, summary="Remove an IP address from timeout (moderators)")
 async def delete_ip_timeout(
-    body: DeleteTimeoutIPInput, session: SessionDep, user: ApiUser, counters: CountersDep
+    body: DeleteTimeoutIPInput, store: StoreDep, user: ApiUser, counters: CountersDep
 ) -> SimpleResponse:
-    await ip_timeouts.remove_timeout(session, counters, user, body.ipaddr, time.time())
+    await ip_timeouts.remove_timeout(store, counters, user, body.ipaddr, time.time())
     return SimpleResponse()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from openhorde.api import metrics
-from openhorde.api.deps import ApiUser, ClientIp, ContextDep, QueueViewDep, SessionDep
+from openhorde.api.deps import ApiUser, ClientIp, ContextDep, StoreDep
 from openhorde.api.openapi import errors
 from openhorde.api.routes.worker_messages import iso
 from openhorde.api.schemas.jobs import (
@@ -53,16 +53,14 @@ def _message(view: MessageView) -> WorkerMessage:
 
 
 @router.post("/pop", response_model=GenerationPayload, response_model_exclude_none=True, summary="Ask for a job")
-async def pop(
-    body: PopInput, session: SessionDep, ctx: ContextDep, user: ApiUser, ip: ClientIp, view: QueueViewDep
-) -> GenerationPayload:
-    result = await matching.pop(session, ctx, user, _check_in(body, ip), amount=body.amount)
-    messages = [_message(m) for m in await worker_messages.for_pop(session, body.name)]
+async def pop(body: PopInput, store: StoreDep, ctx: ContextDep, user: ApiUser, ip: ClientIp) -> GenerationPayload:
+    result = await matching.pop(store, ctx, user, _check_in(body, ip), amount=body.amount)
+    found = await worker_messages.for_pop(store, ctx, result.worker_id) if result.worker_id else []
+    messages = [_message(m) for m in found]
     job = result.handed_out
     metrics.count_pop(job is not None)
     if job is None:
         return GenerationPayload(payload={}, ids=[], skipped=result.skipped, messages=messages)
-    view.forget_check(job.request_id)
     return GenerationPayload(
         payload=job.payload,
         id=job.job_ids[0],
@@ -80,9 +78,7 @@ async def pop(
 
 
 @router.post("/submit", response_model=GenerationSubmitted, responses=errors(404), summary="Hand in a job's image")
-async def submit_job(
-    body: SubmitInput, session: SessionDep, ctx: ContextDep, user: ApiUser, view: QueueViewDep
-) -> GenerationSubmitted:
+async def submit_job(body: SubmitInput, store: StoreDep, ctx: ContextDep, user: ApiUser) -> GenerationSubmitted:
     submission = submit.Submission(
         job_id=body.id,
         generation=body.generation,
@@ -91,7 +87,6 @@ async def submit_job(
         censored=body.censored,
         gen_metadata=[m.model_dump(exclude_none=True) for m in body.gen_metadata],
     )
-    settled = await submit.submit(session, ctx, user, submission)
+    settled = await submit.submit(store, ctx, user, submission)
     metrics.count_submit(body.state)
-    view.forget_check(settled.request_id)
     return GenerationSubmitted(reward=settled.reward)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
-from openhorde.api.deps import ApiUser, SessionDep
+from openhorde.api.deps import ApiUser, StoreDep
 from openhorde.api.openapi import errors
 from openhorde.api.schemas.kudos import (
     KudosAwarded,
@@ -25,24 +25,24 @@ router = APIRouter(prefix="/kudos", tags=["kudos"])
 @router.post("/transfer", response_model=KudosTransferred, responses=errors(404), summary="Give kudos to another user")
 async def transfer(
     body: KudosTransferInput,
-    session: SessionDep,
+    store: StoreDep,
     user: ApiUser,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> KudosTransferred:
-    moved = await transfers.transfer(session, user, body.username, body.amount, idempotency_key)
+    moved = await transfers.transfer(store, user, body.username, body.amount, idempotency_key)
     return KudosTransferred(transferred=moved)
 
 
 @router.post("/award", response_model=KudosAwarded, responses=errors(404), summary="Mint kudos for a user (admins)")
-async def award(body: KudosAwardInput, session: SessionDep, user: ApiUser) -> KudosAwarded:
-    return KudosAwarded(awarded=await transfers.award(session, user, body.username, body.amount))
+async def award(body: KudosAwardInput, store: StoreDep, user: ApiUser) -> KudosAwarded:
+    return KudosAwarded(awarded=await transfers.award(store, user, body.username, body.amount))
 
 
 @router.get("/history", response_model=KudosHistory, summary="Your kudos transactions, newest first (OpenHorde)")
 async def kudos_history(
-    session: SessionDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
+    store: StoreDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
 ) -> KudosHistory:
-    found = await history.history(session, user, page)
+    found = await history.history(store, user, page)
     return KudosHistory(
         entries=[KudosHistoryEntry(**asdict(entry)) for entry in found.items],
         page=found.page,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from openhorde import __version__
-from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, SessionDep
+from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, StoreDep
 from openhorde.api.schemas.moderation import ModesInput
 from openhorde.api.schemas.status import ActiveModel, Heartbeat, HordeModes, HordePerformance
 from openhorde.domain import stats
@@ -38,7 +38,7 @@ async def heartbeat() -> Heartbeat:
 
 @router.get("/models", response_model=list[ActiveModel], summary="Models with their workers and queue")
 async def models(
-    session: SessionDep,
+    store: StoreDep,
     ctx: ContextDep,
     type: Annotated[str, Query()] = "image",
     min_count: Annotated[int | None, Query(ge=0)] = None,
@@ -48,7 +48,7 @@ async def models(
     if type not in ("image", ""):
         return []
     live_since = time.time() - ctx.settings.worker_stale_seconds
-    found = await stats.model_statuses(session, live_since, model_state)
+    found = await stats.model_statuses(store, live_since, model_state)
     return [
         _active(m)
         for m in found
@@ -57,17 +57,16 @@ async def models(
 
 
 @router.get("/models/{model_name}", response_model=list[ActiveModel], summary="One model's workers and queue")
-async def model(model_name: str, session: SessionDep, ctx: ContextDep) -> list[ActiveModel]:
+async def model(model_name: str, store: StoreDep, ctx: ContextDep) -> list[ActiveModel]:
     live_since = time.time() - ctx.settings.worker_stale_seconds
-    found = await stats.model_statuses(session, live_since, "known")
-    found += await stats.model_statuses(session, live_since, "custom")
-    return [_active(m) for m in found if m.name == model_name]
+    found = await stats.model_status(store, live_since, model_name)
+    return [] if found is None else [_active(found)]
 
 
 @router.get("/performance", response_model=HordePerformance, summary="The horde's load")
-async def performance(session: SessionDep, ctx: ContextDep) -> HordePerformance:
+async def performance(store: StoreDep, ctx: ContextDep) -> HordePerformance:
     now = time.time()
-    figures = await stats.performance(session, now - ctx.settings.worker_stale_seconds, now)
+    figures = await stats.performance(store, now - ctx.settings.worker_stale_seconds, now)
     return HordePerformance(
         queued_requests=figures.queued_images,
         worker_count=figures.worker_count,
@@ -86,14 +85,14 @@ def _modes_out(found: Modes, show_raid: bool) -> HordeModes:
 
 
 @router.get("/modes", response_model=HordeModes, response_model_exclude_none=True, summary="Horde modes")
-async def modes(session: SessionDep, ctx: ContextDep, user: OptionalUser) -> HordeModes:
+async def modes(store: StoreDep, ctx: ContextDep, user: OptionalUser) -> HordeModes:
     # Raid mode is shown to moderators only, as the AI Horde does.
-    return _modes_out(await horde_modes.current(session, ctx), horde_modes.is_moderator(user))
+    return _modes_out(await horde_modes.current(store, ctx), horde_modes.is_moderator(user))
 
 
 @router.put(
     "/modes", response_model=HordeModes, summary="Change the horde modes (admins; moderators for invite-only, raid)"
 )
-async def change_modes(body: ModesInput, session: SessionDep, ctx: ContextDep, user: ApiUser) -> HordeModes:
+async def change_modes(body: ModesInput, store: StoreDep, ctx: ContextDep, user: ApiUser) -> HordeModes:
     changes = ModeChanges(maintenance=body.maintenance, invite_only=body.invite_only, raid=body.raid)
-    return _modes_out(await horde_modes.change(session, ctx, user, changes), True)
+    return _modes_out(await horde_modes.change(store, ctx, user, changes), True)

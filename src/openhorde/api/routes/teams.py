@@ -6,7 +6,7 @@ import time
 
 from fastapi import APIRouter
 
-from openhorde.api.deps import ApiUser, ContextDep, SessionDep
+from openhorde.api.deps import ApiUser, ContextDep, StoreDep
 from openhorde.api.schemas.teams import (
     ActiveModelLite,
     CreateTeamInput,
@@ -42,37 +42,37 @@ def _details(view: TeamView, with_members: bool) -> TeamDetails:
 
 
 @router.get("", response_model=list[TeamDetails], response_model_exclude_none=True, summary="All teams")
-async def list_teams(session: SessionDep, ctx: ContextDep) -> list[TeamDetails]:
-    rows = await teams.list_teams(session)
-    views = await teams.views(session, rows, ctx.settings.worker_stale_seconds, time.time(), with_members=False)
+async def list_teams(store: StoreDep, ctx: ContextDep) -> list[TeamDetails]:
+    rows = await teams.list_teams(store)
+    views = await teams.views(store, rows, ctx.settings.worker_stale_seconds, time.time(), with_members=False)
     return [_details(v, with_members=False) for v in views]
 
 
 @router.post("", response_model=ModifyTeam, summary="Create a team (trusted users)")
-async def create_team(body: CreateTeamInput, session: SessionDep, user: ApiUser) -> ModifyTeam:
-    team = await teams.create_team(session, user, body.name, body.info)
+async def create_team(body: CreateTeamInput, store: StoreDep, user: ApiUser) -> ModifyTeam:
+    team = await teams.create_team(store, user, body.name, body.info)
     return ModifyTeam(id=team.id, name=team.name, info=team.info)
 
 
 @router.get("/{team_id}", response_model=TeamDetails, response_model_exclude_none=True, summary="A team")
-async def get_team(team_id: str, session: SessionDep, ctx: ContextDep) -> TeamDetails:
-    team = await teams.get_team(session, team_id)
-    [view] = await teams.views(session, [team], ctx.settings.worker_stale_seconds, time.time())
+async def get_team(team_id: str, store: StoreDep, ctx: ContextDep) -> TeamDetails:
+    team = await teams.get_team(store, team_id)
+    [view] = await teams.views(store, [team], ctx.settings.worker_stale_seconds, time.time())
     return _details(view, with_members=True)
 
 
 @router.patch(
     "/{team_id}", response_model=ModifyTeam, response_model_exclude_none=True, summary="Change a team (creator, mods)"
 )
-async def modify_team(team_id: str, body: ModifyTeamInput, session: SessionDep, user: ApiUser) -> ModifyTeam:
-    team = await teams.get_team(session, team_id)
-    changed = await teams.update_team(session, team, user, body.name, body.info)
+async def modify_team(team_id: str, body: ModifyTeamInput, store: StoreDep, user: ApiUser) -> ModifyTeam:
+    team = await teams.get_team(store, team_id)
+    changed = await teams.update_team(store, team, user, body.name, body.info)
     return ModifyTeam.model_validate({"id": team.id, **changed})
 
 
 @router.delete("/{team_id}", response_model=DeletedTeam, summary="Delete a team (creator or moderator)")
-async def delete_team(team_id: str, session: SessionDep, user: ApiUser) -> DeletedTeam:
-    team = await teams.get_team(session, team_id)
+async def delete_team(team_id: str, store: StoreDep, user: ApiUser) -> DeletedTeam:
+    team = await teams.get_team(store, team_id)
     answer = DeletedTeam(deleted_id=team.id, deleted_name=team.name)
-    await teams.delete_team(session, team, user)
+    await teams.delete_team(store, team, user)
     return answer

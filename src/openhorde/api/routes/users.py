@@ -6,9 +6,8 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.api.deps import ApiCaller, ApiUser, ContextDep, OptionalUser, SessionDep
+from openhorde.api.deps import ApiCaller, ApiUser, ContextDep, OptionalUser, StoreDep
 from openhorde.api.schemas.users import (
     ContributionsDetails,
     ModifyUserInput,
@@ -18,11 +17,8 @@ from openhorde.api.schemas.users import (
     UserDetails,
     UserKudosDetails,
 )
-from openhorde.domain import accounts, roles, sharedkeys, workers
-from openhorde.domain.billing import tiers
-from openhorde.domain.kudos import escrow
-from openhorde.storage import ledger_queries
-from openhorde.storage.tables import User
+from openhorde.domain import accounts, profiles, roles, sharedkeys
+from openhorde.domain.accounts import Account
 
 router = APIRouter(tags=["users"])
 
@@ -30,28 +26,26 @@ MAX_USERS_PAGE = 10_000
 """Pages beyond this are empty, as on the AI Horde."""
 
 
-async def _details(session: AsyncSession, user: User, privileged: bool) -> UserDetails:
-    worker_ids = await workers.worker_ids_of(session, user.id)
-    totals = await ledger_queries.user_totals_by_kind(session, user.id)
-    kudos_details = UserKudosDetails(
-        accumulated=(totals.get("+generation", 0) + totals.get("-generation", 0)) / 100,
-        gifted=-totals.get("-transfer", 0) / 100,
-        received=totals.get("+transfer", 0) / 100,
-        admin=(totals.get("+admin", 0) + totals.get("-admin", 0)) / 100,
-        awarded=totals.get("+award", 0) / 100,
-        recurring=totals.get("+supporter", 0) / 100,  # the Supporter tier's monthly grants (part D1)
-    )
-    details = UserDetails(
+def _details(found: profiles.Profile, privileged: bool) -> UserDetails:
+    user, totals, kudos = found.account, found.totals, found.kudos
+    return UserDetails(
         username=user.display_name,
         id=user.id,
-        kudos=user.kudos_cents / 100,
-        evaluating_kudos=await escrow.evaluating_kudos(session, user.id),  # held in escrow (part D2)
+        kudos=totals.kudos_cents / 100,
+        evaluating_kudos=found.evaluating_kudos,
         concurrency=user.concurrency,
         worker_invited=user.worker_invited,
         moderator=user.is_moderator,
-        kudos_details=kudos_details,
-        worker_count=len(worker_ids),
-        worker_ids=worker_ids if privileged or user.public_workers else None,
+        kudos_details=UserKudosDetails(
+            accumulated=kudos.accumulated,
+            gifted=kudos.gifted,
+            received=kudos.received,
+            admin=kudos.admin,
+            awarded=kudos.awarded,
+            recurring=kudos.recurring,
+        ),
+        worker_count=len(found.worker_ids),
+        worker_ids=found.worker_ids if privileged or user.public_workers else None,
         trusted=user.is_trusted,
         flagged=user.is_flagged,
         vpn=user.is_vpn,
@@ -63,25 +57,27 @@ async def _details(session: AsyncSession, user: User, privileged: bool) -> UserD
         contact=user.contact if privileged else None,
         admin_comment=user.admin_comment if privileged else None,
         account_age=int(time.time() - user.created_at),
-        usage=UsageDetails(megapixelsteps=round(user.usage_megapixelsteps, 2), requests=user.usage_requests),
+        usage=UsageDetails(megapixelsteps=round(totals.usage_megapixelsteps, 2), requests=totals.usage_requests),
         contributions=ContributionsDetails(
-            megapixelsteps=round(user.contribution_megapixelsteps, 2),
-            fulfillments=user.contribution_fulfillments,
+            megapixelsteps=round(totals.contribution_megapixelsteps, 2),
+            fulfillments=totals.contribution_fulfillments,
         ),
+        tier=found.tier,
+        supporter_until=found.supporter_until,
     )
-    if privileged:  # the account's tier (part D1): only for the user themself, moderators and admins
-        info = await tiers.tier_of(session, user)
-        details.tier, details.supporter_until = info.tier.value, info.supporter_until
-    return details
 
 
-def _may_see_private(viewer: User | None, user: User) -> bool:
+async def _details_of(store: StoreDep, user: Account, privileged: bool) -> UserDetails:
+    return _details(await profiles.profile(store, user, privileged), privileged)
+
+
+def _may_see_private(viewer: Account | None, user: Account) -> bool:
     return viewer is not None and (viewer.id == user.id or viewer.is_moderator or viewer.is_admin)
 
 
 @router.post("/register", response_model=RegisteredUser, status_code=201, summary="Create an account (OpenHorde)")
-async def register(body: RegisterInput, session: SessionDep, ctx: ContextDep) -> RegisteredUser:
-    created = await accounts.create_user(session, ctx.secret, body.username)
+async def register(body: RegisterInput, store: StoreDep, ctx: ContextDep) -> RegisteredUser:
+    created = await accounts.create_user(store, ctx.secret, body.username)
     return RegisteredUser(id=created.user.id, username=created.user.display_name, apikey=created.api_key)
 
 
@@ -91,38 +87,38 @@ async def register(body: RegisterInput, session: SessionDep, ctx: ContextDep) ->
     response_model_exclude_none=True,
     summary="The account of the API key sent",
 )
-async def find_user(session: SessionDep, ctx: ContextDep, caller: ApiCaller) -> UserDetails:
+async def find_user(store: StoreDep, ctx: ContextDep, caller: ApiCaller) -> UserDetails:
     if caller.sharedkey is not None:  # a shared key's holder sees the owner's public details only (part C)
-        details = await _details(session, caller.user, privileged=False)
+        details = await _details_of(store, caller.user, privileged=False)
         details.username = f"{details.username} (Shared Key: {caller.sharedkey.name})"
         return details
-    details = await _details(session, caller.user, privileged=True)
-    details.sharedkey_ids = await sharedkeys.keys_of(session, ctx.secret, caller.user.id)
+    details = await _details_of(store, caller.user, privileged=True)
+    details.sharedkey_ids = await sharedkeys.keys_of(store, ctx.secret, caller.user.id)
     return details
 
 
 @router.get("/users", response_model=list[UserDetails], response_model_exclude_none=True, summary="Users, paged")
 async def list_users(
-    session: SessionDep,
+    store: StoreDep,
     page: Annotated[int, Query(ge=1)] = 1,
     sort: Annotated[Literal["kudos", "age"], Query()] = "kudos",
 ) -> list[UserDetails]:
     if page > MAX_USERS_PAGE:
         return []
-    return [await _details(session, u, privileged=False) for u in await accounts.list_users(session, page, sort)]
+    return [await _details_of(store, u, privileged=False) for u in await accounts.list_users(store, page, sort)]
 
 
 @router.get("/users/{user_id}", response_model=UserDetails, response_model_exclude_none=True, summary="A user")
-async def get_user(user_id: int, session: SessionDep, ctx: ContextDep, viewer: OptionalUser) -> UserDetails:
-    user = await accounts.get_user(session, user_id)
-    details = await _details(session, user, privileged=_may_see_private(viewer, user))
+async def get_user(user_id: int, store: StoreDep, ctx: ContextDep, viewer: OptionalUser) -> UserDetails:
+    user = await accounts.get_user(store, user_id)
+    details = await _details_of(store, user, privileged=_may_see_private(viewer, user))
     if viewer is not None and viewer.id == user.id:  # a shared key is a credential: its owner's eyes only
-        details.sharedkey_ids = await sharedkeys.keys_of(session, ctx.secret, user.id)
+        details.sharedkey_ids = await sharedkeys.keys_of(store, ctx.secret, user.id)
     return details
 
 
 @router.put("/users/{user_id}", summary="Change a user (admin, moderator or the user)")
-async def modify_user(user_id: int, body: ModifyUserInput, session: SessionDep, actor: ApiUser) -> dict[str, object]:
-    target = await accounts.get_user(session, user_id)
+async def modify_user(user_id: int, body: ModifyUserInput, store: StoreDep, actor: ApiUser) -> dict[str, object]:
+    target = await accounts.get_user(store, user_id)
     changes = roles.UserChanges(**body.model_dump(exclude={"usage_multiplier", "monthly_kudos"}))
-    return await roles.update_user(session, actor, target, changes)
+    return await roles.update_user(store, actor, target, changes)

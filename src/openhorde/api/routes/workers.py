@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, SessionDep
+from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, StoreDep
 from openhorde.api.schemas.workers import (
     DeletedWorker,
     KudosDetails,
@@ -17,14 +17,14 @@ from openhorde.api.schemas.workers import (
     WorkerDetails,
 )
 from openhorde.domain import workers
+from openhorde.domain.accounts import Account
 from openhorde.domain.workers import WorkerChanges, WorkerView
 from openhorde.errors import WorkerNotFound
-from openhorde.storage.tables import User
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 
 
-def _details(view: WorkerView, viewer: User | None = None) -> WorkerDetails:
+def _details(view: WorkerView, viewer: Account | None = None) -> WorkerDetails:
     w = view.worker
     speed_mps = (w.speed_pps or 0) / 1_000_000
     return WorkerDetails(
@@ -59,7 +59,7 @@ def _details(view: WorkerView, viewer: User | None = None) -> WorkerDetails:
     )
 
 
-def _privileged(viewer: User | None, view: WorkerView) -> bool:
+def _privileged(viewer: Account | None, view: WorkerView) -> bool:
     return viewer is not None and (viewer.id == view.owner.id or viewer.is_moderator or viewer.is_admin)
 
 
@@ -71,7 +71,7 @@ def _privileged(viewer: User | None, view: WorkerView) -> bool:
     summary="All workers",
 )
 async def list_workers(
-    session: SessionDep,
+    store: StoreDep,
     ctx: ContextDep,
     viewer: OptionalUser,
     type: Annotated[str | None, Query(description="image, text or interrogation; empty for all")] = None,
@@ -79,14 +79,14 @@ async def list_workers(
 ) -> list[WorkerDetails]:
     if type not in (None, "", "image"):
         return []
-    rows = await workers.list_workers(session, name)
-    views = await workers.views(session, rows, ctx.settings.worker_stale_seconds, time.time())
+    rows = await workers.list_workers(store, name)
+    views = await workers.views(store, rows, ctx.settings.worker_stale_seconds, time.time())
     return [_details(v, viewer) for v in views]
 
 
-async def _one(session: SessionDep, ctx: ContextDep, worker_id: str, viewer: User | None) -> WorkerDetails:
-    worker = await workers.get_worker(session, worker_id)
-    [view] = await workers.views(session, [worker], ctx.settings.worker_stale_seconds, time.time())
+async def _one(store: StoreDep, ctx: ContextDep, worker_id: str, viewer: Account | None) -> WorkerDetails:
+    worker = await workers.get_worker(store, worker_id)
+    [view] = await workers.views(store, [worker], ctx.settings.worker_stale_seconds, time.time())
     return _details(view, viewer)
 
 
@@ -97,11 +97,11 @@ async def _one(session: SessionDep, ctx: ContextDep, worker_id: str, viewer: Use
     response_model_by_alias=True,
     summary="A worker, by name",
 )
-async def worker_by_name(worker_name: str, session: SessionDep, ctx: ContextDep, viewer: OptionalUser) -> WorkerDetails:
-    worker = await workers.get_worker_by_name(session, worker_name)
+async def worker_by_name(worker_name: str, store: StoreDep, ctx: ContextDep, viewer: OptionalUser) -> WorkerDetails:
+    worker = await workers.get_worker_by_name(store, worker_name)
     if worker is None:
         raise WorkerNotFound(f"Worker with name '{worker_name}' not found.")
-    return await _one(session, ctx, worker.id, viewer)
+    return await _one(store, ctx, worker.id, viewer)
 
 
 @router.get(
@@ -111,8 +111,8 @@ async def worker_by_name(worker_name: str, session: SessionDep, ctx: ContextDep,
     response_model_by_alias=True,
     summary="A worker, by id",
 )
-async def worker_by_id(worker_id: str, session: SessionDep, ctx: ContextDep, viewer: OptionalUser) -> WorkerDetails:
-    return await _one(session, ctx, worker_id, viewer)
+async def worker_by_id(worker_id: str, store: StoreDep, ctx: ContextDep, viewer: OptionalUser) -> WorkerDetails:
+    return await _one(store, ctx, worker_id, viewer)
 
 
 @router.put(
@@ -121,8 +121,8 @@ async def worker_by_id(worker_id: str, session: SessionDep, ctx: ContextDep, vie
     response_model_exclude_none=True,
     summary="Change a worker (owner or moderator)",
 )
-async def modify_worker(worker_id: str, body: ModifyWorkerInput, session: SessionDep, user: ApiUser) -> ModifyWorker:
-    worker = await workers.get_worker(session, worker_id)
+async def modify_worker(worker_id: str, body: ModifyWorkerInput, store: StoreDep, user: ApiUser) -> ModifyWorker:
+    worker = await workers.get_worker(store, worker_id)
     changes = WorkerChanges(
         maintenance=body.maintenance,
         maintenance_msg=body.maintenance_msg,
@@ -131,13 +131,13 @@ async def modify_worker(worker_id: str, body: ModifyWorkerInput, session: Sessio
         name=body.name,
         team=body.team,
     )
-    changed = await workers.update_worker(session, worker, user, changes)
+    changed = await workers.update_worker(store, worker, user, changes)
     return ModifyWorker.model_validate(changed)
 
 
 @router.delete("/{worker_id}", response_model=DeletedWorker, summary="Delete a worker (owner or moderator)")
-async def delete_worker(worker_id: str, session: SessionDep, user: ApiUser) -> DeletedWorker:
-    worker = await workers.get_worker(session, worker_id)
+async def delete_worker(worker_id: str, store: StoreDep, user: ApiUser) -> DeletedWorker:
+    worker = await workers.get_worker(store, worker_id)
     answer = DeletedWorker(deleted_id=worker.id, deleted_name=worker.name)
-    await workers.delete_worker(session, worker, user)
+    await workers.delete_worker(store, worker, user)
     return answer

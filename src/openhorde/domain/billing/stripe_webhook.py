@@ -23,14 +23,13 @@ from enum import StrEnum
 from typing import Any
 
 import stripe
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.config import Settings
 from openhorde.domain import accounts, audit, text
 from openhorde.domain.billing import tiers
 from openhorde.domain.kudos.ledger import MAX_KUDOS_AMOUNT
 from openhorde.errors import StripeEventUnusable, StripeNotConfigured, StripeSignatureInvalid, UserNotFound
-from openhorde.storage import billing_queries
+from openhorde.storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return _mapping(obj.get("metadata"))
 
 
-async def _user_id(session: AsyncSession, *candidates: object) -> int | None:
+async def _user_id(store: Store, *candidates: object) -> int | None:
     """The first candidate that is the id of an existing, non-anonymous user."""
     for candidate in candidates:
         digits = str(candidate).strip() if isinstance(candidate, str | int) and not isinstance(candidate, bool) else ""
@@ -124,7 +123,7 @@ async def _user_id(session: AsyncSession, *candidates: object) -> int | None:
         if not (digits.isascii() and digits.isdigit() and len(digits) <= MAX_ID_DIGITS):
             continue
         try:
-            user = await accounts.get_user(session, int(digits))
+            user = await accounts.get_user(store, int(digits))
         except UserNotFound:
             continue
         if not accounts.is_anonymous(user):
@@ -132,46 +131,43 @@ async def _user_id(session: AsyncSession, *candidates: object) -> int | None:
     return None
 
 
-async def _customer_user(session: AsyncSession, obj: dict[str, Any], *metadata: dict[str, Any]) -> int | None:
+async def _customer_user(store: Store, obj: dict[str, Any], *metadata: dict[str, Any]) -> int | None:
     """The user of the object's Stripe customer, or the one its metadata names."""
     customer = _stripe_id(obj.get("customer"))
     if customer is not None:
-        linked = await billing_queries.user_of_customer(session, customer)
+        linked = await store.billing.user_of_customer(customer)
         if linked is not None:
             return linked
-    return await _user_id(session, *(m.get("user_id") for m in metadata))
+    return await _user_id(store, *(m.get("user_id") for m in metadata))
 
 
-async def _link_customer(session: AsyncSession, user_id: int, obj: dict[str, Any], now: float) -> None:
-    row = await billing_queries.supporter_row(session, user_id, now)
-    if (customer := _stripe_id(obj.get("customer"))) is not None:
-        row.stripe_customer_id = customer
-    if (subscription := _stripe_id(obj.get("subscription"))) is not None:
-        row.stripe_subscription_id = subscription
-    await session.flush()
+async def _link_customer(store: Store, user_id: int, obj: dict[str, Any], now: float) -> None:
+    """Remember the object's Stripe customer and subscription (those it names) as paying for the user's tier."""
+    customer, subscription = _stripe_id(obj.get("customer")), _stripe_id(obj.get("subscription"))
+    await store.billing.link_customer(user_id, customer, subscription, now)
 
 
-async def _checkout_completed(session: AsyncSession, settings: Settings, event: dict[str, Any], now: float) -> Outcome:
+async def _checkout_completed(store: Store, settings: Settings, event: dict[str, Any], now: float) -> Outcome:
     session_obj = _object(event)
     if session_obj.get("payment_status") not in PAID_STATUSES:
         return Outcome.IGNORED  # an asynchronous payment: its async_payment_succeeded event follows
     meta = _metadata(session_obj)
-    user_id = await _user_id(session, session_obj.get("client_reference_id"), meta.get("user_id"))
+    user_id = await _user_id(store, session_obj.get("client_reference_id"), meta.get("user_id"))
     if user_id is None:
         raise StripeEventUnusable("The checkout session names no known user (client_reference_id or metadata.user_id).")
-    await billing_queries.note_event_user(session, event["id"], user_id)
+    await store.billing.note_event_user(event["id"], user_id)
     if session_obj.get("mode") == "subscription":
-        await _link_customer(session, user_id, session_obj, now)
+        await _link_customer(store, user_id, session_obj, now)
         until = await tiers.extend_supporter(
-            session, settings, user_id, now + tiers.SUPPORTER_MONTH_SECONDS, now, tiers.month_key(now)
+            store, settings, user_id, now + tiers.SUPPORTER_MONTH_SECONDS, now, tiers.month_key(now)
         )
         details = {"event": event["id"], "until": until}
-        await audit.record(session, None, "stripe.supporter_on", "user", user_id, details, now=now)
+        await audit.record(store, None, "stripe.supporter_on", "user", user_id, details, now=now)
         return Outcome.APPLIED
     if session_obj.get("mode") == "payment":
         kudos = _kudos_bought(meta.get("kudos"))
         memo = f"bought via Stripe session {_stripe_id(session_obj.get('id')) or '?'}"
-        await tiers.add_credits(session, user_id, kudos, f"stripe:{event['id']}", memo, now)
+        await tiers.add_credits(store, user_id, kudos, f"stripe:{event['id']}", memo, now)
         return Outcome.APPLIED
     return Outcome.IGNORED
 
@@ -191,30 +187,30 @@ def _subscription_metadata(invoice: dict[str, Any]) -> dict[str, Any]:
     return _metadata(_mapping(details))
 
 
-async def _invoice_paid(session: AsyncSession, settings: Settings, event: dict[str, Any], now: float) -> Outcome:
+async def _invoice_paid(store: Store, settings: Settings, event: dict[str, Any], now: float) -> Outcome:
     invoice = _object(event)
-    user_id = await _customer_user(session, invoice, _subscription_metadata(invoice), _metadata(invoice))
+    user_id = await _customer_user(store, invoice, _subscription_metadata(invoice), _metadata(invoice))
     if user_id is None:
         raise StripeEventUnusable("The invoice's customer is not linked to a user yet; Stripe will redeliver it.")
-    await billing_queries.note_event_user(session, event["id"], user_id)
-    await _link_customer(session, user_id, invoice, now)
+    await store.billing.note_event_user(event["id"], user_id)
+    await _link_customer(store, user_id, invoice, now)
     start, end = _invoice_period(invoice)
     until = await tiers.extend_supporter(
-        session, settings, user_id, end + RENEWAL_GRACE_SECONDS, now, tiers.month_key(start)
+        store, settings, user_id, end + RENEWAL_GRACE_SECONDS, now, tiers.month_key(start)
     )
     details = {"event": event["id"], "until": until}
-    await audit.record(session, None, "stripe.supporter_renewed", "user", user_id, details, now=now)
+    await audit.record(store, None, "stripe.supporter_renewed", "user", user_id, details, now=now)
     return Outcome.APPLIED
 
 
-async def _subscription_deleted(session: AsyncSession, event: dict[str, Any], now: float) -> Outcome:
+async def _subscription_deleted(store: Store, event: dict[str, Any], now: float) -> Outcome:
     subscription = _object(event)
-    user_id = await _customer_user(session, subscription, _metadata(subscription))
+    user_id = await _customer_user(store, subscription, _metadata(subscription))
     if user_id is None:
         return Outcome.IGNORED  # nobody to turn off
-    await billing_queries.note_event_user(session, event["id"], user_id)
-    await tiers.end_supporter(session, user_id, now)
-    await audit.record(session, None, "stripe.supporter_off", "user", user_id, {"event": event["id"]})
+    await store.billing.note_event_user(event["id"], user_id)
+    await tiers.end_supporter(store, user_id, now)
+    await audit.record(store, None, "stripe.supporter_off", "user", user_id, {"event": event["id"]})
     return Outcome.APPLIED
 
 
@@ -228,18 +224,18 @@ HANDLED = frozenset(
 )
 
 
-async def handle(session: AsyncSession, settings: Settings, event: dict[str, Any], now: float) -> Outcome:
+async def handle(store: Store, settings: Settings, event: dict[str, Any], now: float) -> Outcome:
     """Apply one verified event, once: a redelivery of the same event id is a ``duplicate``."""
     kind = str(event["type"])
     if kind not in HANDLED:
         return Outcome.IGNORED
-    if not await billing_queries.claim_event(session, event["id"], kind, now):
+    if not await store.billing.claim_event(event["id"], kind, now):
         return Outcome.DUPLICATE
     if kind == "invoice.paid":
-        outcome = await _invoice_paid(session, settings, event, now)
+        outcome = await _invoice_paid(store, settings, event, now)
     elif kind == "customer.subscription.deleted":
-        outcome = await _subscription_deleted(session, event, now)
+        outcome = await _subscription_deleted(store, event, now)
     else:
-        outcome = await _checkout_completed(session, settings, event, now)
+        outcome = await _checkout_completed(store, settings, event, now)
     log.info("stripe event %s (%s): %s", event["id"], kind, outcome)
     return outcome

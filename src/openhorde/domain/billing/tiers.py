@@ -19,16 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.config import Settings
 from openhorde.domain import audit
-from openhorde.domain.accounts import is_anonymous
+from openhorde.domain.accounts import Account, is_anonymous
 from openhorde.domain.kudos import ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
-from openhorde.errors import AnonForbidden, KudosValidationError, NotAdmin
-from openhorde.storage import billing_queries, ledger_queries
-from openhorde.storage.tables import User
+from openhorde.errors import AnonForbiddenUserMod, KudosAwardNotPositive, NotAdmin
+from openhorde.storage.store import Store
 
 SUPPORTER_MONTH_SECONDS = 30 * 24 * 3600
 """Length of one month of the Supporter tier granted by an admin or a checkout, in seconds."""
@@ -61,126 +58,108 @@ def is_active(until: float | None, now: float) -> bool:
     return until is not None and until > now
 
 
-async def tier_of(session: AsyncSession, user: User, now: float | None = None) -> TierInfo:
+async def tier_of(store: Store, user: Account, now: float | None = None) -> TierInfo:
     """The account's tier: Supporter while active, else Credits if it ever bought kudos, else Free."""
     moment = now or time.time()
-    until = await billing_queries.supporter_until(session, user.id)
-    totals = await ledger_queries.user_totals_by_kind(session, user.id)
-    bought = totals.get("+" + TransactionKind.CREDITS, 0) / 100
+    facts = await store.billing.tier(user.id, TransactionKind.CREDITS)
+    until, bought = facts.supporter_until, facts.credits_bought_cents / 100
     tier = Tier.SUPPORTER if is_active(until, moment) else Tier.CREDITS if bought > 0 else Tier.FREE
     return TierInfo(tier=tier, supporter_until=until if until else None, credits_bought=bought)
 
 
-async def monthly_grant(session: AsyncSession, settings: Settings, user_id: int, period: str, now: float) -> bool:
+async def monthly_grant(store: Store, settings: Settings, user_id: int, period: str, now: float) -> bool:
     """Grant a supporter's monthly kudos for ``period`` (``YYYY-MM``) unless already granted; True if granted."""
     cents = ledger.kudos_to_cents(settings.supporter_monthly_kudos)
     reference = f"supporter:{user_id}:{period}"
-    if cents <= 0 or await ledger_queries.transaction_exists(session, TransactionKind.SUPPORTER, reference):
+    if cents <= 0:
         return False
-    # Two requests of the same supporter racing at the start of a month: the second finds it recorded.
+    # Recorded once per month: a later request (or two racing at the start of a month) finds it recorded.
     with contextlib.suppress(ledger.DuplicateTransaction):
         await ledger.record(
-            session,
+            store,
             TransactionKind.SUPPORTER,
             reference,
             [Posting(SystemAccount.MINT, -cents), Posting(user_id, cents)],
             memo=f"supporter grant {period}",
             now=now,
-            guard_duplicates=True,
         )
         return True
     return False
 
 
-async def priority_boost(session: AsyncSession, settings: Settings, user: User, now: float) -> float:
-    """Queue priority to add to this user's new request: the boost while a supporter (0 otherwise).
-
-    A supporter's first request of a month also makes that month's grant, if no event made it yet.
+async def priority_boost(
+    store: Store, settings: Settings, user: Account, supporter_until: float | None, now: float
+) -> float:
+    """Queue priority to add to this user's new request: the boost while a supporter until ``supporter_until``
+    (0 otherwise). A supporter's first request of a month also makes that month's grant, if no event made it yet.
     """
-    if is_anonymous(user):
+    if is_anonymous(user) or not is_active(supporter_until, now):
         return 0.0
-    until = await billing_queries.supporter_until(session, user.id)
-    if not is_active(until, now):
-        return 0.0
-    await monthly_grant(session, settings, user.id, month_key(now), now)
+    await monthly_grant(store, settings, user.id, month_key(now), now)
     return settings.supporter_priority_boost
 
 
 async def extend_supporter(
-    session: AsyncSession, settings: Settings, user_id: int, until: float, now: float, period: str
+    store: Store, settings: Settings, user_id: int, until: float, now: float, period: str
 ) -> float:
     """Make the user a supporter at least until ``until`` and grant ``period``'s kudos; returns the new end."""
-    row = await billing_queries.supporter_row(session, user_id, now)
-    row.until = max(row.until, until)
-    row.updated_at = now
-    await session.flush()  # the session does not autoflush: make the new end visible to queries
-    await monthly_grant(session, settings, user_id, period, now)
-    return row.until
+    new_end = await store.billing.extend(user_id, until, now)
+    await monthly_grant(store, settings, user_id, period, now)
+    return new_end
 
 
-async def end_supporter(session: AsyncSession, user_id: int, now: float) -> bool:
+async def end_supporter(store: Store, user_id: int, now: float) -> bool:
     """End the user's Supporter tier now; False if it was not active."""
-    row = await billing_queries.supporter_of(session, user_id, lock=True)
-    if row is None or not is_active(row.until, now):
-        return False
-    row.until = now
-    row.updated_at = now
-    await session.flush()
-    return True
+    return await store.billing.end(user_id, now)
 
 
-def _check_admin(actor: User | None, target: User) -> None:
+def _check_admin(actor: Account | None, target: Account) -> None:
     """``actor`` None is the command line, which works on the database directly."""
     if actor is not None and not actor.is_admin:
         raise NotAdmin("Only admins can change a user's tier or grant credits.")
     if is_anonymous(target):
-        raise AnonForbidden("The anonymous user has no tier.", rc="AnonForbiddenUserMod")
+        raise AnonForbiddenUserMod("The anonymous user has no tier.")
 
 
 async def grant_supporter(
-    session: AsyncSession, settings: Settings, actor: User | None, target: User, months: int, now: float | None = None
+    store: Store, settings: Settings, actor: Account | None, target: Account, months: int, now: float | None = None
 ) -> TierInfo:
     """An admin makes ``target`` a supporter for ``months`` more months (from now, or from the current end)."""
     moment = now or time.time()
     _check_admin(actor, target)
-    current = await billing_queries.supporter_until(session, target.id)
+    current = await store.billing.supporter_until(target.id)
     start = current if is_active(current, moment) and current is not None else moment
     until = await extend_supporter(
-        session, settings, target.id, start + months * SUPPORTER_MONTH_SECONDS, moment, month_key(moment)
+        store, settings, target.id, start + months * SUPPORTER_MONTH_SECONDS, moment, month_key(moment)
     )
     details = {"months": months, "until": until}
-    await audit.record(session, actor, "user.supporter_on", "user", target.id, details, now=moment)
-    return await tier_of(session, target, moment)
+    await audit.record(store, actor, "user.supporter_on", "user", target.id, details, now=moment)
+    return await tier_of(store, target, moment)
 
 
-async def revoke_supporter(
-    session: AsyncSession, actor: User | None, target: User, now: float | None = None
-) -> TierInfo:
+async def revoke_supporter(store: Store, actor: Account | None, target: Account, now: float | None = None) -> TierInfo:
     """An admin ends ``target``'s Supporter tier now (kudos already granted stay)."""
     moment = now or time.time()
     _check_admin(actor, target)
-    ended = await end_supporter(session, target.id, moment)
-    await audit.record(session, actor, "user.supporter_off", "user", target.id, {"was_active": ended}, now=moment)
-    return await tier_of(session, target, moment)
+    ended = await end_supporter(store, target.id, moment)
+    await audit.record(store, actor, "user.supporter_off", "user", target.id, {"was_active": ended}, now=moment)
+    return await tier_of(store, target, moment)
 
 
-async def add_credits(session: AsyncSession, user_id: int, kudos: float, reference: str, memo: str, now: float) -> bool:
+async def add_credits(store: Store, user_id: int, kudos: float, reference: str, memo: str, now: float) -> bool:
     """Record ``kudos`` bought by the user under ``reference``; False if that reference was recorded before."""
     ledger.check_amount(kudos)
     cents = ledger.kudos_to_cents(kudos)
     if cents <= 0:
-        raise KudosValidationError("Credits must be a positive number of kudos.", rc="KudosAwardNotPositive")
-    if await ledger_queries.transaction_exists(session, TransactionKind.CREDITS, reference):
-        return False
+        raise KudosAwardNotPositive("Credits must be a positive number of kudos.")
     try:
         await ledger.record(
-            session,
+            store,
             TransactionKind.CREDITS,
             reference,
             [Posting(SystemAccount.MINT, -cents), Posting(user_id, cents)],
             memo=memo,
             now=now,
-            guard_duplicates=True,
         )
     except ledger.DuplicateTransaction:
         return False
@@ -188,9 +167,9 @@ async def add_credits(session: AsyncSession, user_id: int, kudos: float, referen
 
 
 async def grant_credits(
-    session: AsyncSession,
-    actor: User | None,
-    target: User,
+    store: Store,
+    actor: Account | None,
+    target: Account,
     kudos: float,
     reference: str,
     now: float | None = None,
@@ -199,8 +178,8 @@ async def grant_credits(
     moment = now or time.time()
     _check_admin(actor, target)
     memo = f"credits by admin {reference}"
-    recorded = await add_credits(session, target.id, kudos, f"admin:{reference}", memo, moment)
+    recorded = await add_credits(store, target.id, kudos, f"admin:{reference}", memo, moment)
     if recorded:
         details = {"kudos": kudos, "reference": reference}
-        await audit.record(session, actor, "user.credits", "user", target.id, details, now=moment)
+        await audit.record(store, actor, "user.credits", "user", target.id, details, now=moment)
     return recorded

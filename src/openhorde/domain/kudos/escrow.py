@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.config import Settings
-from openhorde.domain import audit
+from openhorde.domain import accounts, audit
+from openhorde.domain.accounts import Account
 from openhorde.domain.kudos import ledger
 from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
-from openhorde.storage import escrow_queries
-from openhorde.storage.tables import User
+from openhorde.storage.store import Store
 
 
-def is_trusted(user: User) -> bool:
+def is_trusted(user: Account) -> bool:
     """Whether a user's rewards are paid in full: trusted, moderator or admin."""
     return user.is_trusted or user.is_moderator or user.is_admin
 
@@ -36,19 +34,20 @@ def held_part(amount_cents: int, share: float) -> int:
     return max(0, min(amount_cents, round(amount_cents * share)))
 
 
-def qualifies_for_trust(settings: Settings, user: User, earned_cents: int, images: int, now: float) -> bool:
-    """Whether an untrusted owner who earned ``earned_cents`` over ``images`` images is now trusted automatically."""
+def qualifies_for_trust(settings: Settings, created_at: float, earned_cents: int, images: int, now: float) -> bool:
+    """Whether an untrusted owner (account created at ``created_at``) who earned ``earned_cents`` over ``images``
+    images is now trusted automatically."""
     if settings.trust_after_kudos is None:
         return False
     return (
         earned_cents >= ledger.kudos_to_cents(settings.trust_after_kudos)
         and images >= settings.trust_after_images
-        and now - user.created_at >= settings.trust_min_account_age_seconds
+        and now - created_at >= settings.trust_min_account_age_seconds
     )
 
 
 async def owner_reward(
-    session: AsyncSession,
+    store: Store,
     settings: Settings,
     owner_id: int,
     amount_cents: int,
@@ -62,40 +61,43 @@ async def owner_reward(
     matching ``mint`` leg.
     """
     moment = now or time.time()
-    owner = await session.get(User, owner_id)
+    owner = await store.accounts.get(owner_id)
     if owner is None or is_trusted(owner) or amount_cents <= 0:
         return [Posting(owner_id, amount_cents)]
     held = held_part(amount_cents, share)
-    _, earned, delivered, _ = await escrow_queries.get(session, owner_id)
-    if qualifies_for_trust(settings, owner, earned + amount_cents, delivered + images, moment):
-        await trust_automatically(session, owner, earned + amount_cents, delivered + images, moment)
+    so_far = await store.ledger.escrow_of(owner_id)
+    earned, delivered = so_far.earned_cents + amount_cents, so_far.images + images
+    if qualifies_for_trust(settings, owner.created_at, earned, delivered, moment):
+        await trust_automatically(store, owner.id, earned, delivered, moment)
         return [Posting(owner_id, amount_cents)]
-    await escrow_queries.add(session, owner_id, held, amount_cents, images)
+    await store.ledger.add_to_escrow(owner_id, held, amount_cents, images)
     return [Posting(owner_id, amount_cents - held), Posting(SystemAccount.ESCROW, held)]
 
 
-async def trust_automatically(session: AsyncSession, user: User, earned_cents: int, images: int, now: float) -> None:
-    """Make ``user`` trusted by the server's own rule, release the escrow and write it to the audit log."""
-    user.is_trusted = True
-    released = await release(session, user.id, now)
+async def trust_automatically(store: Store, user_id: int, earned_cents: int, images: int, now: float) -> None:
+    """Make a user trusted by the server's own rule, release the escrow and write it to the audit log."""
+    await store.accounts.change(user_id, is_trusted=True)
+    accounts.changed(store, user_id)
+    released = await release(store, user_id, now)
     await audit.record(
-        session,
+        store,
         None,
         "user.auto_trust",
         "user",
-        user.id,
+        user_id,
         {"earned": ledger.cents_to_kudos(earned_cents), "images": images, "released": ledger.cents_to_kudos(released)},
         now=now,
     )
 
 
-async def release(session: AsyncSession, user_id: int, now: float | None = None) -> int:
+async def release(store: Store, user_id: int, now: float | None = None) -> int:
     """Pay a user everything held in escrow; returns the hundredths released (0 if none, or another release won)."""
-    held, _, _, releases = await escrow_queries.get(session, user_id)
-    if held <= 0 or not await escrow_queries.claim_release(session, user_id, held, releases):
+    escrow = await store.ledger.escrow_of(user_id)
+    held, releases = escrow.held_cents, escrow.releases
+    if held <= 0 or not await store.ledger.claim_release(user_id, held, releases):
         return 0
     await ledger.record(
-        session,
+        store,
         TransactionKind.ESCROW_RELEASE,
         f"{user_id}:{releases + 1}",
         [Posting(SystemAccount.ESCROW, -held), Posting(user_id, held)],
@@ -105,7 +107,6 @@ async def release(session: AsyncSession, user_id: int, now: float | None = None)
     return held
 
 
-async def evaluating_kudos(session: AsyncSession, user_id: int) -> float:
+async def evaluating_kudos(store: Store, user_id: int) -> float:
     """Kudos held in a user's escrow (``evaluating_kudos`` on the wire)."""
-    held, _, _, _ = await escrow_queries.get(session, user_id)
-    return ledger.cents_to_kudos(held)
+    return ledger.cents_to_kudos((await store.ledger.escrow_of(user_id)).held_cents)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from openhorde.domain.accounts import is_anonymous
+from openhorde.domain.accounts import Account, is_anonymous
 from openhorde.domain.kudos.ledger import cents_to_kudos
 from openhorde.domain.paging import Page, offset_of
 from openhorde.errors import AnonForbidden
-from openhorde.storage import ledger_queries
-from openhorde.storage.tables import User
+from openhorde.storage.store import Store
 
 PAGE_SIZE = 50
 
@@ -27,11 +24,11 @@ class HistoryEntry:
     amount: float
 
 
-async def history(session: AsyncSession, user: User, page: int) -> Page[HistoryEntry]:
+async def history(store: Store, user: Account, page: int) -> Page[HistoryEntry]:
     """One page of the user's transactions, newest first."""
     if is_anonymous(user):
         raise AnonForbidden("The anonymous account has no history of its own; register or sign in with your API key.")
-    total = await ledger_queries.user_transaction_count(session, user.id)
-    rows = await ledger_queries.user_history(session, user.id, offset_of(page, PAGE_SIZE), PAGE_SIZE)
-    entries = [HistoryEntry(i, at, kind, memo, cents_to_kudos(cents)) for i, at, kind, memo, cents in rows]
+    total = await store.ledger.transaction_count(user.id)
+    lines = await store.ledger.history(user.id, offset_of(page, PAGE_SIZE), PAGE_SIZE)
+    entries = [HistoryEntry(n.id, n.created_at, n.kind, n.memo, cents_to_kudos(n.amount_cents)) for n in lines]
     return Page.of(entries, page, total, PAGE_SIZE)

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.errors import KudosValidationError
-from openhorde.storage import escrow_queries, ledger_queries
-from openhorde.storage.ledger_queries import DuplicateTransaction
+from openhorde.storage.repositories.ledger import DuplicateTransaction as DuplicateTransaction
+from openhorde.storage.repositories.ledger import Leg
+from openhorde.storage.store import Store
 
 __all__ = ["DuplicateTransaction", "LedgerReport", "Posting", "SystemAccount", "TransactionKind"]
 
@@ -74,19 +73,18 @@ def cents_to_kudos(cents: int) -> float:
 
 
 async def record(
-    session: AsyncSession,
+    store: Store,
     kind: TransactionKind,
     reference: str,
     postings: Sequence[Posting],
     memo: str = "",
     now: float | None = None,
-    guard_duplicates: bool = False,
 ) -> None:
-    """Record one balanced transaction and update the user balances it touches.
+    """Record one balanced transaction and update the user balances it touches (one statement on PostgreSQL).
 
     Legs of zero are dropped. Raises ``ValueError`` if the legs do not sum to zero and
-    ``DuplicateTransaction`` if ``(kind, reference)`` was recorded before (recoverably only
-    with ``guard_duplicates``).
+    ``DuplicateTransaction`` if ``(kind, reference)`` was recorded before; then nothing is written and the
+    caller's transaction goes on.
     """
     legs = [p for p in postings if p.amount_cents != 0]
     if sum(p.amount_cents for p in legs) != 0:
@@ -94,21 +92,12 @@ async def record(
     if not legs:
         return
     rows = [
-        (None, str(p.account), p.amount_cents)
+        Leg(None, str(p.account), p.amount_cents)
         if isinstance(p.account, SystemAccount)
-        else (p.account, None, p.amount_cents)
+        else Leg(p.account, None, p.amount_cents)
         for p in legs
     ]
-    await ledger_queries.insert_transaction(
-        session, kind, reference, now or time.time(), memo, rows, guard_duplicates=guard_duplicates
-    )
-    # Update balances in a fixed order (by user id) so concurrent transactions can't deadlock.
-    per_user: dict[int, int] = {}
-    for p in legs:
-        if not isinstance(p.account, SystemAccount):
-            per_user[p.account] = per_user.get(p.account, 0) + p.amount_cents
-    for user_id in sorted(per_user):
-        await ledger_queries.add_to_balance(session, user_id, per_user[user_id])
+    await store.ledger.record(kind, reference, now or time.time(), memo, rows)
 
 
 @dataclass(frozen=True)
@@ -134,12 +123,13 @@ class LedgerReport:
         )
 
 
-async def check_ledger(session: AsyncSession) -> LedgerReport:
+async def check_ledger(store: Store) -> LedgerReport:
     """Re-derive every balance from the postings and compare with the stored projections."""
+    audit = await store.ledger.audit()
     return LedgerReport(
-        total_cents=await ledger_queries.sum_of_all_postings(session),
-        unbalanced_transaction_ids=await ledger_queries.unbalanced_transactions(session),
-        balance_mismatches=await ledger_queries.balance_mismatches(session),
-        escrow_held_cents=await escrow_queries.total_held(session),
-        escrow_account_cents=await escrow_queries.escrow_account_total(session),
+        total_cents=audit.total_cents,
+        unbalanced_transaction_ids=audit.unbalanced_transaction_ids,
+        balance_mismatches=audit.balance_mismatches,
+        escrow_held_cents=audit.escrow_held_cents,
+        escrow_account_cents=audit.escrow_account_cents,
     )

@@ -5,15 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Modes:
-    """The horde modes and the prompt filters' version, as one database read gives them."""
-
-    maintenance: bool = False
-    invite_only: bool = False
-    raid: bool = False
-    filters_version: int = 0
+from openhorde.storage.repositories.moderation import Modes as Modes  # the domain's name for it too
 
 
 @dataclass(frozen=True)

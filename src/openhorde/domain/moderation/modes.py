@@ -13,14 +13,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.domain import audit
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation.cache import Modes
 from openhorde.errors import MaintenanceMode, NotAdmin, NotModerator, NoValidActions, WorkerInviteOnly
-from openhorde.storage import ledger_queries, moderation_queries
-from openhorde.storage.tables import User
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -32,34 +30,24 @@ class ModeChanges:
     raid: bool | None = None
 
 
-def is_moderator(user: User | None) -> bool:
+def is_moderator(user: Account | None) -> bool:
     """Whether this account may use moderator powers (admins are moderators too)."""
     return user is not None and (user.is_admin or user.is_moderator)
 
 
-async def current(session: AsyncSession, ctx: HordeContext, now: float | None = None) -> Modes:
+async def current(store: Store, ctx: HordeContext, now: float | None = None) -> Modes:
     """The modes, at most ``modes_cache_seconds`` old."""
     moment = now or time.time()
     cache = ctx.moderation
     if cache.modes is not None and moment - cache.modes_read_at < ctx.settings.modes_cache_seconds:
         return cache.modes
-    row = await moderation_queries.read_modes(session)
-    modes = (
-        Modes(
-            maintenance=row.maintenance,
-            invite_only=row.invite_only,
-            raid=row.raid,
-            filters_version=row.filters_version,
-        )
-        if row is not None
-        else Modes()
-    )
+    modes = await store.moderation.modes()
     cache.modes, cache.modes_read_at = modes, moment
     return modes
 
 
 async def change(
-    session: AsyncSession, ctx: HordeContext, actor: User, changes: ModeChanges, now: float | None = None
+    store: Store, ctx: HordeContext, actor: Account, changes: ModeChanges, now: float | None = None
 ) -> Modes:
     """Apply what ``actor`` may change (maintenance: admins; invite-only and raid: moderators) and log it."""
     moment = now or time.time()
@@ -70,30 +58,26 @@ async def change(
         raise NotAdmin("Only admins can change maintenance mode.")
     if not is_moderator(actor):
         raise NotModerator("Only moderators can change the horde modes.")
-    row = await moderation_queries.modes_for_update(session, moment)
-    for name, value in requested.items():
-        setattr(row, name, value)
-    row.updated_at = moment
-    await audit.record(session, actor, "modes.change", "horde", "modes", requested, now=moment)
-    await session.flush()
+    modes = await store.moderation.change_modes(changes.maintenance, changes.invite_only, changes.raid, moment)
+    await audit.record(store, actor, "modes.change", "horde", "modes", requested, now=moment)
     ctx.moderation.forget_modes()
-    return Modes(row.maintenance, row.invite_only, row.raid, row.filters_version)
+    return modes
 
 
-async def refuse_if_maintenance(session: AsyncSession, ctx: HordeContext, now: float | None = None) -> Modes:
+async def refuse_if_maintenance(store: Store, ctx: HordeContext, now: float | None = None) -> Modes:
     """The modes, or ``MaintenanceMode`` when the horde takes no new requests."""
-    modes = await current(session, ctx, now)
+    modes = await current(store, ctx, now)
     if modes.maintenance:
         raise MaintenanceMode(retry_after=60)
     return modes
 
 
-async def check_new_worker(session: AsyncSession, ctx: HordeContext, user: User) -> None:
+async def check_new_worker(store: Store, ctx: HordeContext, user: Account) -> None:
     """In invite-only mode a new worker needs a free ``worker_invited`` slot (the reference's rule)."""
-    if not (await current(session, ctx)).invite_only:
+    if not (await current(store, ctx)).invite_only:
         return
-    await ledger_queries.lock_users(session, [user.id])  # parallel first pops count one after another
-    count = await moderation_queries.count_workers(session, user.id)
+    await store.accounts.lock([user.id])  # parallel first pops count one after another
+    count = await store.moderation.worker_count(user.id)
     if count >= user.worker_invited:
         raise WorkerInviteOnly(
             f"This horde only accepts invited workers; your account may run {user.worker_invited} "

@@ -18,17 +18,17 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from openhorde.domain import audit
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation.cache import CompiledFilters
 from openhorde.errors import CorruptPrompt, FilterNotFound, NotModerator, NoValidActions, ValidationFailed
-from openhorde.storage import moderation_queries
-from openhorde.storage.tables import PromptFilter, User
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.repositories.moderation import PromptFilterEntry as PromptFilterEntry  # the domain's too
+from openhorde.storage.store import Store
 
 GROUP_1 = range(10, 20)
 GROUP_2 = range(20, 30)
@@ -69,7 +69,7 @@ def _alternation(regexes: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{r})" for r in regexes), re.IGNORECASE) if regexes else None
 
 
-def compile_filters(version: int, filters: list[PromptFilter]) -> CompiledFilters:
+def compile_filters(version: int, filters: Iterable[PromptFilterEntry]) -> CompiledFilters:
     """One pattern per group and the group-1 replacements; a regex that no longer compiles is skipped."""
     valid = []
     for row in filters:
@@ -119,20 +119,20 @@ def rewrite_for_flagged(prompt: str) -> str:
     return f"{positive}{sep}{negative}"
 
 
-async def compiled_filters(session: AsyncSession, ctx: HordeContext) -> CompiledFilters:
+async def compiled_filters(store: Store, ctx: HordeContext) -> CompiledFilters:
     """The filters compiled for the current version; read from the database only when the version moved."""
-    version = (await horde_modes.current(session, ctx)).filters_version
+    version = (await horde_modes.current(store, ctx)).filters_version
     cached = ctx.moderation.filters
     if cached is not None and cached.version == version:
         return cached
-    compiled = compile_filters(version, await moderation_queries.all_filters(session))
+    compiled = compile_filters(version, await store.moderation.all_filters())
     ctx.moderation.filters = compiled
     return compiled
 
 
-async def screen(session: AsyncSession, ctx: HordeContext, user: User, prompt: str, replacement_filter: bool) -> str:
+async def screen(store: Store, ctx: HordeContext, user: Account, prompt: str, replacement_filter: bool) -> str:
     """The prompt a new request is stored with: unchanged, cleaned, or ``CorruptPrompt``."""
-    compiled = await compiled_filters(session, ctx)
+    compiled = await compiled_filters(store, ctx)
     score, _ = suspicion(compiled, prompt)
     if score >= SUSPICION_LIMIT:
         if not ((replacement_filter or user.is_education) and len(prompt) <= MAX_CLEANED_PROMPT_CHARS):
@@ -146,38 +146,42 @@ async def screen(session: AsyncSession, ctx: HordeContext, user: User, prompt: s
     return prompt
 
 
-def _require_moderator(actor: User) -> None:
+def _require_moderator(actor: Account) -> None:
     if not horde_modes.is_moderator(actor):
         raise NotModerator("Only moderators can manage prompt filters.")
 
 
 async def list_filters(
-    session: AsyncSession, actor: User, filter_type: int | None = None, contains: str | None = None
-) -> list[PromptFilter]:
+    store: Store, actor: Account, filter_type: int | None = None, contains: str | None = None
+) -> list[PromptFilterEntry]:
     """Filters of one type or containing a word (moderators only)."""
     _require_moderator(actor)
-    return await moderation_queries.find_filters(session, filter_type, contains)
+    return await store.moderation.find_filters(filter_type, contains)
 
 
-async def get_filter(session: AsyncSession, actor: User, filter_id: str) -> PromptFilter:
+def _not_found(filter_id: str) -> FilterNotFound:
+    return FilterNotFound(f"Filter with ID '{filter_id}' not found.")
+
+
+async def get_filter(store: Store, actor: Account, filter_id: str) -> PromptFilterEntry:
     """One filter (moderators only)."""
     _require_moderator(actor)
-    row = await session.get(PromptFilter, filter_id)
-    if row is None:
-        raise FilterNotFound(f"Filter with ID '{filter_id}' not found.")
-    return row
+    entry = await store.moderation.filter(filter_id)
+    if entry is None:
+        raise _not_found(filter_id)
+    return entry
 
 
 async def create_filter(
-    session: AsyncSession, ctx: HordeContext, actor: User, fields: FilterFields, now: float | None = None
-) -> PromptFilter:
+    store: Store, ctx: HordeContext, actor: Account, fields: FilterFields, now: float | None = None
+) -> PromptFilterEntry:
     """Add a filter; its regex must compile."""
     _require_moderator(actor)
     moment = now or time.time()
     if fields.regex is None or fields.filter_type is None:
         raise ValidationFailed("A filter needs a regex and a filter_type.")
     compile_regex(fields.regex)
-    row = PromptFilter(
+    entry = PromptFilterEntry(
         id=str(uuid.uuid4()),
         regex=fields.regex,
         filter_type=fields.filter_type,
@@ -185,80 +189,75 @@ async def create_filter(
         replacement=fields.replacement or "",
         user_id=actor.id,
         updated_at=moment,
+        username=actor.username,
     )
-    session.add(row)
-    await session.flush()
-    await _changed(session, ctx, actor, "filter.create", row, fields, moment)
-    return row
+    await store.moderation.add_filter(entry)
+    await _changed(store, ctx, actor, "filter.create", entry.id, fields, moment)
+    return entry
 
 
 async def update_filter(
-    session: AsyncSession,
+    store: Store,
     ctx: HordeContext,
-    actor: User,
+    actor: Account,
     filter_id: str,
     fields: FilterFields,
     now: float | None = None,
-) -> PromptFilter:
+) -> PromptFilterEntry:
     """Change a filter's fields; a new regex must compile."""
-    row = await get_filter(session, actor, filter_id)
+    entry = await get_filter(store, actor, filter_id)
     moment = now or time.time()
-    if all(v is None for v in vars(fields).values()):
+    given = {k: v for k, v in vars(fields).items() if v is not None}
+    if not given:
         raise NoValidActions("No filter modification selected.")
     if fields.regex is not None:
         compile_regex(fields.regex)
-        row.regex = fields.regex
-    if fields.filter_type is not None:
-        row.filter_type = fields.filter_type
-    if fields.description is not None:
-        row.description = fields.description
-    if fields.replacement is not None:
-        row.replacement = fields.replacement
-    row.user_id, row.updated_at = actor.id, moment
-    await _changed(session, ctx, actor, "filter.modify", row, fields, moment)
-    return row
+    await store.moderation.change_filter(filter_id, actor.id, moment, **given)
+    await _changed(store, ctx, actor, "filter.modify", filter_id, fields, moment)
+    return replace(entry, **given, user_id=actor.id, updated_at=moment, username=actor.username)
 
 
 async def delete_filter(
-    session: AsyncSession, ctx: HordeContext, actor: User, filter_id: str, now: float | None = None
+    store: Store, ctx: HordeContext, actor: Account, filter_id: str, now: float | None = None
 ) -> None:
     """Remove a filter."""
-    row = await get_filter(session, actor, filter_id)
-    await session.delete(row)
-    await _changed(session, ctx, actor, "filter.delete", row, FilterFields(regex=row.regex), now or time.time())
+    _require_moderator(actor)
+    regex = await store.moderation.delete_filter(filter_id)
+    if regex is None:
+        raise _not_found(filter_id)
+    await _changed(store, ctx, actor, "filter.delete", filter_id, FilterFields(regex=regex), now or time.time())
 
 
 async def _changed(
-    session: AsyncSession,
+    store: Store,
     ctx: HordeContext,
-    actor: User,
+    actor: Account,
     action: str,
-    row: PromptFilter,
+    filter_id: str,
     fields: FilterFields,
     now: float,
 ) -> None:
     details = {k: v for k, v in vars(fields).items() if v is not None}
-    await audit.record(session, actor, action, "filter", row.id, details, now=now)
-    await moderation_queries.bump_filters_version(session, now)
-    await session.flush()
+    await audit.record(store, actor, action, "filter", filter_id, details, now=now)
+    await store.moderation.bump_filters_version(now)
     ctx.moderation.forget_modes()
 
 
 async def check_prompt(
-    session: AsyncSession, ctx: HordeContext, actor: User, prompt: str, filter_type: int | None = None
+    store: Store, ctx: HordeContext, actor: Account, prompt: str, filter_type: int | None = None
 ) -> tuple[int, list[str]]:
     """``POST /filters``: how suspicious a prompt is (2 or more would be cleaned or refused), and the matches."""
     _require_moderator(actor)
-    compiled = await compiled_filters(session, ctx)
-    if filter_type is not None:
-        rows = await moderation_queries.find_filters(session, filter_type, None)
-        compiled = compile_filters(-1, rows)
+    if filter_type is None:
+        compiled = await compiled_filters(store, ctx)
+    else:
+        compiled = compile_filters(-1, await store.moderation.find_filters(filter_type, None))
     return suspicion(compiled, prompt)
 
 
-async def regex_per_type(session: AsyncSession, actor: User, filter_type: int | None) -> list[tuple[int, str]]:
+async def regex_per_type(store: Store, actor: Account, filter_type: int | None) -> list[tuple[int, str]]:
     """``GET /filters/regex``: each type's filters joined into one alternation."""
     _require_moderator(actor)
-    rows = await moderation_queries.find_filters(session, filter_type, None)
+    rows = await store.moderation.find_filters(filter_type, None)
     types = sorted({r.filter_type for r in rows})
     return [(t, "|".join(r.regex for r in rows if r.filter_type == t)) for t in types]

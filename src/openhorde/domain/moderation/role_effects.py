@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from openhorde.errors import WorkerMaintenance
-from openhorde.storage.tables import User
+from openhorde.errors import WorkerFlaggedMaintenance
+from openhorde.storage.repositories.accounts import Account
 
 EDUCATION_CONCURRENCY = 200
 FLAGGED_PRIORITY_DIVISOR = 1000
@@ -30,16 +30,13 @@ class RequestFlags(Protocol):
     trusted_workers: bool
 
 
-def check_can_pop(user: User) -> None:
+def check_can_pop(user: Account) -> None:
     """A flagged account's workers are kept in maintenance."""
     if user.is_flagged:
-        raise WorkerMaintenance(
-            "This account is flagged; its workers are in maintenance. Contact a moderator.",
-            rc="WorkerFlaggedMaintenance",
-        )
+        raise WorkerFlaggedMaintenance("This account is flagged; its workers are in maintenance. Contact a moderator.")
 
 
-def queue_priority(user: User, balance_cents: int) -> float:
+def queue_priority(user: Account, balance_cents: int) -> float:
     """A new request's starting priority: the balance in kudos, much lower for flagged accounts."""
     kudos = balance_cents / 100
     if not user.is_flagged:
@@ -47,7 +44,7 @@ def queue_priority(user: User, balance_cents: int) -> float:
     return kudos / FLAGGED_PRIORITY_DIVISOR if kudos > FLAGGED_MIN_KUDOS else FLAGGED_LOW_PRIORITY
 
 
-def apply_request_roles(user: User, request: RequestFlags) -> None:
+def apply_request_roles(user: Account, request: RequestFlags) -> None:
     """Force the safety settings education accounts always get."""
     if user.is_education:
         request.nsfw = False

@@ -6,6 +6,10 @@ per ``SNAPSHOT_MAX_AGE_SECONDS`` per process (one query), so a client polling
 ``/generate/check`` costs a dictionary lookup, not a scan. A deep queue makes the snapshot
 slow (about a second at 100,000 queued), so it is then taken less often (at most
 ``SNAPSHOT_DUTY`` of the time), and while one call takes it the others answer from the last.
+
+A request's own counters (waiting, processing, finished...) are kept too, until an event says the request
+changed (every change announces one, in whichever process made it) or ``check_cache_seconds`` passes, so
+checking a request nothing happened to reads nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.config import Settings
-from openhorde.storage import availability_queries
-from openhorde.storage.queue_queries import RequestCounters
+from openhorde.storage.events import Change
+from openhorde.storage.repositories.statuses import RequestCounters
+from openhorde.storage.store import Store
 
 SNAPSHOT_MAX_AGE_SECONDS = 1.0
 SNAPSHOT_DUTY = 0.2
@@ -28,9 +31,9 @@ DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
 """Speed assumed for a worker that has not delivered an image yet (pixel-steps per second)."""
 
 
-async def request_is_possible(session: AsyncSession, settings: Settings, request_id: str, now: float) -> bool:
+async def request_is_possible(store: Store, settings: Settings, request_id: str, now: float) -> bool:
     """Whether a worker seen in the last ``worker_stale_seconds`` could serve this request."""
-    return await availability_queries.request_is_servable(session, request_id, now - settings.worker_stale_seconds)
+    return await store.availability.servable(request_id, now - settings.worker_stale_seconds)
 
 
 @dataclass(frozen=True)
@@ -52,39 +55,43 @@ class QueueSnapshot:
 
 
 class QueueView:
-    """Per-process caches: the queue snapshot (refreshed at most once a second, on demand) and recent
-    ``/generate/check`` answers (reused for ``check_cache_seconds`` unless this process changed the request)."""
+    """Per-process caches: the queue snapshot (refreshed at most once a second, on demand) and the counters of
+    recently checked requests (kept until the request announces a change, at most ``check_cache_seconds``)."""
 
-    MAX_CACHED_CHECKS = 10_000
+    MAX_CACHED_REQUESTS = 10_000
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.snapshot = QueueSnapshot()
         self.snapshot_max_age = SNAPSHOT_MAX_AGE_SECONDS
         self._lock = asyncio.Lock()
-        self._checks: dict[str, tuple[float, object]] = {}
+        self._counters: dict[str, tuple[float, RequestCounters]] = {}
 
-    def cached_check(self, request_id: str, now: float) -> object | None:
-        """A check answer for this request computed less than ``check_cache_seconds`` ago, if any."""
-        entry = self._checks.get(request_id)
+    def cached_counters(self, request_id: str, now: float) -> RequestCounters | None:
+        """The counters of a request read less than ``check_cache_seconds`` ago, unless it changed since."""
+        entry = self._counters.get(request_id)
         if entry is None or now - entry[0] >= self.settings.check_cache_seconds:
             return None
         return entry[1]
 
-    def remember_check(self, request_id: str, answer: object, now: float) -> None:
-        """Keep a check answer for reuse (when caching is on)."""
+    def remember_counters(self, counters: RequestCounters, now: float) -> None:
+        """Keep a request's counters for the next checks (when caching is on)."""
         if self.settings.check_cache_seconds <= 0:
             return
-        if len(self._checks) >= self.MAX_CACHED_CHECKS:
+        if len(self._counters) >= self.MAX_CACHED_REQUESTS:
             horizon = now - self.settings.check_cache_seconds
-            self._checks = {key: value for key, value in self._checks.items() if value[0] > horizon}
-        self._checks[request_id] = (now, answer)
+            self._counters = {key: value for key, value in self._counters.items() if value[0] > horizon}
+        self._counters[counters.id] = (now, counters)
 
-    def forget_check(self, request_id: str) -> None:
-        """Drop a request's cached check answer because it just changed."""
-        self._checks.pop(request_id, None)
+    def forget(self, request_id: str) -> None:
+        """Drop a request's counters because it changed."""
+        self._counters.pop(request_id, None)
 
-    async def current(self, session: AsyncSession, now: float) -> QueueSnapshot:
+    def on_change(self, change: Change) -> None:
+        """A broker listener: a request that announced a change is read again on its next check."""
+        self._counters.pop(change.subject, None)
+
+    async def current(self, store: Store, now: float) -> QueueSnapshot:
         """The snapshot, retaken when it is older than ``snapshot_max_age``; while another call retakes it,
         the last one."""
         if now - self.snapshot.taken_at < self.snapshot_max_age:
@@ -94,22 +101,22 @@ class QueueView:
         async with self._lock:
             if now - self.snapshot.taken_at >= self.snapshot_max_age:
                 began = time.monotonic()
-                self.snapshot = await take_snapshot(session, self.settings, now)
+                self.snapshot = await take_snapshot(store, self.settings, now)
                 took = time.monotonic() - began
                 self.snapshot_max_age = max(SNAPSHOT_MAX_AGE_SECONDS, took / SNAPSHOT_DUTY)
         return self.snapshot
 
 
-async def take_snapshot(session: AsyncSession, settings: Settings, now: float) -> QueueSnapshot:
+async def take_snapshot(store: Store, settings: Settings, now: float) -> QueueSnapshot:
     """Read the queue head to tail, keeping the requests live workers could take (`queue_for_live_workers`)."""
     since = now - settings.worker_stale_seconds
-    rows = await availability_queries.queue_for_live_workers(session, since)
+    rows = await store.availability.queue_for_live_workers(since)
     places: dict[str, Place] = {}
     ahead = 0
     for position, (request_id, waiting, things) in enumerate(rows, start=1):
         places[request_id] = Place(position=position, things_ahead=ahead)
         ahead += waiting * things
-    speed, threads = await availability_queries.live_capacity(session, since, DEFAULT_WORKER_SPEED_PPS)
+    speed, threads = await store.availability.live_capacity(since, DEFAULT_WORKER_SPEED_PPS)
     return QueueSnapshot(taken_at=now, places=places, live_speed_pps=speed, live_threads=threads)
 
 
@@ -122,15 +129,15 @@ class Progress:
     is_possible: bool
 
 
-async def progress(session: AsyncSession, view: QueueView, request: RequestCounters, now: float) -> Progress:
+async def progress(store: Store, view: QueueView, request: RequestCounters, now: float) -> Progress:
     """Where a request stands: position among servable requests and estimated seconds to finish."""
     if request.state != "queued":
         return Progress(queue_position=0, wait_time=0, is_possible=True)
-    snapshot = await view.current(session, now)
+    snapshot = await view.current(store, now)
     place = snapshot.places.get(request.id)
     possible = request.n_processing > 0 or place is not None
     if place is None and request.n_waiting > 0:
-        possible = possible or await request_is_possible(session, view.settings, request.id, now)
+        possible = possible or await request_is_possible(store, view.settings, request.id, now)
     if not possible:
         return Progress(queue_position=0, wait_time=0, is_possible=False)
     own_things = (request.n_waiting + request.n_processing) * request.things

@@ -15,35 +15,41 @@ only the jobs and images after it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue import status
 from openhorde.domain.queue.availability import QueueView
+from openhorde.domain.queue.event_kinds import CANCELLED, FAULT, IMAGE, QUEUED, STARTED, TIMED_OUT
 from openhorde.domain.queue.states import JobState, RequestState
 from openhorde.domain.queue.status import DeliveredImage, RequestStatus
 from openhorde.errors import RequestNotFound
-from openhorde.storage import stream_queries
 from openhorde.storage.db import Database
-from openhorde.storage.events import EventBroker, RequestEvent, stage
+from openhorde.storage.events import Change, EventBroker
+from openhorde.storage.store import Store
 
-QUEUED = "queued"
-STARTED = "started"
-IMAGE = "image"
-FAULT = "fault"
-"""A job faulted or its lease expired: its image waits again, or the request faulted."""
-TIMED_OUT = "timed_out"
-CANCELLED = "cancelled"
+__all__ = [
+    "CANCELLED",
+    "FAULT",
+    "IMAGE",
+    "QUEUED",
+    "STARTED",
+    "TIMED_OUT",
+    "RequestFollower",
+    "StartedJob",
+    "StreamEvent",
+    "announce",
+    "parse_cursor",
+]
 
 REMOVED_REASON = "The request no longer exists: it expired or was removed."
 
 
-def announce(session: AsyncSession, request_id: str, kind: str, job_id: str | None = None) -> None:
-    """Tell every stream of ``request_id`` that it changed, once ``session`` commits."""
-    stage(session, RequestEvent(request_id, kind, job_id))
+def announce(store: Store, request_id: str, kind: str, job_id: str | None = None, models: Sequence[str] = ()) -> None:
+    """Tell every stream of ``request_id`` that it changed, once the unit of work commits. ``models``: the models
+    whose queue a new waiting image joins (none: the request accepts any model)."""
+    store.announce(Change(request_id, kind, job_id, tuple(models)))
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,8 @@ class RequestFollower:
 
     async def require(self, request_id: str) -> None:
         """Raise ``RequestNotFound`` unless the request exists."""
-        async with self.db.unit_of_work() as session:
-            await status.get_counters(session, request_id)
+        async with self.db.store() as store:
+            await status.get_counters(store, request_id)
 
     async def events(self, request_id: str, last_event_id: str | None = None) -> AsyncIterator[StreamEvent | None]:
         """The request's events until it ends; ``None`` after each quiet poll (a chance for a keep-alive)."""
@@ -136,12 +142,12 @@ class RequestFollower:
 
     async def _step(self, request_id: str, seen: _Seen, fresh: bool) -> list[StreamEvent]:
         """What is new since the last step; ``fresh`` drops the cached check answer first (we were woken)."""
-        async with self.db.unit_of_work() as session:
+        async with self.db.store() as store:
             now = time.time()
             if fresh:
-                self.view.forget_check(request_id)
+                self.view.forget(request_id)
             try:
-                current = await status.check_status(session, self.ctx, self.view, request_id, now)
+                current = await status.check_status(store, self.ctx, self.view, request_id, now)
             except RequestNotFound:
                 return [StreamEvent("faulted", seen.cursor, reason=REMOVED_REASON)]
             batch: list[StreamEvent] = []
@@ -152,7 +158,7 @@ class RequestFollower:
             handed = current.processing + current.finished + current.restarted
             if handed != seen.handed or current.finished > len(seen.images) or current.done:
                 seen.handed = handed
-                batch += await self._jobs(session, request_id, seen, now)
+                batch += await self._jobs(store, request_id, seen, now)
             if current.done:
                 batch.append(StreamEvent("faulted" if current.faulted else "done", seen.cursor, status=current))
             elif place != seen.place:
@@ -160,9 +166,9 @@ class RequestFollower:
                 batch.append(StreamEvent("position", seen.cursor, status=current))
             return batch
 
-    async def _jobs(self, session: AsyncSession, request_id: str, seen: _Seen, now: float) -> list[StreamEvent]:
+    async def _jobs(self, store: Store, request_id: str, seen: _Seen, now: float) -> list[StreamEvent]:
         """``started`` for each job not announced yet, then ``image`` for each image not sent yet."""
-        jobs = list(await stream_queries.jobs_of_request(session, request_id))
+        jobs = await store.statuses.jobs(request_id)
         finished = sorted((j for j in jobs if j.state == JobState.DONE), key=lambda j: (j.finished_at or 0.0, j.id))
         seen.started.update(j.id for j in jobs[: seen.skip_started])
         seen.images.update(j.id for j in finished[: seen.skip_images])
@@ -174,7 +180,7 @@ class RequestFollower:
                 started = StartedJob(job.id, job.worker_id or "", job.worker_name, job.model)
                 batch.append(StreamEvent("started", seen.cursor, job=started))
         if any(job.id not in seen.images for job in finished):
-            counters = await status.get_counters(session, request_id)
+            counters = await status.get_counters(store, request_id)
             for job in finished:
                 if job.id not in seen.images:
                     seen.images.add(job.id)
@@ -187,10 +193,10 @@ class RequestFollower:
         deadline = time.monotonic() + seconds
         with self.broker.subscribe(request_id) as subscription:
             while True:
-                async with self.db.unit_of_work() as session:
-                    counters = await status.get_counters(session, request_id)
+                async with self.db.store() as store:
+                    counters = await status.get_counters(store, request_id)
                     if counters.state != RequestState.QUEUED:
-                        return await status.request_status(session, self.ctx, self.view, counters, with_images=True)
+                        return await status.request_status(store, self.ctx, self.view, counters, with_images=True)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

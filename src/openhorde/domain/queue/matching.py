@@ -14,19 +14,18 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.domain import workers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation import role_effects
 from openhorde.domain.queue import events
+from openhorde.domain.queue.blob_keys import upload_key
 from openhorde.domain.queue.seeds import job_seed
-from openhorde.domain.queue.states import JobState
+from openhorde.domain.worker_cache import WorkerState
 from openhorde.errors import WorkerMaintenance
-from openhorde.storage import matching_queries, queue_queries
 from openhorde.storage.matching_queries import FAST_WORKER_PIXELSTEPS_PER_SECOND, WorkerSide
-from openhorde.storage.tables import Job, Request, User, Worker
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.repositories.handouts import Candidate, NewJob
+from openhorde.storage.store import Store
 
 MIN_JOB_TTL_SECONDS = 150
 """No lease is shorter than this."""
@@ -59,9 +58,11 @@ class PopResult:
 
     handed_out: HandedOut | None
     skipped: dict[str, int] = field(default_factory=dict)
+    worker_id: str | None = None
+    """The popping worker, once checked in."""
 
 
-def job_ttl_seconds(request: Request, worker: Worker, fixed: int | None = None) -> int:
+def job_ttl_seconds(request: Candidate, worker: WorkerState, fixed: int | None = None) -> int:
     """Seconds a worker has to submit a job: ``fixed`` when the operator set one, else the reference's formula."""
     if fixed is not None:
         return fixed
@@ -74,7 +75,7 @@ def job_ttl_seconds(request: Request, worker: Worker, fixed: int | None = None) 
     return int(ttl)
 
 
-def safe_amount(amount: int, request: Request, max_pixels: int) -> int:
+def safe_amount(amount: int, request: Candidate, max_pixels: int) -> int:
     """How many images of ``request`` to batch in one pop: bounded by the worker's pixels and the request."""
     if request.disable_batching:
         return 1
@@ -84,7 +85,7 @@ def safe_amount(amount: int, request: Request, max_pixels: int) -> int:
     return max(1, min(fitting, amount, request.n_waiting))
 
 
-def worker_side(worker: Worker, owner: User, models: list[str]) -> WorkerSide:
+def worker_side(worker: WorkerState, owner: Account) -> WorkerSide:
     """The matching view of a popping worker."""
     speed = worker.speed_pps if worker.speed_pps is not None else FAST_WORKER_PIXELSTEPS_PER_SECOND
     return WorkerSide(
@@ -103,21 +104,13 @@ def worker_side(worker: Worker, owner: User, models: list[str]) -> WorkerSide:
         limit_max_steps=worker.limit_max_steps,
         require_upfront_kudos=worker.require_upfront_kudos,
         maintenance=worker.maintenance,
-        models=models,
+        models=list(worker.models),
         blacklist=list(worker.blacklist),
         priority_user_ids=list(worker.priority_user_ids),
     )
 
 
-async def _find_request(session: AsyncSession, side: WorkerSide, lock: bool) -> Request | None:
-    for priority_only in (True, False):
-        request = await matching_queries.find_next_request(session, side, priority_only, lock)
-        if request is not None:
-            return request
-    return None
-
-
-def worker_payload(request: Request, count: int, seed: int) -> dict[str, Any]:
+def worker_payload(request: Candidate, count: int, seed: int) -> dict[str, Any]:
     """The ``payload`` of a pop: the request's settings in the worker's field names."""
     payload = {k: v for k, v in request.params.items() if k not in ("steps", "n") and v is not None}
     payload.setdefault("clip_skip", DEFAULT_CLIP_SKIP)
@@ -131,10 +124,28 @@ def worker_payload(request: Request, count: int, seed: int) -> dict[str, Any]:
     return payload
 
 
+async def _next_request(
+    store: Store, ctx: HordeContext, worker: WorkerState, side: WorkerSide, now: float
+) -> tuple[Candidate | None, dict[str, int]]:
+    """The request to serve, or none and why the queue's head did not fit: from memory when this worker found
+    nothing last time and nothing has joined its models' queues since (``domain/queue/idle.py``)."""
+    memo_key = (worker.id, worker.digest, side.owner_trusted, side.fast, side.maintenance)
+    skipped = ctx.idle.still_empty(memo_key, worker.models, now)
+    if skipped is not None:
+        return None, skipped
+    moment = ctx.idle.moment_of(worker.models)  # before the query: an image joining during it is not missed
+    request = await store.handouts.find(side)
+    if request is not None:
+        return request, {}
+    skipped = await store.handouts.skipped(side)
+    ctx.idle.remember_empty(memo_key, worker.models, moment, skipped, now)
+    return None, skipped
+
+
 async def pop(
-    session: AsyncSession,
+    store: Store,
     ctx: HordeContext,
-    user: User,
+    user: Account,
     check_in: workers.CheckIn,
     amount: int = 1,
     now: float | None = None,
@@ -142,79 +153,40 @@ async def pop(
     """Check the worker in and hand it the best job it can do, if any."""
     moment = now or time.time()
     role_effects.check_can_pop(user)
-    worker, models = await workers.check_in(session, ctx, user, check_in, moment)
+    worker = await workers.check_in(store, ctx, user, check_in, moment)
     if worker.paused:
-        return PopResult(handed_out=None)
-    side = worker_side(worker, user, models)
-    is_postgres = session.get_bind().dialect.name == "postgresql"
-    request = await _find_request(session, side, lock=is_postgres)
+        return PopResult(handed_out=None, worker_id=worker.id)
+    side = worker_side(worker, user)
+    request, skipped = await _next_request(store, ctx, worker, side, moment)
     if request is None:
         if worker.maintenance:
             raise WorkerMaintenance(worker.maintenance_msg or "This worker is in maintenance mode.")
-        return PopResult(handed_out=None, skipped=await matching_queries.count_skipped(session, side))
+        return PopResult(handed_out=None, skipped=skipped, worker_id=worker.id)
 
     count = safe_amount(min(amount, MAX_AMOUNT), request, worker.max_pixels)
-    model = models[0]
-    if request.has_model_list:
-        model = await queue_queries.first_matching_model(session, request.id, models) or model
+    model = request.model or worker.models[0]
     first_index = request.n_total - request.n_waiting
-    seeds = [job_seed(request.seed, request.seed_variation, first_index + i) for i in range(count)]
+    jobs = [
+        NewJob(str(uuid.uuid4()), job_seed(request.seed, request.seed_variation, first_index + i)) for i in range(count)
+    ]
     ttl = job_ttl_seconds(request, worker, ctx.settings.job_lease_seconds)
-    job_ids = [str(uuid.uuid4()) for _ in range(count)]
-    await queue_queries.take_images(session, request.id, count, moment)
-    await session.execute(
-        insert(Job),
-        [
-            {
-                "id": job_id,
-                "request_id": request.id,
-                "worker_id": worker.id,
-                "worker_name": worker.name,
-                "model": model,
-                "seed": seed,
-                "state": JobState.PROCESSING,
-                "started_at": moment,
-                "deadline_at": moment + ttl,
-                "gen_metadata": [],
-            }
-            for job_id, seed in zip(job_ids, seeds, strict=True)
-        ],
-    )
-    for job_id in job_ids:
-        events.announce(session, request.id, events.STARTED, job_id)  # streams see the hand-out (issue 6, part A)
+    await store.handouts.take(request.id, jobs, worker.id, worker.name, model, moment, moment + ttl)
+    for job in jobs:
+        events.announce(store, request.id, events.STARTED, job.id)  # streams see the hand-out
     blobs = ctx.blobs
     return PopResult(
         handed_out=HandedOut(
             request_id=request.id,
-            job_ids=job_ids,
+            job_ids=[job.id for job in jobs],
             model=model,
             ttl=ttl,
-            payload=worker_payload(request, count, seeds[0]),
+            payload=worker_payload(request, count, jobs[0].seed),
             source_processing=request.source_processing,
             source_image_url=blobs.presign("GET", request.source_image_key, moment)
             if request.source_image_key
             else None,
             source_mask_url=blobs.presign("GET", request.source_mask_key, moment) if request.source_mask_key else None,
-            upload_urls=[blobs.presign("PUT", upload_key(job_id), moment) for job_id in job_ids],
-        )
+            upload_urls=[blobs.presign("PUT", upload_key(job.id), moment) for job in jobs],
+        ),
+        worker_id=worker.id,
     )
-
-
-UPLOAD_FOLDER = "results"
-
-
-def upload_key(job_id: str) -> str:
-    """Where a worker uploads a job's image (its ``r2_upload`` URL) while the job is being processed."""
-    return f"{UPLOAD_FOLDER}/{job_id}.webp"
-
-
-def job_of_upload_key(key: str) -> str | None:
-    """The job id in an upload key; ``None`` if ``key`` is not one."""
-    folder, _, name = key.partition("/")
-    return name.removesuffix(".webp") if folder == UPLOAD_FOLDER and name.endswith(".webp") else None
-
-
-def image_key(job_id: str) -> str:
-    """Where a delivered image lives: copied there from the upload at the submit, so that nobody holding the
-    upload URL can change an image after it was delivered."""
-    return f"images/{job_id}.webp"

@@ -7,9 +7,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, update
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.domain import catalogue, limits, sharedkeys, webhooks
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.billing import tiers
@@ -26,7 +23,8 @@ from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
 from openhorde.domain.queue import availability, events, sources
 from openhorde.domain.queue.seeds import parse_seed
-from openhorde.domain.queue.states import RequestState, check_request_transition
+from openhorde.domain.queue.states import RequestState, request_transition
+from openhorde.domain.sharedkeys import SharedKey
 from openhorde.errors import (
     InvalidPromptSize,
     KudosUpfront,
@@ -38,10 +36,10 @@ from openhorde.errors import (
     TooManyUpscalers,
     UnsupportedModel,
 )
-from openhorde.storage import ledger_queries, queue_queries
 from openhorde.storage.db import Database
-from openhorde.storage.queue_queries import RequestCounters
-from openhorde.storage.tables import Request, RequestModel, RequestWorker, SharedKey, User
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.repositories.statuses import RequestCounters
+from openhorde.storage.store import Store
 
 AGEING_PRIORITY_PER_SECOND = 5.0
 """Queue priority a request gains per second of waiting (the reference adds 50 every 10 s)."""
@@ -143,18 +141,17 @@ def _check_params(params: dict[str, Any]) -> None:
         raise TooManyUpscalers()
 
 
-async def _check_models(session: AsyncSession, ctx: HordeContext, models: list[str]) -> None:
+async def _check_models(store: Store, ctx: HordeContext, models: list[str]) -> None:
     if not models or ctx.settings.allow_custom_models:
         return
-    unknown = sorted(set(models) - await catalogue.known_names(session, models))
+    unknown = sorted(set(models) - await catalogue.known_names(store, models, ctx.catalogue))
     if unknown:
         raise UnsupportedModel(f"Unknown model(s): {', '.join(unknown)}. See /api/v2/status/models for the catalogue.")
 
 
-async def outstanding_charges_cents(session: AsyncSession, user: User) -> int:
+async def outstanding_charges_cents(store: Store, user: Account) -> int:
     """Hundredths of a kudo this user's queued images will still cost: held against upfront payments."""
-    _waiting, outstanding = await queue_queries.user_queue_totals(session, user.id)
-    return outstanding
+    return await store.queue.outstanding_cents(user.id)
 
 
 def needs_upfront_kudos(new: NewRequest, params: dict[str, Any]) -> bool:
@@ -197,20 +194,20 @@ async def queue_request(
     keys = sources.NO_KEYS
     if not new.dry_run:
         prepared = await sources.prepare(ctx, new.source_image, new.source_mask, new.source_processing)
-        keys = await sources.store(ctx, prepared, request_id)
+        keys = await sources.save(ctx, prepared, request_id)
     try:
-        async with db.unit_of_work() as session:
-            caller = await sharedkeys.authenticate_caller(session, ctx.secret, api_key)
-            return await create_request(session, ctx, caller.user, new, request_id, keys, now, caller.sharedkey)
+        async with db.store() as store:
+            caller = await sharedkeys.authenticate_caller(store, ctx, api_key)
+            return await create_request(store, ctx, caller.user, new, request_id, keys, now, caller.sharedkey)
     except BaseException:
         await sources.discard(ctx, keys)
         raise
 
 
 async def create_request(
-    session: AsyncSession,
+    store: Store,
     ctx: HordeContext,
-    user: User,
+    user: Account,
     new: NewRequest,
     request_id: str,
     source_keys: sources.SourceKeys = sources.NO_KEYS,
@@ -224,24 +221,24 @@ async def create_request(
     inserted: parallel requests are admitted one at a time. ``sharedkey``: the key it came with, if any.
     """
     moment = now or time.time()
-    modes = await horde_modes.refuse_if_maintenance(session, ctx, moment)
+    modes = await horde_modes.refuse_if_maintenance(store, ctx, moment)
     role_effects.apply_request_roles(user, new)
-    new.prompt = await prompt_filters.screen(session, ctx, user, new.prompt, new.replacement_filter)
+    new.prompt = await prompt_filters.screen(store, ctx, user, new.prompt, new.replacement_filter)
     params = dict(new.params)
     models = list(dict.fromkeys(m for m in new.models if m))
-    await _check_models(session, ctx, models)
+    await _check_models(store, ctx, models)
     if new.dry_run:
         return CreatedRequest(id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2))
 
-    locked_balance = (await ledger_queries.lock_users(session, [user.id]))[user.id]
-    balance_cents = 0 if is_anonymous(user) else locked_balance
+    standing = await store.intake.standing(user.id, moment)  # locks the requester's row until the commit
+    balance_cents = 0 if is_anonymous(user) else standing.balance_cents
     # For the anonymous user these totals cover every anonymous caller: they share one limit.
-    queued_images, outstanding_cents = await queue_queries.user_queue_totals(session, user.id)
+    queued_images, outstanding_cents = standing.queued_images, standing.outstanding_cents
     available_cents = balance_cents - outstanding_cents
     total_cents = kudos_to_cents(image_charge(price_inputs(new, params))) * new.n
     if sharedkey is not None:  # its caps, and its budget must cover the whole request (part C)
         await sharedkeys.check_request(
-            session, sharedkey, params["width"], params["height"], params["steps"], total_cents
+            store, sharedkey, params["width"], params["height"], params["steps"], total_cents
         )
     warnings: list[Warning] = []
     if needs_upfront_kudos(new, params) and available_cents < total_cents:
@@ -264,14 +261,14 @@ async def create_request(
 
     ip_hash = limits.client_ip_hash(ctx.secret, new.client_ip)
     if is_anonymous(user):
-        await limits.check_anonymous_ip_queue(session, ctx.settings, ip_hash, new.n)
+        await limits.check_anonymous_ip_queue(store, ctx.settings, ip_hash, new.n)
 
     seed = parse_seed(params.pop("seed", None))
     seed_variation = int(params.pop("seed_variation", None) or SEED_VARIATION_DEFAULT)
     steps = accurate_steps(params["steps"], params["sampler_name"])
     pixels = params["width"] * params["height"]
     priority = role_effects.queue_priority(user, balance_cents)
-    priority += await tiers.priority_boost(session, ctx.settings, user, moment)  # Supporter tier (part D1)
+    priority += await tiers.priority_boost(store, ctx.settings, user, standing.supporter_until, moment)
     targets = list(dict.fromkeys(new.workers))[:MAX_TARGET_WORKERS]
     row = {
         "id": request_id,
@@ -320,33 +317,19 @@ async def create_request(
         "sharedkey_id": sharedkey.id if sharedkey is not None else None,
         "client_ip_hash": ip_hash,
     }
-    await queue_queries.insert_request(session, row)
-    if models:
-        await session.execute(
-            insert(RequestModel),
-            [{"request_id": request_id, "model": m, "queue_rank": row["queue_rank"]} for m in models],
-        )
-    if targets:
-        await session.execute(insert(RequestWorker), [{"request_id": request_id, "worker_id": w} for w in targets])
-    await queue_queries.count_request(session, user.id, moment)
-    events.announce(session, request_id, events.QUEUED)  # streams and Prefer: wait (issue 6, part A)
+    await store.intake.insert(row, models, targets)
+    events.announce(store, request_id, events.QUEUED, models=models)  # streams, Prefer: wait, idle pops
 
     message = None
-    if not modes.raid and not await availability.request_is_possible(session, ctx.settings, request_id, moment):
+    if not modes.raid and not await availability.request_is_possible(store, ctx.settings, request_id, moment):
         message = "No worker is currently online that can serve this request. It stays queued until one is."
         warnings.append(Warning("NoAvailableWorker", message))
     return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)
 
 
-async def cancel_request(session: AsyncSession, request: RequestCounters, now: float | None = None) -> None:
+async def cancel_request(store: Store, request: RequestCounters, now: float | None = None) -> None:
     """Stop handing out a request's images; images already being generated are still delivered and paid."""
     if request.state != RequestState.QUEUED:
         return
-    check_request_transition(RequestState(request.state), RequestState.CANCELLED)
-    await session.execute(
-        update(Request)
-        .where(Request.id == request.id, Request.state == RequestState.QUEUED)
-        .values(state=RequestState.CANCELLED, n_waiting=0, last_activity_at=now or time.time())
-    )
-    await queue_queries.leave_model_queues(session, [request.id])
-    events.announce(session, request.id, events.CANCELLED)  # ends its streams (issue 6, part A)
+    await store.queue.cancel(request_transition(RequestState.CANCELLED), request.id, now or time.time())
+    events.announce(store, request.id, events.CANCELLED)  # ends its streams

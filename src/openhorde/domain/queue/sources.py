@@ -4,7 +4,7 @@ A source given as a URL is downloaded by the server, so it may take as long as t
 (up to ``source_fetch_timeout_seconds``). That wait must hold nothing: no database connection, no
 transaction, no event loop time. So ``prepare`` runs before the unit of work that queues the request, the
 download goes through the guarded client (public addresses only, one deadline, a size cap) and the Pillow
-work runs in a worker thread. ``store`` then writes the finished WebP files as blobs, still outside the
+work runs in a worker thread. ``save`` then writes the finished WebP files as blobs, still outside the
 transaction; ``discard`` removes them again if the request is refused after all.
 """
 
@@ -17,7 +17,12 @@ from PIL import Image
 
 from openhorde.domain import images
 from openhorde.domain.context import HordeContext
-from openhorde.errors import ImageValidationFailed, SourceMaskUnnecessary
+from openhorde.errors import (
+    InpaintingMissingMask,
+    SourceImageSizeExceeded,
+    SourceImageUrlInvalid,
+    SourceMaskUnnecessary,
+)
 from openhorde.net.addresses import AddressNotAllowed, HostNotFound
 from openhorde.net.fetch import DownloadFailed, DownloadTooLarge, download
 
@@ -57,20 +62,15 @@ async def _raw_bytes(ctx: HordeContext, data: str, what: str) -> bytes:
     try:
         return await download(ctx.outbound, data, max_bytes, deadline)
     except AddressNotAllowed as exc:
-        raise ImageValidationFailed(
-            f"The {what} URL is refused: {exc}; this horde fetches images from public addresses only.",
-            rc="SourceImageUrlInvalid",
+        raise SourceImageUrlInvalid(
+            f"The {what} URL is refused: {exc}; this horde fetches images from public addresses only."
         ) from exc
     except HostNotFound as exc:
-        raise ImageValidationFailed(
-            f"The {what} URL's host {exc.host} was not found.", rc="SourceImageUrlInvalid"
-        ) from exc
+        raise SourceImageUrlInvalid(f"The {what} URL's host {exc.host} was not found.") from exc
     except DownloadTooLarge as exc:
-        raise ImageValidationFailed(
-            f"The {what} is larger than {max_bytes} bytes.", rc="SourceImageSizeExceeded"
-        ) from exc
+        raise SourceImageSizeExceeded(f"The {what} is larger than {max_bytes} bytes.") from exc
     except DownloadFailed as exc:
-        raise ImageValidationFailed(f"The {what} could not be downloaded: {exc}.", rc="SourceImageUrlInvalid") from exc
+        raise SourceImageUrlInvalid(f"The {what} could not be downloaded: {exc}.") from exc
 
 
 def _encode(source_raw: bytes, mask_raw: bytes | None, processing: str, max_pixels: int) -> SourceImages:
@@ -78,10 +78,7 @@ def _encode(source_raw: bytes, mask_raw: bytes | None, processing: str, max_pixe
     source: Image.Image = images.open_image(source_raw, "source image", max_pixels)
     mask = images.open_image(mask_raw, "source mask", max_pixels) if mask_raw is not None else None
     if processing in PAINTING and mask is None and not images.has_alpha(source):
-        raise ImageValidationFailed(
-            "Inpainting needs a source_mask or a source image with an alpha channel.",
-            rc="InpaintingMissingMask",
-        )
+        raise InpaintingMissingMask("Inpainting needs a source_mask or a source image with an alpha channel.")
     return SourceImages(
         source=images.to_webp(source),
         mask=images.to_webp(mask, lossless=True) if mask is not None else None,
@@ -104,7 +101,7 @@ async def prepare(
     return await asyncio.to_thread(_encode, raw[0], mask_raw, processing, ctx.settings.max_source_pixels)
 
 
-async def store(ctx: HordeContext, sources: SourceImages, request_id: str) -> SourceKeys:
+async def save(ctx: HordeContext, sources: SourceImages, request_id: str) -> SourceKeys:
     """Write the prepared images as blobs under keys of ``request_id``."""
     if sources.source is None:
         return NO_KEYS

@@ -19,8 +19,10 @@ has itself ended), so another worker can pick it up.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cache
 
 from openhorde.errors import InvalidStateTransition
+from openhorde.storage.lifecycle import Transition
 
 
 class RequestState(StrEnum):
@@ -66,3 +68,17 @@ def check_job_transition(current: JobState, target: JobState) -> None:
     """Raise ``InvalidStateTransition`` unless a job may go from ``current`` to ``target``."""
     if target not in JOB_TRANSITIONS[current]:
         raise InvalidStateTransition(f"A {current} job cannot become {target}.")
+
+
+@cache
+def request_transition(target: RequestState) -> Transition:
+    """The change into ``target`` with every state the table lets a request leave for it."""
+    sources = tuple(sorted(state.value for state, targets in REQUEST_TRANSITIONS.items() if target in targets))
+    return Transition(target.value, sources)
+
+
+@cache
+def job_transition(target: JobState) -> Transition:
+    """The change into ``target`` with every state the table lets a job leave for it."""
+    sources = tuple(sorted(state.value for state, targets in JOB_TRANSITIONS.items() if target in targets))
+    return Transition(target.value, sources)

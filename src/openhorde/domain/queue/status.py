@@ -8,17 +8,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos
 from openhorde.domain.queue.availability import QueueView, progress
-from openhorde.domain.queue.states import JobState, RequestState
+from openhorde.domain.queue.states import RequestState
 from openhorde.errors import RequestNotFound
-from openhorde.storage import queue_queries
-from openhorde.storage.queue_queries import RequestCounters
-from openhorde.storage.tables import Job
+from openhorde.storage.repositories.statuses import RequestCounters as RequestCounters  # the domain's names too
+from openhorde.storage.repositories.statuses import RequestJob as RequestJob
+from openhorde.storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -54,14 +51,14 @@ class RequestStatus:
     generations: list[DeliveredImage] = field(default_factory=list)
 
 
-async def _image_reference(ctx: HordeContext, request: RequestCounters, job: Job, now: float) -> str:
+async def _image_reference(ctx: HordeContext, request: RequestCounters, job: RequestJob, now: float) -> str:
     assert job.image_key is not None
     if request.r2:
         return ctx.blobs.presign("GET", job.image_key, now)
     return base64.b64encode(await ctx.blobs.get(job.image_key)).decode()
 
 
-async def delivered_image(ctx: HordeContext, request: RequestCounters, job: Job, now: float) -> DeliveredImage:
+async def delivered_image(ctx: HordeContext, request: RequestCounters, job: RequestJob, now: float) -> DeliveredImage:
     """A finished job as the client sees it: its image as a URL (or base64 when ``r2`` is off)."""
     return DeliveredImage(
         job_id=job.id,
@@ -71,27 +68,26 @@ async def delivered_image(ctx: HordeContext, request: RequestCounters, job: Job,
         seed=job.seed,
         censored=job.censored,
         img=await _image_reference(ctx, request, job, now),
-        gen_metadata=list(job.gen_metadata or []),
+        gen_metadata=list(job.gen_metadata),
     )
 
 
 async def check_status(
-    session: AsyncSession, ctx: HordeContext, view: QueueView, request_id: str, now: float | None = None
+    store: Store, ctx: HordeContext, view: QueueView, request_id: str, now: float | None = None
 ) -> RequestStatus:
-    """The status of a request without its images, reused for up to ``check_cache_seconds``."""
+    """The status of a request without its images: its counters from memory while it has not changed
+    (``QueueView``), its place in the queue from the queue snapshot."""
     moment = now or time.time()
-    cached = view.cached_check(request_id, moment)
-    if isinstance(cached, RequestStatus):
-        return cached
-    counters = await get_counters(session, request_id)
-    current = await request_status(session, ctx, view, counters, with_images=False, now=moment)
-    view.remember_check(request_id, current, moment)
-    return current
+    counters = view.cached_counters(request_id, moment)
+    if counters is None:
+        counters = await get_counters(store, request_id)
+        view.remember_counters(counters, moment)
+    return await request_status(store, ctx, view, counters, with_images=False, now=moment)
 
 
-async def get_counters(session: AsyncSession, request_id: str) -> RequestCounters:
+async def get_counters(store: Store, request_id: str) -> RequestCounters:
     """The status columns of a request; ``RequestNotFound`` if it does not exist (any more)."""
-    counters = await queue_queries.request_counters(session, request_id) if is_request_id(request_id) else None
+    counters = await store.statuses.counters(request_id) if is_request_id(request_id) else None
     if counters is None:
         raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
     return counters
@@ -107,7 +103,7 @@ def is_request_id(value: str) -> bool:
 
 
 async def request_status(
-    session: AsyncSession,
+    store: Store,
     ctx: HordeContext,
     view: QueueView,
     request: RequestCounters,
@@ -116,12 +112,10 @@ async def request_status(
 ) -> RequestStatus:
     """The status of a request; ``with_images`` adds its delivered images (URLs, or base64 when ``r2`` is off)."""
     moment = now or time.time()
-    place = await progress(session, view, request, moment)
+    place = await progress(store, view, request, moment)
     images: list[DeliveredImage] = []
     if with_images:
-        jobs = await session.scalars(
-            select(Job).where(Job.request_id == request.id, Job.state == JobState.DONE).order_by(Job.finished_at)
-        )
+        jobs = await store.statuses.finished_jobs(request.id)
         images = [await delivered_image(ctx, request, job, moment) for job in jobs]
     state = RequestState(request.state)
     return RequestStatus(

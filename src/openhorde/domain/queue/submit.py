@@ -1,9 +1,11 @@
 """Receiving results: ``POST /generate/submit``.
 
-A submit claims its job with one conditional update (``processing`` → ``done``), so a
-second submit of the same job finds nothing to claim and is refused with ``DuplicateGen``;
-the settlement that pays the worker and charges the requester is recorded in the same
-transaction, once, under the job's id.
+A submit claims its job with one conditional update (``processing`` → ``done``, only for a job of one of the
+caller's workers), so a second submit of the same job finds nothing to claim and is refused with
+``DuplicateGen``. The settlement that pays the worker's owner and charges the requester is then recorded in the
+same transaction, once, under the job's id (``storage/repositories/deliveries.py``: two statements on
+PostgreSQL). A faulted job takes the slower path of ``_record_fault``: it is rare, and puts images back in the
+queue.
 """
 
 from __future__ import annotations
@@ -13,32 +15,32 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from openhorde.domain import gallery, images, sharedkeys, webhooks
+from openhorde.domain import images, webhooks
 from openhorde.domain.accounts import ANONYMOUS_USER_ID
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import escrow, ledger
-from openhorde.domain.kudos.ledger import Posting, SystemAccount, TransactionKind
 from openhorde.domain.queue import events
+from openhorde.domain.queue.blob_keys import image_key, job_of_upload_key, upload_key
 from openhorde.domain.queue.leases import count_abort, return_to_queue
-from openhorde.domain.queue.matching import image_key, job_of_upload_key, upload_key
-from openhorde.domain.queue.states import JobState, RequestState
+from openhorde.domain.queue.states import JobState, RequestState, job_transition, request_transition
 from openhorde.errors import (
     AbortedGen,
-    BadRequest,
     BlobNotFound,
     DuplicateGen,
+    HordeError,
+    ImageValidationFailed,
     InvalidJobID,
     UploadClosed,
     WrongCredentials,
 )
-from openhorde.storage import job_queries, ledger_queries, queue_queries
-from openhorde.storage.tables import Job, Request, User, Worker
+from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.repositories.deliveries import Delivery, Settlement
+from openhorde.storage.store import Store
 
 SPEED_SMOOTHING = 0.2
 """Weight of the newest sample in a worker's moving-average speed."""
 CENSORED_STATES = frozenset({"censored", "csam"})
+MEGA = 1_000_000
 
 
 @dataclass
@@ -52,29 +54,18 @@ class Submission:
     censored: bool = False
     gen_metadata: list[dict[str, Any]] = field(default_factory=list)
 
-
-async def _load_job(session: AsyncSession, job_id: str) -> tuple[Job, Request, Worker | None]:
-    found = await job_queries.job_with_request(session, job_id)
-    if found is None:
-        raise InvalidJobID(f"Processing generation with ID {job_id} does not exist.")
-    return found
-
-
-def _refuse_finished(job: Job, submission: Submission) -> float:
-    """The answer to a submit for a job that is no longer processing."""
-    if job.state == JobState.DONE:
-        raise DuplicateGen("This job has already been submitted.")
-    if submission.state == "faulted":
-        return 0.0
-    raise AbortedGen()
+    @property
+    def is_censored(self) -> bool:
+        """Whether the worker censored the image (its state, its flag or a censorship metadata entry)."""
+        return (
+            self.state in CENSORED_STATES
+            or self.censored
+            or any(m.get("type") == "censorship" for m in self.gen_metadata)
+        )
 
 
-def _inline_image(generation: str | None, max_bytes: int, max_pixels: int) -> bytes | None:
-    """The image sent as base64 in the submit, checked and as WebP; ``None`` when it was uploaded (R2).
-
-    Pillow work: called in a worker thread."""
-    if generation in (None, "", "R2"):
-        return None
+def _inline_image(generation: str, max_bytes: int, max_pixels: int) -> bytes:
+    """The image sent as base64 in the submit, checked and as WebP (Pillow work: called in a worker thread)."""
     raw = images.decode_base64(generation, "generation", max_bytes)
     return images.check_result_upload(raw, max_bytes, max_pixels)
 
@@ -91,9 +82,8 @@ async def _deliver_image(ctx: HordeContext, job_id: str, inline: bytes | None) -
     try:
         await ctx.blobs.copy(upload_key(job_id), key)
     except BlobNotFound as exc:
-        raise BadRequest(
-            "No image was uploaded for this job: PUT it to r2_upload first or send it as base64.",
-            rc="ImageValidationFailed",
+        raise ImageValidationFailed(
+            "No image was uploaded for this job: PUT it to r2_upload first or send it as base64."
         ) from exc
 
 
@@ -106,105 +96,107 @@ class Settled:
 
 
 async def submit(
-    session: AsyncSession, ctx: HordeContext, user: User, submission: Submission, now: float | None = None
+    store: Store, ctx: HordeContext, user: Account, submission: Submission, now: float | None = None
 ) -> Settled:
     """Record a worker's result and settle its kudos."""
     moment = now or time.time()
-    job, request, worker = await _load_job(session, submission.job_id)
-    if worker is None or worker.user_id != user.id:
-        raise WrongCredentials("This job was handed to a worker of another account.")
-    if job.state != JobState.PROCESSING:
-        return Settled(_refuse_finished(job, submission), request.id)
     if submission.state == "faulted":
-        max_aborts = ctx.settings.worker_max_aborts_per_hour
-        return Settled(await _record_fault(session, job, submission, moment, max_aborts), request.id)
+        return await _record_fault(store, ctx, user, submission, moment)
+    inline = None
+    if submission.generation not in (None, "", "R2"):
+        settings = ctx.settings
+        inline = await asyncio.to_thread(
+            _inline_image, str(submission.generation), settings.max_upload_bytes, settings.max_source_pixels
+        )
+    censored = submission.is_censored
+    delivery = await store.deliveries.claim(
+        job_transition(JobState.DONE),
+        submission.job_id,
+        user.id,
+        moment,
+        image_key(submission.job_id),
+        censored,
+        submission.seed,
+        submission.gen_metadata,
+    )
+    if delivery is None:
+        raise await _refusal(store, user, submission.job_id)
+    await _deliver_image(ctx, delivery.job_id, inline)
+    settlement = await _settlement(store, ctx, delivery, censored, moment)
+    await store.deliveries.settle(settlement)
+    uncounted = settlement.charge_cents == 0 and delivery.requester_id != delivery.owner_id
+    if uncounted:  # the requester's row is not touched: its usage is added later, in a batch
+        ctx.usage.add(delivery.requester_id, settlement.megapixelsteps)
+    events.announce(store, delivery.request_id, events.IMAGE, delivery.job_id)  # streams and Prefer: wait
+    if delivery.webhook is not None:
+        seed = submission.seed if submission.seed is not None else delivery.seed
+        await webhooks.image_finished(store, ctx, delivery, seed, censored, submission.gen_metadata, moment)
+    return Settled(ledger.cents_to_kudos(delivery.price_cents), delivery.request_id)
 
+
+async def _refusal(store: Store, user: Account, job_id: str) -> HordeError:
+    """Why a job could not be claimed: unknown, another account's, already submitted, or no longer processing."""
+    found = await store.deliveries.state_and_owner(job_id)
+    if found is None:
+        return InvalidJobID(f"Processing generation with ID {job_id} does not exist.")
+    state, owner_id = found
+    if owner_id != user.id:
+        return WrongCredentials("This job was handed to a worker of another account.")
+    if state == JobState.DONE:
+        return DuplicateGen("This job has already been submitted.")
+    return AbortedGen()
+
+
+async def _settlement(store: Store, ctx: HordeContext, delivery: Delivery, censored: bool, now: float) -> Settlement:
+    """Who gets and pays what for a delivered image: the owner the price (part held in escrow while untrusted),
+    the requester the charge (nothing when anonymous or censored)."""
     settings = ctx.settings
-    inline = await asyncio.to_thread(
-        _inline_image, submission.generation, settings.max_upload_bytes, settings.max_source_pixels
-    )
-    delivered_key = image_key(job.id)
-    censored = (
-        submission.state in CENSORED_STATES
-        or submission.censored
-        or any(m.get("type") == "censorship" for m in submission.gen_metadata)
-    )
-    claimed_seed = submission.seed if submission.seed is not None else job.seed
-    claimed = await job_queries.claim_done(
-        session,
-        job.id,
-        now=moment,
-        image_key=delivered_key,
-        censored=censored,
-        seed=claimed_seed,
-        gen_metadata=submission.gen_metadata,
-        reward_cents=request.price_cents,
-    )
-    if not claimed:
-        raise DuplicateGen("This job has already been submitted.")
-    await _deliver_image(ctx, job.id, inline)
-    if request.gallery and not censored:
-        await gallery.keep_image(session, request, job, worker, delivered_key, claimed_seed, moment)
-    charged = await _settle(session, job, request, worker, censored, moment, ctx)
-    if await job_queries.finish_image(session, request.id, charged, moment) == RequestState.DONE:
-        await queue_queries.leave_model_queues(session, [request.id])
-    events.announce(session, request.id, events.IMAGE, job.id)  # streams and Prefer: wait (issue 6, part A)
-    await webhooks.image_finished(  # its webhook events, if any (issue 6, part B)
-        session, ctx, request, job, delivered_key, claimed_seed, censored, submission.gen_metadata, moment
-    )
-    await _record_speed(session, worker, request, moment - job.started_at, request.price_cents)
-    return Settled(ledger.cents_to_kudos(request.price_cents), request.id)
-
-
-async def _record_fault(
-    session: AsyncSession, job: Job, submission: Submission, now: float, max_aborts: int | None = None
-) -> float:
-    reason = "; ".join(_fault_text(m) for m in submission.gen_metadata) or "the worker reported a fault"
-    if await job_queries.claim_faulted(session, job.id, now, reason[:1000], submission.gen_metadata):
-        await return_to_queue(session, job.request_id, reason, now)
-        await count_abort(session, [job.worker_id], now, max_aborts)  # too many: maintenance (part D2)
-    return 0.0
-
-
-async def _settle(
-    session: AsyncSession, job: Job, request: Request, worker: Worker, censored: bool, now: float, ctx: HordeContext
-) -> int:
-    """Pay the worker's owner the image's price; charge the requester (not below 0; censored images are free)."""
-    balances = await ledger_queries.lock_users(session, [request.user_id, worker.user_id])
-    # An untrusted owner's reward is split between the balance and escrow (domain/kudos/escrow.py); the first
-    # posting is what reaches the owner's balance.
-    reward = await escrow.owner_reward(
-        session, ctx.settings, worker.user_id, request.price_cents, ctx.settings.escrow_share, 1, now
-    )
-    charge = 0 if censored or request.user_id == ANONYMOUS_USER_ID else request.charge_cents
-    charge = min(
-        charge,
-        max(0, balances[request.user_id] + (reward[0].amount_cents if request.user_id == worker.user_id else 0)),
-    )
-    await ledger.record(
-        session,
-        TransactionKind.GENERATION,
-        job.id,
-        [
-            Posting(SystemAccount.MINT, -request.price_cents),
-            *reward,
-            Posting(request.user_id, -charge),
-            Posting(SystemAccount.BURN, charge),
-        ],
-        memo=f"image of request {request.id} by worker {worker.name}",
+    price = delivery.price_cents
+    held, track_escrow = 0, False
+    if not delivery.owner_trusted and price > 0:
+        earned, delivered = delivery.escrow_earned_cents + price, delivery.escrow_images + 1
+        if escrow.qualifies_for_trust(settings, delivery.owner_created_at, earned, delivered, now):
+            await escrow.trust_automatically(store, delivery.owner_id, earned, delivered, now)
+        else:
+            held, track_escrow = escrow.held_part(price, settings.escrow_share), True
+    elapsed = max(now - delivery.started_at, 0.001)
+    sample = delivery.things / elapsed
+    previous = delivery.worker_speed_pps
+    speed = sample if previous is None else (1 - SPEED_SMOOTHING) * previous + SPEED_SMOOTHING * sample
+    charge = 0 if censored or delivery.requester_id == ANONYMOUS_USER_ID else delivery.charge_cents
+    return Settlement(
+        delivery=delivery,
+        image_key=image_key(delivery.job_id),
         now=now,
+        owner_share_cents=price - held,
+        held_cents=held,
+        track_escrow=track_escrow,
+        charge_cents=charge,
+        speed_pps=speed,
+        megapixelsteps=delivery.things / MEGA,
+        sharedkey_cents=delivery.charge_cents if delivery.sharedkey_id is not None and not censored else 0,
+        keep_in_gallery=delivery.gallery and not censored,
+        memo=f"image of request {delivery.request_id} by worker {delivery.worker_name}",
+        request_done=request_transition(RequestState.DONE),
     )
-    await job_queries.count_delivery(session, worker.user_id, request.user_id, request.things / 1_000_000)
-    await sharedkeys.record_use(session, request, censored)  # the shared key it came with, if any (part C)
-    return charge
 
 
-async def _record_speed(
-    session: AsyncSession, worker: Worker, request: Request, seconds: float, reward_cents: int
-) -> None:
-    sample = request.things / max(seconds, 0.001)
-    speed = sample if worker.speed_pps is None else (1 - SPEED_SMOOTHING) * worker.speed_pps + SPEED_SMOOTHING * sample
-    await job_queries.record_delivery(session, worker.id, speed, request.things / 1_000_000, reward_cents)
+async def _record_fault(store: Store, ctx: HordeContext, user: Account, submission: Submission, now: float) -> Settled:
+    """A worker's report that it could not make the image: the job faults and its image waits again."""
+    job = await store.queue.job_holder(submission.job_id)
+    if job is None:
+        raise InvalidJobID(f"Processing generation with ID {submission.job_id} does not exist.")
+    if job.owner_id != user.id:  # also once the worker was deleted
+        raise WrongCredentials("This job was handed to a worker of another account.")
+    if job.state == JobState.DONE:
+        raise DuplicateGen("This job has already been submitted.")
+    reason = "; ".join(_fault_text(m) for m in submission.gen_metadata) or "the worker reported a fault"
+    faulted = job_transition(JobState.FAULTED)
+    if await store.queue.fault_job(faulted, job.job_id, now, reason[:1000], submission.gen_metadata):
+        await return_to_queue(store, job.request_id, reason, now)
+        max_aborts = ctx.settings.worker_max_aborts_per_hour
+        await count_abort(store, [job.worker_id], now, max_aborts)  # too many: maintenance
+    return Settled(0.0, job.request_id)
 
 
 def _fault_text(entry: dict[str, Any]) -> str:
@@ -215,12 +207,12 @@ def _fault_text(entry: dict[str, Any]) -> str:
     return f"{text} ({entry['ref']})" if entry.get("ref") else text
 
 
-async def check_upload_open(session: AsyncSession, key: str) -> None:
+async def check_upload_open(store: Store, key: str) -> None:
     """Refuse an upload to ``key`` unless it is the upload key of a job that is still being processed.
 
     A job's image is final once submitted: after that (or after the job faulted, expired or was aborted) its
     upload URL, still valid by its signature, must not replace anything."""
     job_id = job_of_upload_key(key)
-    state = await job_queries.job_state(session, job_id) if job_id is not None else None
-    if state != JobState.PROCESSING:
+    found = await store.deliveries.state_and_owner(job_id) if job_id is not None else None
+    if found is None or found[0] != JobState.PROCESSING:
         raise UploadClosed()

@@ -109,7 +109,7 @@ class RequestModel(Base):
     match, so a pop whose models have nothing queued reads nothing. Only rows with images waiting
     are in that index (``waiting``, kept equal to ``n_waiting > 0`` by the queue's queries), so a
     walk does not step over requests whose every image is being generated; and the rows are
-    deleted when the request ends (``queue_queries.leave_model_queues``).
+    deleted when the request ends (``repositories/queue.py``, ``repositories/deliveries.py``).
     """
 
     __tablename__ = "request_models"

@@ -1,41 +1,51 @@
-"""The per-process check-answer cache of ``QueueView``."""
+"""The per-process cache of requests' counters in ``QueueView``: kept until the request announces a change."""
 
 from __future__ import annotations
 
 from openhorde.config import Settings
 from openhorde.domain.queue.availability import QueueView
+from openhorde.storage.events import Change
+from openhorde.storage.repositories.statuses import RequestCounters
 
 
 def _view(seconds: float) -> QueueView:
     return QueueView(Settings(check_cache_seconds=seconds, _env_file=None))  # type: ignore[call-arg]
 
 
-def test_a_check_answer_is_reused_until_it_expires() -> None:
-    view = _view(1.0)
-    view.remember_check("r1", "answer", now=100.0)
-    assert view.cached_check("r1", now=100.5) == "answer"
-    assert view.cached_check("r1", now=101.0) is None
-    assert view.cached_check("other", now=100.5) is None
+def _counters(request_id: str, finished: int = 0) -> RequestCounters:
+    return RequestCounters(request_id, "queued", 1, 0, finished, 0, 4096, 0, False, True, None)
 
 
-def test_forgetting_drops_the_answer_at_once() -> None:
-    view = _view(1.0)
-    view.remember_check("r1", "answer", now=100.0)
-    view.forget_check("r1")
-    assert view.cached_check("r1", now=100.1) is None
+def test_counters_are_reused_until_they_expire() -> None:
+    view = _view(10.0)
+    view.remember_counters(_counters("r1"), now=100.0)
+    assert view.cached_counters("r1", now=109.0) == _counters("r1")
+    assert view.cached_counters("r1", now=110.0) is None
+    assert view.cached_counters("other", now=100.5) is None
+
+
+def test_an_event_of_the_request_drops_its_counters_and_others_keep_theirs() -> None:
+    view = _view(10.0)
+    view.remember_counters(_counters("r1"), now=100.0)
+    view.remember_counters(_counters("r2"), now=100.0)
+    view.on_change(Change("r1", "image", "job-1"))
+    assert view.cached_counters("r1", now=100.1) is None
+    assert view.cached_counters("r2", now=100.1) == _counters("r2")
+    view.forget("r2")
+    assert view.cached_counters("r2", now=100.1) is None
 
 
 def test_zero_seconds_turns_the_cache_off() -> None:
     view = _view(0)
-    view.remember_check("r1", "answer", now=100.0)
-    assert view.cached_check("r1", now=100.0) is None
+    view.remember_counters(_counters("r1"), now=100.0)
+    assert view.cached_counters("r1", now=100.0) is None
 
 
 def test_the_cache_stays_bounded() -> None:
     view = _view(1.0)
-    for index in range(QueueView.MAX_CACHED_CHECKS):
-        view.remember_check(f"old{index}", "answer", now=100.0)
-    view.remember_check("new", "answer", now=200.0)
-    assert view.cached_check("new", now=200.1) == "answer"
-    assert view.cached_check("old0", now=200.1) is None
-    assert len(view._checks) == 1
+    for index in range(QueueView.MAX_CACHED_REQUESTS):
+        view.remember_counters(_counters(f"old{index}"), now=100.0)
+    view.remember_counters(_counters("new"), now=200.0)
+    assert view.cached_counters("new", now=200.1) == _counters("new")
+    assert view.cached_counters("old0", now=200.1) is None
+    assert len(view._counters) == 1

@@ -15,6 +15,7 @@ from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.spec import GenerationResult, GenerationSpec
 from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
 from tests.adapter_files import make_lora, make_ti
+from tests.conftest import torch_threads
 
 TINY_INPAINTING = TINY_MODEL_NAME + "-inpainting"
 NUMPY_COPY_WARNING = "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
@@ -89,7 +90,7 @@ def resolver(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
 @pytest.fixture(scope="session")
 def engine(resolver: Resolver) -> Engine:
     """The engine most tests share: CPU, no safety checker, both tiny models kept loaded."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     return Engine(_load_tiny, device="cpu", resolve_adapter=resolver, max_loaded_models=2)
 
 

@@ -10,7 +10,8 @@ from openhorde.worker.generation.spec import GenerationResult, LoraSpec, Metadat
 
 from .conftest import NUMPY_COPY_WARNING, Resolver, max_diff, spec
 
-pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = [pytest.mark.filterwarnings(NUMPY_COPY_WARNING), pytest.mark.generation]
 
 
 def test_a_lora_changes_the_output_and_is_off_again_afterwards(engine: Engine, base_result: GenerationResult) -> None:

@@ -21,10 +21,12 @@ from openhorde.worker.generation.pipelines import LoadedModel
 from openhorde.worker.generation.prompts import encode_prompts
 from openhorde.worker.generation.spec import GenerationResult
 from openhorde.worker.models.tiny import build_tiny_sd2_pipeline, build_tiny_sdxl_pipeline
+from tests.conftest import torch_threads
 
 from .conftest import NUMPY_COPY_WARNING, max_diff, noise_source, pixels, spec, square_mask
 
-pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = [pytest.mark.filterwarnings(NUMPY_COPY_WARNING), pytest.mark.generation]
 
 SDXL = "tiny-sdxl"
 SD2 = "tiny-sd2"
@@ -42,7 +44,7 @@ def _source(width: int = 64, height: int = 64) -> Image.Image:
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     """One engine holding both tiny models (each is built once for the module)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(torch_threads())
     return Engine(_load, device="cpu", max_loaded_models=2)
 
 

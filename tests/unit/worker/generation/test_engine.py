@@ -16,7 +16,8 @@ from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
 
 from .conftest import NUMPY_COPY_WARNING, TINY_INPAINTING, max_diff, noise_source, pixels, spec, square_mask
 
-pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = [pytest.mark.filterwarnings(NUMPY_COPY_WARNING), pytest.mark.generation]
 
 
 def _source(width: int = 64, height: int = 64) -> Image.Image:

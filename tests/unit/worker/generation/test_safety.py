@@ -15,7 +15,8 @@ from openhorde.worker.models.tiny import build_tiny_pipeline
 
 from .conftest import NUMPY_COPY_WARNING, spec
 
-pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = [pytest.mark.filterwarnings(NUMPY_COPY_WARNING), pytest.mark.generation]
 
 
 def _engine(checker: SafetyChecker | None, nsfw_worker: bool = True) -> Engine:

@@ -22,7 +22,8 @@ from openhorde.worker.models.tiny import tiny_scheduler
 
 from .conftest import NUMPY_COPY_WARNING, NUMPY_WRAP_WARNING, max_diff, pixels, spec
 
-pytestmark = pytest.mark.filterwarnings(NUMPY_COPY_WARNING)
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = [pytest.mark.filterwarnings(NUMPY_COPY_WARNING), pytest.mark.generation]
 
 
 def _tiny_config() -> dict[str, Any]:

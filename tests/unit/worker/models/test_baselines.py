@@ -27,9 +27,11 @@ SD2_COMPONENTS = ("unet", "vae", "text_encoder")
 EXCLAMATION_MARK_ID = 0
 """The id of "!" in CLIP's vocabulary: the padding of SD 2's and SDXL's second tokenizer."""
 # diffusers' Euler scheduler calls np.array(tensor); numpy 2.4 warns that torch's __array__ lacks copy=.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+    pytest.mark.generation,
+]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,9 @@ from openhorde.worker.models.checkpoint import (
 from openhorde.worker.models.loader import CONFIGS_DIR
 from openhorde.worker.models.tiny import build_tiny_pipeline, tiny_unet
 
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = pytest.mark.generation
+
 
 def meta_unet(baseline: str) -> UNet2DConditionModel:
     with init_empty_weights():

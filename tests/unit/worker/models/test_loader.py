@@ -19,6 +19,9 @@ from openhorde.worker.models.loader import load_pipeline, pipeline_class, tokeni
 from openhorde.worker.models.store import ChecksumMismatch, ModelStore, ModelUnavailable
 from openhorde.worker.models.tiny import build_tiny_pipeline
 
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = pytest.mark.generation
+
 CPU = torch.device("cpu")
 COMPONENTS = ("unet", "vae", "text_encoder")
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from openhorde.worker.models.tiny import build_tiny_pipeline
 from openhorde.worker.models.tokenizer import CLIP_VOCAB_SIZE, clip_tokenizer
+
+# Builds and runs diffusion pipelines (tiny models) on the CPU: seconds per test.
+pytestmark = pytest.mark.generation
 
 
 def test_the_tokenizer_gives_clip_token_ids() -> None:

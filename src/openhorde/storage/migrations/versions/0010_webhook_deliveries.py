@@ -1,4 +1,4 @@
-"""webhook_deliveries: the outbox of signed webhook POSTs (issue 6, part B)
+"""webhook_deliveries: the outbox of signed webhook POSTs
 
 Revision ID: 0010
 Revises: 0009

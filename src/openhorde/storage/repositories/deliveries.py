@@ -1,0 +1,446 @@
+"""Delivering a job (``POST /generate/submit``); over 400 lines because each statement is written for both engines.
+
+Claim the job, then settle it, in as few statements as the engine allows:
+
+* ``claim``: one conditional update marks the job done if it is still processing and its worker belongs to the
+  caller, and returns what settling needs (the request's price, the owner's trust and escrow earnings). On
+  PostgreSQL that is one statement; SQLite cannot return other tables' columns from an update, so it reads
+  them in a second.
+* ``settle``: the ledger transaction and its postings, the requester's charge (never below zero), the
+  owner's balance and contribution, escrow, the request's progress, the worker's figures, the shared key's
+  use and the gallery copy. On PostgreSQL it is one statement of data-modifying CTEs that locks the two users
+  in id order before it writes them, and locks no user row when the requester pays nothing (anonymous or a
+  censored image); on SQLite, whose one writer runs alone, it is a short series of statements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.lifecycle import Transition
+from openhorde.storage.tables import Job, KudosEscrow, Request, User, Worker
+
+_JOBS = cast(Table, Job.__table__)
+_REQUESTS = cast(Table, Request.__table__)
+_WORKERS = cast(Table, Worker.__table__)
+_USERS = cast(Table, User.__table__)
+_ESCROW = cast(Table, KudosEscrow.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A job just claimed as delivered, with what settling it needs."""
+
+    job_id: str
+    request_id: str
+    worker_id: str
+    worker_name: str
+    model: str
+    seed: int
+    started_at: float
+    requester_id: int
+    price_cents: int
+    charge_cents: int
+    things: int
+    gallery: bool
+    webhook: str | None
+    sharedkey_id: str | None
+    owner_id: int
+    worker_speed_pps: float | None
+    owner_trusted: bool
+    """Trusted, moderator or admin: rewards are paid in full."""
+    owner_created_at: float
+    escrow_earned_cents: int
+    escrow_images: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How to settle a delivery: who gets and pays what (hundredths of a kudo) and what else to record."""
+
+    delivery: Delivery
+    image_key: str
+    now: float
+    owner_share_cents: int
+    """What reaches the owner's balance: the price less ``held_cents``."""
+    held_cents: int
+    """What goes to escrow (an untrusted owner's held part)."""
+    track_escrow: bool
+    """Whether the owner's escrow row records this reward (untrusted owners)."""
+    charge_cents: int
+    """What the requester owes: the request's charge, or 0 (anonymous, censored). Taken down to the balance."""
+    speed_pps: float
+    megapixelsteps: float
+    sharedkey_cents: int
+    """What the request's shared key has used by this image (0 when none, or censored)."""
+    keep_in_gallery: bool
+    memo: str
+    request_done: Transition
+    """How the request ends when this was its last image."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The outcome of ``settle``: what the requester was charged and the request's state afterwards."""
+
+    charged_cents: int
+    request_state: str
+
+
+_JOB_FIELDS = (_JOBS.c.id, _JOBS.c.request_id, _JOBS.c.worker_id, _JOBS.c.model, _JOBS.c.seed, _JOBS.c.started_at)
+_CONTEXT_FIELDS = (
+    _REQUESTS.c.user_id,
+    _REQUESTS.c.price_cents,
+    _REQUESTS.c.charge_cents,
+    _REQUESTS.c.things,
+    _REQUESTS.c.gallery,
+    _REQUESTS.c.webhook,
+    _REQUESTS.c.sharedkey_id,
+    _WORKERS.c.user_id.label("owner_id"),
+    _WORKERS.c.name,
+    _WORKERS.c.speed_pps,
+    (_USERS.c.is_trusted | _USERS.c.is_moderator | _USERS.c.is_admin).label("owner_trusted"),
+    _USERS.c.created_at,
+    func.coalesce(_ESCROW.c.earned_cents, 0).label("earned"),
+    func.coalesce(_ESCROW.c.images, 0).label("images"),
+)
+
+
+def _with_context(jobs: Any) -> Any:
+    """Select each claimed job's fields (from ``jobs``, a table or CTE) with its request, worker and owner."""
+    return (
+        select(
+            jobs.c.id,
+            jobs.c.request_id,
+            jobs.c.worker_id,
+            jobs.c.model,
+            jobs.c.seed,
+            jobs.c.started_at,
+            *_CONTEXT_FIELDS,
+        )
+        .join_from(jobs, _REQUESTS, _REQUESTS.c.id == jobs.c.request_id)
+        .join(_WORKERS, _WORKERS.c.id == jobs.c.worker_id)
+        .join(_USERS, _USERS.c.id == _WORKERS.c.user_id)
+        .outerjoin(_ESCROW, _ESCROW.c.user_id == _WORKERS.c.user_id)
+    )
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(done: Transition, with_context: bool) -> Any:
+    """Mark the caller's job ``done`` if its state allows it; return it (``with_context``: with its request, worker
+    and owner, PostgreSQL only) or just its id."""
+    claim = (
+        update(_JOBS)
+        .where(
+            _JOBS.c.id == bindparam("job_id"),
+            _JOBS.c.state.in_(done.sources),
+            _JOBS.c.worker_id.in_(select(_WORKERS.c.id).where(_WORKERS.c.user_id == bindparam("user_id"))),
+        )
+        .values(
+            state=done.to,
+            finished_at=bindparam("now"),
+            image_key=bindparam("image_key"),
+            censored=bindparam("censored"),
+            seed=func.coalesce(bindparam("seed", type_=_JOBS.c.seed.type), _JOBS.c.seed),
+            gen_metadata=bindparam("gen_metadata", type_=_JOBS.c.gen_metadata.type),
+            reward_cents=select(_REQUESTS.c.price_cents).where(_REQUESTS.c.id == _JOBS.c.request_id).scalar_subquery(),
+        )
+    )
+    if with_context:
+        return _with_context(claim.returning(*_JOB_FIELDS).cte("claimed"))
+    return claim.returning(_JOBS.c.id)
+
+
+_CONTEXT = _with_context(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+_STATE_AND_OWNER = (
+    select(_JOBS.c.state, _WORKERS.c.user_id)
+    .join_from(_JOBS, _WORKERS, _WORKERS.c.id == _JOBS.c.worker_id, isouter=True)
+    .where(_JOBS.c.id == bindparam("job_id"))
+)
+
+
+def _delivery(row: Any) -> Delivery:
+    (job_id, request_id, worker_id, model, seed, started_at, requester_id, price, charge, things, gallery, webhook,
+     sharedkey_id, owner_id, worker_name, speed, trusted, created_at, earned, images) = row  # fmt: skip
+    return Delivery(
+        job_id=job_id,
+        request_id=request_id,
+        worker_id=worker_id,
+        worker_name=worker_name,
+        model=model,
+        seed=int(seed),
+        started_at=started_at,
+        requester_id=requester_id,
+        price_cents=int(price),
+        charge_cents=int(charge),
+        things=int(things),
+        gallery=bool(gallery),
+        webhook=webhook,
+        sharedkey_id=sharedkey_id,
+        owner_id=owner_id,
+        worker_speed_pps=speed,
+        owner_trusted=bool(trusted),
+        owner_created_at=created_at,
+        escrow_earned_cents=int(earned),
+        escrow_images=int(images),
+    )
+
+
+class DeliveryRepository:
+    """Claiming and settling delivered jobs."""
+
+    __slots__ = ("_postgres", "_session")
+
+    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+        self._session = session
+        self._postgres = not is_sqlite
+
+    async def claim(
+        self,
+        done: Transition,
+        job_id: str,
+        user_id: int,
+        now: float,
+        image_key: str,
+        censored: bool,
+        seed: int | None,
+        gen_metadata: list[dict[str, Any]],
+    ) -> Delivery | None:
+        """Mark the caller's processing job done and return it with its context; ``None`` if it is not (any more)
+        one of the caller's processing jobs (``state_and_owner`` tells why)."""
+        values = {
+            "job_id": job_id,
+            "user_id": user_id,
+            "now": now,
+            "image_key": image_key,
+            "censored": censored,
+            "seed": seed,
+            "gen_metadata": gen_metadata,
+        }
+        if self._postgres:
+            row = (await self._session.execute(_claim_statement(done, True), values)).first()
+            return _delivery(row) if row is not None else None
+        if (await self._session.execute(_claim_statement(done, False), values)).first() is None:
+            return None
+        return _delivery((await self._session.execute(_CONTEXT, {"job_id": job_id})).one())
+
+    async def state_and_owner(self, job_id: str) -> tuple[str, int | None] | None:
+        """A job's state and its worker's owner (``None`` once the worker is deleted); ``None`` if no such job."""
+        row = (await self._session.execute(_STATE_AND_OWNER, {"job_id": job_id})).first()
+        return (str(row[0]), row[1]) if row is not None else None
+
+    async def settle(self, settlement: Settlement) -> Settled:
+        """Record everything a delivered image changes (see the module's docstring)."""
+        if self._postgres:
+            return await self._settle_in_one_statement(settlement)
+        return await self._settle_step_by_step(settlement)
+
+    async def _settle_in_one_statement(self, s: Settlement) -> Settled:
+        d = s.delivery
+        shape = _Shape(
+            charges=s.charge_cents > 0,
+            self_served=d.requester_id == d.owner_id,
+            escrow=s.track_escrow,
+            sharedkey=s.sharedkey_cents > 0 and d.sharedkey_id is not None,
+            gallery=s.keep_in_gallery,
+            done=s.request_done,
+        )
+        row = (await self._session.execute(_settle_statement(shape), _settle_values(s))).one()
+        return Settled(charged_cents=int(row[0]), request_state=str(row[1]))
+
+    async def _settle_step_by_step(self, s: Settlement) -> Settled:
+        d = s.delivery
+        values = _settle_values(s)
+        charged = 0
+        if s.charge_cents > 0:
+            balance = int(await self._session.scalar(_BALANCE, {"user_id": d.requester_id}) or 0)
+            self_share = s.owner_share_cents if d.requester_id == d.owner_id else 0
+            charged = min(s.charge_cents, max(0, balance + self_share))
+        values["charged"] = charged
+        values["tx"] = (await self._session.execute(_SQLITE_TRANSACTION, values)).scalar_one()
+        for statement in _SQLITE_SETTLE_ALWAYS:
+            await self._session.execute(statement, values)
+        if s.track_escrow:
+            await self._session.execute(_SQLITE_ESCROW, values)
+        if s.sharedkey_cents > 0 and d.sharedkey_id is not None:
+            await self._session.execute(_SHAREDKEY_USE, values)
+        if s.keep_in_gallery:
+            await self._session.execute(_GALLERY_COPY, values)
+        state = str((await self._session.execute(_sqlite_progress(s.request_done), values)).scalar_one())
+        if state == s.request_done.to:
+            await self._session.execute(_LEAVE_MODEL_QUEUES, values)
+        return Settled(charged_cents=charged, request_state=state)
+
+
+_BALANCE = select(_USERS.c.kudos_cents).where(_USERS.c.id == bindparam("user_id"))
+
+
+def _settle_values(s: Settlement) -> dict[str, Any]:
+    d = s.delivery
+    return {
+        "job_id": d.job_id,
+        "request_id": d.request_id,
+        "worker_id": d.worker_id,
+        "requester_id": d.requester_id,
+        "owner_id": d.owner_id,
+        "now": s.now,
+        "memo": s.memo,
+        "price": d.price_cents,
+        "owner_share": s.owner_share_cents,
+        "held": s.held_cents,
+        "charge": s.charge_cents,
+        "self_share": s.owner_share_cents if d.requester_id == d.owner_id else 0,
+        "mps": s.megapixelsteps,
+        "speed": s.speed_pps,
+        "sharedkey_id": d.sharedkey_id,
+        "sharedkey_cents": s.sharedkey_cents,
+        "gallery_id": str(uuid.uuid4()),
+        "image_key": s.image_key,
+        "model": d.model,
+        "seed": d.seed,
+        "worker_name": d.worker_name,
+    }
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a settlement's statement contains besides its fixed parts."""
+
+    charges: bool
+    self_served: bool
+    escrow: bool
+    sharedkey: bool
+    gallery: bool
+    done: Transition
+
+
+_GALLERY_SELECT = """
+    SELECT :gallery_id, requests.user_id, requests.id, :job_id, :image_key, requests.prompt, requests.params,
+           :model, CAST(:seed AS BIGINT), :worker_id, :worker_name, requests.width, requests.height,
+           CASE WHEN requests.source_image_key IS NULL THEN 'txt2img' ELSE requests.source_processing END,
+           false, CAST(:now AS DOUBLE PRECISION)
+    FROM requests WHERE requests.id = :request_id"""
+_GALLERY_INSERT = """INSERT INTO gallery_images (id, user_id, request_id, job_id, image_key, prompt, params, model,
+    seed, worker_id, worker_name, width, height, source_processing, censored, created_at)"""
+_ESCROW_UPSERT = """INSERT INTO kudos_escrow (user_id, held_cents, earned_cents, images, releases)
+    VALUES (:owner_id, :held, :price, 1, 0)
+    ON CONFLICT (user_id) DO UPDATE SET held_cents = kudos_escrow.held_cents + EXCLUDED.held_cents,
+        earned_cents = kudos_escrow.earned_cents + EXCLUDED.earned_cents, images = kudos_escrow.images + 1"""
+_WORKER_FIGURES = """UPDATE workers SET speed_pps = :speed, fulfilments = workers.fulfilments + 1,
+    megapixelsteps = workers.megapixelsteps + :mps, kudos_generated_cents = workers.kudos_generated_cents + :price
+    WHERE workers.id = :worker_id"""
+_SHAREDKEY_UPDATE = """UPDATE shared_keys SET utilized_cents = shared_keys.utilized_cents + :sharedkey_cents
+    WHERE shared_keys.id = :sharedkey_id"""
+_PROGRESS = """UPDATE requests SET
+        state = CASE WHEN {done_from} AND requests.n_waiting = 0 AND requests.n_processing = 1
+                THEN '{done}' ELSE requests.state END,
+        n_processing = requests.n_processing - 1, n_finished = requests.n_finished + 1,
+        charged_cents = requests.charged_cents + {charged}, last_activity_at = :now
+    WHERE requests.id = :request_id RETURNING requests.state"""
+
+
+_TRANSACTION = """tx AS (INSERT INTO kudos_transactions (kind, reference, created_at, memo)
+    VALUES ('generation', :job_id, :now, :memo) RETURNING id)"""
+# Both users' rows, locked in id order before either is written, so two settlements can't deadlock.
+_LOCKED = """locked AS (SELECT users.id, users.kudos_cents FROM users
+    WHERE users.id IN (:requester_id, :owner_id) ORDER BY users.id FOR UPDATE)"""
+_PAYER = """payer AS (SELECT LEAST(CAST(:charge AS BIGINT),
+        GREATEST(locked.kudos_cents + CAST(:self_share AS BIGINT), 0)) AS amount
+    FROM locked WHERE locked.id = :requester_id)"""
+_LEGS = (
+    "SELECT NULL::INTEGER, 'mint', -CAST(:price AS BIGINT)",
+    "SELECT CAST(:owner_id AS INTEGER), NULL, CAST(:owner_share AS BIGINT) WHERE CAST(:owner_share AS BIGINT) <> 0",
+    "SELECT NULL::INTEGER, 'escrow', CAST(:held AS BIGINT) WHERE CAST(:held AS BIGINT) <> 0",
+)
+_PAYER_LEGS = (
+    "SELECT CAST(:requester_id AS INTEGER), NULL, -amount FROM payer WHERE amount <> 0",
+    "SELECT NULL::INTEGER, 'burn', amount FROM payer WHERE amount <> 0",
+)
+_OWNER_ROW = """owner_row AS (UPDATE users SET kudos_cents = users.kudos_cents + {delta},
+        contribution_megapixelsteps = users.contribution_megapixelsteps + :mps,
+        contribution_fulfillments = users.contribution_fulfillments + 1{usage}
+    {where} users.id = :owner_id)"""
+_PAYER_ROW = """payer_row AS (UPDATE users SET kudos_cents = users.kudos_cents - (SELECT amount FROM payer),
+        usage_megapixelsteps = users.usage_megapixelsteps + :mps
+    FROM locked WHERE locked.id = users.id AND users.id = :requester_id)"""
+_UNQUEUED = """unqueued AS (DELETE FROM request_models WHERE request_models.request_id = :request_id
+    AND EXISTS (SELECT 1 FROM progress WHERE progress.state = '{done}'))"""
+
+
+@lru_cache(maxsize=64)
+def _settle_statement(shape: _Shape) -> Any:
+    """The PostgreSQL statement settling a delivery of this shape (see the module's docstring)."""
+    charged = "(SELECT amount FROM payer)" if shape.charges else "0"
+    legs = _LEGS + (_PAYER_LEGS if shape.charges else ())
+    parts = [_TRANSACTION, *((_LOCKED, _PAYER) if shape.charges else ())]
+    parts.append(
+        "legs AS (INSERT INTO kudos_postings (transaction_id, user_id, system_account, amount_cents) "
+        f"SELECT tx.id, leg.* FROM tx, ({' UNION ALL '.join(legs)}) AS leg)"
+    )
+    parts.append(
+        _OWNER_ROW.format(
+            delta=f"CAST(:owner_share AS BIGINT) - {charged}" if shape.self_served else "CAST(:owner_share AS BIGINT)",
+            usage=", usage_megapixelsteps = users.usage_megapixelsteps + :mps" if shape.self_served else "",
+            where="FROM locked WHERE locked.id = users.id AND" if shape.charges else "WHERE",
+        )
+    )
+    if shape.charges and not shape.self_served:
+        parts.append(_PAYER_ROW)
+    if shape.escrow:
+        parts.append(f"escrow AS ({_ESCROW_UPSERT})")
+    if shape.sharedkey:
+        parts.append(f"sharedkey AS ({_SHAREDKEY_UPDATE})")
+    if shape.gallery:
+        parts.append(f"gallery AS ({_GALLERY_INSERT} {_GALLERY_SELECT})")
+    progress = _progress(shape.done, charged)
+    parts += [f"worker AS ({_WORKER_FIGURES})", f"progress AS ({progress})", _UNQUEUED.format(done=shape.done.to)]
+    return text(f"WITH {', '.join(parts)} SELECT {charged}, (SELECT state FROM progress)")
+
+
+_SQLITE_TRANSACTION = text(
+    "INSERT INTO kudos_transactions (kind, reference, created_at, memo) "
+    "VALUES ('generation', :job_id, :now, :memo) RETURNING id"
+)
+_SQLITE_SETTLE_ALWAYS = (
+    text(
+        "INSERT INTO kudos_postings (transaction_id, user_id, system_account, amount_cents) "
+        "SELECT :tx, NULL, 'mint', -:price "
+        "UNION ALL SELECT :tx, :owner_id, NULL, :owner_share WHERE :owner_share <> 0 "
+        "UNION ALL SELECT :tx, NULL, 'escrow', :held WHERE :held <> 0 "
+        "UNION ALL SELECT :tx, :requester_id, NULL, -:charged WHERE :charged <> 0 "
+        "UNION ALL SELECT :tx, NULL, 'burn', :charged WHERE :charged <> 0"
+    ),
+    # Both users in one statement: the owner's reward and contribution, the requester's charge and usage (the
+    # requester's row only when it is charged or is the owner's, as on PostgreSQL; else usage is tallied).
+    text(
+        """UPDATE users SET
+            kudos_cents = kudos_cents + (CASE WHEN id = :owner_id THEN :owner_share ELSE 0 END)
+                - (CASE WHEN id = :requester_id THEN :charged ELSE 0 END),
+            contribution_megapixelsteps = contribution_megapixelsteps + (CASE WHEN id = :owner_id THEN :mps ELSE 0 END),
+            contribution_fulfillments = contribution_fulfillments + (CASE WHEN id = :owner_id THEN 1 ELSE 0 END),
+            usage_megapixelsteps = usage_megapixelsteps + (CASE WHEN id = :requester_id THEN :mps ELSE 0 END)
+        WHERE id = :owner_id OR (id = :requester_id AND (:charge > 0 OR :requester_id = :owner_id))"""
+    ),
+    text(_WORKER_FIGURES),
+)
+_SQLITE_ESCROW = text(_ESCROW_UPSERT)
+_SHAREDKEY_USE = text(_SHAREDKEY_UPDATE)
+_GALLERY_COPY = text(_GALLERY_INSERT + _GALLERY_SELECT)
+
+
+def _progress(done: Transition, charged: str) -> str:
+    return _PROGRESS.format(charged=charged, done=done.to, done_from=done.sql_condition("requests.state"))
+
+
+@lru_cache(maxsize=4)
+def _sqlite_progress(done: Transition) -> Any:
+    return text(_progress(done, ":charged"))
+
+
+_LEAVE_MODEL_QUEUES = text("DELETE FROM request_models WHERE request_id = :request_id")

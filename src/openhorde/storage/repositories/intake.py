@@ -1,0 +1,110 @@
+"""Taking in a new request (``POST /generate/async``): the requester's standing, then the rows of the request.
+
+* ``standing``: two statements. The first counts the request in the requester's usage and so locks their row
+  (on PostgreSQL) until the transaction ends, which makes parallel requests of one user take turns; the
+  second, started after the lock was granted, reads their queue and their Supporter tier as they are then.
+  (One statement could not do both: a statement that waits for a lock still sees the data as it was when it
+  began.)
+* ``insert``: the request and its per-model queue rows, one statement on PostgreSQL; the targeted workers,
+  when the request names any, in one more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import String, Table, bindparam, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.tables import Request, RequestModel, RequestWorker, Supporter, User
+
+_USERS = cast(Table, User.__table__)
+_REQUESTS = cast(Table, Request.__table__)
+_REQUEST_MODELS = cast(Table, RequestModel.__table__)
+_REQUEST_WORKERS = cast(Table, RequestWorker.__table__)
+_SUPPORTERS = cast(Table, Supporter.__table__)
+_QUEUED: Any = literal_column("'queued'")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A requester's balance, queue and tier when a new request of theirs arrives."""
+
+    balance_cents: int
+    queued_images: int
+    """Images of their queued requests still waiting (for the anonymous account: every anonymous caller's)."""
+    outstanding_cents: int
+    """What their queued images will still cost: held against upfront payments."""
+    supporter_until: float | None
+
+
+_COUNT_AND_LOCK = (
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("requester"))
+    .values(usage_requests=_USERS.c.usage_requests + 1, last_active_at=bindparam("now"))
+    .returning(_USERS.c.kudos_cents)
+)
+_mine = (_REQUESTS.c.state == _QUEUED) & (_REQUESTS.c.user_id == bindparam("requester"))
+_QUEUE_AND_TIER = select(
+    select(func.coalesce(func.sum(_REQUESTS.c.n_waiting), 0)).where(_mine).scalar_subquery(),
+    select(func.coalesce(func.sum((_REQUESTS.c.n_waiting + _REQUESTS.c.n_processing) * _REQUESTS.c.charge_cents), 0))
+    .where(_mine)
+    .scalar_subquery(),
+    select(_SUPPORTERS.c.until).where(_SUPPORTERS.c.user_id == bindparam("requester")).scalar_subquery(),
+)
+_REQUEST_COLUMNS = tuple(column.name for column in _REQUESTS.columns)
+
+
+@lru_cache(maxsize=2)
+def _insert_with_models(postgres: bool) -> Any:
+    """The request row and its per-model queue rows (``models``, an array) in one statement: PostgreSQL only."""
+    assert postgres
+    values = {name: bindparam(f"v_{name}", type_=_REQUESTS.c[name].type) for name in _REQUEST_COLUMNS}
+    new = insert(_REQUESTS).values(values).returning(_REQUESTS.c.id, _REQUESTS.c.queue_rank).cte("new_request")
+    model = func.unnest(bindparam("models", type_=ARRAY(String)))
+    queued = insert(_REQUEST_MODELS).from_select(
+        ["request_id", "queue_rank", "model"], select(new.c.id, new.c.queue_rank, model)
+    )
+    return select(new.c.id).add_cte(queued.cte("new_models"))
+
+
+_INSERT_REQUEST = insert(_REQUESTS).values(
+    {name: bindparam(f"v_{name}", type_=_REQUESTS.c[name].type) for name in _REQUEST_COLUMNS}
+)
+_INSERT_MODEL = insert(_REQUEST_MODELS).values(
+    request_id=bindparam("of_request"), model=bindparam("a_model"), queue_rank=bindparam("rank")
+)
+_INSERT_TARGET = insert(_REQUEST_WORKERS).values(request_id=bindparam("of_request"), worker_id=bindparam("a_worker"))
+
+
+class IntakeRepository:
+    """New requests: the requester's standing and the request's rows."""
+
+    __slots__ = ("_postgres", "_session")
+
+    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+        self._session = session
+        self._postgres = not is_sqlite
+
+    async def standing(self, user_id: int, now: float) -> Standing:
+        """Count a new request in the user's usage (locking their row) and read their standing."""
+        values = {"requester": user_id, "now": now}
+        balance = (await self._session.execute(_COUNT_AND_LOCK, values)).scalar_one()
+        queued, outstanding, until = (await self._session.execute(_QUEUE_AND_TIER, values)).one()
+        return Standing(int(balance), int(queued), int(outstanding), until)
+
+    async def insert(self, row: dict[str, Any], models: list[str], targets: list[str]) -> None:
+        """Insert a request (``row``: its columns), its per-model queue rows and the workers it targets."""
+        values = {f"v_{name}": row.get(name) for name in _REQUEST_COLUMNS}  # absent columns are NULL
+        if models and self._postgres:
+            await self._session.execute(_insert_with_models(True), {**values, "models": models})
+        else:
+            await self._session.execute(_INSERT_REQUEST, values)
+            if models:
+                rows = [{"of_request": row["id"], "a_model": m, "rank": row["queue_rank"]} for m in models]
+                await self._session.execute(_INSERT_MODEL, rows)
+        if targets:
+            await self._session.execute(_INSERT_TARGET, [{"of_request": row["id"], "a_worker": w} for w in targets])

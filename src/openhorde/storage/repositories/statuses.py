@@ -1,0 +1,107 @@
+"""What a request's status and its event stream read: its counters and its jobs.
+
+``/generate/check`` and ``/generate/status`` are the hot reads of a client: a check reads the counters (one
+primary-key lookup, and none while the process keeps them, ``domain/queue/availability.py``), a status adds
+the finished jobs (one indexed read). Nothing here locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.tables import Job, Request
+
+_REQUESTS = cast(Table, Request.__table__)
+_JOBS = cast(Table, Job.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCounters:
+    """The columns of a request that its status needs (read without loading the whole row)."""
+
+    id: str
+    state: str
+    n_waiting: int
+    n_processing: int
+    n_finished: int
+    n_faulted: int
+    things: int
+    charged_cents: int
+    shared: bool
+    r2: bool
+    fault_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestJob:
+    """One job of a request: who took it and, once it is done, its image."""
+
+    id: str
+    state: str
+    worker_id: str | None
+    """``None`` once the worker was deleted (``worker_name`` stays)."""
+    worker_name: str
+    model: str
+    seed: int
+    censored: bool
+    image_key: str | None
+    gen_metadata: tuple[dict[str, Any], ...]
+    started_at: float
+    finished_at: float | None
+
+
+_COUNTERS = select(*(_REQUESTS.c[field.name] for field in fields(RequestCounters))).where(
+    _REQUESTS.c.id == bindparam("request_id")
+)
+_JOB_COLUMNS = [_JOBS.c[field.name] for field in fields(RequestJob)]
+_JOBS_OF = (
+    select(*_JOB_COLUMNS).where(_JOBS.c.request_id == bindparam("request_id")).order_by(_JOBS.c.started_at, _JOBS.c.id)
+)
+_FINISHED_JOBS = (
+    select(*_JOB_COLUMNS)
+    .where(_JOBS.c.request_id == bindparam("request_id"), _JOBS.c.state == literal_column("'done'"))
+    .order_by(_JOBS.c.finished_at)
+)
+
+
+def _job(row: Row[Any]) -> RequestJob:
+    values = row._mapping
+    return RequestJob(
+        id=values["id"],
+        state=values["state"],
+        worker_id=values["worker_id"],
+        worker_name=values["worker_name"],
+        model=values["model"],
+        seed=int(values["seed"]),
+        censored=bool(values["censored"]),
+        image_key=values["image_key"],
+        gen_metadata=tuple(values["gen_metadata"] or ()),
+        started_at=values["started_at"],
+        finished_at=values["finished_at"],
+    )
+
+
+class StatusRepository:
+    """Reads of a request's counters and jobs, for its status and its event stream."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def counters(self, request_id: str) -> RequestCounters | None:
+        """The status columns of one request (a primary-key lookup), or ``None``."""
+        row = (await self._session.execute(_COUNTERS, {"request_id": request_id})).first()
+        return RequestCounters(*row) if row is not None else None
+
+    async def finished_jobs(self, request_id: str) -> list[RequestJob]:
+        """The request's done jobs, in the order they finished."""
+        return [_job(row) for row in await self._session.execute(_FINISHED_JOBS, {"request_id": request_id})]
+
+    async def jobs(self, request_id: str) -> list[RequestJob]:
+        """Every job of the request, in hand-out order (``started_at``, then id)."""
+        return [_job(row) for row in await self._session.execute(_JOBS_OF, {"request_id": request_id})]

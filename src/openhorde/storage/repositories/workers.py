@@ -1,0 +1,333 @@
+"""The workers repository: workers as their check-ins, owners and moderators change them, and their abort counts.
+
+A worker is read as a frozen ``WorkerInfo``; the hot part of a pop does not read it at all (each process keeps
+its checked-in workers in memory, ``domain/worker_cache.py``), so these statements run on a check-in that
+writes (a changed declaration, or once per debounce interval), on the ``/workers`` pages and on changes.
+
+Names are unique regardless of case (the unique index on ``lower(name)``): creating or renaming a worker runs
+in a savepoint, so a name taken meanwhile by another transaction comes back as ``None``/``False`` and leaves
+the caller's transaction usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import Any, cast
+
+from sqlalchemy import Float, Integer, Row, Table, bindparam, case, delete, func, insert, literal_column, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.tables import Job, Worker, WorkerModel
+
+_WORKERS = cast(Table, Worker.__table__)
+_WORKER_MODELS = cast(Table, WorkerModel.__table__)
+_JOBS = cast(Table, Job.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker as the domain sees it: what it declared at its last written check-in, its state and its figures."""
+
+    id: str
+    user_id: int
+    name: str
+    info: str | None
+    created_at: float
+    last_check_in_at: float
+    ipaddr: str | None
+    bridge_agent: str
+    threads: int
+    nsfw: bool
+    max_pixels: int
+    allow_img2img: bool
+    allow_painting: bool
+    allow_post_processing: bool
+    allow_controlnet: bool
+    allow_sdxl_controlnet: bool
+    allow_lora: bool
+    allow_unsafe_ipaddr: bool
+    can_censor_nsfw: bool
+    limit_max_steps: bool
+    extra_slow_worker: bool
+    require_upfront_kudos: bool
+    blacklist: tuple[str, ...]
+    priority_user_ids: tuple[int, ...]
+    capabilities_hash: str
+    maintenance: bool
+    maintenance_msg: str | None
+    paused: bool
+    kudos_generated_cents: int
+    kudos_uptime_cents: int
+    fulfilments: int
+    megapixelsteps: float
+    aborted_jobs: int
+    uncompleted_jobs: int
+    aborts_in_window: int
+    abort_window_started_at: float
+    uptime_seconds: float
+    speed_pps: float | None
+    models: tuple[str, ...]
+    team_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a worker declares on a check-in, as written to its row (``capabilities_hash``: their digest)."""
+
+    models: tuple[str, ...]
+    nsfw: bool
+    max_pixels: int
+    threads: int
+    bridge_agent: str
+    blacklist: tuple[str, ...]
+    priority_user_ids: tuple[int, ...]
+    require_upfront_kudos: bool
+    extra_slow_worker: bool
+    limit_max_steps: bool
+    allow_img2img: bool
+    allow_painting: bool
+    allow_post_processing: bool
+    allow_controlnet: bool
+    allow_sdxl_controlnet: bool
+    allow_lora: bool
+    allow_unsafe_ipaddr: bool
+    can_censor_nsfw: bool
+    ipaddr: str | None
+    capabilities_hash: str
+
+
+WORKER_FIELDS = tuple(field.name for field in fields(WorkerInfo))
+"""The columns a ``WorkerInfo`` is read from, in its field order."""
+CHANGEABLE_FIELDS = frozenset({"maintenance", "maintenance_msg", "paused", "info", "team_id"})
+"""What ``change`` may set: an owner's or a moderator's changes (``PUT /workers/{id}``)."""
+_CAPABILITY_FIELDS = tuple(field.name for field in fields(Capabilities))
+_LISTS = frozenset({"blacklist", "priority_user_ids", "models"})
+_COLUMNS = [_WORKERS.c[name] for name in WORKER_FIELDS]
+
+
+def _worker(row: Row[Any] | None) -> WorkerInfo | None:
+    if row is None:
+        return None
+    values = dict(row._mapping)
+    for name in _LISTS:
+        values[name] = tuple(values[name] or ())
+    return WorkerInfo(**values)
+
+
+def _workers(rows: Iterable[Row[Any]]) -> list[WorkerInfo]:
+    return [cast(WorkerInfo, _worker(row)) for row in rows]
+
+
+_BY_ID = select(*_COLUMNS).where(_WORKERS.c.id == bindparam("worker_id"))
+_BY_NAME = select(*_COLUMNS).where(_WORKERS.c.name == bindparam("name"))
+# Matches the unique index on lower(name) (ix_workers_name_lower), so the lookup is an index probe.
+_BY_NAME_ANY_CASE = select(*_COLUMNS).where(func.lower(_WORKERS.c.name) == func.lower(bindparam("name")))
+_ALL = select(*_COLUMNS).order_by(_WORKERS.c.name)
+_IDS_OF = select(_WORKERS.c.id).where(_WORKERS.c.user_id == bindparam("user_id"))
+_MODELS_OF = select(_WORKER_MODELS.c.worker_id, _WORKER_MODELS.c.model).where(
+    _WORKER_MODELS.c.worker_id.in_(bindparam("worker_ids", expanding=True))
+)
+_CREATE = (
+    insert(_WORKERS)
+    .values(
+        id=bindparam("new_id"),
+        user_id=bindparam("owner"),
+        name=bindparam("new_name"),
+        created_at=bindparam("now"),
+        last_check_in_at=bindparam("now"),
+    )
+    .returning(*_COLUMNS)
+)
+_CHECKED_IN = (
+    update(_WORKERS)
+    .where(_WORKERS.c.id == bindparam("worker_id"))
+    .values(last_check_in_at=bindparam("at"), uptime_seconds=bindparam("uptime"))
+)
+# A key named like a column would join the SET of an UPDATE: the capabilities are bound as ``v_<column>``.
+_DECLARED = (
+    update(_WORKERS)
+    .where(_WORKERS.c.id == bindparam("worker_id"))
+    .values(
+        last_check_in_at=bindparam("at"),
+        uptime_seconds=bindparam("uptime"),
+        **{name: bindparam(f"v_{name}", type_=_WORKERS.c[name].type) for name in _CAPABILITY_FIELDS},
+    )
+)
+_FORGET_MODELS = delete(_WORKER_MODELS).where(_WORKER_MODELS.c.worker_id == bindparam("worker_id"))
+_ADD_MODEL = insert(_WORKER_MODELS).values(worker_id=bindparam("of_worker"), model=bindparam("a_model"))
+_UPTIME_REWARD = (
+    update(_WORKERS)
+    .where(_WORKERS.c.id == bindparam("worker_id"))
+    .values(kudos_uptime_cents=_WORKERS.c.kudos_uptime_cents + bindparam("cents"))
+)
+_RENAME = update(_WORKERS).where(_WORKERS.c.id == bindparam("worker_id")).values(name=bindparam("new_name"))
+_JOB_IN_PROGRESS = (
+    select(_JOBS.c.id)
+    .where(_JOBS.c.worker_id == bindparam("worker_id"), _JOBS.c.state == literal_column("'processing'"))
+    .limit(1)
+)
+_DELETE = delete(_WORKERS).where(_WORKERS.c.id == bindparam("worker_id"))
+_in_window = _WORKERS.c.abort_window_started_at > bindparam("since", type_=Float)
+_COUNT_ABORTS = (
+    update(_WORKERS)
+    .where(_WORKERS.c.id == bindparam("worker_id"))
+    .values(
+        aborted_jobs=_WORKERS.c.aborted_jobs + bindparam("aborts", type_=Integer),
+        uncompleted_jobs=_WORKERS.c.uncompleted_jobs + bindparam("aborts", type_=Integer),
+        aborts_in_window=case(
+            (_in_window, _WORKERS.c.aborts_in_window + bindparam("aborts", type_=Integer)),
+            else_=bindparam("aborts", type_=Integer),
+        ),
+        abort_window_started_at=case(
+            (_in_window, _WORKERS.c.abort_window_started_at), else_=bindparam("now", type_=Float)
+        ),
+    )
+)
+_ABORTING = (
+    select(_WORKERS.c.id, _WORKERS.c.aborts_in_window)
+    .where(
+        _WORKERS.c.id.in_(bindparam("worker_ids", expanding=True)),
+        _WORKERS.c.maintenance.is_(False),
+        _WORKERS.c.aborts_in_window > bindparam("limit"),
+        _in_window,
+    )
+    .order_by(_WORKERS.c.id)
+)
+_ENTER_MAINTENANCE = (
+    update(_WORKERS)
+    .where(_WORKERS.c.id == bindparam("worker_id"), _WORKERS.c.maintenance.is_(False))
+    .values(maintenance=True, maintenance_msg=bindparam("message"), aborts_in_window=0)
+)
+
+
+@lru_cache(maxsize=32)
+def _change_statement(names: tuple[str, ...]) -> Any:
+    """Set these columns (bound as ``v_<column>``) of one worker."""
+    values = {name: bindparam(f"v_{name}", type_=_WORKERS.c[name].type) for name in names}
+    return update(_WORKERS).where(_WORKERS.c.id == bindparam("worker_id")).values(**values)
+
+
+class WorkerRepository:
+    """Every statement about ``workers`` and ``worker_models`` except the matching rules (``matching_queries``)
+    and a delivery's figures (``deliveries``)."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, worker_id: str) -> WorkerInfo | None:
+        """The worker with this id."""
+        return _worker((await self._session.execute(_BY_ID, {"worker_id": worker_id})).first())
+
+    async def by_name(self, name: str) -> WorkerInfo | None:
+        """The worker with exactly this name."""
+        return _worker((await self._session.execute(_BY_NAME, {"name": name})).first())
+
+    async def by_name_any_case(self, name: str) -> WorkerInfo | None:
+        """The worker whose name equals ``name`` regardless of case (at most one: the index keeps them unique)."""
+        return _worker((await self._session.execute(_BY_NAME_ANY_CASE, {"name": name})).first())
+
+    async def every(self) -> list[WorkerInfo]:
+        """Every worker, by name."""
+        return _workers(await self._session.execute(_ALL))
+
+    async def ids_of(self, user_id: int) -> list[str]:
+        """The ids of the workers a user owns."""
+        return list((await self._session.execute(_IDS_OF, {"user_id": user_id})).scalars())
+
+    async def models_of(self, worker_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The models each of these workers serves (``worker_models``), by worker id; every id is a key."""
+        wanted = list(dict.fromkeys(worker_ids))
+        models: dict[str, list[str]] = {worker_id: [] for worker_id in wanted}
+        if wanted:
+            for worker_id, model in await self._session.execute(_MODELS_OF, {"worker_ids": wanted}):
+                models[worker_id].append(model)
+        return models
+
+    async def create(self, worker_id: str, user_id: int, name: str, now: float) -> WorkerInfo | None:
+        """Insert a worker (its declarations at their defaults) in a savepoint; ``None`` (and nothing inserted) if
+        its name is already taken, in any case."""
+        values = {"new_id": worker_id, "owner": user_id, "new_name": name, "now": now}
+        try:
+            async with self._session.begin_nested():
+                row = (await self._session.execute(_CREATE, values)).one()
+        except IntegrityError:
+            return None
+        return _worker(row)
+
+    async def record_check_in(self, worker_id: str, at: float, uptime_seconds: float) -> None:
+        """Write a check-in that declared nothing new: its time and the worker's uptime."""
+        await self._session.execute(_CHECKED_IN, {"worker_id": worker_id, "at": at, "uptime": uptime_seconds})
+
+    async def declare(self, worker_id: str, at: float, uptime_seconds: float, capabilities: Capabilities) -> None:
+        """Write a check-in with new declarations: the row, then its models (``worker_models``)."""
+        values: dict[str, Any] = {"worker_id": worker_id, "at": at, "uptime": uptime_seconds}
+        for name in _CAPABILITY_FIELDS:
+            value = getattr(capabilities, name)
+            values[f"v_{name}"] = list(value) if name in _LISTS else value
+        await self._session.execute(_DECLARED, values)
+        await self._session.execute(_FORGET_MODELS, {"worker_id": worker_id})
+        if capabilities.models:
+            rows = [{"of_worker": worker_id, "a_model": model} for model in capabilities.models]
+            await self._session.execute(_ADD_MODEL, rows)
+
+    async def add_uptime_reward(self, worker_id: str, cents: int) -> None:
+        """Add an uptime reward (hundredths of a kudo) to the worker's figures."""
+        await self._session.execute(_UPTIME_REWARD, {"worker_id": worker_id, "cents": cents})
+
+    async def change(self, worker_id: str, **changes: Any) -> None:
+        """Set some of a worker's fields (``CHANGEABLE_FIELDS``)."""
+        unknown = changes.keys() - CHANGEABLE_FIELDS
+        assert not unknown, f"not changeable worker fields: {unknown}"
+        if not changes:
+            return
+        names = tuple(sorted(changes))
+        values = {"worker_id": worker_id, **{f"v_{name}": changes[name] for name in names}}
+        await self._session.execute(_change_statement(names), values)
+
+    async def rename(self, worker_id: str, name: str) -> bool:
+        """Rename a worker in a savepoint; ``False`` (and the savepoint undone) if the name is taken, in any case."""
+        try:
+            async with self._session.begin_nested():
+                await self._session.execute(_RENAME, {"worker_id": worker_id, "new_name": name})
+        except IntegrityError:
+            return False
+        return True
+
+    async def has_jobs_in_progress(self, worker_id: str) -> bool:
+        """Whether the worker holds a job that is still processing."""
+        return (await self._session.execute(_JOB_IN_PROGRESS, {"worker_id": worker_id})).first() is not None
+
+    async def delete(self, worker_id: str) -> None:
+        """Delete a worker and its models; its jobs keep their worker's name (their ``worker_id`` becomes NULL)."""
+        await self._session.execute(_FORGET_MODELS, {"worker_id": worker_id})
+        await self._session.execute(_DELETE, {"worker_id": worker_id})
+
+    async def count_aborts(self, aborts: Mapping[str, int], now: float, window_seconds: float) -> None:
+        """Add aborted jobs (``aborts``: how many, by worker id) to each worker's record and to its count in its
+        current window of ``window_seconds`` (a window that began longer ago starts afresh at ``now``)."""
+        if not aborts:
+            return
+        since = now - window_seconds
+        rows = [{"worker_id": w, "aborts": aborts[w], "now": now, "since": since} for w in sorted(aborts)]
+        await self._session.execute(_COUNT_ABORTS, rows)
+
+    async def aborting(
+        self, worker_ids: Iterable[str], limit: int, now: float, window_seconds: float
+    ) -> list[tuple[str, int]]:
+        """``(id, aborts)`` of those of these workers, not in maintenance, that aborted more than ``limit`` jobs in
+        their current window of ``window_seconds``."""
+        wanted = sorted(set(worker_ids))
+        if not wanted:
+            return []
+        values = {"worker_ids": wanted, "limit": limit, "since": now - window_seconds}
+        return [(str(w), int(n)) for w, n in await self._session.execute(_ABORTING, values)]
+
+    async def enter_maintenance(self, worker_id: str, message: str) -> None:
+        """Put a worker into maintenance with ``message`` and start its abort count afresh (unless it is in
+        maintenance already)."""
+        await self._session.execute(_ENTER_MAINTENANCE, {"worker_id": worker_id, "message": message})

@@ -1,0 +1,149 @@
+"""The unit of work the domain sees: one database transaction and the repositories that speak in it.
+
+The domain never holds a SQLAlchemy session. A route (or a loop step) opens one ``Store`` with
+``Database.store()``; domain functions take it and call its repositories, which hold every statement and
+return frozen values. Repositories are made on first use, so a call that needs only one of them pays for
+one. ``announce`` stages a request event to be published once the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage import events
+from openhorde.storage.repositories.accounts import AccountRepository
+from openhorde.storage.repositories.audit import AuditRepository
+from openhorde.storage.repositories.availability import AvailabilityRepository
+from openhorde.storage.repositories.billing import BillingRepository
+from openhorde.storage.repositories.catalogue import CatalogueRepository
+from openhorde.storage.repositories.deliveries import DeliveryRepository
+from openhorde.storage.repositories.gallery import GalleryRepository
+from openhorde.storage.repositories.handouts import HandoutRepository
+from openhorde.storage.repositories.intake import IntakeRepository
+from openhorde.storage.repositories.ledger import LedgerRepository
+from openhorde.storage.repositories.limits import LimitRepository
+from openhorde.storage.repositories.moderation import ModerationRepository
+from openhorde.storage.repositories.queue import QueueRepository
+from openhorde.storage.repositories.sharedkeys import SharedKeyRepository
+from openhorde.storage.repositories.stats import StatsRepository
+from openhorde.storage.repositories.statuses import StatusRepository
+from openhorde.storage.repositories.teams import TeamRepository
+from openhorde.storage.repositories.webhooks import WebhookRepository
+from openhorde.storage.repositories.workers import WorkerRepository
+
+
+class Store:
+    """One unit of work: a transaction, its repositories, and the events it will announce on commit."""
+
+    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+        self._session = session
+        self.is_sqlite = is_sqlite
+
+    @cached_property
+    def accounts(self) -> AccountRepository:
+        """Users, API keys and balances."""
+        return AccountRepository(self._session)
+
+    @cached_property
+    def audit(self) -> AuditRepository:
+        """The log of privileged actions."""
+        return AuditRepository(self._session)
+
+    @cached_property
+    def availability(self) -> AvailabilityRepository:
+        """Whether live workers can serve requests, and how much they can do."""
+        return AvailabilityRepository(self._session)
+
+    @cached_property
+    def billing(self) -> BillingRepository:
+        """Supporters, Stripe events and credits bought."""
+        return BillingRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def catalogue(self) -> CatalogueRepository:
+        """The model catalogue."""
+        return CatalogueRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def deliveries(self) -> DeliveryRepository:
+        """Claiming and settling delivered jobs."""
+        return DeliveryRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def gallery(self) -> GalleryRepository:
+        """Images registered users keep."""
+        return GalleryRepository(self._session)
+
+    @cached_property
+    def handouts(self) -> HandoutRepository:
+        """Finding a worker's next request and handing out its images."""
+        return HandoutRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def intake(self) -> IntakeRepository:
+        """New requests: the requester's standing and the request's rows."""
+        return IntakeRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def ledger(self) -> LedgerRepository:
+        """Kudos transactions, their postings and the balances they move, escrow and history."""
+        return LedgerRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def limits(self) -> LimitRepository:
+        """What the limits counted by the database read (the free tier's per-IP queue)."""
+        return LimitRepository(self._session)
+
+    @cached_property
+    def moderation(self) -> ModerationRepository:
+        """The horde modes, the prompt filters and the messages to workers."""
+        return ModerationRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def queue(self) -> QueueRepository:
+        """The queue outside pop and submit: cancels, faults, expired leases, time-outs and clean-up."""
+        return QueueRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def sharedkeys(self) -> SharedKeyRepository:
+        """Shared keys, their owners and budgets."""
+        return SharedKeyRepository(self._session)
+
+    @cached_property
+    def statuses(self) -> StatusRepository:
+        """A request's counters and jobs, for its status and its event stream."""
+        return StatusRepository(self._session)
+
+    @cached_property
+    def stats(self) -> StatsRepository:
+        """Horde-wide figures for the status pages and the metrics."""
+        return StatsRepository(self._session)
+
+    @cached_property
+    def teams(self) -> TeamRepository:
+        """Teams, their workers' sums and models, and which team a worker is in."""
+        return TeamRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def webhooks(self) -> WebhookRepository:
+        """The webhook outbox."""
+        return WebhookRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def workers(self) -> WorkerRepository:
+        """Workers, their models, check-ins, changes and abort counts."""
+        return WorkerRepository(self._session)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested transaction: what the block writes is undone if it raises, and the unit of work goes on."""
+        async with self._session.begin_nested():
+            yield
+
+    def announce(self, event: events.Change) -> None:
+        """Publish ``event`` to every server process once this transaction commits (never if it rolls back)."""
+        events.stage(self._session, event)
