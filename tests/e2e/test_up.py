@@ -213,7 +213,12 @@ async def _admin_and_worker(settings: Settings, api_key: str, worker_name: str) 
         async with db.store() as store:
             user = await accounts.authenticate(store, ctx.secret, ctx.keys, api_key)
             if await workers.get_worker_by_name(store, worker_name) is None:
-                await workers.check_in(store, ctx, user, workers.CheckIn(name=worker_name, models=["openhorde-tiny"]))
+                await workers.check_in(
+                    store,
+                    ctx,
+                    user,
+                    workers.CheckIn(worker_name, workers.WorkerCapabilities(models=("openhorde-tiny",))),
+                )
             worker = await workers.get_worker_by_name(store, worker_name)
             owner = await accounts.get_user(store, worker.user_id) if worker else None
             return user.id, user.is_admin, owner.display_name if owner else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from openhorde.storage.events import Change
+from openhorde.storage.repositories.workers import WorkerCapabilities
 from openhorde.storage.store import Store
 
 WORKER_SUBJECT_PREFIX = "worker:"
@@ -25,20 +26,7 @@ class WorkerState:
     name: str
     digest: str
     written_at: float
-    models: tuple[str, ...]
-    max_pixels: int
-    nsfw: bool
-    allow_img2img: bool
-    allow_painting: bool
-    allow_post_processing: bool
-    allow_controlnet: bool
-    allow_lora: bool
-    can_censor_nsfw: bool
-    limit_max_steps: bool
-    require_upfront_kudos: bool
-    extra_slow_worker: bool
-    blacklist: tuple[str, ...]
-    priority_user_ids: tuple[int, ...]
+    capabilities: WorkerCapabilities
     paused: bool
     maintenance: bool
     maintenance_msg: str | None

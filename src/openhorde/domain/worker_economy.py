@@ -104,7 +104,7 @@ async def _reward_uptime(
     index, count = intervals_crossed(uptime_before, worker.uptime_seconds, settings.uptime_reward_interval_seconds)
     if not count:
         return
-    amount = uptime_reward_cents(len(worker.models), worker.allow_lora) * count
+    amount = uptime_reward_cents(len(worker.capabilities.models), worker.capabilities.allow_lora) * count
     try:
         # A savepoint: a concurrent pop of the same worker that credited this interval first undoes the
         # escrow bookkeeping too, not just the ledger insert.

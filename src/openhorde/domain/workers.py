@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from openhorde.domain import audit, catalogue, teams, worker_economy
 from openhorde.domain.accounts import Account, is_anonymous, parse_display_name
@@ -27,7 +27,7 @@ from openhorde.errors import (
     WorkerNotFound,
     WrongCredentials,
 )
-from openhorde.storage.repositories.workers import Capabilities
+from openhorde.storage.repositories.workers import WorkerCapabilities as WorkerCapabilities  # the domain's too
 from openhorde.storage.repositories.workers import WorkerInfo as WorkerInfo  # the domain's name for it too
 from openhorde.storage.store import Store
 
@@ -39,44 +39,27 @@ WORKER_RENAME_MIN_LENGTH = 5
 """A new name given with ``PUT /workers/{id}`` has at least this many characters (the reference's minimum)."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CheckIn:
-    """What a worker declares about itself on every pop."""
+    """A pop's check-in: the worker's name, what it declares it can do, and the address it pops from."""
 
     name: str
-    models: list[str] = field(default_factory=list)
-    nsfw: bool = False
-    max_pixels: int = 512 * 512
-    threads: int = 1
-    bridge_agent: str = "unknown:0:unknown"
-    blacklist: list[str] = field(default_factory=list)
-    priority_usernames: list[str] = field(default_factory=list)
-    require_upfront_kudos: bool = False
-    extra_slow_worker: bool = False
-    limit_max_steps: bool = False
-    allow_img2img: bool = True
-    allow_painting: bool = True
-    allow_post_processing: bool = True
-    allow_controlnet: bool = False
-    allow_sdxl_controlnet: bool = False
-    allow_lora: bool = False
-    allow_unsafe_ipaddr: bool = True
-    can_censor_nsfw: bool = True
+    capabilities: WorkerCapabilities = field(default_factory=WorkerCapabilities)
     ipaddr: str | None = None
 
 
 def _capabilities_hash(check_in: CheckIn) -> str:
     """A digest of everything a worker declares; an unchanged digest means nothing to rewrite."""
-    fields = asdict(check_in)
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    declared = {"ipaddr": check_in.ipaddr, **asdict(check_in.capabilities)}
+    return hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
 
 
-async def _valid_models(store: Store, ctx: HordeContext, user: Account, requested: list[str]) -> list[str]:
+async def _valid_models(store: Store, ctx: HordeContext, user: Account, requested: tuple[str, ...]) -> tuple[str, ...]:
     names = list(dict.fromkeys(m for m in requested if m))[:MAX_WORKER_MODELS] or [catalogue.DEFAULT_MODEL]
     if ctx.settings.allow_custom_models or user.is_customizer:
-        return names
+        return tuple(names)
     known = await catalogue.known_names(store, names, ctx.catalogue)
-    valid = [m for m in names if m in known]
+    valid = tuple(m for m in names if m in known)
     if not valid:
         raise UnsupportedModel(
             f"None of the models {names} is in the catalogue; ask the admin to add them or allow custom models."
@@ -84,14 +67,20 @@ async def _valid_models(store: Store, ctx: HordeContext, user: Account, requeste
     return valid
 
 
-def _priority_ids(usernames: list[str]) -> list[int]:
+def priority_ids(usernames: list[str]) -> tuple[int, ...]:
+    """The user ids of a worker's priority usernames ("name#id"), each once, in order."""
     ids = []
     for name in usernames:
         user_id = parse_display_name(name)
         if user_id is None:
             raise InvalidPriorityUsername(f"Priority username '{name}' is not of the form name#id.")
         ids.append(user_id)
-    return sorted(set(ids))
+    return tuple(sorted(set(ids)))
+
+
+def _tidy_blacklist(words: tuple[str, ...]) -> tuple[str, ...]:
+    """A worker's blacklist as it is kept: no blank words, each cut to its maximum length, at most so many."""
+    return tuple(w[:BLACKLIST_WORD_LENGTH] for w in words if w.strip())[:MAX_BLACKLIST_WORDS]
 
 
 async def get_worker_by_name(store: Store, name: str) -> WorkerInfo | None:
@@ -106,20 +95,7 @@ def _state_of(worker: WorkerInfo) -> WorkerState:
         name=worker.name,
         digest=worker.capabilities_hash or "",
         written_at=worker.last_check_in_at,
-        models=worker.models,
-        max_pixels=worker.max_pixels,
-        nsfw=worker.nsfw,
-        allow_img2img=worker.allow_img2img,
-        allow_painting=worker.allow_painting,
-        allow_post_processing=worker.allow_post_processing,
-        allow_controlnet=worker.allow_controlnet,
-        allow_lora=worker.allow_lora,
-        can_censor_nsfw=worker.can_censor_nsfw,
-        limit_max_steps=worker.limit_max_steps,
-        require_upfront_kudos=worker.require_upfront_kudos,
-        extra_slow_worker=worker.extra_slow_worker,
-        blacklist=worker.blacklist,
-        priority_user_ids=worker.priority_user_ids,
+        capabilities=worker.capabilities,
         paused=worker.paused,
         maintenance=worker.maintenance,
         maintenance_msg=worker.maintenance_msg,
@@ -141,7 +117,9 @@ async def check_in(
     name = clean_name(
         check_in.name, what="worker name", minimum=1, maximum=WORKER_NAME_MAX_LENGTH, error=InvalidWorkerName
     )
-    check_in.blacklist = [w[:BLACKLIST_WORD_LENGTH] for w in check_in.blacklist if w.strip()][:MAX_BLACKLIST_WORDS]
+    blacklist = _tidy_blacklist(check_in.capabilities.blacklist)
+    if blacklist != check_in.capabilities.blacklist:
+        check_in = replace(check_in, capabilities=replace(check_in.capabilities, blacklist=blacklist))
     digest = _capabilities_hash(check_in)
     cached = ctx.workers.get(name)
     if cached is not None and _still_fresh(cached, user, digest, moment, ctx.settings.check_in_debounce_seconds):
@@ -174,11 +152,13 @@ async def _check_in_row(
         # Uptime rewards and automatic maintenance are decided here, per written check-in (see worker_economy).
         await worker_economy.after_check_in(store, settings, worker, user, uptime_before, moment)
         return _state_of(worker)
-    models = await _valid_models(store, ctx, user, check_in.models)
-    capabilities = _capabilities(check_in, models, _priority_ids(check_in.priority_usernames), digest)
+    models = await _valid_models(store, ctx, user, check_in.capabilities.models)
+    capabilities = replace(check_in.capabilities, models=models)
     worker = _checked_in(worker, moment, settings.worker_stale_seconds)
-    await store.workers.declare(worker.id, worker.last_check_in_at, worker.uptime_seconds, capabilities)
-    worker = replace(worker, **{f.name: getattr(capabilities, f.name) for f in fields(capabilities)})
+    await store.workers.declare(
+        worker.id, worker.last_check_in_at, worker.uptime_seconds, capabilities, check_in.ipaddr, digest
+    )
+    worker = replace(worker, capabilities=capabilities, ipaddr=check_in.ipaddr, capabilities_hash=digest)
     await worker_economy.after_check_in(store, settings, worker, user, uptime_before, moment)
     return _state_of(worker)
 
@@ -224,31 +204,6 @@ def _checked_in(worker: WorkerInfo, now: float, stale_seconds: int) -> WorkerInf
     if elapsed < stale_seconds and not worker.maintenance:
         uptime += elapsed
     return replace(worker, last_check_in_at=now, uptime_seconds=uptime)
-
-
-def _capabilities(check_in: CheckIn, models: list[str], priority_ids: list[int], digest: str) -> Capabilities:
-    return Capabilities(
-        models=tuple(models),
-        nsfw=check_in.nsfw,
-        max_pixels=check_in.max_pixels,
-        threads=check_in.threads,
-        bridge_agent=check_in.bridge_agent,
-        blacklist=tuple(check_in.blacklist),
-        priority_user_ids=tuple(priority_ids),
-        require_upfront_kudos=check_in.require_upfront_kudos,
-        extra_slow_worker=check_in.extra_slow_worker,
-        limit_max_steps=check_in.limit_max_steps,
-        allow_img2img=check_in.allow_img2img,
-        allow_painting=check_in.allow_painting,
-        allow_post_processing=check_in.allow_post_processing,
-        allow_controlnet=check_in.allow_controlnet,
-        allow_sdxl_controlnet=check_in.allow_sdxl_controlnet,
-        allow_lora=check_in.allow_lora,
-        allow_unsafe_ipaddr=check_in.allow_unsafe_ipaddr,
-        can_censor_nsfw=check_in.can_censor_nsfw,
-        ipaddr=check_in.ipaddr,
-        capabilities_hash=digest,
-    )
 
 
 @dataclass(frozen=True)

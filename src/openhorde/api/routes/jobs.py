@@ -15,24 +15,24 @@ from openhorde.api.schemas.jobs import (
     SubmitInput,
     WorkerMessage,
 )
+from openhorde.domain import workers
 from openhorde.domain.moderation import worker_messages
 from openhorde.domain.moderation.worker_messages import MessageView
 from openhorde.domain.queue import matching, submit
-from openhorde.domain.workers import CheckIn
+from openhorde.domain.workers import CheckIn, WorkerCapabilities
 
 router = APIRouter(prefix="/generate", tags=["workers"])
 
 
 def _check_in(body: PopInput, ip: str | None) -> CheckIn:
-    return CheckIn(
-        name=body.name,
-        models=body.models,
+    capabilities = WorkerCapabilities(
+        models=tuple(body.models),
         nsfw=body.nsfw,
         max_pixels=body.max_pixels,
         threads=body.threads,
         bridge_agent=body.bridge_agent,
-        blacklist=body.blacklist,
-        priority_usernames=body.priority_usernames,
+        blacklist=tuple(body.blacklist),
+        priority_user_ids=workers.priority_ids(body.priority_usernames),
         require_upfront_kudos=body.require_upfront_kudos,
         extra_slow_worker=body.extra_slow_worker,
         limit_max_steps=body.limit_max_steps,
@@ -44,8 +44,8 @@ def _check_in(body: PopInput, ip: str | None) -> CheckIn:
         allow_lora=body.allow_lora,
         allow_unsafe_ipaddr=body.allow_unsafe_ipaddr,
         can_censor_nsfw=body.can_censor_nsfw,
-        ipaddr=ip,
     )
+    return CheckIn(name=body.name, capabilities=capabilities, ipaddr=ip)
 
 
 def _message(view: MessageView) -> WorkerMessage:

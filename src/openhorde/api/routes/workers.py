@@ -25,7 +25,7 @@ router = APIRouter(prefix="/workers", tags=["workers"])
 
 
 def _details(view: WorkerView, viewer: Account | None = None) -> WorkerDetails:
-    w = view.worker
+    w, can = view.worker, view.worker.capabilities
     speed_mps = (w.speed_pps or 0) / 1_000_000
     return WorkerDetails(
         name=w.name,
@@ -35,26 +35,26 @@ def _details(view: WorkerView, viewer: Account | None = None) -> WorkerDetails:
         kudos_rewards=(w.kudos_generated_cents + w.kudos_uptime_cents) / 100,
         kudos_details=KudosDetails(generated=w.kudos_generated_cents / 100, uptime=w.kudos_uptime_cents // 100),
         performance=f"{speed_mps:.1f} megapixelsteps per second" if w.speed_pps else "No requests fulfilled yet",
-        threads=w.threads,
+        threads=can.threads,
         uptime=int(w.uptime_seconds),
         maintenance_mode=w.maintenance,
         paused=w.paused,
         info=w.info,
-        nsfw=w.nsfw,
+        nsfw=can.nsfw,
         owner=view.owner.display_name if view.owner.public_workers or _privileged(viewer, view) else None,
         trusted=view.owner.is_trusted,
         flagged=view.owner.is_flagged,
         uncompleted_jobs=w.uncompleted_jobs,
         models=view.models,
-        bridge_agent=w.bridge_agent,
-        max_pixels=w.max_pixels,
+        bridge_agent=can.bridge_agent,
+        max_pixels=can.max_pixels,
         megapixelsteps_generated=round(w.megapixelsteps),
-        img2img=w.allow_img2img,
-        painting=w.allow_painting,
-        post_processing=w.allow_post_processing,
-        lora=w.allow_lora,
-        controlnet=w.allow_controlnet,
-        sdxl_controlnet=w.allow_sdxl_controlnet,
+        img2img=can.allow_img2img,
+        painting=can.allow_painting,
+        post_processing=can.allow_post_processing,
+        lora=can.allow_lora,
+        controlnet=can.allow_controlnet,
+        sdxl_controlnet=can.allow_sdxl_controlnet,
         team=TeamRef(name=view.team_name, id=w.team_id) if w.team_id else TeamRef(),
     )
 

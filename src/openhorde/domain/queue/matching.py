@@ -70,7 +70,7 @@ def job_ttl_seconds(request: Candidate, worker: WorkerState, fixed: int | None =
     if request.has_controlnet:
         ttl *= 2
     ttl = max(MIN_JOB_TTL_SECONDS, ttl)
-    if worker.extra_slow_worker:
+    if worker.capabilities.extra_slow_worker:
         ttl *= 3
     return int(ttl)
 
@@ -86,27 +86,28 @@ def safe_amount(amount: int, request: Candidate, max_pixels: int) -> int:
 
 
 def worker_side(worker: WorkerState, owner: Account) -> WorkerSide:
-    """The matching view of a popping worker."""
+    """The matching view of a popping worker: its capabilities as plain values, and what its owner adds."""
+    can = worker.capabilities
     speed = worker.speed_pps if worker.speed_pps is not None else FAST_WORKER_PIXELSTEPS_PER_SECOND
     return WorkerSide(
         worker_id=worker.id,
         owner_id=owner.id,
-        max_pixels=worker.max_pixels,
-        nsfw=worker.nsfw,
-        allow_img2img=worker.allow_img2img,
-        allow_painting=worker.allow_painting,
-        allow_post_processing=worker.allow_post_processing,
-        allow_controlnet=worker.allow_controlnet,
-        allow_lora=worker.allow_lora,
-        can_censor_nsfw=worker.can_censor_nsfw,
+        max_pixels=can.max_pixels,
+        nsfw=can.nsfw,
+        allow_img2img=can.allow_img2img,
+        allow_painting=can.allow_painting,
+        allow_post_processing=can.allow_post_processing,
+        allow_controlnet=can.allow_controlnet,
+        allow_lora=can.allow_lora,
+        can_censor_nsfw=can.can_censor_nsfw,
         owner_trusted=owner.is_trusted or owner.is_moderator,
         fast=speed >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
-        limit_max_steps=worker.limit_max_steps,
-        require_upfront_kudos=worker.require_upfront_kudos,
+        limit_max_steps=can.limit_max_steps,
+        require_upfront_kudos=can.require_upfront_kudos,
         maintenance=worker.maintenance,
-        models=list(worker.models),
-        blacklist=list(worker.blacklist),
-        priority_user_ids=list(worker.priority_user_ids),
+        models=can.models,
+        blacklist=can.blacklist,
+        priority_user_ids=can.priority_user_ids,
     )
 
 
@@ -130,15 +131,17 @@ async def _next_request(
     """The request to serve, or none and why the queue's head did not fit: from memory when this worker found
     nothing last time and nothing has joined its models' queues since (``domain/queue/idle.py``)."""
     memo_key = (worker.id, worker.digest, side.owner_trusted, side.fast, side.maintenance)
-    skipped = ctx.idle.still_empty(memo_key, worker.models, now)
+    skipped = ctx.idle.still_empty(memo_key, worker.capabilities.models, now)
     if skipped is not None:
         return None, skipped
-    moment = ctx.idle.moment_of(worker.models)  # before the query: an image joining during it is not missed
+    moment = ctx.idle.moment_of(
+        worker.capabilities.models
+    )  # before the query: an image joining during it is not missed
     request = await store.handouts.find(side)
     if request is not None:
         return request, {}
     skipped = await store.handouts.skipped(side)
-    ctx.idle.remember_empty(memo_key, worker.models, moment, skipped, now)
+    ctx.idle.remember_empty(memo_key, worker.capabilities.models, moment, skipped, now)
     return None, skipped
 
 
@@ -163,8 +166,8 @@ async def pop(
             raise WorkerMaintenance(worker.maintenance_msg or "This worker is in maintenance mode.")
         return PopResult(handed_out=None, skipped=skipped, worker_id=worker.id)
 
-    count = safe_amount(min(amount, MAX_AMOUNT), request, worker.max_pixels)
-    model = request.model or worker.models[0]
+    count = safe_amount(min(amount, MAX_AMOUNT), request, worker.capabilities.max_pixels)
+    model = request.model or worker.capabilities.models[0]
     first_index = request.n_total - request.n_waiting
     jobs = [
         NewJob(str(uuid.uuid4()), job_seed(request.seed, request.seed_variation, first_index + i)) for i in range(count)

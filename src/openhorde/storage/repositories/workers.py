@@ -28,6 +28,31 @@ _JOBS = cast(Table, Job.__table__)
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerCapabilities:
+    """What a worker declares it can do, on every pop: one type from the pop's body to the worker's row, its
+    cached state and the matching query (the defaults are the AI Horde's for a field a pop leaves out)."""
+
+    models: tuple[str, ...] = ()
+    nsfw: bool = False
+    max_pixels: int = 512 * 512
+    threads: int = 1
+    bridge_agent: str = "unknown:0:unknown"
+    blacklist: tuple[str, ...] = ()
+    priority_user_ids: tuple[int, ...] = ()
+    require_upfront_kudos: bool = False
+    extra_slow_worker: bool = False
+    limit_max_steps: bool = False
+    allow_img2img: bool = True
+    allow_painting: bool = True
+    allow_post_processing: bool = True
+    allow_controlnet: bool = False
+    allow_sdxl_controlnet: bool = False
+    allow_lora: bool = False
+    allow_unsafe_ipaddr: bool = True
+    can_censor_nsfw: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """A worker as the domain sees it: what it declared at its last written check-in, its state and its figures."""
 
@@ -38,23 +63,7 @@ class WorkerInfo:
     created_at: float
     last_check_in_at: float
     ipaddr: str | None
-    bridge_agent: str
-    threads: int
-    nsfw: bool
-    max_pixels: int
-    allow_img2img: bool
-    allow_painting: bool
-    allow_post_processing: bool
-    allow_controlnet: bool
-    allow_sdxl_controlnet: bool
-    allow_lora: bool
-    allow_unsafe_ipaddr: bool
-    can_censor_nsfw: bool
-    limit_max_steps: bool
-    extra_slow_worker: bool
-    require_upfront_kudos: bool
-    blacklist: tuple[str, ...]
-    priority_user_ids: tuple[int, ...]
+    capabilities: WorkerCapabilities
     capabilities_hash: str
     maintenance: bool
     maintenance_msg: str | None
@@ -69,41 +78,21 @@ class WorkerInfo:
     abort_window_started_at: float
     uptime_seconds: float
     speed_pps: float | None
-    models: tuple[str, ...]
     team_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What a worker declares on a check-in, as written to its row (``capabilities_hash``: their digest)."""
-
-    models: tuple[str, ...]
-    nsfw: bool
-    max_pixels: int
-    threads: int
-    bridge_agent: str
-    blacklist: tuple[str, ...]
-    priority_user_ids: tuple[int, ...]
-    require_upfront_kudos: bool
-    extra_slow_worker: bool
-    limit_max_steps: bool
-    allow_img2img: bool
-    allow_painting: bool
-    allow_post_processing: bool
-    allow_controlnet: bool
-    allow_sdxl_controlnet: bool
-    allow_lora: bool
-    allow_unsafe_ipaddr: bool
-    can_censor_nsfw: bool
-    ipaddr: str | None
-    capabilities_hash: str
+CAPABILITY_FIELDS = tuple(field.name for field in fields(WorkerCapabilities))
 
 
-WORKER_FIELDS = tuple(field.name for field in fields(WorkerInfo))
-"""The columns a ``WorkerInfo`` is read from, in its field order."""
+def _columns_of(field_name: str) -> tuple[str, ...]:
+    """The ``workers`` columns a ``WorkerInfo`` field is read from (its capabilities: one column each)."""
+    return CAPABILITY_FIELDS if field_name == "capabilities" else (field_name,)
+
+
+WORKER_FIELDS = tuple(name for field in fields(WorkerInfo) for name in _columns_of(field.name))
+"""The columns a ``WorkerInfo`` is read from."""
 CHANGEABLE_FIELDS = frozenset({"maintenance", "maintenance_msg", "paused", "info", "team_id"})
 """What ``change`` may set: an owner's or a moderator's changes (``PUT /workers/{id}``)."""
-_CAPABILITY_FIELDS = tuple(field.name for field in fields(Capabilities))
 _LISTS = frozenset({"blacklist", "priority_user_ids", "models"})
 _COLUMNS = [_WORKERS.c[name] for name in WORKER_FIELDS]
 
@@ -114,7 +103,8 @@ def _worker(row: Row[Any] | None) -> WorkerInfo | None:
     values = dict(row._mapping)
     for name in _LISTS:
         values[name] = tuple(values[name] or ())
-    return WorkerInfo(**values)
+    capabilities = WorkerCapabilities(**{name: values.pop(name) for name in CAPABILITY_FIELDS})
+    return WorkerInfo(capabilities=capabilities, **values)
 
 
 def _workers(rows: Iterable[Row[Any]]) -> list[WorkerInfo]:
@@ -153,7 +143,10 @@ _DECLARED = (
     .values(
         last_check_in_at=bindparam("at"),
         uptime_seconds=bindparam("uptime"),
-        **{name: bindparam(f"v_{name}", type_=_WORKERS.c[name].type) for name in _CAPABILITY_FIELDS},
+        **{
+            name: bindparam(f"v_{name}", type_=_WORKERS.c[name].type)
+            for name in (*CAPABILITY_FIELDS, "ipaddr", "capabilities_hash")
+        },
     )
 )
 _FORGET_MODELS = delete(_WORKER_MODELS).where(_WORKER_MODELS.c.worker_id == bindparam("worker_id"))
@@ -263,10 +256,19 @@ class WorkerRepository:
         """Write a check-in that declared nothing new: its time and the worker's uptime."""
         await self._session.execute(_CHECKED_IN, {"worker_id": worker_id, "at": at, "uptime": uptime_seconds})
 
-    async def declare(self, worker_id: str, at: float, uptime_seconds: float, capabilities: Capabilities) -> None:
-        """Write a check-in with new declarations: the row, then its models (``worker_models``)."""
+    async def declare(
+        self,
+        worker_id: str,
+        at: float,
+        uptime_seconds: float,
+        capabilities: WorkerCapabilities,
+        ipaddr: str | None,
+        digest: str,
+    ) -> None:
+        """Write a check-in with new declarations (``digest``: theirs): the row, then its models (``worker_models``)."""
         values: dict[str, Any] = {"worker_id": worker_id, "at": at, "uptime": uptime_seconds}
-        for name in _CAPABILITY_FIELDS:
+        values.update(v_ipaddr=ipaddr, v_capabilities_hash=digest)
+        for name in CAPABILITY_FIELDS:
             value = getattr(capabilities, name)
             values[f"v_{name}"] = list(value) if name in _LISTS else value
         await self._session.execute(_DECLARED, values)
