@@ -117,8 +117,8 @@ async def check_in(
     name = clean_name(
         check_in.name, what="worker name", minimum=1, maximum=WORKER_NAME_MAX_LENGTH, error=InvalidWorkerName
     )
-    blacklist = _tidy_blacklist(check_in.capabilities.blacklist)
-    if blacklist != check_in.capabilities.blacklist:
+    if check_in.capabilities.blacklist:
+        blacklist = _tidy_blacklist(check_in.capabilities.blacklist)
         check_in = replace(check_in, capabilities=replace(check_in.capabilities, blacklist=blacklist))
     digest = _capabilities_hash(check_in)
     cached = ctx.workers.get(name)
