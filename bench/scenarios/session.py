@@ -108,8 +108,8 @@ async def measure(cfg: Config, server: Server, workers: int, phases: Phases) -> 
             print_deep(title, cfg, deep)
     finally:
         await http.aclose()
-    summary["targets"] = run_targets(cycle, deep_p99, phases.deep)
-    print_targets(server.db, summary["targets"])
+    summary["targets"] = run_targets(server.db, cycle, summary.get("costs"), deep_p99, phases.deep)
+    print_targets(summary["targets"])
     return summary
 
 

@@ -1,4 +1,4 @@
-"""Issue 13's targets (written for PostgreSQL) and the worker-count comparison."""
+"""Issue 13's targets (CPU per job per engine, per-call CPU, deep-queue pops) and the worker-count comparison."""
 
 from __future__ import annotations
 
@@ -6,33 +6,37 @@ from typing import Any
 
 from harness.stats import fmt_num, verdict
 
-CPU_MS_PER_JOB = 10.0  # server + DB CPU per complete job cycle
-JOBS_PER_S = 100.0  # with 8 workers
+CPU_MS_PER_JOB = {"postgres": 8.0, "sqlite": 10.0}  # server + DB CPU per complete job cycle, 8 workers
+CALL_CPU_MS = {"heartbeat": 0.2, "check(queued)": 0.3, "pop(empty)": 0.5}  # server CPU per call
 DEEP_POP_P99_MS = 30.0  # with 10,000 queued
 WORKER_SCALING = 0.9  # jobs/s with 32 workers as a share of jobs/s with 8
 
 Targets = dict[str, bool | None]
 
 
-def run_targets(cycle: dict[str, Any] | None, deep_pop_p99: float | None, deep_ran: bool) -> Targets:
+def run_targets(
+    db: str, cycle: dict[str, Any] | None, costs: dict[str, Any] | None, deep_pop_p99: float | None, deep_ran: bool
+) -> Targets:
     """Pass/fail of one run's targets; None where the figure is missing."""
     out: Targets = {}
     if cycle is not None:
         total = cycle["cpu_ms_per_job"]["total"]
-        out["cpu_le_10ms_per_job"] = None if total is None else total <= CPU_MS_PER_JOB
-        rate = cycle["jobs_per_s"]
-        out["ge_100_jobs_per_s"] = None if rate is None else rate >= JOBS_PER_S
+        limit = CPU_MS_PER_JOB.get(db, CPU_MS_PER_JOB["postgres"])
+        out[f"cpu_le_{limit:g}ms_per_job"] = None if total is None else total <= limit
+    for name, limit in CALL_CPU_MS.items():
+        server_ms = ((costs or {}).get(name) or {}).get("cpu_ms_per_call", {}).get("server")
+        if costs is not None:
+            out[f"{name}_le_{limit:g}ms"] = None if server_ms is None else server_ms <= limit
     if deep_ran:
         out["deep_pop_p99_lt_30ms"] = None if deep_pop_p99 is None else deep_pop_p99 < DEEP_POP_P99_MS
     return out
 
 
-def print_targets(db: str, result: Targets) -> None:
+def print_targets(result: Targets) -> None:
     """One line per target."""
     if not result:
         return
-    note = "" if db == "postgres" else " (targets are defined for PostgreSQL)"
-    print(f"\n== targets{note} ==")
+    print("\n== targets ==")
     for name, ok in result.items():
         print(f"  {name}: {verdict(ok)}")
 

@@ -70,6 +70,8 @@ class BlobStore:
         self._secret = secret.encode()
         self.public_url = public_url.rstrip("/")
         self.url_ttl_seconds = url_ttl_seconds
+        self._folders: set[Path] = set()
+        """Folders known to exist: a write into one needs no look at the disk first."""
 
     def _path(self, key: str) -> Path:
         if not is_valid_key(key):
@@ -87,9 +89,12 @@ class BlobStore:
         tmp.replace(path)
 
     def _folder(self, folder: Path) -> None:
+        if folder in self._folders:
+            return
         if not folder.is_dir():
             private_dir(self.root)
             private_dir(folder)
+        self._folders.add(folder)
 
     async def copy(self, source_key: str, target_key: str) -> None:
         """Link ``target_key`` to the file of ``source_key`` (no bytes copied); ``BlobNotFound`` if missing.
@@ -100,11 +105,15 @@ class BlobStore:
 
     def _link(self, source: Path, target: Path) -> None:
         self._folder(target.parent)
-        tmp = _temporary_name(target)
         try:
-            os.link(source, tmp)
+            os.link(source, target)  # a new key, as a rule: one step
+            return
         except FileNotFoundError as exc:
             raise BlobNotFound() from exc
+        except FileExistsError:
+            pass
+        tmp = _temporary_name(target)  # replacing an existing key: link beside it, then rename over it
+        os.link(source, tmp)
         tmp.replace(target)
 
     async def get(self, key: str) -> bytes:
