@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from openhorde.domain.accounts import Account, is_anonymous
 from openhorde.domain.context import HordeContext
@@ -24,22 +23,10 @@ PAGE_SIZE = 24
 
 @dataclass(frozen=True)
 class KeptImage:
-    """One gallery image as its owner sees it, with a signed URL to the picture."""
+    """One gallery image as its owner sees it: the stored image, and a signed URL to the picture."""
 
-    id: str
-    request_id: str
+    image: GalleryImage
     url: str
-    prompt: str
-    params: dict[str, Any]
-    model: str
-    seed: int
-    worker_id: str | None
-    worker_name: str
-    width: int
-    height: int
-    source_processing: str
-    censored: bool
-    created_at: float
 
 
 async def list_images(
@@ -70,19 +57,4 @@ async def without_kept(store: Store, keys: list[str]) -> list[str]:
 
 
 def _kept(ctx: HordeContext, image: GalleryImage, now: float) -> KeptImage:
-    return KeptImage(
-        id=image.id,
-        request_id=image.request_id,
-        url=ctx.blobs.presign("GET", image.image_key, now),
-        prompt=image.prompt,
-        params=dict(image.params),
-        model=image.model,
-        seed=image.seed,
-        worker_id=image.worker_id,
-        worker_name=image.worker_name,
-        width=image.width,
-        height=image.height,
-        source_processing=image.source_processing,
-        censored=image.censored,
-        created_at=image.created_at,
-    )
+    return KeptImage(image=image, url=ctx.blobs.presign("GET", image.image_key, now))

@@ -14,13 +14,19 @@ from openhorde.domain import gallery
 router = APIRouter(prefix="/gallery", tags=["gallery"])
 
 
+def _image_out(kept: gallery.KeptImage) -> GalleryImageOut:
+    stored = asdict(kept.image)
+    del stored["image_key"]  # the URL stands for it
+    return GalleryImageOut(url=kept.url, **stored)
+
+
 @router.get("", response_model=GalleryPageOut, summary="Your kept images, newest first (OpenHorde)")
 async def list_gallery(
     store: StoreDep, ctx: ContextDep, user: ApiUser, page: Annotated[int, Query(ge=1, le=100_000)] = 1
 ) -> GalleryPageOut:
     found = await gallery.list_images(store, ctx, user, page)
     return GalleryPageOut(
-        images=[GalleryImageOut(**asdict(image)) for image in found.items],
+        images=[_image_out(kept) for kept in found.items],
         page=found.page,
         pages=found.pages,
         total=found.total,
