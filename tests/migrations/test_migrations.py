@@ -38,6 +38,7 @@ pytestmark = pytest.mark.both_databases
 QUEUE_INDEXES = {
     "ix_requests_queue": "(queue_rank desc, id)",
     "ix_requests_queue_any_model": "(queue_rank desc, id)",
+    "ix_requests_user_queued": "(user_id, queue_rank desc, id)",
     "ix_request_models_queue": "(model, queue_rank desc, request_id)",
 }
 SQLITE_UNCOMPARABLE_INDEXES = frozenset(QUEUE_INDEXES)

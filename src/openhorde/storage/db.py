@@ -23,14 +23,14 @@ POSTGRES_MAX_OVERFLOW = 10
 burst is closed when handed back: its set-up (a PostgreSQL backend, type introspection, statements prepared again)
 cost more than the calls it served, so the pool is large enough that steady traffic never overflows (with 10, the
 job-cycle benchmark spent over half of PostgreSQL's CPU on new connections)."""
-POSTGRES_SESSION_SETTINGS = {"jit": "off", "plan_cache_mode": "force_custom_plan"}
+POSTGRES_SESSION_SETTINGS = {"jit": "off"}
 """JIT compilation pays off for long analytic queries, not ours: it spent 2.8 s compiling the 5.5 s queue
 snapshot at 100,000 queued, whose real work is many small index probes.
 
-Custom plans only: every statement is prepared (asyncpg), and after five runs PostgreSQL may switch a prepared
-statement to a generic plan, one made without its parameters. For the pop's walk of a model's queue that plan
-read the queue instead of probing the model's index: 67 ms per pop at 100,000 queued instead of 3.5 ms
-(``bench/scale.py``). Planning each run costs far less than one such pop."""
+Prepared statements keep PostgreSQL's default plan caching: after five runs it may keep a generic plan, made
+without the statement's values, and save planning each run (forcing custom plans cost about 2 ms of PostgreSQL
+CPU per job cycle). So a hot statement must be served by its indexes whatever the values; migration 0013 and
+``tests/integration/api/test_jobs.py`` (the pop under a generic plan) see to the pop."""
 
 
 SQLITE_COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")

@@ -120,7 +120,8 @@ def _priority_pick(w: WorkerSide, lock: bool) -> Any:
 
 
 @lru_cache(maxsize=512)
-def _find_statement(shape: tuple[Any, ...], lock: bool) -> Select[Any]:
+def find_statement(shape: tuple[Any, ...], lock: bool) -> Select[Any]:
+    """The pop's one statement for workers of this shape (``shape_and_params``): the request it should serve."""
     side = template(shape)
     # COALESCE evaluates its second argument only when the first is NULL: the general walk (and its lock) runs
     # only when no owner's or priority user's request fits.
@@ -192,7 +193,7 @@ class HandoutRepository:
     async def find(self, side: WorkerSide) -> Candidate | None:
         """The best queued request ``side`` can serve (locked on PostgreSQL until the transaction ends)."""
         shape, params = shape_and_params(side)
-        row = (await self._session.execute(_find_statement(shape, self._postgres), params)).first()
+        row = (await self._session.execute(find_statement(shape, self._postgres), params)).first()
         return Candidate(**row._mapping) if row is not None else None
 
     async def skipped(self, side: WorkerSide) -> dict[str, int]:

@@ -28,9 +28,12 @@ class Request(Base):
             "id",
             where="state = 'queued' AND n_waiting > 0",
         ),
+        # A user's queued requests, best first: the pop's look for the owner's own requests reads one entry.
         partial_index(
             "ix_requests_user_queued",
             "user_id",
+            text("queue_rank DESC"),
+            "id",
             where="state = 'queued'",
         ),
         # Requests that accept any model, in pop order: one of the walks of a pop (see RequestModel).
