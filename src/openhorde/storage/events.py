@@ -51,6 +51,9 @@ BATCH_LIMIT = 20
 """Events one message carries at most, each at most about ``MODELS_LIMIT_BYTES`` plus 150 bytes: well under
 PostgreSQL's 8000-byte ``NOTIFY`` payload."""
 MODELS_LIMIT_BYTES = 200
+PUBLISH_DELAY_SECONDS = 0.01
+"""How long the first event of a message waits for others to join it: under load one message (one ``NOTIFY``, a
+small transaction of its own) carries several events instead of one each."""
 OUTBOX_LIMIT = 10_000
 """Events waiting to be published; beyond it new ones are dropped (streams still poll)."""
 
@@ -140,6 +143,8 @@ class EventBroker:
 
     def __init__(self) -> None:
         self.origin = uuid.uuid4().hex
+        self._own_prefix = encode(self.origin, [])[: -len(',"e":[]}')] + ","
+        """How this process's own messages begin (``encode`` puts the origin first)."""
         self._subscribers: dict[str, set[Subscription]] = {}
         self._listeners: list[Listener] = []
 
@@ -201,6 +206,8 @@ class _RemoteBroker(EventBroker):
 
     def received(self, message: str | bytes) -> None:
         """A message from the channel: deliver its events unless this process sent them (already delivered)."""
+        if isinstance(message, str) and message.startswith(self._own_prefix):
+            return  # this process's own message (every listener hears its own NOTIFY): delivered already
         decoded = decode(message)
         if decoded is not None and decoded[0] != self.origin:
             for change in decoded[1]:
@@ -238,6 +245,8 @@ class _RemoteBroker(EventBroker):
                 await self._probe()
                 continue
             # Whatever else is waiting goes in the same message: one round trip for a burst of events.
+            if self._outbox.empty():
+                await asyncio.sleep(PUBLISH_DELAY_SECONDS)
             batch = [change]
             while len(batch) < BATCH_LIMIT and not self._outbox.empty():
                 batch.append(self._outbox.get_nowait())

@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy import text
 
 from openhorde.storage.db import Database
-from openhorde.storage.events import BATCH_LIMIT, Change, LocalBroker, decode, encode, open_broker, stage
+from openhorde.storage.events import (
+    BATCH_LIMIT,
+    Change,
+    LocalBroker,
+    PgNotifyBroker,
+    decode,
+    encode,
+    open_broker,
+    stage,
+)
 
 
 @pytest.fixture
@@ -59,3 +68,14 @@ def test_a_long_list_of_models_travels_as_any_model_and_a_full_batch_fits_a_noti
     assert len(message.encode()) < 8000
     decoded = decode(message)
     assert decoded is not None and all(change.models == () for change in decoded[1])
+
+
+def test_a_process_ignores_its_own_messages_and_delivers_the_others() -> None:
+    """Every listener hears its own NOTIFY too: those events were delivered at commit and must not be again."""
+    broker = PgNotifyBroker("postgresql+asyncpg://nobody@127.0.0.1:1/none")  # never started: no connection
+    heard: list[Change] = []
+    broker.add_listener(heard.append)
+    broker.received(encode(broker.origin, [Change("r1", "queued")]))
+    assert heard == []
+    broker.received(encode(uuid.uuid4().hex, [Change("r2", "started", "j2")]))
+    assert heard == [Change("r2", "started", "j2")]
