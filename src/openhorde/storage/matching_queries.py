@@ -332,22 +332,32 @@ def _cached_skipped(shape: tuple[Any, ...]) -> tuple[tuple[str, ...], Select[Any
         .subquery()
     )
     adapter = ClauseAdapter(head)
-    rules = match_rules(template(shape))
+    side = template(shape)
+    rules = match_rules(side)
     columns = [
         func.coalesce(func.sum(case((not_(adapter.traverse(condition)), 1), else_=0)), 0) for _, condition in rules
     ]
-    return tuple(reason for reason, _ in rules), select(*columns).select_from(head)
+    # Whether a request would match if no other pop held it: the pop's own walk, without locks.
+    contended = walk_model_queues(side, lock=False).is_not(None)
+    return tuple(reason for reason, _ in rules), select(*columns, contended).select_from(head)
 
 
-async def count_skipped(session: AsyncSession, w: WorkerSide) -> dict[str, int]:
-    """Why the requests at the head of the queue did not match ``w``: counts per AI Horde skip reason."""
+@dataclass(frozen=True)
+class Skipped:
+    """Why a pop found nothing: counts per AI Horde skip reason among the head of the queue, and whether a
+    request it could serve was there after all, held by another pop's transaction (``SKIP LOCKED`` passed it)."""
+
+    counts: dict[str, int]
+    contended: bool
+
+
+async def count_skipped(session: AsyncSession, w: WorkerSide) -> Skipped:
+    """Why the requests at the head of the queue did not match ``w``, and whether one that did was locked."""
     shape, params = shape_and_params(w)
     reasons, statement = _cached_skipped(shape)
-    if not reasons:
-        return {}
     row = (await session.execute(statement, params)).one()
     counts: dict[str, int] = {}
-    for reason, value in zip(reasons, row, strict=True):
+    for reason, value in zip(reasons, row[:-1], strict=True):
         if value:
             counts[reason] = counts.get(reason, 0) + int(value)
-    return counts
+    return Skipped(counts, bool(row[-1]))

@@ -595,6 +595,20 @@ async def test_finished_request_is_removed_after_retention(horde: Horde) -> None
 
 
 @pytest.mark.postgres
+async def test_a_pop_that_found_its_request_held_by_another_pop_asks_again(horde: Horde, backend: str) -> None:
+    """A pop that found nothing only because another transaction held the request (``SKIP LOCKED``) is not
+    remembered as empty: once the lock is gone the same worker gets the request, with no new request queued."""
+    if backend != "postgres":
+        pytest.skip("row locking (FOR UPDATE SKIP LOCKED) is a PostgreSQL matter")
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    request_id = await queue(horde, requester, "held for a moment")
+    async with horde.db.unit_of_work() as holder:
+        await holder.execute(text("SELECT id FROM requests WHERE id = :id FOR UPDATE"), {"id": request_id})
+        assert (await horde.pop(owner, name="patient"))["ids"] == []
+    assert len((await horde.pop(owner, name="patient"))["ids"]) == 1
+
+
+@pytest.mark.postgres
 async def test_concurrent_pops_never_hand_out_an_image_twice(horde: Horde, backend: str) -> None:
     if backend != "postgres":
         pytest.skip("row locking (FOR UPDATE SKIP LOCKED) is a PostgreSQL matter")

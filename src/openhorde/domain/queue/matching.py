@@ -131,18 +131,18 @@ async def _next_request(
     """The request to serve, or none and why the queue's head did not fit: from memory when this worker found
     nothing last time and nothing has joined its models' queues since (``domain/queue/idle.py``)."""
     memo_key = (worker.id, worker.digest, side.owner_trusted, side.fast, side.maintenance)
-    skipped = ctx.idle.still_empty(memo_key, worker.capabilities.models, now)
-    if skipped is not None:
-        return None, skipped
-    moment = ctx.idle.moment_of(
-        worker.capabilities.models
-    )  # before the query: an image joining during it is not missed
+    models = worker.capabilities.models
+    remembered = ctx.idle.still_empty(memo_key, models, now)
+    if remembered is not None:
+        return None, remembered
+    moment = ctx.idle.moment_of(models)  # before the query: an image joining during it is not missed
     request = await store.handouts.find(side)
     if request is not None:
         return request, {}
     skipped = await store.handouts.skipped(side)
-    ctx.idle.remember_empty(memo_key, worker.capabilities.models, moment, skipped, now)
-    return None, skipped
+    if not skipped.contended:  # a request held by a concurrent pop may be free again at once: ask next time
+        ctx.idle.remember_empty(memo_key, models, moment, skipped.counts, now)
+    return None, skipped.counts
 
 
 async def pop(

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.matching_queries import (
     ONE,
+    Skipped,
     WorkerSide,
     count_skipped,
     match_conditions,
@@ -196,8 +197,8 @@ class HandoutRepository:
         row = (await self._session.execute(find_statement(shape, self._postgres), params)).first()
         return Candidate(**row._mapping) if row is not None else None
 
-    async def skipped(self, side: WorkerSide) -> dict[str, int]:
-        """Why the requests at the head of the queue did not match ``side`` (the AI Horde's skip reasons)."""
+    async def skipped(self, side: WorkerSide) -> Skipped:
+        """Why nothing was found for ``side``: the AI Horde's skip reasons, and whether a match was locked."""
         return await count_skipped(self._session, side)
 
     async def take(
