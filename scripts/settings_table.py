@@ -1,73 +1,40 @@
-"""Print the Markdown table of every setting (for docs/deploy.md): ``python scripts/settings_table.py``.
+"""Print the Markdown tables of every setting (for docs/deploy.md): ``python scripts/settings_table.py``.
 
-Descriptions come from the field's ``description``, else from the docstring of the ``DEFAULT_*``
-constant it defaults to (read from config.py's source).
+One table for the process-level settings, then one per group of ``config.Settings`` (``settings.<group>.<name>``
+in code); each setting's default and description are its field's.
 """
 
 from __future__ import annotations
 
-import ast
-import inspect
-import itertools
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
-from openhorde import config
-from openhorde.config import Settings
+from openhorde.config import GROUPS, Settings
 
 
-def _constant_docs() -> dict[str, str]:
-    body = ast.parse(inspect.getsource(config)).body
-    docs: dict[str, str] = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.targets[0].id] = " ".join(following.value.value.split())
-    return docs
+def _row(name: str, field: FieldInfo) -> str:
+    default = "unset" if field.default is None else f"`{field.default}`"
+    if field.default == "":
+        default = '`""`'
+    description = " ".join((field.description or "").split()).replace("|", "\\|")
+    return f"| `OPENHORDE_{name.upper()}` | {default} | {description} |"
 
 
-def _field_constants() -> dict[str, str]:
-    """Setting name -> the DEFAULT_* constant named in its declaration."""
-    tree = ast.parse(inspect.getsource(Settings))
-    found: dict[str, str] = {}
-    for node in tree.body[0].body:  # type: ignore[attr-defined]
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            names = [n.id for n in ast.walk(node.value) if isinstance(n, ast.Name) and n.id.startswith("DEFAULT_")]
-            if names:
-                found[node.target.id] = names[0]
-    return found
-
-
-FALLBACK = {
-    "host": "Address the server listens on (0.0.0.0 for every interface).",
-    "port": "Port the server listens on.",
-    "data_dir": "Directory of the SQLite database, the generated secret and the local blob store.",
-    "redis_key_prefix": "Prefix of every Redis key (to share one Redis between hordes).",
-    "log_level": "debug, info, warning or error.",
-}
-"""Descriptions of settings declared without one (config.py documents them by name only)."""
-
-
-def rows() -> list[tuple[str, str, str]]:
-    """(environment variable, default, description) for every setting."""
-    docs, constants = _constant_docs(), _field_constants()
-    table = []
-    for name, field in Settings.model_fields.items():
-        description = field.description or docs.get(constants.get(name, ""), "") or FALLBACK.get(name, "")
-        default = "unset" if field.default is None else f"`{field.default}`"
-        if field.default == "":
-            default = '`""`'
-        table.append((f"OPENHORDE_{name.upper()}", default, description.replace("|", "\\|")))
-    return table
+def _table(fields: dict[str, FieldInfo]) -> list[str]:
+    return ["| Variable | Default | Meaning |", "|---|---|---|", *(_row(name, f) for name, f in fields.items())]
 
 
 def markdown() -> str:
-    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    lines += [f"| `{env}` | {default} | {text} |" for env, default, text in rows()]
+    process = {name: field for name, field in Settings.model_fields.items() if name not in GROUPS}
+    lines = ["### The server process", "", *_table(process)]
+    for group, model in GROUPS.items():
+        lines += ["", f"### `{group}`", "", _doc(model), "", *_table(model.model_fields)]
     return "\n".join(lines)
+
+
+def _doc(model: type[BaseModel]) -> str:
+    """The group's docstring, on one line."""
+    return " ".join((model.__doc__ or "").split())
 
 
 if __name__ == "__main__":

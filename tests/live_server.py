@@ -36,7 +36,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from openhorde.api.app import create_app
-from openhorde.config import Settings
+from openhorde.config import GROUP_OF, Settings
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import check_ledger
 from openhorde.storage.db import Database
@@ -164,7 +164,7 @@ async def second_server(horde: Horde) -> AsyncIterator[httpx.AsyncClient]:
     """Another server on ``horde``'s database and data directory (same secret), on its own port."""
     sock = _free_socket()
     port = sock.getsockname()[1]
-    settings = horde.settings.model_copy(update={"port": port, "public_url": f"http://127.0.0.1:{port}"})
+    settings = horde.settings.model_copy(update={"port": port, "public_url": f"http://127.0.0.1:{port}"}, deep=True)
     async with serving(create_app(settings), sock) as client:
         yield client
 
@@ -218,8 +218,9 @@ class AppCache:
         """Undo what a test changed in ``settings`` (an app's own)."""
         for own, _, pristine in self._apps.values():
             if own is settings:
-                for name in type(settings).model_fields:
-                    setattr(settings, name, copy.deepcopy(getattr(pristine, name)))
+                for name, value in pristine.flat_values().items():  # in place: the app may hold a group
+                    group = GROUP_OF.get(name)
+                    setattr(getattr(settings, group) if group else settings, name, copy.deepcopy(value))
 
 
 APPS = AppCache()

@@ -261,7 +261,7 @@ def _payment(account: Account, kudos: Any) -> dict[str, Any]:
 
 
 async def test_stripe_amounts_that_are_not_a_sane_number_are_refused_and_move_no_kudos(horde: Horde) -> None:
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     buyer = await horde.register("buyer")
     for kudos in BAD_AMOUNTS:
         response = await deliver(horde, _payment(buyer, kudos))
@@ -275,7 +275,7 @@ async def test_stripe_amounts_that_are_not_a_sane_number_are_refused_and_move_no
 
 
 async def test_stripe_periods_and_ids_of_the_wrong_kind_are_refused(horde: Horde) -> None:
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     fan = await horde.register("fan")
     checkout = event(
         "checkout.session.completed",
@@ -313,7 +313,7 @@ async def test_stripe_periods_and_ids_of_the_wrong_kind_are_refused(horde: Horde
     for bad_id in ("evt_" + "x" * 500, "evt_\x00", "evt_\ud800"):
         response = await deliver(horde, {**checkout, "id": bad_id})
         assert response.status_code == 400, (bad_id[:10], response.text)
-    assert (await find_user(horde, fan))["kudos"] == horde.settings.supporter_monthly_kudos  # the one checkout
+    assert (await find_user(horde, fan))["kudos"] == horde.settings.economy.supporter_monthly_kudos  # the one checkout
 
 
 async def test_credit_grants_and_admin_grants_have_an_upper_bound(horde: Horde) -> None:

@@ -63,7 +63,7 @@ async def test_parallel_shared_key_creations_stop_at_the_maximum(horde: Horde) -
     answers = await asyncio.gather(
         *(horde.client.put("/api/v2/sharedkeys", json={}, headers=owner.headers) for _ in range(PARALLEL))
     )
-    maximum = horde.settings.max_shared_keys
+    maximum = horde.settings.sharedkeys.max_shared_keys
     assert _outcomes(answers) == {(200, ""): maximum, (403, "TooManySharedKeys"): PARALLEL - maximum}
 
 

@@ -66,7 +66,7 @@ Extensions of ours: `POST /api/v2/register`, `/blobs/...` presigned image URLs, 
 async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
     """Expire leases and remove old requests every few seconds, until cancelled."""
     while True:
-        await asyncio.sleep(ctx.settings.maintenance_interval_seconds)
+        await asyncio.sleep(ctx.settings.queue.maintenance_interval_seconds)
         try:
             async with db.store() as store:
                 report = await run_maintenance(store, ctx, time.time())
@@ -89,8 +89,8 @@ async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
         await catalogue.ensure_seeded(store)
     blob_store = open_blob_store(settings, secret)
     outbound = guarded_client(
-        AddressPolicy(allow_private=settings.allow_private_addresses),
-        settings.max_redirects,
+        AddressPolicy(allow_private=settings.limits.allow_private_addresses),
+        settings.limits.max_redirects,
         # Plain bytes: a compressed answer could inflate far past the size cap inside one read.
         headers={"User-Agent": f"OpenHorde/{__version__}", "Accept-Encoding": "identity"},
     )

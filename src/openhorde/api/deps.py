@@ -102,7 +102,7 @@ ApiCaller = Annotated[sharedkeys.Caller, Depends(_api_caller)]
 async def client_ip(request: Request, ctx: ContextDep) -> str | None:
     """The caller's address: the connecting one, or the client a trusted proxy forwarded (``api/proxies.py``)."""
     peer = request.client.host if request.client else None
-    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), ctx.settings.trusted_proxies)
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), ctx.settings.limits.trusted_proxies)
 
 
 ClientIp = Annotated[str | None, Depends(client_ip)]

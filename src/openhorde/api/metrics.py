@@ -151,7 +151,7 @@ router = APIRouter(tags=["status"])
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     db: Database = request.app.state.db
-    live_since = time.time() - request.app.state.context.settings.worker_stale_seconds
+    live_since = time.time() - request.app.state.context.settings.queue.worker_stale_seconds
     async with db.reader() as store:  # reads only: no transaction, and on SQLite no write lock
         depth = await store.stats.queue_depth_by_model()
         gauges = await store.stats.gauges(live_since)

@@ -29,7 +29,7 @@ _WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*\"?(\d{1,9})\"?", re.IGNORECASE)
 def start_push(app: FastAPI, settings: Settings) -> None:
     """The request follower behind event streams and ``Prefer: wait``, on the app's event broker."""
     app.state.follower = RequestFollower(
-        app.state.db, app.state.context, app.state.queue_view, app.state.broker, settings.event_stream_poll_seconds
+        app.state.db, app.state.context, app.state.queue_view, app.state.broker, settings.push.event_stream_poll_seconds
     )
 
 

@@ -94,7 +94,7 @@ EXEMPT_ROUTES = frozenset(
 
 def build_policies(settings: Settings) -> tuple[dict[tuple[str, str], RoutePolicy], RoutePolicy]:
     """The per-route policies (keyed by method and path template) and the default one, from the settings."""
-    if settings.rate_limits == "off":  # IP timeouts are moderators' decisions: they still apply
+    if settings.limits.rate_limits == "off":  # IP timeouts are moderators' decisions: they still apply
         timeouts_only = RoutePolicy(rules=(), checks_ip_timeout=True)
         return {
             ("POST", f"{API_PREFIX}/generate/async"): timeouts_only,
@@ -106,41 +106,41 @@ def build_policies(settings: Settings) -> tuple[dict[tuple[str, str], RoutePolic
 
     generate = RoutePolicy(
         rules=(
-            ip("generate_async", settings.rate_limit_generate_async),
+            ip("generate_async", settings.limits.rate_limit_generate_async),
             Rule(
                 "generate_async_key",
                 Scope.KEY,
-                parse_limits(settings.rate_limit_generate_async_key),
-                parse_limits(settings.rate_limit_generate_async_anonymous),
+                parse_limits(settings.limits.rate_limit_generate_async_key),
+                parse_limits(settings.limits.rate_limit_generate_async_anonymous),
             ),
         ),
         checks_ip_timeout=True,
     )
-    job_traffic = RoutePolicy(rules=(ip("job_traffic", settings.rate_limit_job_traffic),))
-    users = RoutePolicy(rules=(ip("users", settings.rate_limit_users),))
+    job_traffic = RoutePolicy(rules=(ip("job_traffic", settings.limits.rate_limit_job_traffic),))
+    users = RoutePolicy(rules=(ip("users", settings.limits.rate_limit_users),))
     policies = {
         ("POST", f"{API_PREFIX}/generate/async"): generate,
         ("GET", f"{API_PREFIX}/generate/check/{{id}}"): RoutePolicy(
-            rules=(ip("generate_check", settings.rate_limit_generate_check),)
+            rules=(ip("generate_check", settings.limits.rate_limit_generate_check),)
         ),
         ("GET", f"{API_PREFIX}/generate/status/{{id}}"): RoutePolicy(
-            rules=(ip("generate_status", settings.rate_limit_generate_status),)
+            rules=(ip("generate_status", settings.limits.rate_limit_generate_status),)
         ),
         ("POST", f"{API_PREFIX}/generate/pop"): job_traffic,
         ("POST", f"{API_PREFIX}/generate/submit"): job_traffic,
         ("POST", f"{API_PREFIX}/kudos/transfer"): RoutePolicy(
-            rules=(Rule("kudos_transfer", Scope.KEY, parse_limits(settings.rate_limit_kudos_transfer)),)
+            rules=(Rule("kudos_transfer", Scope.KEY, parse_limits(settings.limits.rate_limit_kudos_transfer)),)
         ),
         ("POST", f"{API_PREFIX}/register"): RoutePolicy(
-            rules=(ip("register", settings.rate_limit_register),), checks_ip_timeout=True
+            rules=(ip("register", settings.limits.rate_limit_register),), checks_ip_timeout=True
         ),
         ("GET", f"{API_PREFIX}/users/{{user_id}}"): users,
         ("PUT", f"{API_PREFIX}/users/{{user_id}}"): users,
         ("PUT", f"{API_PREFIX}/workers/{{worker_id}}"): RoutePolicy(
-            rules=(ip("worker_modify", settings.rate_limit_worker_modify),)
+            rules=(ip("worker_modify", settings.limits.rate_limit_worker_modify),)
         ),
     }
-    return policies, RoutePolicy(rules=(ip("default", settings.rate_limit_default),))
+    return policies, RoutePolicy(rules=(ip("default", settings.limits.rate_limit_default),))
 
 
 def keyed_hash(secret: str, purpose: str, value: str) -> str:
@@ -200,12 +200,12 @@ class RateLimiter:
 
 async def check_anonymous_ip_queue(store: Store, settings: Settings, ip_hash: str | None, new_images: int) -> None:
     """The free tier: one IP may have at most ``anonymous_ip_concurrency`` anonymous images queued."""
-    if ip_hash is None or settings.rate_limits == "off":
+    if ip_hash is None or settings.limits.rate_limits == "off":
         return
     queued = await store.limits.queued_images_for_ip(ip_hash, ANONYMOUS_USER_ID)
-    if queued + new_images > settings.anonymous_ip_concurrency:
+    if queued + new_images > settings.limits.anonymous_ip_concurrency:
         error = TooManyPrompts(
-            f"Anonymous requests from one address may have at most {settings.anonymous_ip_concurrency} images "
+            f"Anonymous requests from one address may have at most {settings.limits.anonymous_ip_concurrency} images "
             "queued; wait for some to finish, or register for an API key."
         )
         error.retry_after = ANONYMOUS_QUEUE_RETRY_SECONDS

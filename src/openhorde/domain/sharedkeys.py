@@ -130,8 +130,8 @@ def _max_keys(user: Account, settings: Settings) -> int:
     if user.is_education:
         return EDUCATION_MAX_SHARED_KEYS
     if user.is_trusted or user.is_moderator or user.is_admin:
-        return settings.max_shared_keys_trusted
-    return settings.max_shared_keys
+        return settings.sharedkeys.max_shared_keys_trusted
+    return settings.sharedkeys.max_shared_keys
 
 
 def _changes(fields: SharedKeyFields, now: float) -> dict[str, Any]:

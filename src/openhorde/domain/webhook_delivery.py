@@ -62,7 +62,7 @@ class WebhookSender:
         # Redirects are not followed: a webhook answers our POST itself. Every connection goes to an address
         # checked as it connects (public only, unless the operator allows private ones).
         self._client = client or guarded_client(
-            AddressPolicy(allow_private=ctx.settings.allow_private_addresses),
+            AddressPolicy(allow_private=ctx.settings.limits.allow_private_addresses),
             max_redirects=0,
             headers={"User-Agent": f"OpenHorde-Webhook/{__version__}"},
         )
@@ -81,13 +81,13 @@ class WebhookSender:
             except Exception:  # keep the loop alive; the next pass retries
                 log.exception("webhook delivery pass failed")
             if claimed < BATCH:
-                await asyncio.sleep(self.settings.webhook_poll_interval_seconds)
+                await asyncio.sleep(self.settings.webhooks.webhook_poll_interval_seconds)
 
     async def deliver_due(self, now: float | None = None) -> int:
         """One pass: claim due rows, POST them concurrently, record the outcomes; returns how many it claimed."""
         moment = now or time.time()
         token = str(uuid.uuid4())
-        until = moment + self.settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
+        until = moment + self.settings.webhooks.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
         async with self.db.store() as store:
             rows = await store.webhooks.claim_due(moment, until, token, BATCH)
             self._passes += 1
@@ -105,7 +105,7 @@ class WebhookSender:
         delivery_id, url, body, attempts = row.id, row.url, row.body, row.attempts
         problem = webhooks.url_problem(self.settings, url)
         if problem is not None:
-            return Outcome(delivery_id, self.settings.webhook_max_attempts, problem)
+            return Outcome(delivery_id, self.settings.webhooks.webhook_max_attempts, problem)
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
@@ -115,12 +115,12 @@ class WebhookSender:
             webhooks.EVENT_HEADER: _event_of(body),
         }
         try:
-            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+            async with asyncio.timeout(self.settings.webhooks.webhook_timeout_seconds):
                 response = await self._client.post(
-                    url, content=body.encode(), headers=headers, timeout=self.settings.webhook_timeout_seconds
+                    url, content=body.encode(), headers=headers, timeout=self.settings.webhooks.webhook_timeout_seconds
                 )
         except (AddressNotAllowed, HostNotFound) as error:  # the name now points somewhere it may not go
-            return Outcome(delivery_id, self.settings.webhook_max_attempts, str(error)[:ERROR_CHARS])
+            return Outcome(delivery_id, self.settings.webhooks.webhook_max_attempts, str(error)[:ERROR_CHARS])
         except (TimeoutError, httpx.HTTPError) as error:
             return Outcome(delivery_id, attempts, f"{type(error).__name__}: {error}"[:ERROR_CHARS])
         if 200 <= response.status_code < 300:
@@ -132,14 +132,14 @@ class WebhookSender:
         failed_attempts = outcome.attempts_before + 1
         if outcome.error is None:
             values: dict[str, Any] = {"next_attempt_at": None, "delivered_at": now, "failed_at": None}
-        elif failed_attempts >= settings.webhook_max_attempts:
+        elif failed_attempts >= settings.webhooks.webhook_max_attempts:
             values = {"next_attempt_at": None, "delivered_at": None, "failed_at": now}
             log.warning("webhook %s failed for good: %s", outcome.delivery_id, outcome.error)
         else:
             wait = webhooks.backoff_seconds(
                 failed_attempts,
-                settings.webhook_backoff_seconds,
-                settings.webhook_backoff_max_seconds,
+                settings.webhooks.webhook_backoff_seconds,
+                settings.webhooks.webhook_backoff_max_seconds,
                 BACKOFF_JITTER,
                 random.random(),
             )

@@ -44,8 +44,8 @@ _LOOPBACK_NAMES = frozenset({"localhost", "0.0.0.0", "::"})
 def signing_secret(settings: Settings, server_secret: str) -> str:
     """The webhook signing secret: ``OPENHORDE_WEBHOOK_SECRET``, else one derived from the server secret
     (hex of HMAC-SHA256(server secret, "openhorde webhook signing")), the same in every server process."""
-    if settings.webhook_secret:
-        return settings.webhook_secret
+    if settings.webhooks.webhook_secret:
+        return settings.webhooks.webhook_secret
     return hmac.new(server_secret.encode(), _DERIVATION_LABEL, hashlib.sha256).hexdigest()
 
 
@@ -103,7 +103,7 @@ def url_problem(settings: Settings, url: str) -> str | None:
     host, port, scheme = _host_port(url)
     if scheme not in ("http", "https") or not host or port is None:
         return "A webhook must be an http:// or https:// URL with a host."
-    if not _host_allowed(host, settings.webhook_allowed_hosts):
+    if not _host_allowed(host, settings.webhooks.webhook_allowed_hosts):
         return f"Webhooks to {host} are not allowed on this horde."
     own_host, own_port, _ = _host_port(settings.resolved_public_url)
     if (host, port) == (own_host, own_port) or (
@@ -127,9 +127,9 @@ async def check_url(ctx: HordeContext, url: str | None) -> None:
     if problem is not None:
         raise ValidationFailed(problem)
     host, port, _scheme = _host_port(url)
-    policy = AddressPolicy(allow_private=ctx.settings.allow_private_addresses)
+    policy = AddressPolicy(allow_private=ctx.settings.limits.allow_private_addresses)
     try:
-        async with asyncio.timeout(ctx.settings.webhook_timeout_seconds):
+        async with asyncio.timeout(ctx.settings.webhooks.webhook_timeout_seconds):
             await policy.resolve(host, port or 0)
     except AddressNotAllowed as exc:
         raise ValidationFailed(

@@ -101,7 +101,9 @@ async def enter_maintenance_if_aborting(
 async def _reward_uptime(
     store: Store, settings: Settings, worker: WorkerInfo, owner: Account, uptime_before: float, now: float
 ) -> None:
-    index, count = intervals_crossed(uptime_before, worker.uptime_seconds, settings.uptime_reward_interval_seconds)
+    index, count = intervals_crossed(
+        uptime_before, worker.uptime_seconds, settings.economy.uptime_reward_interval_seconds
+    )
     if not count:
         return
     amount = uptime_reward_cents(len(worker.capabilities.models), worker.capabilities.allow_lora) * count
@@ -110,7 +112,7 @@ async def _reward_uptime(
         # escrow bookkeeping too, not just the ledger insert.
         async with store.savepoint():
             postings = await escrow.owner_reward(
-                store, settings, owner.id, amount, settings.uptime_escrow_share, images=0, now=now
+                store, settings, owner.id, amount, settings.economy.uptime_escrow_share, images=0, now=now
             )
             await ledger.record(
                 store,

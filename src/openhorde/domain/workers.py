@@ -56,7 +56,7 @@ def _capabilities_hash(check_in: CheckIn) -> str:
 
 async def _valid_models(store: Store, ctx: HordeContext, user: Account, requested: tuple[str, ...]) -> tuple[str, ...]:
     names = list(dict.fromkeys(m for m in requested if m))[:MAX_WORKER_MODELS] or [catalogue.DEFAULT_MODEL]
-    if ctx.settings.allow_custom_models or user.is_customizer:
+    if ctx.settings.queue.allow_custom_models or user.is_customizer:
         return tuple(names)
     known = await catalogue.known_names(store, names, ctx.catalogue)
     valid = tuple(m for m in names if m in known)
@@ -122,7 +122,7 @@ async def check_in(
         check_in = replace(check_in, capabilities=replace(check_in.capabilities, blacklist=blacklist))
     digest = _capabilities_hash(check_in)
     cached = ctx.workers.get(name)
-    if cached is not None and _still_fresh(cached, user, digest, moment, ctx.settings.check_in_debounce_seconds):
+    if cached is not None and _still_fresh(cached, user, digest, moment, ctx.settings.queue.check_in_debounce_seconds):
         return cached
     state = await _check_in_row(store, ctx, user, name, check_in, digest, moment)
     ctx.workers.put(state)
@@ -146,15 +146,15 @@ async def _check_in_row(
     _check_is_this_worker(worker, user, name)
     uptime_before = worker.uptime_seconds
     if worker.capabilities_hash == digest:
-        if moment - worker.last_check_in_at >= settings.check_in_debounce_seconds:
-            worker = _checked_in(worker, moment, settings.worker_stale_seconds)
+        if moment - worker.last_check_in_at >= settings.queue.check_in_debounce_seconds:
+            worker = _checked_in(worker, moment, settings.queue.worker_stale_seconds)
             await store.workers.record_check_in(worker.id, worker.last_check_in_at, worker.uptime_seconds)
         # Uptime rewards and automatic maintenance are decided here, per written check-in (see worker_economy).
         await worker_economy.after_check_in(store, settings, worker, user, uptime_before, moment)
         return _state_of(worker)
     models = await _valid_models(store, ctx, user, check_in.capabilities.models)
     capabilities = replace(check_in.capabilities, models=models)
-    worker = _checked_in(worker, moment, settings.worker_stale_seconds)
+    worker = _checked_in(worker, moment, settings.queue.worker_stale_seconds)
     await store.workers.declare(
         worker.id, worker.last_check_in_at, worker.uptime_seconds, capabilities, check_in.ipaddr, digest
     )

@@ -118,21 +118,26 @@ def s3_client(settings: Settings) -> Any:
     import boto3  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
-    config = Config(signature_version="s3v4", s3={"addressing_style": settings.s3_addressing_style})
+    config = Config(signature_version="s3v4", s3={"addressing_style": settings.blobs.s3_addressing_style})
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=settings.s3_region,
-        aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=settings.s3_secret_access_key,
+        endpoint_url=settings.blobs.s3_endpoint_url,
+        region_name=settings.blobs.s3_region,
+        aws_access_key_id=settings.blobs.s3_access_key_id,
+        aws_secret_access_key=settings.blobs.s3_secret_access_key,
         config=config,
     )
 
 
 def open_blob_store(settings: Settings, secret: str) -> BlobBackend:
     """The blob store the settings choose: local disk (default) or an S3 bucket."""
-    if settings.blob_store == "s3":
-        if not settings.s3_bucket:
+    if settings.blobs.blob_store == "s3":
+        if not settings.blobs.s3_bucket:
             raise ValueError("OPENHORDE_BLOB_STORE=s3 needs OPENHORDE_S3_BUCKET")
-        return S3BlobStore(s3_client(settings), settings.s3_bucket, settings.upload_url_ttl_seconds, settings.s3_prefix)
-    return BlobStore(settings.blob_dir, secret, settings.resolved_public_url, settings.upload_url_ttl_seconds)
+        return S3BlobStore(
+            s3_client(settings),
+            settings.blobs.s3_bucket,
+            settings.blobs.upload_url_ttl_seconds,
+            settings.blobs.s3_prefix,
+        )
+    return BlobStore(settings.blob_dir, secret, settings.resolved_public_url, settings.blobs.upload_url_ttl_seconds)

@@ -77,7 +77,7 @@ async def test_kept_images_outlive_the_request_and_others_are_removed(horde: Hor
     dropped_id = await _finish_one(horde, requester, owner)
     dropped_url = (await horde.client.get(f"/api/v2/generate/status/{dropped_id}")).json()["generations"][0]["img"]
 
-    report = await _maintain(horde, time.time() + horde.settings.result_retention_seconds + 60)
+    report = await _maintain(horde, time.time() + horde.settings.blobs.result_retention_seconds + 60)
 
     assert report.removed_requests == 2
     assert (await horde.client.get(f"/api/v2/generate/status/{kept_id}")).status_code == 404
@@ -90,7 +90,7 @@ async def test_deleting_a_kept_image_removes_it_and_its_picture(horde: Horde) ->
     requester, owner = await horde.register("artist"), await horde.register("owner")
     other = await horde.register("stranger")
     await _finish_one(horde, requester, owner, gallery=True)
-    await _maintain(horde, time.time() + horde.settings.result_retention_seconds + 60)
+    await _maintain(horde, time.time() + horde.settings.blobs.result_retention_seconds + 60)
     (image,) = (await _gallery(horde, requester))["images"]
 
     not_theirs = await horde.client.delete(f"/api/v2/gallery/{image['id']}", headers=other.headers)

@@ -582,7 +582,7 @@ async def test_finished_request_is_removed_after_retention(horde: Horde) -> None
     image_url = (await status(horde, request_id))["generations"][0]["img"]
     assert (await horde.client.get(image_url)).status_code == 200
 
-    retention = horde.settings.result_retention_seconds
+    retention = horde.settings.blobs.result_retention_seconds
     assert (await maintain(horde, time.time() + retention - 60)).removed_requests == 0
     assert (await horde.client.get(f"/api/v2/generate/status/{request_id}")).status_code == 200
     assert (await maintain(horde, time.time() + retention + 10)).removed_requests == 1

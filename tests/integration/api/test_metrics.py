@@ -80,7 +80,9 @@ async def test_expired_leases_count_as_faulted_by_the_maintenance_loop(horde: Ho
     async with horde.db.unit_of_work() as session:
         await session.execute(update(Job).values(deadline_at=0))
     # The server's own loop, with a short interval (the fixture's is an hour).
-    fast = horde.settings.model_copy(update={"maintenance_interval_seconds": 0.05})
+    fast = horde.settings.model_copy(
+        update={"queue": horde.settings.queue.model_copy(update={"maintenance_interval_seconds": 0.05})}
+    )
     own = Database(horde.settings.resolved_database_url)  # a cancelled pass must not upset the server's pool
     loop = asyncio.create_task(_maintenance_loop(own, dataclasses.replace(horde.ctx, settings=fast)))
     try:

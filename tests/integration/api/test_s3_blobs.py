@@ -90,7 +90,9 @@ async def test_images_go_to_and_come_from_the_bucket(horde: Horde, backend: str,
 
     # Retention removes the request and its object from the bucket.
     async with horde.db.store() as store:
-        report = await run_maintenance(store, horde.ctx, time.time() + horde.settings.result_retention_seconds + 60)
+        report = await run_maintenance(
+            store, horde.ctx, time.time() + horde.settings.blobs.result_retention_seconds + 60
+        )
     assert report.removed_requests == 1
     assert not {f"t/results/{job['id']}.webp", f"t/images/{job['id']}.webp"} & _objects(s3_endpoint)
 

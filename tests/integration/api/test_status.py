@@ -140,7 +140,7 @@ async def test_check_says_whether_a_worker_could_serve_it(horde: Horde) -> None:
     possible = await _check(horde, later.json()["id"])
     assert possible["is_possible"] is True and possible["processing"] == 0 and possible["waiting"] == 1
 
-    stale = time.time() - horde.settings.worker_stale_seconds - 1
+    stale = time.time() - horde.settings.queue.worker_stale_seconds - 1
     async with horde.db.unit_of_work() as session:
         await session.execute(update(Worker).values(last_check_in_at=stale))
     orphan = (await horde.generate(requester, models=SD)).json()

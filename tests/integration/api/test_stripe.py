@@ -77,7 +77,7 @@ async def test_the_endpoint_is_off_without_a_secret_and_refuses_bad_signatures(h
     off = await deliver(horde, subscription_checkout(account))
     assert off.status_code == 404 and off.json()["rc"] == "StripeNotConfigured", off.text
 
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     forged = await deliver(horde, subscription_checkout(account), secret="whsec_someone_else")
     assert forged.status_code == 400 and forged.json()["rc"] == "StripeSignatureInvalid", forged.text
     unsigned = await horde.client.post(WEBHOOK, content=json.dumps(subscription_checkout(account)))
@@ -86,9 +86,9 @@ async def test_the_endpoint_is_off_without_a_secret_and_refuses_bad_signatures(h
 
 
 async def test_a_subscription_makes_a_supporter_renews_with_one_grant_and_ends(horde: Horde) -> None:
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     fan = await horde.register("fan")
-    monthly = horde.settings.supporter_monthly_kudos
+    monthly = horde.settings.economy.supporter_monthly_kudos
 
     checkout = await deliver(horde, subscription_checkout(fan, customer="cus_fan"))
     assert checkout.status_code == 200 and checkout.json()["outcome"] == "applied", checkout.text
@@ -133,7 +133,7 @@ async def test_a_subscription_makes_a_supporter_renews_with_one_grant_and_ends(h
 
 
 async def test_an_invoice_for_an_unknown_customer_is_refused_so_stripe_redelivers_it(horde: Horde) -> None:
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     fan = await horde.register("fan")
     early = invoice_paid("cus_later", time.time(), event_id="evt_early")
     refused = await deliver(horde, early)
@@ -146,7 +146,7 @@ async def test_an_invoice_for_an_unknown_customer_is_refused_so_stripe_redeliver
 
 
 async def test_a_one_off_payment_buys_credits_once(horde: Horde) -> None:
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     buyer = await horde.register("buyer")
     paid = event(
         "checkout.session.completed",
@@ -177,6 +177,6 @@ async def test_a_one_off_payment_buys_credits_once(horde: Horde) -> None:
 
 
 async def test_unknown_event_types_are_acknowledged_and_ignored(horde: Horde) -> None:
-    horde.settings.stripe_webhook_secret = SECRET
+    horde.settings.economy.stripe_webhook_secret = SECRET
     response = await deliver(horde, event("customer.created", {"id": "cus_x", "object": "customer"}))
     assert response.status_code == 200 and response.json() == {"received": True, "outcome": "ignored"}

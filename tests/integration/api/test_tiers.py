@@ -59,16 +59,16 @@ async def test_admin_grants_and_revokes_supporter_with_a_monthly_grant_and_an_au
     assert first.status_code == 200, first.text
     seen = await _find_user(horde, member)
     assert seen["tier"] == "supporter" and seen["supporter_until"] == first.json()["supporter_until"]
-    assert seen["kudos"] == horde.settings.supporter_monthly_kudos
-    assert seen["kudos_details"]["recurring"] == horde.settings.supporter_monthly_kudos
+    assert seen["kudos"] == horde.settings.economy.supporter_monthly_kudos
+    assert seen["kudos_details"]["recurring"] == horde.settings.economy.supporter_monthly_kudos
 
     # Extending within the same month lengthens the tier but grants this month's kudos only once.
     again = await horde.client.put(f"/api/v2/users/{member.id}/supporter", json={"months": 1}, headers=admin.headers)
     assert again.json()["supporter_until"] > first.json()["supporter_until"]
-    assert (await _find_user(horde, member))["kudos"] == horde.settings.supporter_monthly_kudos
+    assert (await _find_user(horde, member))["kudos"] == horde.settings.economy.supporter_monthly_kudos
     # A supporter's request in a month already granted grants nothing more either.
     await _queue(horde, member, "mine")
-    assert (await _find_user(horde, member))["kudos"] == horde.settings.supporter_monthly_kudos
+    assert (await _find_user(horde, member))["kudos"] == horde.settings.economy.supporter_monthly_kudos
 
     off = await horde.client.delete(f"/api/v2/users/{member.id}/supporter", headers=admin.headers)
     assert off.status_code == 200 and off.json()["tier"] == "free"

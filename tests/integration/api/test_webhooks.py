@@ -243,7 +243,7 @@ async def test_a_faulted_request_sends_its_fault(horde: Horde, receiver: Receive
 async def test_webhook_urls_are_checked_when_the_request_is_made(
     horde: Horde, url: str, allowed: str, accepted: bool
 ) -> None:
-    horde.ctx.settings.webhook_allowed_hosts = allowed
+    horde.ctx.settings.webhooks.webhook_allowed_hosts = allowed
     requester = await horde.register("req", kudos=100)
     response = await horde.generate(requester, params=SMALL, webhook=url.format(port=horde.settings.port))
     assert response.status_code == (202 if accepted else 400), response.text

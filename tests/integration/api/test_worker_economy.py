@@ -156,11 +156,11 @@ async def test_an_owner_is_trusted_automatically_at_the_threshold(horde: Horde) 
     owner = await horde.register("wally")
     admin = await horde.register("root")
     await horde.make_admin(admin)
-    horde.settings.trust_min_account_age_seconds = 0
-    horde.settings.trust_after_images = 2
+    horde.settings.economy.trust_min_account_age_seconds = 0
+    horde.settings.economy.trust_after_images = 2
 
     first = await _deliver(horde, requester, owner)
-    horde.settings.trust_after_kudos = first * 1.5  # the second image reaches it
+    horde.settings.economy.trust_after_kudos = first * 1.5  # the second image reaches it
     held = (await _user(horde, owner))["evaluating_kudos"]
     assert held == pytest.approx(first / 2, abs=0.01)
 
@@ -184,7 +184,7 @@ async def test_an_owner_is_trusted_automatically_at_the_threshold(horde: Horde) 
 async def test_a_young_account_is_not_trusted_automatically(horde: Horde) -> None:
     requester = await horde.register("alice", kudos=100)
     owner = await horde.register("wally")
-    horde.settings.trust_after_kudos = 0.01  # earned at once, but the account is minutes old (7 days needed)
+    horde.settings.economy.trust_after_kudos = 0.01  # earned at once, but the account is minutes old (7 days needed)
 
     reward = await _deliver(horde, requester, owner)
     details = await _user(horde, owner)
@@ -201,7 +201,7 @@ async def test_a_young_account_is_not_trusted_automatically(horde: Horde) -> Non
 async def test_escrow_off_pays_untrusted_owners_in_full(horde: Horde) -> None:
     requester = await horde.register("alice", kudos=100)
     owner = await horde.register("wally")
-    horde.settings.escrow_share = 0
+    horde.settings.economy.escrow_share = 0
 
     reward = await _deliver(horde, requester, owner)
     details = await _user(horde, owner)
@@ -276,7 +276,7 @@ async def test_a_worker_that_aborts_too_many_jobs_goes_into_maintenance(horde: H
     requester, owner = await horde.register("alice"), await horde.register("wally")
     admin = await horde.register("root")
     await horde.make_admin(admin)
-    horde.settings.worker_max_aborts_per_hour = 2
+    horde.settings.economy.worker_max_aborts_per_hour = 2
     await horde.generate(requester)
     await horde.generate(requester)
 
@@ -303,7 +303,7 @@ async def test_a_worker_that_aborts_too_many_jobs_goes_into_maintenance(horde: H
 
 async def test_aborts_below_the_limit_or_in_an_old_window_do_not_trigger_maintenance(horde: Horde) -> None:
     requester, owner = await horde.register("alice"), await horde.register("wally")
-    horde.settings.worker_max_aborts_per_hour = 2
+    horde.settings.economy.worker_max_aborts_per_hour = 2
     await horde.generate(requester)
 
     for _ in range(2):
@@ -322,7 +322,7 @@ async def test_aborts_below_the_limit_or_in_an_old_window_do_not_trigger_mainten
 
 async def test_expired_leases_count_as_aborts_too(horde: Horde) -> None:
     requester, owner = await horde.register("alice"), await horde.register("wally")
-    horde.settings.worker_max_aborts_per_hour = 0
+    horde.settings.economy.worker_max_aborts_per_hour = 0
     await horde.generate(requester)
     job = await horde.pop(owner)
     async with horde.db.unit_of_work() as session:

@@ -176,7 +176,7 @@ async def test_fulfilments_and_rewards_grow_after_a_submit(horde: Horde) -> None
 async def test_worker_goes_offline_after_the_stale_delay(horde: Horde) -> None:
     _, details = await _worker_with_owner(horde)
     assert details["online"] is True
-    stale = time.time() - horde.settings.worker_stale_seconds - 1
+    stale = time.time() - horde.settings.queue.worker_stale_seconds - 1
     async with horde.db.unit_of_work() as session:
         await session.execute(update(Worker).where(Worker.id == details["id"]).values(last_check_in_at=stale))
 

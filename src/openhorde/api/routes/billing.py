@@ -58,6 +58,6 @@ async def stripe_events(
     ctx: ContextDep,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
 ) -> StripeWebhookOut:
-    event = stripe_webhook.verify(await request.body(), stripe_signature, ctx.settings.stripe_webhook_secret)
+    event = stripe_webhook.verify(await request.body(), stripe_signature, ctx.settings.economy.stripe_webhook_secret)
     outcome = await stripe_webhook.handle(store, ctx.settings, event, time.time())
     return StripeWebhookOut(outcome=outcome.value)

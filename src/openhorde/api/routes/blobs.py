@@ -51,7 +51,7 @@ async def upload(
     # this PUT writes afterwards never reaches the delivered image.
     async with db.reader() as store:
         await submit.check_upload_open(store, key)
-    limit = ctx.settings.max_upload_bytes
+    limit = ctx.settings.blobs.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Uploads are limited to {limit} bytes.")
@@ -60,6 +60,8 @@ async def upload(
         body.extend(chunk)
         if len(body) > limit:
             raise PayloadTooLarge(f"Uploads are limited to {limit} bytes.")
-    webp = await asyncio.to_thread(images.check_result_upload, bytes(body), limit, ctx.settings.max_source_pixels)
+    webp = await asyncio.to_thread(
+        images.check_result_upload, bytes(body), limit, ctx.settings.limits.max_source_pixels
+    )
     await ctx.blobs.put(key, webp)
     return Response(status_code=200)

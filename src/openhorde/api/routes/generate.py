@@ -109,7 +109,7 @@ async def generate_async(
         return JSONResponse(status_code=200, content={"kudos": created.kudos})
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None
     accepted = RequestAsync(id=created.id, kudos=round(created.kudos), message=created.message, warnings=warnings)
-    if (wait := push.requested_wait(prefer, ctx.settings.prefer_wait_max_seconds)) is not None:
+    if (wait := push.requested_wait(prefer, ctx.settings.push.prefer_wait_max_seconds)) is not None:
         return push.WaitedResponse(follower, accepted, wait)  # waits after the commit
     return accepted
 

@@ -47,7 +47,7 @@ async def models(
 ) -> list[ActiveModel]:
     if type not in ("image", ""):
         return []
-    live_since = time.time() - ctx.settings.worker_stale_seconds
+    live_since = time.time() - ctx.settings.queue.worker_stale_seconds
     found = await stats.model_statuses(store, live_since, model_state)
     return [
         _active(m)
@@ -58,7 +58,7 @@ async def models(
 
 @router.get("/models/{model_name}", response_model=list[ActiveModel], summary="One model's workers and queue")
 async def model(model_name: str, store: StoreDep, ctx: ContextDep) -> list[ActiveModel]:
-    live_since = time.time() - ctx.settings.worker_stale_seconds
+    live_since = time.time() - ctx.settings.queue.worker_stale_seconds
     found = await stats.model_status(store, live_since, model_name)
     return [] if found is None else [_active(found)]
 
@@ -66,7 +66,7 @@ async def model(model_name: str, store: StoreDep, ctx: ContextDep) -> list[Activ
 @router.get("/performance", response_model=HordePerformance, summary="The horde's load")
 async def performance(store: StoreDep, ctx: ContextDep) -> HordePerformance:
     now = time.time()
-    figures = await stats.performance(store, now - ctx.settings.worker_stale_seconds, now)
+    figures = await stats.performance(store, now - ctx.settings.queue.worker_stale_seconds, now)
     return HordePerformance(
         queued_requests=figures.queued_images,
         worker_count=figures.worker_count,

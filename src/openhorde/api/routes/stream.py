@@ -35,5 +35,5 @@ quiet. Each event's `id` may be sent back as `Last-Event-ID` to resume after it.
 )
 async def stream(id: str, follower: FollowerDep, last_event_id: LastEventId = None) -> Response:
     await follower.require(id)
-    keepalive = follower.ctx.settings.event_stream_keepalive_seconds
+    keepalive = follower.ctx.settings.push.event_stream_keepalive_seconds
     return push.event_stream(follower, id, last_event_id, keepalive)

@@ -44,7 +44,7 @@ def _details(view: TeamView, with_members: bool) -> TeamDetails:
 @router.get("", response_model=list[TeamDetails], response_model_exclude_none=True, summary="All teams")
 async def list_teams(store: StoreDep, ctx: ContextDep) -> list[TeamDetails]:
     rows = await teams.list_teams(store)
-    views = await teams.views(store, rows, ctx.settings.worker_stale_seconds, time.time(), with_members=False)
+    views = await teams.views(store, rows, ctx.settings.queue.worker_stale_seconds, time.time(), with_members=False)
     return [_details(v, with_members=False) for v in views]
 
 
@@ -57,7 +57,7 @@ async def create_team(body: CreateTeamInput, store: StoreDep, user: ApiUser) -> 
 @router.get("/{team_id}", response_model=TeamDetails, response_model_exclude_none=True, summary="A team")
 async def get_team(team_id: str, store: StoreDep, ctx: ContextDep) -> TeamDetails:
     team = await teams.get_team(store, team_id)
-    [view] = await teams.views(store, [team], ctx.settings.worker_stale_seconds, time.time())
+    [view] = await teams.views(store, [team], ctx.settings.queue.worker_stale_seconds, time.time())
     return _details(view, with_members=True)
 
 

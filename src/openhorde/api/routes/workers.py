@@ -80,13 +80,13 @@ async def list_workers(
     if type not in (None, "", "image"):
         return []
     rows = await workers.list_workers(store, name)
-    views = await workers.views(store, rows, ctx.settings.worker_stale_seconds, time.time())
+    views = await workers.views(store, rows, ctx.settings.queue.worker_stale_seconds, time.time())
     return [_details(v, viewer) for v in views]
 
 
 async def _one(store: StoreDep, ctx: ContextDep, worker_id: str, viewer: Account | None) -> WorkerDetails:
     worker = await workers.get_worker(store, worker_id)
-    [view] = await workers.views(store, [worker], ctx.settings.worker_stale_seconds, time.time())
+    [view] = await workers.views(store, [worker], ctx.settings.queue.worker_stale_seconds, time.time())
     return _details(view, viewer)
 
 

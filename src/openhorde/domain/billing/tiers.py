@@ -2,8 +2,8 @@
 
 - **Free**: everyone; the queue priority is the kudos balance (``requests.create_request``).
 - **Supporter**: while ``supporters.until`` is in the future, requests get
-  ``settings.supporter_priority_boost`` added to their priority, and the account gets
-  ``settings.supporter_monthly_kudos`` once per calendar month (UTC). The grant is made by the
+  ``settings.economy.supporter_priority_boost`` added to their priority, and the account gets
+  ``settings.economy.supporter_monthly_kudos`` once per calendar month (UTC). The grant is made by the
   first of: the month's Stripe payment (``invoice.paid``), the subscription's checkout, an
   admin's grant, or the supporter's first request of the month. Its ledger reference
   ``supporter:{user}:{YYYY-MM}`` makes it happen once, so no periodic duty is needed.
@@ -69,7 +69,7 @@ async def tier_of(store: Store, user: Account, now: float | None = None) -> Tier
 
 async def monthly_grant(store: Store, settings: Settings, user_id: int, period: str, now: float) -> bool:
     """Grant a supporter's monthly kudos for ``period`` (``YYYY-MM``) unless already granted; True if granted."""
-    cents = ledger.kudos_to_cents(settings.supporter_monthly_kudos)
+    cents = ledger.kudos_to_cents(settings.economy.supporter_monthly_kudos)
     reference = f"supporter:{user_id}:{period}"
     if cents <= 0:
         return False
@@ -96,7 +96,7 @@ async def priority_boost(
     if is_anonymous(user) or not is_active(supporter_until, now):
         return 0.0
     await monthly_grant(store, settings, user.id, month_key(now), now)
-    return settings.supporter_priority_boost
+    return settings.economy.supporter_priority_boost
 
 
 async def extend_supporter(

@@ -37,12 +37,12 @@ def held_part(amount_cents: int, share: float) -> int:
 def qualifies_for_trust(settings: Settings, created_at: float, earned_cents: int, images: int, now: float) -> bool:
     """Whether an untrusted owner (account created at ``created_at``) who earned ``earned_cents`` over ``images``
     images is now trusted automatically."""
-    if settings.trust_after_kudos is None:
+    if settings.economy.trust_after_kudos is None:
         return False
     return (
-        earned_cents >= ledger.kudos_to_cents(settings.trust_after_kudos)
-        and images >= settings.trust_after_images
-        and now - created_at >= settings.trust_min_account_age_seconds
+        earned_cents >= ledger.kudos_to_cents(settings.economy.trust_after_kudos)
+        and images >= settings.economy.trust_after_images
+        and now - created_at >= settings.economy.trust_min_account_age_seconds
     )
 
 

@@ -39,7 +39,7 @@ async def current(store: Store, ctx: HordeContext, now: float | None = None) -> 
     """The modes, at most ``modes_cache_seconds`` old."""
     moment = now or time.time()
     cache = ctx.moderation
-    if cache.modes is not None and moment - cache.modes_read_at < ctx.settings.modes_cache_seconds:
+    if cache.modes is not None and moment - cache.modes_read_at < ctx.settings.moderation.modes_cache_seconds:
         return cache.modes
     modes = await store.moderation.modes()
     cache.modes, cache.modes_read_at = modes, moment

@@ -33,7 +33,7 @@ DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
 
 async def request_is_possible(store: Store, settings: Settings, request_id: str, now: float) -> bool:
     """Whether a worker seen in the last ``worker_stale_seconds`` could serve this request."""
-    return await store.availability.servable(request_id, now - settings.worker_stale_seconds)
+    return await store.availability.servable(request_id, now - settings.queue.worker_stale_seconds)
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,16 @@ class QueueView:
     def cached_counters(self, request_id: str, now: float) -> RequestCounters | None:
         """The counters of a request read less than ``check_cache_seconds`` ago, unless it changed since."""
         entry = self._counters.get(request_id)
-        if entry is None or now - entry[0] >= self.settings.check_cache_seconds:
+        if entry is None or now - entry[0] >= self.settings.queue.check_cache_seconds:
             return None
         return entry[1]
 
     def remember_counters(self, counters: RequestCounters, now: float) -> None:
         """Keep a request's counters for the next checks (when caching is on)."""
-        if self.settings.check_cache_seconds <= 0:
+        if self.settings.queue.check_cache_seconds <= 0:
             return
         if len(self._counters) >= self.MAX_CACHED_REQUESTS:
-            horizon = now - self.settings.check_cache_seconds
+            horizon = now - self.settings.queue.check_cache_seconds
             self._counters = {key: value for key, value in self._counters.items() if value[0] > horizon}
         self._counters[counters.id] = (now, counters)
 
@@ -109,7 +109,7 @@ class QueueView:
 
 async def take_snapshot(store: Store, settings: Settings, now: float) -> QueueSnapshot:
     """Read the queue head to tail, keeping the requests live workers could take (`queue_for_live_workers`)."""
-    since = now - settings.worker_stale_seconds
+    since = now - settings.queue.worker_stale_seconds
     rows = await store.availability.queue_for_live_workers(since)
     places: dict[str, Place] = {}
     ahead = 0

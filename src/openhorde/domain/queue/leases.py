@@ -93,7 +93,7 @@ async def time_out_queued(store: Store, now: float) -> int:
 
 async def remove_old_requests(store: Store, ctx: HordeContext, now: float) -> int:
     """Delete ended requests (and their images) whose retention time has passed."""
-    ids = await store.queue.ended_before(now - ctx.settings.result_retention_seconds, SWEEP_BATCH)
+    ids = await store.queue.ended_before(now - ctx.settings.blobs.result_retention_seconds, SWEEP_BATCH)
     if not ids:
         return 0
     blobs = await store.queue.blobs_of(ids)
@@ -109,7 +109,7 @@ async def run_maintenance(store: Store, ctx: HordeContext, now: float) -> Mainte
     if not await store.queue.try_maintenance_lock():
         return MaintenanceReport(expired_jobs=0, timed_out_requests=0, removed_requests=0, skipped=True)
     report = MaintenanceReport(
-        expired_jobs=await expire_leases(store, now, ctx.settings.worker_max_aborts_per_hour),
+        expired_jobs=await expire_leases(store, now, ctx.settings.economy.worker_max_aborts_per_hour),
         timed_out_requests=await time_out_queued(store, now),
         removed_requests=await remove_old_requests(store, ctx, now),
     )

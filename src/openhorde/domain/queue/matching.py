@@ -172,7 +172,7 @@ async def pop(
     jobs = [
         NewJob(str(uuid.uuid4()), job_seed(request.seed, request.seed_variation, first_index + i)) for i in range(count)
     ]
-    ttl = job_ttl_seconds(request, worker, ctx.settings.job_lease_seconds)
+    ttl = job_ttl_seconds(request, worker, ctx.settings.queue.job_lease_seconds)
     await store.handouts.take(request.id, jobs, worker.id, worker.name, model, moment, moment + ttl)
     for job in jobs:
         events.announce(store, request.id, events.STARTED, job.id)  # streams see the hand-out

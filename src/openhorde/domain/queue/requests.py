@@ -142,7 +142,7 @@ def _check_params(params: dict[str, Any]) -> None:
 
 
 async def _check_models(store: Store, ctx: HordeContext, models: list[str]) -> None:
-    if not models or ctx.settings.allow_custom_models:
+    if not models or ctx.settings.queue.allow_custom_models:
         return
     unknown = sorted(set(models) - await catalogue.known_names(store, models, ctx.catalogue))
     if unknown:

@@ -55,10 +55,10 @@ NO_KEYS = SourceKeys()
 
 async def _raw_bytes(ctx: HordeContext, data: str, what: str) -> bytes:
     """The bytes of a client's image: downloaded when it is an http(s) URL, else decoded from base64."""
-    max_bytes = ctx.settings.max_upload_bytes
+    max_bytes = ctx.settings.blobs.max_upload_bytes
     if not data.startswith(("http://", "https://")):
         return await asyncio.to_thread(images.decode_base64, data, what, max_bytes)
-    deadline = ctx.settings.source_fetch_timeout_seconds
+    deadline = ctx.settings.limits.source_fetch_timeout_seconds
     try:
         return await download(ctx.outbound, data, max_bytes, deadline)
     except AddressNotAllowed as exc:
@@ -98,7 +98,7 @@ async def prepare(
         reads.append(_raw_bytes(ctx, source_mask, "source mask"))
     raw = await asyncio.gather(*reads)
     mask_raw = raw[1] if source_mask is not None else None
-    return await asyncio.to_thread(_encode, raw[0], mask_raw, processing, ctx.settings.max_source_pixels)
+    return await asyncio.to_thread(_encode, raw[0], mask_raw, processing, ctx.settings.limits.max_source_pixels)
 
 
 async def save(ctx: HordeContext, sources: SourceImages, request_id: str) -> SourceKeys:

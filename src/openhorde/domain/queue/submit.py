@@ -106,7 +106,10 @@ async def submit(
     if submission.generation not in (None, "", "R2"):
         settings = ctx.settings
         inline = await asyncio.to_thread(
-            _inline_image, str(submission.generation), settings.max_upload_bytes, settings.max_source_pixels
+            _inline_image,
+            str(submission.generation),
+            settings.blobs.max_upload_bytes,
+            settings.limits.max_source_pixels,
         )
     censored = submission.is_censored
     delivery = await store.deliveries.claim(
@@ -158,7 +161,7 @@ async def _settlement(store: Store, ctx: HordeContext, delivery: Delivery, censo
         if escrow.qualifies_for_trust(settings, delivery.owner_created_at, earned, delivered, now):
             await escrow.trust_automatically(store, delivery.owner_id, earned, delivered, now)
         else:
-            held, track_escrow = escrow.held_part(price, settings.escrow_share), True
+            held, track_escrow = escrow.held_part(price, settings.economy.escrow_share), True
     elapsed = max(now - delivery.started_at, 0.001)
     sample = delivery.things / elapsed
     previous = delivery.worker_speed_pps
@@ -194,7 +197,7 @@ async def _record_fault(store: Store, ctx: HordeContext, user: Account, submissi
     faulted = job_transition(JobState.FAULTED)
     if await store.queue.fault_job(faulted, job.job_id, now, reason[:1000], submission.gen_metadata):
         await return_to_queue(store, job.request_id, reason, now)
-        max_aborts = ctx.settings.worker_max_aborts_per_hour
+        max_aborts = ctx.settings.economy.worker_max_aborts_per_hour
         await count_abort(store, [job.worker_id], now, max_aborts)  # too many: maintenance
     return Settled(0.0, job.request_id)
 
