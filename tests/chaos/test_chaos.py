@@ -296,7 +296,8 @@ class Clients:
         """Images no worker has popped yet, from the database (as full when it cannot tell: a fault is on)."""
         try:
             [row] = pg_fetch(self.database, "SELECT coalesce(sum(n_waiting), 0) FROM requests WHERE state = 'queued'")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        # InternalClientError: a backend terminated by the test itself in the middle of this query.
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
             return MAX_WAITING
         return int(row[0])
 

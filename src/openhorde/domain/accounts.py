@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from openhorde.errors import DeletedUser, InvalidAPIKey, InvalidUsername, UserNotFound
-from openhorde.storage.events import Change
+from openhorde.storage.events import EVERYTHING, Change
 from openhorde.storage.repositories.accounts import Account as Account  # the domain's name for it too
 from openhorde.storage.store import Store
 
@@ -92,7 +92,9 @@ class KeyCache:
 
     def on_change(self, change: Change) -> None:
         """A broker listener: forget accounts announced as changed, in this process or another."""
-        if change.subject.startswith(ACCOUNT_SUBJECT_PREFIX):
+        if change.subject == EVERYTHING:
+            self._accounts.clear()
+        elif change.subject.startswith(ACCOUNT_SUBJECT_PREFIX):
             self.forget(int(change.subject.removeprefix(ACCOUNT_SUBJECT_PREFIX)))
 
 

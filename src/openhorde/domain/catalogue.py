@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from openhorde.errors import BadRequest, ModelNotFound
-from openhorde.storage.events import Change
+from openhorde.storage.events import EVERYTHING, Change
 from openhorde.storage.repositories.catalogue import CatalogueEntry
 from openhorde.storage.store import Store
 
@@ -80,7 +80,7 @@ class CatalogueNames:
 
     def on_change(self, change: Change) -> None:
         """A broker listener: read the names again after a catalogue change."""
-        if change.subject == CATALOGUE_SUBJECT:
+        if change.subject in (CATALOGUE_SUBJECT, EVERYTHING):
             self.names = None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from openhorde.storage.events import Change
+from openhorde.storage.events import EVERYTHING, Change
 from openhorde.storage.repositories.workers import WorkerCapabilities
 from openhorde.storage.store import Store
 
@@ -63,7 +63,10 @@ class WorkerCache:
 
     def on_change(self, change: Change) -> None:
         """A broker listener: forget workers announced as changed, in this process or another."""
-        if change.subject.startswith(WORKER_SUBJECT_PREFIX):
+        if change.subject == EVERYTHING:
+            self._by_name.clear()
+            self.messages.clear()
+        elif change.subject.startswith(WORKER_SUBJECT_PREFIX):
             self.forget(change.subject.removeprefix(WORKER_SUBJECT_PREFIX))
 
 

@@ -16,6 +16,8 @@ in-memory caches) in *every* server process:
 
 An event is only a wake-up call (request id, kind, job id: far below ``NOTIFY``'s 8000-byte limit); a stream
 reads what changed from the database, so a lost notification delays a stream by one poll, never corrupts it.
+Events can be lost while a broker's connection is down, so whenever it is lost and again when it is back, the
+broker tells this process's listeners ``RESYNC``: every in-memory cache forgets everything it holds.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ small transaction of its own) carries several events instead of one each."""
 OUTBOX_LIMIT = 10_000
 """Events waiting to be published; beyond it new ones are dropped (streams still poll)."""
 
+EVERYTHING = "*"
+"""The subject of ``RESYNC``."""
+
 _STAGED = "openhorde.events.staged"
 _BROKER = "openhorde.events.broker"
 
@@ -79,6 +84,10 @@ class Change:
         if len(json.dumps(models, ensure_ascii=False).encode()) > MODELS_LIMIT_BYTES:
             models = []
         return [self.subject, self.kind, self.job_id, models]
+
+
+RESYNC = Change(EVERYTHING, "resync")
+"""Delivered to this process's listeners (never published) when events from other processes may have been lost."""
 
 
 def encode(origin: str, changes: list[Change]) -> str:
@@ -204,6 +213,12 @@ class _RemoteBroker(EventBroker):
             with contextlib.suppress(asyncio.QueueFull):
                 self._outbox.put_nowait(change)
 
+    def connection_lost(self) -> None:
+        """The connection closed under us: caches forget what they hold, and the pump reconnects at once."""
+        self.deliver(RESYNC)
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(RESYNC)
+
     def received(self, message: str | bytes) -> None:
         """A message from the channel: deliver its events unless this process sent them (already delivered)."""
         if isinstance(message, str) and message.startswith(self._own_prefix):
@@ -229,6 +244,7 @@ class _RemoteBroker(EventBroker):
         while True:
             try:
                 await self._connect()
+                self.deliver(RESYNC)  # what other processes announced while there was no connection is unknown
                 await self._pump()
             except asyncio.CancelledError:
                 raise
@@ -242,6 +258,9 @@ class _RemoteBroker(EventBroker):
             try:
                 change = await asyncio.wait_for(self._outbox.get(), timeout=HEALTH_CHECK_SECONDS)
             except TimeoutError:
+                await self._probe()
+                continue
+            if change is RESYNC:  # the connection was lost (``connection_lost``): fail here, and reconnect
                 await self._probe()
                 continue
             # Whatever else is waiting goes in the same message: one round trip for a burst of events.
@@ -278,6 +297,7 @@ class PgNotifyBroker(_RemoteBroker):
 
     async def _connect(self) -> None:
         self._connection = await asyncpg.connect(self._dsn)
+        self._connection.add_termination_listener(lambda _connection: self.connection_lost())
         await self._connection.add_listener(PG_CHANNEL, self._on_notify)
 
     async def _disconnect(self) -> None:

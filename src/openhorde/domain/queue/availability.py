@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from openhorde.config import Settings
-from openhorde.storage.events import Change
+from openhorde.storage.events import EVERYTHING, Change
 from openhorde.storage.repositories.statuses import RequestCounters
 from openhorde.storage.store import Store
 
@@ -89,7 +89,10 @@ class QueueView:
 
     def on_change(self, change: Change) -> None:
         """A broker listener: a request that announced a change is read again on its next check."""
-        self._counters.pop(change.subject, None)
+        if change.subject == EVERYTHING:
+            self._counters.clear()
+        else:
+            self._counters.pop(change.subject, None)
 
     async def current(self, store: Store, now: float) -> QueueSnapshot:
         """The snapshot, retaken when it is older than ``snapshot_max_age``; while another call retakes it,

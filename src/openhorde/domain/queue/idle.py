@@ -15,7 +15,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from openhorde.domain.queue.event_kinds import FAULT, QUEUED
-from openhorde.storage.events import Change
+from openhorde.storage.events import EVERYTHING, Change
 
 MEMO_SECONDS = 10.0
 
@@ -43,7 +43,9 @@ class IdlePops:
 
     def on_change(self, change: Change) -> None:
         """A broker listener: a queued request or a requeued image moves the moments of its models."""
-        if change.kind in (QUEUED, FAULT):
+        if change.subject == EVERYTHING:
+            self._empty.clear()
+        elif change.kind in (QUEUED, FAULT):
             self.joined(change.models)
 
     def remember_empty(
