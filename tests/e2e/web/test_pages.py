@@ -68,7 +68,7 @@ def set_role(horde: WebHorde, account: Account, role: str, *flags: str) -> None:
         [*command, "--data-dir", str(horde.server.data_dir)], capture_output=True, cwd=horde.folder, timeout=120
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
-    # On SQLite the server hears of the change only when its key cache expires (README, "Several servers").
+    # On SQLite the server hears of the change only when its key cache expires (README, "The hot path").
     wanted = "--off" not in flags
     deadline = time.monotonic() + 15
     while horde.api.get("/find_user", headers={"apikey": account.apikey}).json().get(role) != wanted:
