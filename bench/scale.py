@@ -231,15 +231,9 @@ async def measure(
     """``cfg.lanes`` lanes for warm-up + measured seconds; the window's stats and CPU into ``result``."""
     art = make_artifact()
     sub = api.with_stats(result.stats)
-    result.stats.recording = False
     deadline = time.monotonic() + cfg.warmup + cfg.seconds
     tasks = [asyncio.create_task(lane(sub, workers, art, i, deadline)) for i in range(cfg.lanes)]
-    await asyncio.sleep(cfg.warmup)
-    result.stats.start_window()
-    before = probe.snapshot()
-    await asyncio.sleep(cfg.seconds)
-    after = probe.snapshot()
-    result.stats.recording = False
+    before, after = await cpu.measured_window(result.stats, probe, cfg.warmup, cfg.seconds)
     await asyncio.gather(*tasks)
     result.seconds = after.wall - before.wall
     result.cores = {k: None if v is None else round(v, 2) for k, v in cpu.cores_used(before, after).items()}

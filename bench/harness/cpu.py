@@ -6,10 +6,15 @@ PostgreSQL share the cores: so all three are read at the same instants, before a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.stats import Stats
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -149,3 +154,18 @@ def cores_used(before: CpuSnapshot, after: CpuSnapshot) -> CpuFigures:
         "db": share(before.db, after.db),
         "driver": share(before.driver, after.driver),
     }
+
+
+async def measured_window(
+    stats: Stats, probe: CpuProbe, warmup: float, seconds: float
+) -> tuple[CpuSnapshot, CpuSnapshot]:
+    """Let whatever runs warm up for ``warmup`` seconds unrecorded, then record ``seconds`` into ``stats``; the CPU
+    counters at both ends of the recorded window."""
+    stats.recording = False
+    await asyncio.sleep(warmup)
+    stats.start_window()
+    before = probe.snapshot()
+    await asyncio.sleep(seconds)
+    after = probe.snapshot()
+    stats.recording = False
+    return before, after

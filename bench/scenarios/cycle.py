@@ -103,18 +103,6 @@ async def client_lane(
             await fetch_status(api, rid)
 
 
-async def measure_window(api: Api, cfg: Config, probe: CpuProbe) -> tuple[CpuSnapshot, CpuSnapshot]:
-    """Let the actors warm up, then record ``duration`` seconds; the CPU counters at both ends."""
-    api.stats.recording = False
-    await asyncio.sleep(cfg.warmup)
-    api.stats.start_window()
-    before = probe.snapshot()
-    await asyncio.sleep(cfg.duration)
-    after = probe.snapshot()
-    api.stats.recording = False
-    return before, after
-
-
 async def run_cycle(api: Api, cfg: Config, probe: CpuProbe, art: Artifact, workers: int, tag: str) -> dict[str, Any]:
     """Phase 1 with ``workers`` simulated workers; returns the summary."""
     owners = await register_users(api, f"bench-owner{tag}", owners_needed(workers))
@@ -130,7 +118,7 @@ async def run_cycle(api: Api, cfg: Config, probe: CpuProbe, art: Artifact, worke
     ]
     tasks = spawn(coros)
     try:
-        before, after = await measure_window(api, cfg, probe)
+        before, after = await cpu.measured_window(api.stats, probe, cfg.warmup, cfg.duration)
     finally:
         await stop_tasks(tasks, stop)
     summary = cycle_summary(api.stats, before, after, cfg.load)
