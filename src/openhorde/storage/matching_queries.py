@@ -207,24 +207,6 @@ def match_conditions(w: WorkerSide, *, models: bool = True) -> list[ColumnElemen
     return [condition for reason, condition in match_rules(w) if models or reason != "models"]
 
 
-def select_next_request(w: WorkerSide, priority_only: bool, lock: bool) -> Select[Request]:
-    """The highest-ranked queued request worker ``w`` can serve; locks it (``SKIP LOCKED``) on PostgreSQL.
-
-    With ``priority_only`` the search is limited to the requests of the worker's owner and
-    its priority users (few: the planner reads them by user). Otherwise it walks the per-model
-    queues, see ``walk_model_queues``.
-    """
-    if not priority_only and w.models is not None:
-        return select(Request).where(Request.id == walk_model_queues(w, lock))
-    query = select(Request).where(queued_condition(), *match_conditions(w))
-    if priority_only:
-        query = query.where(owner_or_priority(w))
-    query = query.order_by(Request.queue_rank.desc(), Request.id).limit(ONE)
-    if lock:
-        query = query.with_for_update(skip_locked=True, of=Request)
-    return query
-
-
 def walk_model_queues(w: WorkerSide, lock: bool) -> ScalarSelect[Any]:
     """The id of the best request for ``w``: the best of one walk per model it serves, plus one walk of the requests
     that accept any model.
@@ -304,22 +286,6 @@ def template(shape: tuple[Any, ...]) -> WorkerSide:
         priority_user_ids=bindparam("priority_ids", expanding=True) if has_priority else (),
         **dict(zip(_FLAG_FIELDS, flags, strict=True)),
     )
-
-
-@lru_cache(maxsize=512)
-def _cached_next_request(shape: tuple[Any, ...], priority_only: bool, lock: bool) -> Select[Request]:
-    return select_next_request(template(shape), priority_only, lock)
-
-
-async def find_next_request(session: AsyncSession, w: WorkerSide, priority_only: bool, lock: bool) -> Request | None:
-    """Run ``select_next_request`` for a popping worker, reusing the statement built for its shape.
-
-    Building the SQL expression is most of a pop's Python cost; workers with the same flags
-    share one statement and differ only in bound values.
-    """
-    shape, params = shape_and_params(w)
-    statement = _cached_next_request(shape, priority_only, lock)
-    return await session.scalar(statement, params)
 
 
 @lru_cache(maxsize=512)

@@ -16,7 +16,7 @@ from PIL import Image
 from sqlalchemy import func, insert, select, text
 
 from openhorde.domain.queue.leases import run_maintenance
-from openhorde.storage.matching_queries import WorkerSide, select_next_request, shape_and_params
+from openhorde.storage.matching_queries import WorkerSide, shape_and_params, walk_model_queues
 from openhorde.storage.repositories.handouts import find_statement
 from openhorde.storage.tables import Job, Request, RequestModel
 from tests.live_server import Account, Horde, webp_bytes
@@ -720,7 +720,7 @@ async def test_pop_query_walks_the_per_model_queues(horde: Horde, backend: str) 
         pytest.skip("EXPLAIN plans are checked on PostgreSQL")
     requester, rows, models = await _bulk_queue(horde)
     side = _bulk_worker(requester)
-    query = select_next_request(side, False, lock=True)
+    query = select(Request).where(Request.id == walk_model_queues(side, lock=True))
     async with horde.db.unit_of_work() as session:
         sql = str(query.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
         plan = "\n".join(row[0] for row in await session.execute(text("EXPLAIN " + sql)))
