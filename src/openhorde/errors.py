@@ -50,6 +50,7 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "ValidationError",
         "InternalServerError",
         "ClientDisconnected",
+        "InvalidFieldMask",
         "InvalidStateTransition",
         "ModelNotFound",
         # Source images and uploads. The reference names the family `SourceImage*`.
@@ -165,6 +166,13 @@ class InvalidCharacters(BadRequest):
     """Text may not contain NUL characters or unpaired UTF-16 surrogates."""
 
     rc = "InvalidCharacters"
+
+
+class InvalidFieldMask(BadRequest):
+    """The ``X-Fields`` header is not a field mask (``name,kudos_details{accumulated}``); the AI Horde answers
+    it with a 400 and a ``Mask parse error`` message."""
+
+    rc = "InvalidFieldMask"
 
 
 class MissingPrompt(BadRequest):

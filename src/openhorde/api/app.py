@@ -16,6 +16,7 @@ from openhorde.api import metrics
 from openhorde.api.deps import RateLimits
 from openhorde.api.direct import install_direct_routes
 from openhorde.api.errors import install_error_handlers
+from openhorde.api.field_masks import FieldMasks
 from openhorde.api.openapi import install_openapi
 from openhorde.api.push import start_push
 from openhorde.api.ratelimit import start_rate_limits, stop_rate_limits
@@ -150,7 +151,9 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url="/api/redoc",
         lifespan=lifespan,
     )
-    # Added first, so innermost: its 400s and 413s get CORS headers and are counted by the metrics.
+    # Added first, so innermost: their 400s and 413s get CORS headers and are counted by the metrics; the field
+    # masks see only what the guard let through.
+    app.add_middleware(FieldMasks)
     app.add_middleware(RequestGuard, max_body_bytes=settings.resolved_max_request_body_bytes)
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(metrics.MetricsMiddleware)

@@ -1,4 +1,5 @@
-"""The OpenAPI document tells the truth about errors: every route lists the error answers it can give.
+"""The OpenAPI document tells the truth about errors (every route lists the error answers it can give) and
+lists the ``X-Fields`` header every API route takes.
 
 FastAPI documents only the success answer and a 422 that we never send (our validation
 handler answers 400 ``ValidationFailed``). ``install_openapi`` derives each route's error
@@ -99,13 +100,33 @@ def _document_errors(app: FastAPI, document: dict[str, Any]) -> None:
                 responses.setdefault(str(status), {"description": ERROR_DESCRIPTIONS[status], "content": body})
 
 
+FIELD_MASK_PARAMETER = {
+    "name": "X-Fields",
+    "in": "header",
+    "required": False,
+    "description": "Only these fields of the answer, e.g. ``id,name,kudos_details{accumulated}`` (``*``: the rest).",
+    "schema": {"type": "string", "format": "mask"},
+}
+
+
+def _document_field_masks(document: dict[str, Any]) -> None:
+    """Every API operation takes ``X-Fields`` (``api/field_masks.py``)."""
+    for path, operations in document.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            operation.setdefault("parameters", []).append(FIELD_MASK_PARAMETER)
+
+
 def install_openapi(app: FastAPI) -> None:
     """Build ``app``'s OpenAPI document with every route's error answers and without FastAPI's 422."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document_errors(app, build())
+            document = build()
+            _document_errors(app, document)
+            _document_field_masks(document)
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -30,7 +30,7 @@ async def stop_rate_limits(app: FastAPI) -> None:
 async def enforce(request: Request, ip: str | None, apikey: str | None) -> None:
     """Count this call against its route's limits; raises ``RateLimited`` or ``TimeoutIP``."""
     limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.check(request.method, route_template(request), ip, apikey, time.time())
+    await limiter.check(request.method, route_template(request), ip, apikey, time.time(), request.scope["path"])
 
 
 def route_template(request: Request) -> str:

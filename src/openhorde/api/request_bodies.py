@@ -19,6 +19,9 @@ def check_body(s: status.RequestStatus) -> dict[str, object]:
         "queue_position": s.queue_position,
         "kudos": s.kudos,
         "is_possible": s.is_possible,
+        "eligible_workers": s.eligible_workers,
+        "eligible_worker_threads": s.eligible_worker_threads,
+        "might_stall": s.might_stall,
         "fault_reason": s.fault_reason if s.faulted else None,
     }
 

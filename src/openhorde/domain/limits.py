@@ -57,9 +57,12 @@ def parse_limits(spec: str) -> tuple[Limit, ...]:
 
 
 class Scope(StrEnum):
-    """Who a rule counts: the caller's IP address, or its API key."""
+    """Who a rule counts: the caller's IP address, the IP address and the exact path (one request's checks, as
+    the AI Horde counts them, so a client following several requests is not slowed by their number), or the
+    caller's API key."""
 
     IP = "ip"
+    IP_AND_PATH = "ip+path"
     KEY = "key"
 
 
@@ -121,10 +124,12 @@ def build_policies(settings: Settings) -> tuple[dict[tuple[str, str], RoutePolic
     policies = {
         ("POST", f"{API_PREFIX}/generate/async"): generate,
         ("GET", f"{API_PREFIX}/generate/check/{{id}}"): RoutePolicy(
-            rules=(ip("generate_check", settings.limits.rate_limit_generate_check),)
+            rules=(Rule("generate_check", Scope.IP_AND_PATH, parse_limits(settings.limits.rate_limit_generate_check)),)
         ),
         ("GET", f"{API_PREFIX}/generate/status/{{id}}"): RoutePolicy(
-            rules=(ip("generate_status", settings.limits.rate_limit_generate_status),)
+            rules=(
+                Rule("generate_status", Scope.IP_AND_PATH, parse_limits(settings.limits.rate_limit_generate_status)),
+            )
         ),
         ("POST", f"{API_PREFIX}/generate/pop"): job_traffic,
         ("POST", f"{API_PREFIX}/generate/submit"): job_traffic,
@@ -167,15 +172,17 @@ class RateLimiter:
             return NO_POLICY
         return self._policies.get((method, path_template), self._default)
 
-    async def check(self, method: str, path_template: str, ip: str | None, apikey: str | None, now: float) -> None:
-        """Count this call against its route's limits."""
+    async def check(
+        self, method: str, path_template: str, ip: str | None, apikey: str | None, now: float, path: str = ""
+    ) -> None:
+        """Count this call against its route's limits (``path``: the path called, for rules per IP and path)."""
         policy = self.policy_for(method, path_template)
         if policy.checks_ip_timeout and ip:
             await ip_timeouts.ensure_not_timed_out(self.counters, ip, now)
         wait = 0.0
         broken: Limit | None = None
         for rule in policy.rules:
-            who, limits = self._subject(rule, ip, apikey)
+            who, limits = self._subject(rule, ip, apikey, path or path_template)
             if who is None:
                 continue
             for limit in limits:
@@ -189,9 +196,13 @@ class RateLimiter:
             retry = seconds_left(wait)
             raise RateLimited(f"Rate limit exceeded ({broken} on this route); retry in {retry} s.", retry_after=retry)
 
-    def _subject(self, rule: Rule, ip: str | None, apikey: str | None) -> tuple[str | None, tuple[Limit, ...]]:
+    def _subject(
+        self, rule: Rule, ip: str | None, apikey: str | None, path: str
+    ) -> tuple[str | None, tuple[Limit, ...]]:
         if rule.scope is Scope.IP:
             return (keyed_hash(self._secret, "ip", ip) if ip else None), rule.limits
+        if rule.scope is Scope.IP_AND_PATH:
+            return (keyed_hash(self._secret, "ip", ip) + ":" + path if ip else None), rule.limits
         key = apikey or ANONYMOUS_API_KEY
         if key == ANONYMOUS_API_KEY and rule.anonymous is not None:
             return "anonymous", rule.anonymous

@@ -85,6 +85,10 @@ class WorkerSide:
     """The models a popping worker serves; None for ``workers`` rows (their models are in ``worker_models``)."""
     blacklist: Sequence[str] | Sequence[BindParameter[Any]] = ()
     priority_user_ids: Sequence[int] | BindParameter[Any] = ()
+    prioritised: Any = None
+    """For ``workers`` rows: a condition that the request's user is one of the row's priority users."""
+    blacklisted: Any = None
+    """For ``workers`` rows: a condition that the request's prompt holds a word of the row's blacklist."""
 
 
 def worker_columns() -> WorkerSide:
@@ -134,6 +138,8 @@ def _has_priority_users(w: WorkerSide) -> bool:
 def owner_or_priority(w: WorkerSide) -> ColumnElement[bool]:
     """The request belongs to the worker's owner or one of its priority users."""
     owner: ColumnElement[bool] = Request.user_id == w.owner_id
+    if w.prioritised is not None:
+        return or_(owner, w.prioritised)
     if _has_priority_users(w):
         return or_(owner, Request.user_id.in_(_in(w.priority_user_ids)))
     return owner
@@ -199,6 +205,8 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
         rules.insert(1, ("models", _models_condition(w.models)))
     for word in w.blacklist:
         rules.append(("blacklist", not_(_blacklisted(word))))
+    if w.blacklisted is not None:
+        rules.append(("blacklist", not_(w.blacklisted)))
     return [(reason, condition) for reason, condition in rules if not isinstance(condition, True_)]
 
 

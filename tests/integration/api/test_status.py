@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from openhorde import __version__
@@ -177,3 +178,38 @@ async def test_queue_position_skips_requests_no_live_worker_could_take(horde: Ho
     for request_id in (other_model, too_large):
         theirs = await _check(horde, request_id)
         assert theirs["is_possible"] is False and theirs["queue_position"] == 0
+
+
+@pytest.mark.both_databases  # the workers' blacklists and priority users are read with each engine's JSON functions
+async def test_is_possible_applies_every_rule_of_the_pop(horde: Horde) -> None:
+    """``is_possible``, ``eligible_workers`` and ``eligible_worker_threads`` count the live workers that would
+    really take the request: censoring, trust, blacklists, upfront kudos with priority users."""
+    owner = await horde.register("wally")
+    alice = await horde.register("alice")
+    bob = await horde.register("bob")
+    await horde.pop(owner, "cannot-censor", threads=2, can_censor_nsfw=False, blacklist=["castle"])
+    await horde.pop(owner, "picky", threads=3, require_upfront_kudos=True, priority_usernames=[alice.username])
+
+    async def eligibility(account: Any, **overrides: Any) -> tuple[bool, int, int, bool]:
+        body = await _check(horde, (await horde.generate(account, **overrides)).json()["id"])
+        return body["is_possible"], body["eligible_workers"], body["eligible_worker_threads"], body["might_stall"]
+
+    assert await eligibility(alice) == (True, 2, 5, False)
+    assert await eligibility(alice, censor_nsfw=True, nsfw=False) == (True, 1, 3, False)
+    assert await eligibility(alice, prompt="a castle by the sea") == (True, 1, 3, False)
+    assert await eligibility(alice, trusted_workers=True) == (False, 0, 0, True)
+    assert await eligibility(bob) == (True, 1, 2, False)
+    assert await eligibility(bob, censor_nsfw=True, nsfw=False) == (False, 0, 0, True)
+    await horde.set_user(owner, is_trusted=True)
+    assert await eligibility(alice, trusted_workers=True) == (True, 2, 5, False)
+
+
+async def test_a_request_in_progress_stays_possible_when_its_worker_leaves(horde: Horde) -> None:
+    owner = await horde.register("wally")
+    requester = await horde.register("alice")
+    request_id = (await horde.generate(requester, params={"width": 64, "height": 64, "steps": 5, "n": 2})).json()["id"]
+    assert (await horde.pop(owner))["ids"]
+    async with horde.db.unit_of_work() as session:
+        await session.execute(update(Worker).values(last_check_in_at=time.time() - 3600))
+    body = await _check(horde, request_id)
+    assert (body["processing"], body["waiting"], body["is_possible"], body["eligible_workers"]) == (1, 1, True, 0)

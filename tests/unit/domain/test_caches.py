@@ -53,7 +53,7 @@ def test_an_unrelated_change_keeps_the_caches_and_resync_empties_them() -> None:
 
 def test_resync_forgets_every_remembered_check() -> None:
     view = QueueView(Settings(check_cache_seconds=60))
-    counters = RequestCounters("r1", "queued", 1, 0, 0, 0, 4096, 0, False, True, None)
+    counters = RequestCounters("r1", "queued", 1, 0, 0, 0, 4096, 0, False, True, None, 0.0)
     view.remember_counters(counters, now=100.0)
     assert view.cached_counters("r1", now=101.0) is not None
     view.on_change(RESYNC)

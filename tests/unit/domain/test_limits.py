@@ -63,3 +63,15 @@ async def test_the_anonymous_key_has_its_own_limit_and_heartbeat_is_exempt() -> 
     for _ in range(3):
         await strict.check("GET", "/api/v2/status/heartbeat", "10.0.0.1", None, 0.0)
         await strict.check("GET", "/blobs/images/x.webp", "10.0.0.1", None, 0.0)
+
+
+async def test_checks_count_per_address_and_request() -> None:
+    """A client following several requests gets the check limit for each of them, as on the AI Horde."""
+    limiter = _limiter(rate_limit_generate_check="2/second")
+    template = "/api/v2/generate/check/{id}"
+    for request_id in ("one", "two"):
+        for _ in range(2):
+            await limiter.check("GET", template, "10.0.0.1", None, 0.0, f"/api/v2/generate/check/{request_id}")
+    with pytest.raises(RateLimited):
+        await limiter.check("GET", template, "10.0.0.1", None, 0.0, "/api/v2/generate/check/one")
+    await limiter.check("GET", template, "10.0.0.2", None, 0.0, "/api/v2/generate/check/one")

@@ -189,7 +189,21 @@ class RequestStatusCheck(ResponseModel):
     wait_time: int
     queue_position: int
     kudos: float
-    is_possible: bool
+    is_possible: bool = Field(
+        description="False when no live worker can serve this request (every matching rule applied) and nothing "
+        "of it is in progress; it becomes true again as soon as one can."
+    )
+    eligible_workers: int = Field(
+        default=0,
+        description="How many live workers pass every matching rule for this request (counted again "
+        "every few seconds).",
+    )
+    eligible_worker_threads: int = Field(default=0, description="The threads those workers advertise, busy or not.")
+    might_stall: bool = Field(
+        default=False,
+        description="True while nothing of the request is in progress and the work ahead of it, at the speed of "
+        "its eligible workers alone, may outlast its time in the queue (or no worker can serve it).",
+    )
     fault_reason: str | None = Field(
         default=None, description="OpenHorde: why a faulted request failed (null unless faulted)."
     )

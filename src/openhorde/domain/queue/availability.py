@@ -1,5 +1,10 @@
 """Honest numbers: can anyone serve a request, where is it in the queue, how long will it take.
 
+Whether a request is possible is exact: the live workers that pass every rule of the pop for it (models,
+size, censoring, trust, LoRAs, post-processing, blacklists...) are counted by one statement
+(``eligible_workers``, ``eligible_worker_threads``), kept per request for ``ELIGIBILITY_MAX_AGE_SECONDS``, as
+the AI Horde keeps its own for a short while. A request with none and nothing in progress is not possible.
+
 Queue positions and waits count only requests that live workers could take (they serve one
 of its models and take its size). They come from a snapshot of the queue taken at most once
 per ``SNAPSHOT_MAX_AGE_SECONDS`` per process (one query), so a client polling
@@ -20,7 +25,9 @@ import time
 from dataclasses import dataclass, field
 
 from openhorde.config import Settings
+from openhorde.domain.queue.states import QUEUE_TIMEOUT_SECONDS
 from openhorde.storage.events import EVERYTHING, Change
+from openhorde.storage.repositories.availability import Eligibility
 from openhorde.storage.repositories.statuses import RequestCounters
 from openhorde.storage.store import Store
 
@@ -29,11 +36,17 @@ SNAPSHOT_DUTY = 0.2
 """The largest share of time one process spends taking snapshots: one that took 1 s is kept 5 s."""
 DEFAULT_WORKER_SPEED_PPS = 1_000_000.0
 """Speed assumed for a worker that has not delivered an image yet (pixel-steps per second)."""
+ELIGIBILITY_MAX_AGE_SECONDS = 5.0
+"""How long a process reuses the count of workers that could serve a request before counting them again."""
+STALL_MARGIN_SECONDS = 60.0
+"""``might_stall`` compares a pessimistic wait (the estimate plus the larger of this and half the estimate) with
+the time the request has left before it times out."""
 
 
-async def request_is_possible(store: Store, settings: Settings, request_id: str, now: float) -> bool:
-    """Whether a worker seen in the last ``worker_stale_seconds`` could serve this request."""
-    return await store.availability.servable(request_id, now - settings.queue.worker_stale_seconds)
+async def eligible_workers(store: Store, settings: Settings, request_id: str, now: float) -> Eligibility:
+    """The workers seen in the last ``worker_stale_seconds`` that could serve this request now."""
+    since = now - settings.queue.worker_stale_seconds
+    return await store.availability.eligible(request_id, since, DEFAULT_WORKER_SPEED_PPS)
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,7 @@ class QueueView:
         self.snapshot_max_age = SNAPSHOT_MAX_AGE_SECONDS
         self._lock = asyncio.Lock()
         self._counters: dict[str, tuple[float, RequestCounters]] = {}
+        self._eligibility: dict[str, tuple[float, Eligibility]] = {}
 
     def cached_counters(self, request_id: str, now: float) -> RequestCounters | None:
         """The counters of a request read less than ``check_cache_seconds`` ago, unless it changed since."""
@@ -83,6 +97,18 @@ class QueueView:
             self._counters = {key: value for key, value in self._counters.items() if value[0] > horizon}
         self._counters[counters.id] = (now, counters)
 
+    async def eligibility(self, store: Store, request_id: str, now: float) -> Eligibility:
+        """The workers that could serve a request, counted at most every ``ELIGIBILITY_MAX_AGE_SECONDS``."""
+        entry = self._eligibility.get(request_id)
+        if entry is not None and now - entry[0] < ELIGIBILITY_MAX_AGE_SECONDS:
+            return entry[1]
+        if len(self._eligibility) >= self.MAX_CACHED_REQUESTS:
+            horizon = now - ELIGIBILITY_MAX_AGE_SECONDS
+            self._eligibility = {key: value for key, value in self._eligibility.items() if value[0] > horizon}
+        found = await eligible_workers(store, self.settings, request_id, now)
+        self._eligibility[request_id] = (now, found)
+        return found
+
     def forget(self, request_id: str) -> None:
         """Drop a request's counters because it changed."""
         self._counters.pop(request_id, None)
@@ -91,6 +117,7 @@ class QueueView:
         """A broker listener: a request that announced a change is read again on its next check."""
         if change.subject == EVERYTHING:
             self._counters.clear()
+            self._eligibility.clear()
         else:
             self._counters.pop(change.subject, None)
 
@@ -125,26 +152,45 @@ async def take_snapshot(store: Store, settings: Settings, now: float) -> QueueSn
 
 @dataclass(frozen=True)
 class Progress:
-    """The ``queue_position``, ``wait_time`` and ``is_possible`` of a request."""
+    """Where a request stands: its place, its estimated wait, and who could serve it."""
 
     queue_position: int
     wait_time: int
     is_possible: bool
+    eligible_workers: int = 0
+    eligible_worker_threads: int = 0
+    might_stall: bool = False
 
 
 async def progress(store: Store, view: QueueView, request: RequestCounters, now: float) -> Progress:
-    """Where a request stands: position among servable requests and estimated seconds to finish."""
+    """Where a request stands: position among servable requests, estimated seconds to finish, the live workers
+    that could serve it, and whether it might time out before one does (``might_stall``)."""
     if request.state != "queued":
         return Progress(queue_position=0, wait_time=0, is_possible=True)
+    eligible = await view.eligibility(store, request.id, now)
+    if request.n_processing == 0 and eligible.workers == 0:
+        return Progress(queue_position=0, wait_time=0, is_possible=False, might_stall=request.n_waiting > 0)
     snapshot = await view.current(store, now)
     place = snapshot.places.get(request.id)
-    possible = request.n_processing > 0 or place is not None
-    if place is None and request.n_waiting > 0:
-        possible = possible or await request_is_possible(store, view.settings, request.id, now)
-    if not possible:
-        return Progress(queue_position=0, wait_time=0, is_possible=False)
     own_things = (request.n_waiting + request.n_processing) * request.things
-    things = (place.things_ahead if place else 0) + own_things
+    ahead = place.things_ahead if place else 0
     speed = snapshot.live_speed_pps or DEFAULT_WORKER_SPEED_PPS
     position = place.position if place and request.n_waiting > 0 else 0
-    return Progress(queue_position=position, wait_time=math.ceil(things / speed), is_possible=True)
+    return Progress(
+        queue_position=position,
+        wait_time=math.ceil((ahead + own_things) / speed),
+        is_possible=True,
+        eligible_workers=eligible.workers,
+        eligible_worker_threads=eligible.threads,
+        might_stall=request.n_processing == 0 and _might_stall(request, ahead, eligible, now),
+    )
+
+
+def _might_stall(request: RequestCounters, things_ahead: int, eligible: Eligibility, now: float) -> bool:
+    """Whether a request with images waiting may time out before a worker that could serve it gets to it: the
+    work ahead of it over the speed of its eligible workers alone, made pessimistic, reaches its time-out."""
+    if request.n_waiting <= 0:
+        return False
+    first_start = things_ahead / (eligible.speed_pps or DEFAULT_WORKER_SPEED_PPS)
+    pessimistic = first_start + max(STALL_MARGIN_SECONDS, first_start / 2)
+    return pessimistic >= request.last_activity_at + QUEUE_TIMEOUT_SECONDS - now

@@ -17,15 +17,19 @@ from openhorde.domain import gallery, webhooks, worker_cache, worker_economy
 from openhorde.domain.context import HordeContext
 from openhorde.domain.queue import events
 from openhorde.domain.queue.blob_keys import upload_key
-from openhorde.domain.queue.states import JobState, RequestState, job_transition, request_transition
+from openhorde.domain.queue.states import (
+    QUEUE_TIMEOUT_SECONDS,
+    JobState,
+    RequestState,
+    job_transition,
+    request_transition,
+)
 from openhorde.storage.store import Store
 
 log = logging.getLogger(__name__)
 
 MAX_FAULTED_JOBS = 3
 """A request whose jobs fault this many times ends ``faulted``."""
-QUEUE_TIMEOUT_SECONDS = 60 * 60
-"""A queued request no worker touched for this long ends ``faulted`` (no worker could serve it)."""
 SWEEP_BATCH = 500
 LEASE_EXPIRED_REASON = "The worker did not submit before its lease ran out."
 

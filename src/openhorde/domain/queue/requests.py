@@ -321,7 +321,7 @@ async def create_request(
     events.announce(store, request_id, events.QUEUED, models=models)  # streams, Prefer: wait, idle pops
 
     message = None
-    if not modes.raid and not await availability.request_is_possible(store, ctx.settings, request_id, moment):
+    if not modes.raid and not (await availability.eligible_workers(store, ctx.settings, request_id, moment)).workers:
         message = "No worker is currently online that can serve this request. It stays queued until one is."
         warnings.append(Warning("NoAvailableWorker", message))
     return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)

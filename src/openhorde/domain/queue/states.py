@@ -24,6 +24,9 @@ from functools import cache
 from openhorde.errors import InvalidStateTransition
 from openhorde.storage.lifecycle import Transition
 
+QUEUE_TIMEOUT_SECONDS = 60 * 60
+"""A queued request no worker touched for this long ends ``faulted`` (no worker could serve it)."""
+
 
 class RequestState(StrEnum):
     """Where a request is in its life."""

@@ -46,6 +46,9 @@ class RequestStatus:
     queue_position: int
     kudos: float
     is_possible: bool
+    eligible_workers: int
+    eligible_worker_threads: int
+    might_stall: bool
     shared: bool
     fault_reason: str | None
     generations: list[DeliveredImage] = field(default_factory=list)
@@ -129,6 +132,9 @@ async def request_status(
         queue_position=place.queue_position,
         kudos=cents_to_kudos(request.charged_cents),
         is_possible=place.is_possible,
+        eligible_workers=place.eligible_workers,
+        eligible_worker_threads=place.eligible_worker_threads,
+        might_stall=place.might_stall,
         shared=request.shared,
         fault_reason=request.fault_reason,
         generations=images,

@@ -8,13 +8,14 @@ paused. They serve ``/generate/check`` and ``/generate/status`` through the queu
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Float, Table, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Boolean, ColumnElement, Float, Table, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.matching_queries import match_conditions, queued_condition, worker_columns
-from openhorde.storage.tables import Request, RequestModel, Worker, WorkerModel
+from openhorde.storage.tables import Request, RequestModel, User, Worker, WorkerModel
 
 _WORKERS = cast(Table, Worker.__table__)
 
@@ -22,25 +23,6 @@ _WORKERS = cast(Table, Worker.__table__)
 def _live() -> ColumnElement[bool]:
     """A worker seen after the bound ``since`` and not paused."""
     return and_(Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False))
-
-
-def _live_worker_exists() -> ColumnElement[bool]:
-    """EXISTS a worker seen after the bound ``since`` that can serve the (correlated) request.
-
-    A request that names models reaches the workers through its models (``request_models`` →
-    ``worker_models`` by model → ``workers``), so each request probes only the workers that serve
-    one of its models, and stops at the first that passes every other rule, instead of testing
-    every live worker in turn."""
-    live = [_live(), *match_conditions(worker_columns())]
-    through_models = (
-        select(WorkerModel.worker_id)
-        .join(RequestModel, RequestModel.model == WorkerModel.model)
-        .join(Worker, Worker.id == WorkerModel.worker_id)
-        .where(RequestModel.request_id == Request.id, *live)
-        .exists()
-    )
-    any_model = and_(Request.has_model_list.is_(False), exists().where(*live))
-    return or_(any_model, and_(Request.has_model_list.is_(True), through_models))
 
 
 def _queue_for_live_workers() -> Any:
@@ -70,7 +52,64 @@ def _live_capacity() -> Any:
     return total.where(_live())
 
 
-_SERVABLE = select(_live_worker_exists()).where(Request.id == bindparam("request_id"))
+# A worker row's blacklist and priority users are JSON lists; each engine reads them with its own function.
+_LIST_RULES = {
+    True: (
+        "EXISTS (SELECT 1 FROM json_each(workers.priority_user_ids) AS listed WHERE listed.value = requests.user_id)",
+        "EXISTS (SELECT 1 FROM json_each(workers.blacklist) AS word"
+        " WHERE instr(lower(requests.prompt), lower(word.value)) > 0)",
+    ),
+    False: (
+        "EXISTS (SELECT 1 FROM json_array_elements_text(workers.priority_user_ids) AS listed"
+        " WHERE CAST(listed AS BIGINT) = requests.user_id)",
+        "EXISTS (SELECT 1 FROM json_array_elements_text(workers.blacklist) AS word"
+        " WHERE strpos(lower(requests.prompt), lower(word)) > 0)",
+    ),
+}
+
+
+def _eligible(is_sqlite: bool) -> Any:
+    """Count, threads and speed of the live workers that pass every rule of the pop for one request: the
+    ``workers`` columns with the owner's trust, priority users and blacklist read from their rows."""
+    prioritised, blacklisted = _LIST_RULES[is_sqlite]
+    side = replace(
+        worker_columns(),
+        owner_trusted=User.is_trusted,
+        prioritised=literal_column(prioritised, Boolean),
+        blacklisted=literal_column(blacklisted, Boolean),
+    )
+    serves_a_model = or_(
+        Request.has_model_list.is_(False),
+        select(RequestModel.request_id)
+        .join(WorkerModel, WorkerModel.model == RequestModel.model)
+        .where(RequestModel.request_id == Request.id, WorkerModel.worker_id == Worker.id)
+        .exists(),
+    )
+    speed = func.coalesce(Worker.speed_pps, bindparam("default_speed", type_=Float))
+    return select(
+        func.count(Worker.id),
+        func.coalesce(func.sum(Worker.threads), 0),
+        func.coalesce(func.sum(speed * Worker.threads), 0.0),
+    ).where(
+        Request.id == bindparam("request_id"),
+        User.id == Worker.user_id,
+        _live(),
+        serves_a_model,
+        *match_conditions(side),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    """The live workers that could serve a request now: how many, their threads, their total speed."""
+
+    workers: int
+    threads: int
+    speed_pps: float
+    """Pixel-steps per second of all their threads together."""
+
+
+_ELIGIBLE = {True: _eligible(True), False: _eligible(False)}
 _QUEUE_FOR_LIVE_WORKERS = _queue_for_live_workers()
 _LIVE_CAPACITY = _live_capacity()
 
@@ -78,22 +117,25 @@ _LIVE_CAPACITY = _live_capacity()
 class AvailabilityRepository:
     """Whether live workers can serve requests, and how much they can do."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_session", "_sqlite")
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
         self._session = session
+        self._sqlite = is_sqlite
 
-    async def servable(self, request_id: str, since: float) -> bool:
-        """Whether a worker seen after ``since`` could serve this request."""
-        values = {"request_id": request_id, "since": since}
-        return bool((await self._session.execute(_SERVABLE, values)).scalar())
+    async def eligible(self, request_id: str, since: float, default_speed_pps: float) -> Eligibility:
+        """The workers seen after ``since`` that pass every rule of the pop for this request (``default_speed_pps``
+        for a worker with no speed yet)."""
+        values = {"request_id": request_id, "since": since, "default_speed": default_speed_pps}
+        workers, threads, speed = (await self._session.execute(_ELIGIBLE[self._sqlite], values)).one()
+        return Eligibility(int(workers), int(threads), float(speed))
 
     async def queue_for_live_workers(self, since: float) -> list[tuple[str, int, int]]:
         """``(id, images waiting, pixel-steps per image)`` of the queued requests, in hand-out order, that name a
         model some worker seen after ``since`` serves (or name none) and are no larger than the largest such
         worker takes.
 
-        This is a cheap stand-in for "some live worker can serve it" (``servable``, one request at a time): one
+        This is a cheap stand-in for "some live worker can serve it" (``eligible``, one request at a time): one
         primary-key probe per request rather than a search of the workers, because it reads the whole queue
         (100,000 requests: the exact test took seconds)."""
         rows = await self._session.execute(_QUEUE_FOR_LIVE_WORKERS, {"since": since})

@@ -34,6 +34,7 @@ class RequestCounters:
     shared: bool
     r2: bool
     fault_reason: str | None
+    last_activity_at: float
 
 
 @dataclass(frozen=True, slots=True)

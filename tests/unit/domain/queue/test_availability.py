@@ -13,7 +13,7 @@ def _view(seconds: float) -> QueueView:
 
 
 def _counters(request_id: str, finished: int = 0) -> RequestCounters:
-    return RequestCounters(request_id, "queued", 1, 0, finished, 0, 4096, 0, False, True, None)
+    return RequestCounters(request_id, "queued", 1, 0, finished, 0, 4096, 0, False, True, None, 0.0)
 
 
 def test_counters_are_reused_until_they_expire() -> None:
