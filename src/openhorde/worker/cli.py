@@ -152,7 +152,7 @@ def build_engine(settings: WorkerSettings) -> Engine:
     """The engine for these settings, with the configured models checked and loaded."""
     from openhorde.worker.generation.devices import resolve_placement
     from openhorde.worker.generation.engine import Engine, GenerationFailed
-    from openhorde.worker.generation.safety import SafetyChecker
+    from openhorde.worker.generation.safety import SafetyChecker, build_builtin_safety_checker
     from openhorde.worker.models.catalogue import CatalogueError, UnknownModel, load_catalogue
     from openhorde.worker.models.loader import load_pipeline
     from openhorde.worker.models.store import ModelStore
@@ -174,6 +174,9 @@ def build_engine(settings: WorkerSettings) -> Engine:
             safety = SafetyChecker.from_pretrained(settings.safety_model, placement.device)
         except (OSError, ValueError) as exc:
             raise StartupError(f"safety_model {settings.safety_model}: cannot load it ({exc})") from exc
+    elif settings.models and all(catalogue.model(name).source == "builtin" for name in settings.models):
+        # The built-in models ship their own checker, so a demo worker takes requests that ask for censoring.
+        safety = build_builtin_safety_checker(placement.device)
 
     def load_model(name: str) -> Any:
         return load_pipeline(catalogue.model(name), store, engine.placement.device, engine.placement.dtype)

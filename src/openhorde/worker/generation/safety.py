@@ -61,7 +61,17 @@ class SafetyChecker:
         return [bool(flag) for flag in flagged.tolist()]
 
 
-def build_tiny_safety_checker(flag_everything: bool) -> SafetyChecker:
+def build_builtin_safety_checker(device: torch.device | str = "cpu") -> SafetyChecker:
+    """The safety checker the built-in tiny models ship: a small CLIP checker with weights built in code.
+
+    The tiny models' weights are random, so what they draw is noise, never a picture of anything; their checker
+    runs the same step as a real one (CLIP features, concept scores, censoring) with concept thresholds no noise
+    image reaches. It lets a demo horde serve the requests many clients send by default (``censor_nsfw: true``).
+    A real model needs a real checker (``safety_model``)."""
+    return build_tiny_safety_checker(flag_everything=False, device=device)
+
+
+def build_tiny_safety_checker(flag_everything: bool, device: torch.device | str = "cpu") -> SafetyChecker:
     """A small CLIP safety checker built in code with fixed weights, for tests: it flags every image or none.
 
     Cosine similarities lie in [-1, 1]; a concept threshold of -2 is always exceeded and one of 2 never is.
@@ -90,7 +100,7 @@ def build_tiny_safety_checker(flag_everything: bool) -> SafetyChecker:
     processor = _image_processor_class()(
         size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, do_center_crop=True
     )
-    return SafetyChecker(model, processor)
+    return SafetyChecker(model, processor, device)
 
 
 def apply_safety(
