@@ -137,7 +137,8 @@ async def test_a_worker_message_is_delivered_on_pop_until_it_expires(horde: Hord
     foreign = await horde.client.post("/api/v2/workers/messages", json=body, headers=stranger.headers)
     assert foreign.status_code == 403 and foreign.json()["rc"] == "MessagesOnlyOwnWorkers"
     sent = await horde.client.post("/api/v2/workers/messages", json=body, headers=moderator.headers)
-    assert sent.status_code == 201, sent.text
+    assert sent.status_code == 200, sent.text
+    assert (sent.json()["expiry"], sent.json()["origin"]) == (2, "The mods")
     message_id = sent.json()["id"]
 
     popped = await horde.pop(owner, name="messaged")
@@ -152,7 +153,7 @@ async def test_a_worker_message_is_delivered_on_pop_until_it_expires(horde: Hord
     horde.ctx.workers.clear()  # the server keeps a worker's messages until one changes; this change bypassed it
     assert (await horde.pop(owner, name="messaged"))["messages"] == []
     expired = await horde.client.get("/api/v2/workers/messages?validity=expired", headers=moderator.headers)
-    assert [m["id"] for m in expired.json()] == [message_id]
+    assert [(m["id"], m["expiry"]) for m in expired.json()] == [(message_id, 0)]
     deleted = await horde.client.delete(f"/api/v2/workers/messages/{message_id}", headers=moderator.headers)
     assert deleted.status_code == 200
     assert await _audit_actions(horde, moderator) == ["worker_message.delete", "worker_message.send"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -16,9 +17,9 @@ from openhorde.domain.moderation.worker_messages import MessageView
 router = APIRouter(prefix="/workers/messages", tags=["workers"])
 
 
-def iso(moment: float) -> str:
-    """A time as the AI Horde writes it (ISO 8601, UTC)."""
-    return datetime.fromtimestamp(moment, UTC).isoformat()
+def hours_left(expires_at: float, now: float) -> int:
+    """What the AI Horde's ``expiry`` says: the whole hours until the message expires (0 once it has)."""
+    return max(0, math.ceil((expires_at - now) / 3600))
 
 
 def _out(view: MessageView) -> WorkerMessageOut:
@@ -28,11 +29,11 @@ def _out(view: MessageView) -> WorkerMessageOut:
         user_id=view.user_id,
         message=view.message,
         origin=view.origin,
-        expiry=iso(view.expires_at),
+        expiry=hours_left(view.expires_at, time.time()),
     )
 
 
-@router.post("", status_code=201, response_model=WorkerMessageOut, responses=errors(404), summary="Message a worker")
+@router.post("", response_model=WorkerMessageOut, responses=errors(404), summary="Message a worker")
 async def send(body: WorkerMessageInput, store: StoreDep, user: ApiUser) -> WorkerMessageOut:
     view = await worker_messages.send(store, user, body.worker_id, body.message, body.expiry, body.origin)
     return _out(view)

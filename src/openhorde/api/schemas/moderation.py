@@ -64,7 +64,7 @@ class WorkerMessageOut(ResponseModel):
     user_id: int
     message: str
     origin: str
-    expiry: str
+    expiry: int = Field(description="Whole hours until the message expires (0 once it has), as on the AI Horde.")
 
 
 class SimpleResponse(ResponseModel):
