@@ -31,6 +31,7 @@ from openhorde.api.routes import (
     jobs,
     kudos,
     sharedkeys,
+    stats,
     status,
     stream,
     teams,
@@ -71,10 +72,17 @@ async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
             async with db.store() as store:
                 report = await run_maintenance(store, ctx, time.time())
             metrics.count_maintenance(report)
-            async with db.store() as store:
-                await ctx.usage.flush(store)
+            await flush_tallies(db, ctx)
         except Exception:  # keep the loop alive; the next pass retries
             log.exception("maintenance pass failed")
+
+
+async def flush_tallies(db: Database, ctx: HordeContext) -> None:
+    """Write the figures this process added up in memory (usage, images made), each in its own transaction."""
+    async with db.store() as store:
+        await ctx.usage.flush(store)
+    async with db.store() as store:
+        await ctx.image_stats.flush(store, time.time())
 
 
 async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
@@ -134,8 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
             webhook_sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await webhook_sender
-            async with db.store() as store:
-                await ctx.usage.flush(store)
+            await flush_tallies(db, ctx)
             await stop_rate_limits(app)
             await broker.close()
             await ctx.outbound.aclose()
@@ -161,7 +168,7 @@ def create_app(settings: Settings) -> FastAPI:
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
     routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
-    for module in (*routers, sharedkeys, teams, stream):
+    for module in (*routers, sharedkeys, teams, stats, stream):
         api.include_router(module.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.

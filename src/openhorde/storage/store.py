@@ -121,7 +121,7 @@ class Store:
     @cached_property
     def stats(self) -> StatsRepository:
         """Horde-wide figures for the status pages and the metrics."""
-        return StatsRepository(self._session)
+        return StatsRepository(self._session, self.is_sqlite)
 
     @cached_property
     def teams(self) -> TeamRepository:
