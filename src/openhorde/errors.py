@@ -14,7 +14,7 @@ line lists that parent's subclasses.
     │   │   UnsupportedModel, InvalidStateTransition, SourceMaskUnnecessary, InvalidUsername,
     │   │   InvalidWorkerName, InvalidPriorityUsername, DuplicateGen, AbortedGen, CorruptPrompt,
     │   │   InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
-    │   │   StripeEventUnusable
+    │   │   StripeEventUnusable, ProcGenNotFound, InvalidAestheticAttempt
     │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask
     │   ├── KudosValidationError      KudosTransfer* / KudosAwardNotPositive
     │   ├── NoValidActions            NoUserModSelected / NoWorkerModSelected
@@ -30,8 +30,8 @@ line lists that parent's subclasses.
     │   └── NotTrusted                UntrustedTeamCreation
     ├── NotFound (404)
     │   └── ModelNotFound, BlobNotFound, GalleryImageNotFound, UserNotFound, WorkerNotFound, InvalidJobID,
-    │       RequestNotFound, FilterNotFound, WorkerMessageNotFound, TeamNotFound, SharedKeyNotFound,
-    │       StripeNotConfigured
+    │       RequestNotFound, FilterNotFound, NewsNotFound, WorkerMessageNotFound, TeamNotFound,
+    │       SharedKeyNotFound, StripeNotConfigured
     ├── PayloadTooLarge (413)
     │   └── RequestTooLarge           a body over max_request_body_bytes
     ├── Locked (423)                  a worker with jobs in progress cannot be deleted
@@ -89,6 +89,8 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "StripeSignatureInvalid",
         "StripeEventUnusable",
         "StripeNotConfigured",
+        # News (our admin routes for /status/news).
+        "NewsNotFound",
         # Limits: rate limits, size limits and bad text.
         "RateLimited",
         "RequestTooLarge",
@@ -544,6 +546,18 @@ class AbortedGen(BadRequest):
     rc = "AbortedGen"
 
 
+class ProcGenNotFound(BadRequest):
+    """No image of this request has this id."""
+
+    rc = "ProcGenNotFound"
+
+
+class InvalidAestheticAttempt(BadRequest):
+    """These ratings cannot be accepted."""
+
+    rc = "InvalidAestheticAttempt"
+
+
 # Moderation: prompt filters, horde modes, worker messages --------------------------------------------
 
 
@@ -557,6 +571,12 @@ class FilterNotFound(NotFound):
     """Filter not found."""
 
     rc = "FilterNotFound"
+
+
+class NewsNotFound(NotFound):
+    """No piece of news has this id."""
+
+    rc = "NewsNotFound"
 
 
 class MaintenanceMode(HordeError):
