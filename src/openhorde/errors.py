@@ -24,7 +24,8 @@ line lists that parent's subclasses.
     │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, OwnPrivilegesForbidden, DeletedUser,
     │   │   NotAllowedAwards, KudosUpfront, TooManyWorkers, InvalidUploadSignature, UploadClosed,
     │   │   WorkerInviteOnly, MessagesOnlyOwnWorkers, SharedKeyEmpty, SharedKeyExpired,
-    │   │   SharedKeyInsufficientKudos, TooManySharedKeys, TimeoutIP
+    │   │   SharedKeyInsufficientKudos, TooManySharedKeys, TimeoutIP, NotUserOrMod, CannotDeleteMod,
+    │   │   CannotWipeActiveUser
     │   ├── AnonForbidden             AnonForbiddenUserMod / AnonForbiddenWorker
     │   ├── WorkerMaintenance         WorkerFlaggedMaintenance
     │   └── NotTrusted                UntrustedTeamCreation
@@ -384,6 +385,24 @@ class NoUserModSelected(NoValidActions):
     """No user modification selected!"""
 
     rc = "NoUserModSelected"
+
+
+class NotUserOrMod(Forbidden):
+    """Only the user themself or a moderator can do this."""
+
+    rc = "NotUserOrMod"
+
+
+class CannotDeleteMod(Forbidden):
+    """A moderator's or admin's account cannot be deleted; take the role away first."""
+
+    rc = "CannotDeleteMod"
+
+
+class CannotWipeActiveUser(Forbidden):
+    """This deleted account was active in the last 30 days; it can be wiped only after that."""
+
+    rc = "CannotWipeActiveUser"
 
 
 class UserNotFound(NotFound):
