@@ -1,4 +1,4 @@
-"""``/status/*``: heartbeat, models, performance, modes and news.
+"""``/status/*``: heartbeat, models, performance, modes, news, and the sampler and style contracts.
 
 News is edited by admins through routes of ours: ``POST /status/news`` publishes a piece and
 ``DELETE /status/news/{news_id}`` withdraws one (the AI Horde reads its news from a file in its source).
@@ -6,6 +6,7 @@ News is edited by admins through routes of ours: ``POST /status/news`` publishes
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Literal
 
@@ -13,6 +14,13 @@ from fastapi import APIRouter, Path, Query
 
 from openhorde import __version__
 from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, ReaderDep, StoreDep
+from openhorde.api.schemas.contracts import (
+    PresentationTiers,
+    SamplerConstraints,
+    SamplerDetails,
+    StyleContract,
+    WorkAccounting,
+)
 from openhorde.api.schemas.moderation import ModesInput
 from openhorde.api.schemas.status import (
     ActiveModel,
@@ -23,7 +31,7 @@ from openhorde.api.schemas.status import (
     Newspiece,
     SimpleResponse,
 )
-from openhorde.domain import news, stats
+from openhorde.domain import contracts, news, stats
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation.cache import Modes
 from openhorde.domain.moderation.modes import ModeChanges
@@ -139,3 +147,30 @@ async def withdraw_news(
 ) -> SimpleResponse:
     await news.withdraw(store, user, news_id)
     return SimpleResponse()
+
+
+@router.get(
+    "/sampler_constraints",
+    response_model=SamplerConstraints,
+    summary="The samplers and the work each does",
+)
+async def sampler_constraints() -> SamplerConstraints:
+    found = contracts.sampler_constraints()
+    samplers = {}
+    for name, sampler in found.samplers.items():
+        details = dataclasses.asdict(sampler)
+        details["work_profile"] = {k: v for k, v in details["work_profile"].items() if v is not None}
+        samplers[name] = SamplerDetails.model_validate(details)
+    return SamplerConstraints(
+        schema_version=found.schema_version,
+        samplers=samplers,
+        work_accounting=WorkAccounting(authoritative_note=contracts.WORK_ACCOUNTING_NOTE),
+        presentation_tiers=PresentationTiers(note=contracts.TIERS_NOTE, recommended=found.recommended),
+    )
+
+
+@router.get("/style_contract", response_model=StyleContract, summary="What a style's template and params may do")
+async def style_contract(ctx: ContextDep) -> StyleContract:
+    limits = ctx.settings.limits
+    found = contracts.style_contract(limits.rate_limit_default if limits.rate_limits == "on" else "")
+    return StyleContract.model_validate(dataclasses.asdict(found))
