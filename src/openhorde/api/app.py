@@ -32,6 +32,7 @@ from openhorde.api.routes import (
     jobs,
     kudos,
     ratings,
+    request_payloads,
     sharedkeys,
     stats,
     status,
@@ -170,7 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
     routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
-    for module in (*routers, ratings, sharedkeys, teams, stats, documents, stream):
+    for module in (*routers, ratings, request_payloads, sharedkeys, teams, stats, documents, stream):
         api.include_router(module.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.

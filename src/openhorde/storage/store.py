@@ -30,6 +30,7 @@ from openhorde.storage.repositories.moderation import ModerationRepository
 from openhorde.storage.repositories.news import NewsRepository
 from openhorde.storage.repositories.queue import QueueRepository
 from openhorde.storage.repositories.ratings import RatingRepository
+from openhorde.storage.repositories.request_payloads import RequestPayloadRepository
 from openhorde.storage.repositories.sharedkeys import SharedKeyRepository
 from openhorde.storage.repositories.stats import StatsRepository
 from openhorde.storage.repositories.statuses import StatusRepository
@@ -119,6 +120,11 @@ class Store:
     def ratings(self) -> RatingRepository:
         """Aesthetic ratings of delivered images."""
         return RatingRepository(self._session)
+
+    @cached_property
+    def request_payloads(self) -> RequestPayloadRepository:
+        """What requests asked for, read back."""
+        return RequestPayloadRepository(self._session)
 
     @cached_property
     def sharedkeys(self) -> SharedKeyRepository:
