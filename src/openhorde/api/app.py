@@ -64,7 +64,8 @@ API_PREFIX = "/api/v2"
 API_DESCRIPTION = """OpenHorde speaks the AI Horde v2 image API: the same paths, fields and return codes,
 so existing clients, bots and workers work unchanged. Errors are `{"message": ..., "rc": ...}`.
 Extensions of ours: `POST /api/v2/register`, `/blobs/...` presigned image URLs, `"gallery": true` on
-`POST /generate/async` with `/api/v2/gallery` to list and delete kept images, and `GET /api/v2/kudos/history`."""
+`POST /generate/async` with `/api/v2/gallery` to list and delete kept images, `GET /api/v2/kudos/history`, and
+`POST`/`DELETE /api/v2/status/news` for admins to publish news."""
 
 
 async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
