@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import time
 from typing import Any
 
 import pytest
 
-from openhorde.api.app import flush_tallies
+from openhorde.api.app import _maintenance_loop, flush_tallies
 from openhorde.domain.stats import DAY_SECONDS
+from openhorde.storage.db import Database
 from tests.live_server import Account, Horde
 
 PERIODS = ("minute", "hour", "day", "month", "total")
@@ -97,3 +101,26 @@ async def test_text_stats_are_empty_on_an_image_horde(horde: Horde) -> None:
     assert totals == {period: {"requests": 0, "tokens": 0} for period in PERIODS}
     models = (await horde.client.get("/api/v2/stats/text/models")).json()
     assert models == {"day": {}, "month": {}, "total": {}}
+
+
+async def test_the_maintenance_loop_writes_the_counters(horde: Horde) -> None:
+    owner, requester = await horde.register("wally"), await horde.register("alice")
+    await _deliver(horde, owner, requester, 1)
+    assert (await _totals(horde))["total"]["images"] == 0  # counted in memory, not written yet
+    # The server's own loop, with a short interval (the fixture's is an hour).
+    fast = horde.settings.model_copy(
+        update={"queue": horde.settings.queue.model_copy(update={"maintenance_interval_seconds": 0.05})}
+    )
+    own = Database(horde.settings.resolved_database_url)  # a cancelled pass must not upset the server's pool
+    loop = asyncio.create_task(_maintenance_loop(own, dataclasses.replace(horde.ctx, settings=fast)))
+    try:
+        for _ in range(100):
+            if (await _totals(horde))["total"]["images"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await own.dispose()
+    assert (await _totals(horde))["total"] == {"images": 1, "ps": 64 * 64 * 5}
