@@ -141,7 +141,10 @@ class ImageTally:
 
     async def flush(self, store: Store, now: float) -> int:
         """Add what was counted to the database's buckets (one statement) and delete the buckets that left their
-        window (one more); how many images were written."""
+        window (one more); how many images were written. With nothing counted it writes nothing: an idle horde's
+        old buckets wait for the next image (reads skip them anyway)."""
+        if not self._pending:
+            return 0
         pending, self._pending = self._pending, defaultdict(lambda: [0, 0])
         buckets: defaultdict[tuple[int, int, str], list[int]] = defaultdict(lambda: [0, 0])
         for (model, start), (images, pixelsteps) in pending.items():
