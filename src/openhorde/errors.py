@@ -14,7 +14,7 @@ line lists that parent's subclasses.
     │   │   UnsupportedModel, InvalidStateTransition, SourceMaskUnnecessary, InvalidUsername,
     │   │   InvalidWorkerName, InvalidPriorityUsername, DuplicateGen, AbortedGen, CorruptPrompt,
     │   │   InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
-    │   │   StripeEventUnusable
+    │   │   StripeEventUnusable, ProcGenNotFound, InvalidAestheticAttempt
     │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask
     │   ├── KudosValidationError      KudosTransfer* / KudosAwardNotPositive
     │   ├── NoValidActions            NoUserModSelected / NoWorkerModSelected
@@ -24,14 +24,15 @@ line lists that parent's subclasses.
     │   ├── WrongCredentials, NotAdmin, NotModerator, NotOwner, OwnPrivilegesForbidden, DeletedUser,
     │   │   NotAllowedAwards, KudosUpfront, TooManyWorkers, InvalidUploadSignature, UploadClosed,
     │   │   WorkerInviteOnly, MessagesOnlyOwnWorkers, SharedKeyEmpty, SharedKeyExpired,
-    │   │   SharedKeyInsufficientKudos, TooManySharedKeys, TimeoutIP
+    │   │   SharedKeyInsufficientKudos, TooManySharedKeys, TimeoutIP, NotUserOrMod, CannotDeleteMod,
+    │   │   CannotWipeActiveUser
     │   ├── AnonForbidden             AnonForbiddenUserMod / AnonForbiddenWorker
     │   ├── WorkerMaintenance         WorkerFlaggedMaintenance
     │   └── NotTrusted                UntrustedTeamCreation
     ├── NotFound (404)
     │   └── ModelNotFound, BlobNotFound, GalleryImageNotFound, UserNotFound, WorkerNotFound, InvalidJobID,
-    │       RequestNotFound, FilterNotFound, WorkerMessageNotFound, TeamNotFound, SharedKeyNotFound,
-    │       StripeNotConfigured
+    │       RequestNotFound, FilterNotFound, NewsNotFound, WorkerMessageNotFound, TeamNotFound,
+    │       SharedKeyNotFound, StripeNotConfigured
     ├── PayloadTooLarge (413)
     │   └── RequestTooLarge           a body over max_request_body_bytes
     ├── Locked (423)                  a worker with jobs in progress cannot be deleted
@@ -90,6 +91,8 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "StripeSignatureInvalid",
         "StripeEventUnusable",
         "StripeNotConfigured",
+        # News (our admin routes for /status/news).
+        "NewsNotFound",
         # Limits: rate limits, size limits and bad text.
         "RateLimited",
         "RequestTooLarge",
@@ -392,6 +395,24 @@ class NoUserModSelected(NoValidActions):
     rc = "NoUserModSelected"
 
 
+class NotUserOrMod(Forbidden):
+    """Only the user themself or a moderator can do this."""
+
+    rc = "NotUserOrMod"
+
+
+class CannotDeleteMod(Forbidden):
+    """A moderator's or admin's account cannot be deleted; take the role away first."""
+
+    rc = "CannotDeleteMod"
+
+
+class CannotWipeActiveUser(Forbidden):
+    """This deleted account was active in the last 30 days; it can be wiped only after that."""
+
+    rc = "CannotWipeActiveUser"
+
+
 class UserNotFound(NotFound):
     """User not found."""
 
@@ -552,6 +573,18 @@ class AbortedGen(BadRequest):
     rc = "AbortedGen"
 
 
+class ProcGenNotFound(BadRequest):
+    """No image of this request has this id."""
+
+    rc = "ProcGenNotFound"
+
+
+class InvalidAestheticAttempt(BadRequest):
+    """These ratings cannot be accepted."""
+
+    rc = "InvalidAestheticAttempt"
+
+
 # Moderation: prompt filters, horde modes, worker messages --------------------------------------------
 
 
@@ -565,6 +598,12 @@ class FilterNotFound(NotFound):
     """Filter not found."""
 
     rc = "FilterNotFound"
+
+
+class NewsNotFound(NotFound):
+    """No piece of news has this id."""
+
+    rc = "NewsNotFound"
 
 
 class MaintenanceMode(HordeError):

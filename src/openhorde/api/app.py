@@ -25,13 +25,17 @@ from openhorde.api.routes import (
     audit,
     billing,
     blobs,
+    documents,
     filters,
     gallery,
     generate,
     ip_timeouts,
     jobs,
     kudos,
+    ratings,
+    request_payloads,
     sharedkeys,
+    stats,
     status,
     stream,
     teams,
@@ -61,7 +65,8 @@ API_PREFIX = "/api/v2"
 API_DESCRIPTION = """OpenHorde speaks the AI Horde v2 image API: the same paths, fields and return codes,
 so existing clients, bots and workers work unchanged. Errors are `{"message": ..., "rc": ...}`.
 Extensions of ours: `POST /api/v2/register`, `/blobs/...` presigned image URLs, `"gallery": true` on
-`POST /generate/async` with `/api/v2/gallery` to list and delete kept images, and `GET /api/v2/kudos/history`."""
+`POST /generate/async` with `/api/v2/gallery` to list and delete kept images, `GET /api/v2/kudos/history`, and
+`POST`/`DELETE /api/v2/status/news` for admins to publish news."""
 
 
 async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
@@ -72,10 +77,17 @@ async def _maintenance_loop(db: Database, ctx: HordeContext) -> None:
             async with db.store() as store:
                 report = await run_maintenance(store, ctx, time.time())
             metrics.count_maintenance(report)
-            async with db.store() as store:
-                await ctx.usage.flush(store)
+            await flush_tallies(db, ctx)
         except Exception:  # keep the loop alive; the next pass retries
             log.exception("maintenance pass failed")
+
+
+async def flush_tallies(db: Database, ctx: HordeContext) -> None:
+    """Write the figures this process added up in memory (usage, images made), each in its own transaction."""
+    async with db.store() as store:
+        await ctx.usage.flush(store)
+    async with db.store() as store:
+        await ctx.image_stats.flush(store, time.time())
 
 
 async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
@@ -135,8 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
             webhook_sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await webhook_sender
-            async with db.store() as store:
-                await ctx.usage.flush(store)
+            await flush_tallies(db, ctx)
             await stop_rate_limits(app)
             await broker.close()
             await ctx.outbound.aclose()
@@ -164,7 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
     routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
-    for module in (*routers, sharedkeys, teams, stream):
+    for module in (*routers, ratings, request_payloads, sharedkeys, teams, stats, documents, stream):
         api.include_router(module.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.

@@ -11,6 +11,7 @@ from openhorde.domain.accounts import KeyCache
 from openhorde.domain.catalogue import CatalogueNames
 from openhorde.domain.moderation.cache import ModerationCache
 from openhorde.domain.queue.idle import IdlePops
+from openhorde.domain.stats import ImageTally
 from openhorde.domain.usage import UsageTally
 from openhorde.domain.worker_cache import WorkerCache
 from openhorde.storage.blobs import BlobBackend
@@ -36,3 +37,5 @@ class HordeContext:
     """Empty pops answered from memory until a worker's models' queues change (``domain/queue/idle.py``)."""
     usage: UsageTally = field(default_factory=UsageTally)
     """Usage figures waiting to be written (``domain/usage.py``)."""
+    image_stats: ImageTally = field(default_factory=ImageTally)
+    """Images delivered per model, waiting to be added to ``/stats/img/*``'s counters (``domain/stats.py``)."""

@@ -27,7 +27,10 @@ from openhorde.storage.repositories.intake import IntakeRepository
 from openhorde.storage.repositories.ledger import LedgerRepository
 from openhorde.storage.repositories.limits import LimitRepository
 from openhorde.storage.repositories.moderation import ModerationRepository
+from openhorde.storage.repositories.news import NewsRepository
 from openhorde.storage.repositories.queue import QueueRepository
+from openhorde.storage.repositories.ratings import RatingRepository
+from openhorde.storage.repositories.request_payloads import RequestPayloadRepository
 from openhorde.storage.repositories.sharedkeys import SharedKeyRepository
 from openhorde.storage.repositories.stats import StatsRepository
 from openhorde.storage.repositories.statuses import StatusRepository
@@ -104,9 +107,24 @@ class Store:
         return ModerationRepository(self._session, self.is_sqlite)
 
     @cached_property
+    def news(self) -> NewsRepository:
+        """The pieces of news the admins publish."""
+        return NewsRepository(self._session)
+
+    @cached_property
     def queue(self) -> QueueRepository:
         """The queue outside pop and submit: cancels, faults, expired leases, time-outs and clean-up."""
         return QueueRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def ratings(self) -> RatingRepository:
+        """Aesthetic ratings of delivered images."""
+        return RatingRepository(self._session)
+
+    @cached_property
+    def request_payloads(self) -> RequestPayloadRepository:
+        """What requests asked for, read back."""
+        return RequestPayloadRepository(self._session)
 
     @cached_property
     def sharedkeys(self) -> SharedKeyRepository:
@@ -121,7 +139,7 @@ class Store:
     @cached_property
     def stats(self) -> StatsRepository:
         """Horde-wide figures for the status pages and the metrics."""
-        return StatsRepository(self._session)
+        return StatsRepository(self._session, self.is_sqlite)
 
     @cached_property
     def teams(self) -> TeamRepository:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from sqlalchemy import update
 
 from openhorde import __version__
+from openhorde.api.schemas.generate import Sampler
 from openhorde.storage.tables import Worker
 from tests.live_server import Horde
 
@@ -213,3 +214,50 @@ async def test_a_request_in_progress_stays_possible_when_its_worker_leaves(horde
         await session.execute(update(Worker).values(last_check_in_at=time.time() - 3600))
     body = await _check(horde, request_id)
     assert (body["processing"], body["waiting"], body["is_possible"], body["eligible_workers"]) == (1, 1, True, 0)
+
+
+async def test_sampler_constraints_list_every_accepted_sampler_with_its_work_per_step(horde: Horde) -> None:
+    response = await horde.client.get("/api/v2/status/sampler_constraints")
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert document["schema_version"] == "1.0"
+    samplers = document["samplers"]
+    assert set(samplers) == set(get_args(Sampler))
+    assert samplers["k_euler"]["work_profile"] == {"kind": "fixed_rate", "marginal_work_units_per_trajectory_step": 1}
+    assert samplers["k_heun"]["work_profile"]["marginal_work_units_per_trajectory_step"] == 2
+    assert samplers["k_dpm_adaptive"]["work_profile"] == {"kind": "adaptive", "estimated_work_units_per_request": 40}
+    assert all(s["accepted_settings"] == {} and s["applies_cfg_pp"] is False for s in samplers.values())
+    assert set(document["presentation_tiers"]["recommended"]) <= set(samplers)
+    assert document["hard_constraints"] == {
+        "rejected_sampler_scheduler_pairings": [],
+        "scheduler_baseline_applicability": {},
+    }
+
+    # The work per step is what pricing counts: a second-order sampler costs more than a first-order one.
+    user = await horde.register("pricer")
+    prices = {}
+    for name in ("k_euler", "k_heun"):
+        dry = await horde.generate(
+            user, dry_run=True, params={"sampler_name": name, "steps": 30, "width": 512, "height": 512}
+        )
+        assert dry.status_code == 200, dry.text
+        prices[name] = dry.json()["kudos"]
+    assert prices["k_heun"] > prices["k_euler"]
+
+
+@pytest.mark.parametrize("horde_settings", [{"rate_limits": "on", "rate_limit_default": "90/minute, 2/second"}])
+async def test_style_contract_publishes_placeholders_and_the_write_limits(horde: Horde) -> None:
+    response = await horde.client.get("/api/v2/status/style_contract")
+    assert response.status_code == 200, response.text
+    contract = response.json()
+    assert contract["schema_version"] == 1 and set(contract) == {"schema_version", "text", "image"}
+    image = contract["image"]
+    assert image["placeholders"] == ["p", "np"] and image["context_fit_modes"] is None
+    assert image["overridable_parameters"] == [] and image["ceiling_parameters"] == {}
+    assert image["style_create_rate_limits"] == ["90/minute", "2/second"] == image["style_modify_rate_limits"]
+    assert contract["text"]["placeholders"] == ["p"] and contract["text"]["context_fit_modes"] == []
+
+
+async def test_style_contract_without_rate_limits_has_no_write_limits(horde: Horde) -> None:
+    contract = (await horde.client.get("/api/v2/status/style_contract")).json()  # the tests run with limits off
+    assert contract["image"]["style_create_rate_limits"] == [] == contract["text"]["style_modify_rate_limits"]

@@ -243,3 +243,60 @@ async def test_concurrency_set_by_a_moderator_is_enforced(horde: Horde) -> None:
 async def test_pages_beyond_the_last_allowed_are_empty(horde: Horde) -> None:
     await horde.register("someone")
     assert (await horde.client.get("/api/v2/users", params={"page": 10_001})).json() == []
+
+
+async def _delete(horde: Horde, actor: Account | None, user_id: int) -> httpx.Response:
+    return await horde.client.delete(f"/api/v2/users/{user_id}", headers=actor.headers if actor else None)
+
+
+async def test_a_user_deletes_their_own_account_and_its_key_stops_working(horde: Horde) -> None:
+    leaving = await horde.register("leaving", kudos=50)
+    deleted = await _delete(horde, leaving, leaving.id)
+    assert deleted.status_code == 200 and deleted.json() == {"message": "OK"}
+    refused = await horde.client.get("/api/v2/find_user", headers=leaving.headers)
+    assert refused.status_code == 403 and refused.json()["rc"] == "DeletedUser"
+    assert (await _user(horde, leaving.id))["deleted"] is True
+    listed = (await horde.client.get("/api/v2/users")).json()
+    assert leaving.id not in {user["id"] for user in listed}
+
+
+async def test_who_may_delete_whom(horde: Horde) -> None:
+    user, other = await horde.register("user"), await horde.register("other")
+    moderator, admin = await horde.register("mod"), await _admin(horde)
+    await _make_moderator(horde, moderator)
+
+    refused = await _delete(horde, other, user.id)
+    assert refused.status_code == 403 and refused.json()["rc"] == "NotUserOrMod"
+    assert (await _delete(horde, None, user.id)).status_code == 401
+    for target in (moderator, admin):
+        protected = await _delete(horde, admin, target.id)
+        assert protected.status_code == 403 and protected.json()["rc"] == "CannotDeleteMod"
+    anonymous = await _delete(horde, admin, 0)
+    assert anonymous.status_code == 403 and anonymous.json()["rc"] == "AnonForbiddenUserMod"
+    missing = await _delete(horde, admin, 999_999)
+    assert missing.status_code == 404 and missing.json()["rc"] == "UserNotFound"
+
+    assert (await _delete(horde, moderator, user.id)).status_code == 200
+    assert (await horde.client.get("/api/v2/find_user", headers=user.headers)).json()["rc"] == "DeletedUser"
+    assert (await horde.client.get("/api/v2/find_user", headers=other.headers)).status_code == 200
+
+
+async def test_a_moderators_second_delete_wipes_an_inactive_account_and_keeps_its_ledger(horde: Horde) -> None:
+    user = await horde.register("wipe-me", kudos=75)
+    moderator = await horde.register("mod")
+    await _make_moderator(horde, moderator)
+    assert (await _delete(horde, moderator, user.id)).status_code == 200
+
+    recent = await _delete(horde, moderator, user.id)
+    assert recent.status_code == 403 and recent.json()["rc"] == "CannotWipeActiveUser"
+
+    await horde.set_user(user, last_active_at=0.0)
+    assert (await _put(horde, user, user.id, contact="me@example.com")).status_code == 403  # DeletedUser
+    wiped = await _delete(horde, moderator, user.id)
+    assert wiped.status_code == 200, wiped.text
+    details = await _user(horde, user.id, moderator)
+    assert details["username"] == f"deleted#{user.id}" and details["deleted"] is True
+    assert details["kudos"] == 75  # the row and its postings stay: kudos are never lost from the books
+    audit = (await horde.client.get("/api/v2/audit", headers=moderator.headers)).json()
+    entries = audit["entries"] if isinstance(audit, dict) else audit
+    assert {"user.delete", "user.wipe"} <= {entry["action"] for entry in entries}

@@ -1,17 +1,37 @@
-"""``/status/*``: heartbeat, models, performance and modes."""
+"""``/status/*``: heartbeat, models, performance, modes, news, and the sampler and style contracts.
+
+News is edited by admins through routes of ours: ``POST /status/news`` publishes a piece and
+``DELETE /status/news/{news_id}`` withdraws one (the AI Horde reads its news from a file in its source).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from openhorde import __version__
-from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, StoreDep
+from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, ReaderDep, StoreDep
+from openhorde.api.schemas.contracts import (
+    PresentationTiers,
+    SamplerConstraints,
+    SamplerDetails,
+    StyleContract,
+    WorkAccounting,
+)
 from openhorde.api.schemas.moderation import ModesInput
-from openhorde.api.schemas.status import ActiveModel, Heartbeat, HordeModes, HordePerformance
-from openhorde.domain import stats
+from openhorde.api.schemas.status import (
+    ActiveModel,
+    Heartbeat,
+    HordeModes,
+    HordePerformance,
+    NewsInput,
+    Newspiece,
+    SimpleResponse,
+)
+from openhorde.domain import contracts, news, stats
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation.cache import Modes
 from openhorde.domain.moderation.modes import ModeChanges
@@ -96,3 +116,61 @@ async def modes(store: StoreDep, ctx: ContextDep, user: OptionalUser) -> HordeMo
 async def change_modes(body: ModesInput, store: StoreDep, ctx: ContextDep, user: ApiUser) -> HordeModes:
     changes = ModeChanges(maintenance=body.maintenance, invite_only=body.invite_only, raid=body.raid)
     return _modes_out(await horde_modes.change(store, ctx, user, changes), True)
+
+
+def _newspiece(piece: news.NewsPiece) -> Newspiece:
+    return Newspiece(
+        id=piece.id,
+        date_published=piece.date_published,
+        newspiece=piece.newspiece,
+        importance=piece.importance,
+        tags=piece.tags,
+        title=piece.title,
+        more_info_urls=piece.more_info_urls,
+    )
+
+
+@router.get("/news", response_model=list[Newspiece], summary="The horde's news, newest first")
+async def list_news(store: ReaderDep) -> list[Newspiece]:
+    return [_newspiece(piece) for piece in await news.newest_first(store)]
+
+
+@router.post("/news", response_model=Newspiece, status_code=201, summary="Publish a piece of news (admins; ours)")
+async def publish_news(body: NewsInput, store: StoreDep, user: ApiUser) -> Newspiece:
+    draft = news.NewDraft(**body.model_dump())
+    return _newspiece(await news.publish(store, user, draft))
+
+
+@router.delete("/news/{news_id}", response_model=SimpleResponse, summary="Withdraw a piece of news (admins; ours)")
+async def withdraw_news(
+    news_id: Annotated[int, Path(ge=1, le=2**31 - 1)], store: StoreDep, user: ApiUser
+) -> SimpleResponse:
+    await news.withdraw(store, user, news_id)
+    return SimpleResponse()
+
+
+@router.get(
+    "/sampler_constraints",
+    response_model=SamplerConstraints,
+    summary="The samplers and the work each does",
+)
+async def sampler_constraints() -> SamplerConstraints:
+    found = contracts.sampler_constraints()
+    samplers = {}
+    for name, sampler in found.samplers.items():
+        details = dataclasses.asdict(sampler)
+        details["work_profile"] = {k: v for k, v in details["work_profile"].items() if v is not None}
+        samplers[name] = SamplerDetails.model_validate(details)
+    return SamplerConstraints(
+        schema_version=found.schema_version,
+        samplers=samplers,
+        work_accounting=WorkAccounting(authoritative_note=contracts.WORK_ACCOUNTING_NOTE),
+        presentation_tiers=PresentationTiers(note=contracts.TIERS_NOTE, recommended=found.recommended),
+    )
+
+
+@router.get("/style_contract", response_model=StyleContract, summary="What a style's template and params may do")
+async def style_contract(ctx: ContextDep) -> StyleContract:
+    limits = ctx.settings.limits
+    found = contracts.style_contract(limits.rate_limit_default if limits.rate_limits == "on" else "")
+    return StyleContract.model_validate(dataclasses.asdict(found))

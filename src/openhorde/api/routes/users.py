@@ -13,11 +13,12 @@ from openhorde.api.schemas.users import (
     ModifyUserInput,
     RegisteredUser,
     RegisterInput,
+    SimpleResponse,
     UsageDetails,
     UserDetails,
     UserKudosDetails,
 )
-from openhorde.domain import accounts, profiles, roles, sharedkeys
+from openhorde.domain import account_deletion, accounts, profiles, roles, sharedkeys
 from openhorde.domain.accounts import Account
 
 router = APIRouter(tags=["users"])
@@ -122,3 +123,14 @@ async def modify_user(user_id: int, body: ModifyUserInput, store: StoreDep, acto
     target = await accounts.get_user(store, user_id)
     changes = roles.UserChanges(**body.model_dump(exclude={"usage_multiplier", "monthly_kudos"}))
     return await roles.update_user(store, actor, target, changes)
+
+
+@router.delete(
+    "/users/{user_id}",
+    response_model=SimpleResponse,
+    summary="Delete a user (the user or a moderator); a moderator's second call wipes an inactive deleted account",
+)
+async def delete_user(user_id: int, store: StoreDep, ctx: ContextDep, actor: ApiUser) -> SimpleResponse:
+    target = await accounts.get_user(store, user_id)
+    await account_deletion.delete_user(store, ctx.secret, actor, target)
+    return SimpleResponse()

@@ -1,11 +1,11 @@
-"""Bodies of ``/operations/ipaddr`` (the AI Horde's ``AddTimeoutIPInput``, ``DeleteTimeoutIPInput``)."""
+"""Bodies of ``/operations/*``: the AI Horde's ``AddTimeoutIPInput``, ``DeleteTimeoutIPInput``, ``AddWorkerTimeout``."""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from openhorde.api.schemas.common import ResponseModel, WireModel
-from openhorde.domain.ip_timeouts import MAX_TIMEOUT_HOURS
+from openhorde.domain.ip_timeouts import MAX_BLOCK_DAYS, MAX_TIMEOUT_HOURS
 
 
 class AddTimeoutIPInput(WireModel):
@@ -15,6 +15,10 @@ class AddTimeoutIPInput(WireModel):
 
 class DeleteTimeoutIPInput(WireModel):
     ipaddr: str = Field(min_length=3, max_length=45, description="The IP address to remove from timeout.")
+
+
+class AddWorkerTimeout(WireModel):
+    days: int = Field(ge=1, le=MAX_BLOCK_DAYS, description="For how many days to block the worker's address.")
 
 
 class IPTimeoutOut(ResponseModel):

@@ -95,3 +95,7 @@ class ModifyUserInput(WireModel):
     special: bool | None = None
     contact: str | None = Field(default=None, max_length=500)
     admin_comment: str | None = Field(default=None, max_length=500)
+
+
+class SimpleResponse(ResponseModel):
+    message: str = "OK"

@@ -130,6 +130,7 @@ async def submit(
     uncounted = settlement.charge_cents == 0 and delivery.requester_id != delivery.owner_id
     if uncounted:  # the requester's row is not touched: its usage is added later, in a batch
         ctx.usage.add(delivery.requester_id, settlement.megapixelsteps)
+    ctx.image_stats.add(delivery.model, delivery.things, moment)  # written in a batch, as usage is
     events.announce(store, delivery.request_id, events.IMAGE, delivery.job_id)  # streams and Prefer: wait
     if delivery.webhook is not None:
         seed = submission.seed if submission.seed is not None else delivery.seed

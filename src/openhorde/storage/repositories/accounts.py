@@ -149,6 +149,10 @@ class AccountRepository:
         )
         await self._session.execute(statement)
 
+    async def last_active_at(self, user_id: int) -> float | None:
+        """When the account last made a request (epoch seconds; its creation if never)."""
+        return await self._session.scalar(select(_USERS.c.last_active_at).where(_USERS.c.id == user_id))
+
     async def key_hash_of(self, user_id: int) -> str | None:
         """The stored hash of the account's API key."""
         return await self._session.scalar(select(_USERS.c.api_key_hash).where(_USERS.c.id == user_id))

@@ -1,24 +1,29 @@
-"""The stats repository: horde-wide figures for ``/status`` and ``/metrics`` (per-model workers and queue, load).
+"""The stats repository: horde-wide figures for ``/status``, ``/stats`` and ``/metrics``.
 
 Each figure is one statement built once; several figures read together are scalar subqueries of one ``SELECT``.
+The image counters of ``/stats/img/*`` (``image_stats``) are the one thing written here: added to in batches,
+one statement for a whole batch of models and buckets.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Float, Table, bindparam, func, literal_column, select
+from sqlalchemy import Float, Table, and_, bindparam, delete, func, literal_column, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.matching_queries import queued_condition
-from openhorde.storage.tables import Job, Request, RequestModel, Worker, WorkerModel
+from openhorde.storage.tables import ImageStat, Job, Request, RequestModel, Worker, WorkerModel
 
 _JOBS = cast(Table, Job.__table__)
 _REQUESTS = cast(Table, Request.__table__)
 _REQUEST_MODELS = cast(Table, RequestModel.__table__)
 _WORKERS = cast(Table, Worker.__table__)
 _WORKER_MODELS = cast(Table, WorkerModel.__table__)
+_IMAGE_STATS = cast(Table, ImageStat.__table__)
 
 ANY_MODEL = "any"
 """The ``model`` label, in ``queue_depth_by_model``, of requests that name no model (any worker may serve them)."""
@@ -60,6 +65,65 @@ class Gauges:
 
     workers_online: int
     jobs_processing: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCount:
+    """Images and their pixel-steps for one model in one bucket of ``span_seconds`` starting at ``bucket_start``
+    (epoch seconds; span 0 and start 0 for all time)."""
+
+    span_seconds: int
+    bucket_start: int
+    model: str
+    images: int
+    pixelsteps: int
+
+
+def _add_image_counts(insert: Any) -> Any:
+    """Add to a bucket's counters, creating its row on first use (one statement, race-free)."""
+    statement = insert(_IMAGE_STATS).values(
+        span_seconds=bindparam("span_seconds"),
+        bucket_start=bindparam("bucket_start"),
+        model=bindparam("model"),
+        images=bindparam("images"),
+        pixelsteps=bindparam("pixelsteps"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_IMAGE_STATS.c.span_seconds, _IMAGE_STATS.c.bucket_start, _IMAGE_STATS.c.model],
+        set_={
+            "images": _IMAGE_STATS.c.images + statement.excluded.images,
+            "pixelsteps": _IMAGE_STATS.c.pixelsteps + statement.excluded.pixelsteps,
+        },
+    )
+
+
+_ADD_IMAGE_COUNTS = {True: _add_image_counts(sqlite.insert), False: _add_image_counts(postgresql.insert)}
+
+
+def _in_windows(spans: tuple[int, ...], keep_all_time: bool) -> Any:
+    """Rows of each span whose bucket starts after that span's ``after_<span>`` parameter (and the all-time rows)."""
+    windows = [
+        and_(_IMAGE_STATS.c.span_seconds == span, _IMAGE_STATS.c.bucket_start > bindparam(f"after_{span}"))
+        for span in spans
+    ]
+    if keep_all_time:
+        windows.append(_IMAGE_STATS.c.span_seconds == 0)
+    return or_(*windows)
+
+
+@functools.cache
+def _image_counts(spans: tuple[int, ...], all_time: bool) -> Any:
+    """Sums per span and model of the buckets in each span's window (built once per set of spans)."""
+    return (
+        select(
+            _IMAGE_STATS.c.span_seconds,
+            _IMAGE_STATS.c.model,
+            func.sum(_IMAGE_STATS.c.images),
+            func.sum(_IMAGE_STATS.c.pixelsteps),
+        )
+        .where(_in_windows(spans, all_time))
+        .group_by(_IMAGE_STATS.c.span_seconds, _IMAGE_STATS.c.model)
+    )
 
 
 _SERVED = (
@@ -129,12 +193,49 @@ _GAUGES = select(
 
 
 class StatsRepository:
-    """Horde-wide figures, read (never written)."""
+    """Horde-wide figures, and the image counters behind ``/stats/img/*``."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_is_sqlite", "_session")
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
         self._session = session
+        self._is_sqlite = is_sqlite
+
+    async def add_image_counts(self, counts: list[ImageCount]) -> None:
+        """Add images and pixel-steps to their buckets' counters: one statement for the whole list.
+
+        Callers pass the rows in one order (sorted), so two processes adding at once lock them in the same order.
+        """
+        if counts:
+            rows = [
+                {
+                    "span_seconds": c.span_seconds,
+                    "bucket_start": c.bucket_start,
+                    "model": c.model,
+                    "images": c.images,
+                    "pixelsteps": c.pixelsteps,
+                }
+                for c in counts
+            ]
+            await self._session.execute(_ADD_IMAGE_COUNTS[self._is_sqlite], rows)
+
+    async def prune_image_counts(self, before: dict[int, int]) -> int:
+        """Delete the buckets of each span (seconds) that start at or before ``before[span]``; how many went."""
+        stale = or_(
+            *(
+                and_(_IMAGE_STATS.c.span_seconds == span, _IMAGE_STATS.c.bucket_start <= start)
+                for span, start in sorted(before.items())
+            )
+        )
+        result = await self._session.execute(delete(_IMAGE_STATS).where(stale))
+        return int(cast(Any, result).rowcount or 0)
+
+    async def image_counts(self, after: dict[int, int], all_time: bool) -> list[ImageCount]:
+        """Per span and model, the images and pixel-steps of the buckets of each span (seconds) that start after
+        ``after[span]``, and the all-time counters if ``all_time``. ``bucket_start`` is 0 in the answer."""
+        statement = _image_counts(tuple(sorted(after)), all_time)
+        rows = await self._session.execute(statement, {f"after_{span}": start for span, start in after.items()})
+        return [ImageCount(int(span), 0, str(model), int(images), int(ps)) for span, model, images, ps in rows]
 
     async def served_models(self, since: float, default_speed_pps: float) -> dict[str, ServedModel]:
         """Per model, the threads and mean speed (``default_speed_pps`` for a worker with none yet) of the unpaused

@@ -8,8 +8,11 @@ from openhorde.storage.tables.escrow import KudosEscrow
 from openhorde.storage.tables.gallery import GalleryImage
 from openhorde.storage.tables.ledger import KudosPosting, KudosTransaction
 from openhorde.storage.tables.moderation import HordeModes, PromptFilter, WorkerMessage
+from openhorde.storage.tables.news import NewsPiece
+from openhorde.storage.tables.ratings import ImageRating
 from openhorde.storage.tables.requests import Job, Request, RequestModel, RequestWorker
 from openhorde.storage.tables.sharedkeys import SharedKey
+from openhorde.storage.tables.stats import ImageStat
 from openhorde.storage.tables.teams import Team
 from openhorde.storage.tables.users import User
 from openhorde.storage.tables.webhooks import WebhookDelivery
@@ -21,10 +24,13 @@ __all__ = [
     "CatalogueModel",
     "GalleryImage",
     "HordeModes",
+    "ImageRating",
+    "ImageStat",
     "Job",
     "KudosEscrow",
     "KudosPosting",
     "KudosTransaction",
+    "NewsPiece",
     "PromptFilter",
     "Request",
     "RequestModel",
