@@ -24,6 +24,7 @@ from openhorde.api.routes import (
     audit,
     billing,
     blobs,
+    collections,
     filters,
     gallery,
     generate,
@@ -33,6 +34,7 @@ from openhorde.api.routes import (
     sharedkeys,
     status,
     stream,
+    styles,
     teams,
     users,
     worker_messages,
@@ -161,7 +163,7 @@ def create_app(settings: Settings) -> FastAPI:
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
     routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
-    for module in (*routers, sharedkeys, teams, stream):
+    for module in (*routers, sharedkeys, teams, styles, collections, stream):
         api.include_router(module.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.

@@ -31,6 +31,7 @@ from openhorde.storage.repositories.queue import QueueRepository
 from openhorde.storage.repositories.sharedkeys import SharedKeyRepository
 from openhorde.storage.repositories.stats import StatsRepository
 from openhorde.storage.repositories.statuses import StatusRepository
+from openhorde.storage.repositories.styles import StyleRepository
 from openhorde.storage.repositories.teams import TeamRepository
 from openhorde.storage.repositories.webhooks import WebhookRepository
 from openhorde.storage.repositories.workers import WorkerRepository
@@ -112,6 +113,11 @@ class Store:
     def sharedkeys(self) -> SharedKeyRepository:
         """Shared keys, their owners and budgets."""
         return SharedKeyRepository(self._session)
+
+    @cached_property
+    def styles(self) -> StyleRepository:
+        """Styles, their examples, and style collections."""
+        return StyleRepository(self._session)
 
     @cached_property
     def statuses(self) -> StatusRepository:

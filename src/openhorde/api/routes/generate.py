@@ -71,6 +71,7 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
         gallery=body.gallery,
         client_agent=client_agent[:1000],
         replacement_filter=body.replacement_filter,
+        style=body.style,
     )
 
 

@@ -150,6 +150,13 @@ class GenerationInput(WireModel):
         default=False,
         description="OpenHorde: keep each finished image in your gallery (GET /api/v2/gallery); registered users.",
     )
+    style: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=1024,
+        description="A style's or collection's id or name (`user#id::style::name`); its prompt template, params "
+        "and models replace the request's (the request keeps its `n`, and its size where the style sets none).",
+    )
 
     @field_validator("source_image", "source_mask", mode="before")
     @classmethod
