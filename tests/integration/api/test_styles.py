@@ -229,18 +229,27 @@ async def test_a_style_without_a_size_keeps_the_request_s_and_a_template_without
 
 
 async def test_a_style_s_shared_key_pays_and_cannot_be_used_directly(horde: Horde) -> None:
-    stylist, requester = await _customizer(horde, kudos=100), await horde.register("req")
+    stylist, requester = await _customizer(horde, kudos=100), await horde.register("req", kudos=30)
+    worker = await horde.register("gpu")
     key = (await horde.client.put("/api/v2/sharedkeys", json={"kudos": 50}, headers=stylist.headers)).json()["id"]
-    style_id = await _create(horde, stylist, sharedkey=key)
+    style_id = await _create(horde, stylist, sharedkey=key, params={"steps": 30, "width": 512, "height": 512})
     assert (await _style(horde, style_id, stylist))["sharedkey"] == key  # shown to its owner only
     assert "sharedkey" not in await _style(horde, style_id, requester)
 
-    queued = await horde.generate(requester, style=style_id, params={"width": 64, "height": 64, "steps": 5})
+    queued = await horde.generate(requester, style=style_id)
     assert queued.status_code == 202, queued.text
-    # The request runs on the key's owner's account: the requester has nothing queued.
-    assert (await horde.client.get(f"/api/v2/users/{requester.id}")).json()["usage"]["requests"] == 0
-    me = (await horde.client.get("/api/v2/find_user", headers=stylist.headers)).json()
-    assert me["usage"]["requests"] == 1 or me["records"]["request"]["image"] == 1
+    job = await horde.pop(worker, max_pixels=512 * 512)
+    assert (await horde.upload_and_submit(worker, job)).status_code == 200
+
+    def kudos(account: Account) -> Any:
+        return horde.client.get(f"/api/v2/users/{account.id}")
+
+    # The request ran on the key: its owner paid 8.61 kudos (512², 30 steps), the key counts them, the requester
+    # paid nothing; and the owner, paying for their own style, earned no reward for it.
+    assert (await kudos(requester)).json()["kudos"] == 30
+    assert (await kudos(stylist)).json()["kudos"] == round(100 - 8.61, 2)
+    assert (await horde.client.get(f"/api/v2/sharedkeys/{key}")).json()["utilized"] == 8
+    assert (await _style(horde, style_id))["use_count"] == 1
 
     direct = await horde.generate(Account(id=-1, username="holder", apikey=key))
     _refused(direct, 403, "SharedKeyAssignedStyles")
