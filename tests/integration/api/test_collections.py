@@ -49,8 +49,8 @@ async def test_collections_list_their_styles_in_order_and_are_found_by_id_and_na
         403,
         "StylesAnonForbidden",
     )
-    _refused(await horde.client.post("/api/v2/collections", json={"name": "x", "styles": []}, headers=collector.headers),
-             400, "BadRequest")  # fmt: skip
+    empty = {"name": "x", "styles": []}
+    _refused(await horde.client.post("/api/v2/collections", json=empty, headers=collector.headers), 400, "BadRequest")
     missing = {"name": "x", "styles": [warm, "No Such Style"]}
     _refused(await horde.client.post("/api/v2/collections", json=missing, headers=collector.headers), 400, "BadRequest")
 

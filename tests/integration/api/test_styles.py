@@ -52,8 +52,11 @@ async def _style(horde: Horde, style_id: str, account: Account | None = None) ->
 
 async def test_only_customizers_trusted_users_and_moderators_create_styles(horde: Horde) -> None:
     plain = await horde.register("plain")
-    _refused(await horde.client.post("/api/v2/styles/image", json=STYLE, headers=plain.headers), 403,
-             "StylesRequiresCustomizer")  # fmt: skip
+    _refused(
+        await horde.client.post("/api/v2/styles/image", json=STYLE, headers=plain.headers),
+        403,
+        "StylesRequiresCustomizer",
+    )
     anonymous = {"apikey": "0000000000"}
     _refused(await horde.client.post("/api/v2/styles/image", json=STYLE, headers=anonymous), 403, "StylesAnonForbidden")
     assert (await horde.client.get("/api/v2/users/" + str(plain.id))).json()["customizer"] is False
@@ -127,8 +130,9 @@ async def test_owners_and_moderators_change_and_delete_styles(horde: Horde) -> N
     _refused(await horde.client.patch(url, json={"info": "mine"}, headers=other.headers), 403, "NotOwner")
     _refused(await horde.client.delete(url, headers=other.headers), 403, "NotOwner")
     _refused(await horde.client.delete(url, headers={"apikey": "0000000000"}), 403, "StylesAnonForbidden")
-    _refused(await horde.client.patch(url, json={"prompt": "{p}"}, headers=stylist.headers), 400,
-             "StylePromptMissingVars")  # fmt: skip
+    _refused(
+        await horde.client.patch(url, json={"prompt": "{p}"}, headers=stylist.headers), 400, "StylePromptMissingVars"
+    )
     changed = await horde.client.patch(
         url, json={"name": "Noir 2", "tags": ["x"], "models": ["stable_diffusion"]}, headers=stylist.headers
     )
@@ -138,6 +142,9 @@ async def test_owners_and_moderators_change_and_delete_styles(horde: Horde) -> N
     style = await _style(horde, style_id)
     assert (style["name"], style["tags"], style["public"], style["prompt"]) == ("Noir 2", ["x"], False, STYLE["prompt"])
     assert (await horde.client.get("/api/v2/styles/image")).json() == []  # no longer public
+    assert (await horde.client.get(f"/api/v2/users/{stylist.id}")).json()["styles"] == []
+    own = (await horde.client.get(f"/api/v2/users/{stylist.id}", headers=stylist.headers)).json()["styles"]
+    assert [s["id"] for s in own] == [style_id]  # its owner still sees it
 
     deleted = await horde.client.delete(url, headers=moderator.headers)
     assert deleted.status_code == 200 and deleted.json() == {"message": "OK"}
@@ -170,8 +177,9 @@ async def test_examples_have_one_primary_and_at_most_four(horde: Horde) -> None:
     made = await horde.client.patch(f"{base}/{first}", json={"primary": True}, headers=stylist.headers)
     assert made.status_code == 200, made.text
     assert primaries(await _style(horde, style_id)) == [first]
-    _refused(await horde.client.patch(f"{base}/{first}", json={"primary": False}, headers=stylist.headers), 400,
-             "BadRequest")  # fmt: skip
+    _refused(
+        await horde.client.patch(f"{base}/{first}", json={"primary": False}, headers=stylist.headers), 400, "BadRequest"
+    )
     _refused(await horde.client.delete(f"{base}/nope", headers=stylist.headers), 404, "StyleExampleNotFound")
     assert (await horde.client.delete(f"{base}/{first}", headers=stylist.headers)).status_code == 200
     style = await _style(horde, style_id)
@@ -203,6 +211,9 @@ async def test_a_styled_request_runs_with_the_style_s_prompt_params_and_models(h
     assert style["use_count"] == 1
     after = (await horde.client.get(f"/api/v2/users/{stylist.id}")).json()["kudos"]
     assert after == before + 2  # the owner's reward for another's use
+    owner = (await horde.client.get(f"/api/v2/users/{stylist.id}")).json()
+    assert owner["kudos_details"]["styled"] == 2
+    assert owner["styles"] == [{"name": f"{stylist.username}::style::Noir", "id": style_id, "type": "image"}]
 
     by_name = await horde.generate(stylist, prompt="a dog", style=f"{stylist.username}::style::Noir")
     assert by_name.status_code == 202, by_name.text
@@ -210,8 +221,13 @@ async def test_a_styled_request_runs_with_the_style_s_prompt_params_and_models(h
     assert (await horde.client.get(f"/api/v2/users/{stylist.id}")).json()["kudos"] == after  # own use: no reward
 
     _refused(await horde.generate(requester, style="no such style"), 404, "StyleNotFound")
-    dry = await horde.generate(requester, style=style_id, dry_run=True)
-    assert dry.status_code == 200 and (await _style(horde, style_id))["use_count"] == 2
+    dry = await horde.generate(requester, prompt="a cat###blurry", style=style_id, dry_run=True)
+    assert dry.status_code == 200 and (await _style(horde, style_id))["use_count"] == 2  # a dry run is no use
+    resolved = dry.json()["resolved"]
+    assert resolved["prompt"] == "a cat, film noir###blurry, colour" and resolved["negative_prompt"] == "blurry, colour"
+    assert resolved["style"] == {"id": style_id, "name": "Noir"} and resolved["models"] == ["stable_diffusion"]
+    assert (resolved["params"]["n"], resolved["params"]["steps"], resolved["params"]["width"]) == (1, 12, 576)
+    assert "resolved" not in (await horde.generate(requester, dry_run=True)).json()
 
 
 async def test_a_style_without_a_size_keeps_the_request_s_and_a_template_without_a_negative_part_gets_one(
@@ -259,10 +275,14 @@ async def test_text_styles_are_absent_on_an_image_only_horde(horde: Horde) -> No
     stylist = await _customizer(horde)
     style_id = await _create(horde, stylist)
     assert (await horde.client.get("/api/v2/styles/text")).json() == []
-    _refused(await horde.client.post("/api/v2/styles/text", json=STYLE, headers=stylist.headers), 400,
-             "TextStylesUnsupported")  # fmt: skip
+    _refused(
+        await horde.client.post("/api/v2/styles/text", json=STYLE, headers=stylist.headers),
+        400,
+        "TextStylesUnsupported",
+    )
     _refused(await horde.client.get("/api/v2/styles/text/nope"), 404, "StyleNotFound")
     _refused(await horde.client.get(f"/api/v2/styles/text/{style_id}"), 400, "StyleGetMistmatch")
     _refused(await horde.client.get("/api/v2/styles/text_by_name/Noir"), 400, "StyleGetMistmatch")
-    _refused(await horde.client.delete(f"/api/v2/styles/text/{style_id}", headers=stylist.headers), 400,
-             "StyleGetMistmatch")  # fmt: skip
+    _refused(
+        await horde.client.delete(f"/api/v2/styles/text/{style_id}", headers=stylist.headers), 400, "StyleGetMistmatch"
+    )

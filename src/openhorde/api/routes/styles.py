@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -47,6 +48,7 @@ def _stable(view: StyleView) -> StyleStable:
         use_count=style.use_count,
         creator=view.creator,
         examples=[StyleExample(url=e.url, primary=e.is_primary, id=e.id) for e in view.examples],
+        updated=datetime.fromtimestamp(style.updated_at, UTC).isoformat(),
     )
 
 

@@ -182,8 +182,24 @@ class RequestAsync(ResponseModel):
     warnings: list[RequestWarning] | None = None
 
 
+class ResolvedStyle(ResponseModel):
+    id: str
+    name: str
+
+
+class ResolvedRequest(ResponseModel):
+    """A styled request as it would run: the style's template filled in, its params and models."""
+
+    prompt: str
+    params: dict[str, Any]
+    models: list[str]
+    style: ResolvedStyle
+    negative_prompt: str
+
+
 class DryRunResult(ResponseModel):
     kudos: float
+    resolved: ResolvedRequest | None = None
 
 
 class RequestStatusCheck(ResponseModel):

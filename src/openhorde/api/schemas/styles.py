@@ -118,6 +118,8 @@ class StyleStable(ResponseModel):
     id: str
     use_count: int
     creator: str
+    updated: str
+    """When it was last changed (ISO 8601)."""
     examples: list[StyleExample]
 
 

@@ -108,6 +108,8 @@ class CreatedRequest:
     kudos: float
     warnings: list[Warning] = field(default_factory=list)
     message: str | None = None
+    resolved: styles.Resolved | None = None
+    """A styled dry run: what the request would run with."""
 
 
 def price_inputs(new: NewRequest, params: dict[str, Any]) -> PriceInputs:
@@ -238,7 +240,10 @@ async def create_request(
     models = list(dict.fromkeys(m for m in new.models if m))
     await _check_models(store, ctx, models)
     if new.dry_run:
-        return CreatedRequest(id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2))
+        resolved = styles.resolved(new, new.style_use) if new.style_use is not None else None
+        return CreatedRequest(
+            id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2), resolved=resolved
+        )
 
     standing = await store.intake.standing(user.id, moment)  # locks the requester's row until the commit
     balance_cents = 0 if is_anonymous(user) else standing.balance_cents

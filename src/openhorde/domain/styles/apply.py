@@ -19,7 +19,7 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openhorde.domain.accounts import Account
 from openhorde.domain.kudos import ledger
@@ -46,9 +46,22 @@ class StyleUse:
     """The style a request was made with: what to count and whom to reward once it is queued."""
 
     style_id: str
+    style_name: str
     owner_id: int
     collection_id: str | None = None
     sharedkey_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a styled request runs with, as a dry run shows it: the prompt (and its negative part), params, models."""
+
+    prompt: str
+    negative_prompt: str
+    params: dict[str, Any]
+    models: list[str]
+    style_id: str
+    style_name: str
 
 
 async def _resolve(store: Store, wanted: str) -> tuple[Style, str | None]:
@@ -93,7 +106,14 @@ async def apply_style(store: Store, new: NewRequest) -> None:
     new.prompt = styled_prompt(style.prompt, new.prompt)
     new.params = params  # ``n`` lives outside the params (``NewRequest.n``), so the request's is kept
     new.models = list(style.models)
-    new.style_use = StyleUse(style.id, style.user_id, collection_id, style.sharedkey_id)
+    new.style_use = StyleUse(style.id, style.name, style.user_id, collection_id, style.sharedkey_id)
+
+
+def resolved(new: NewRequest, use: StyleUse) -> Resolved:
+    """The styled request ``new`` as a dry run answers it (``resolved``, as the AI Horde's dry runs do)."""
+    _, _, negative = new.prompt.partition(NEGATIVE_SEPARATOR)
+    params = {**new.params, "n": new.n}
+    return Resolved(new.prompt, negative.strip(), params, list(new.models), use.style_id, use.style_name)
 
 
 async def paying_caller(store: Store, caller: Caller, new: NewRequest) -> Caller:

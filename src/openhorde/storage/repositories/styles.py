@@ -159,6 +159,14 @@ class StyleRepository:
         found = await self._styles(statement.order_by(_STYLES.c.created_at, _STYLES.c.id).limit(1))
         return found[0] if found else None
 
+    async def names_of(self, user_id: int, public_only: bool) -> list[tuple[str, str, str]]:
+        """A user's styles (public ones only, if so asked) as ``(id, name, type)``, by name."""
+        statement = select(_STYLES.c.id, _STYLES.c.name, _STYLES.c.style_type).where(_STYLES.c.user_id == user_id)
+        if public_only:
+            statement = statement.where(_STYLES.c.public.is_(True))
+        rows = await self._session.execute(statement.order_by(_STYLES.c.name))
+        return [(str(style_id), str(name), str(style_type)) for style_id, name, style_type in rows]
+
     async def public_page(
         self, style_type: str, sort: str, offset: int, limit: int, tag: str | None, model: str | None
     ) -> list[Style]:
