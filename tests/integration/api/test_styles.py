@@ -93,6 +93,7 @@ async def test_bad_styles_are_refused_with_the_reference_codes(horde: Horde) -> 
     _refused(await post(), 400, "BadRequest")  # the creator has a style of that name
     _refused(await post(name="Other", sharedkey="00000000-0000-0000-0000-000000000000"), 400, "SharedKeyInvalid")
     _refused(await post(name="Other", params={"steps": 0}), 400, "ValidationError")
+    _refused(await post(name="Other", params={"cfg_scale": 6.555}), 400, "ValidationError")
     assert len((await horde.client.get("/api/v2/styles/image")).json()) == 1
 
 
@@ -269,6 +270,25 @@ async def test_a_style_s_shared_key_pays_and_cannot_be_used_directly(horde: Hord
 
     direct = await horde.generate(Account(id=-1, username="holder", apikey=key))
     _refused(direct, 403, "SharedKeyAssignedStyles")
+
+
+async def test_a_style_whose_shared_key_expired_leaves_the_request_to_its_caller(horde: Horde) -> None:
+    stylist, requester = await _customizer(horde, kudos=100), await horde.register("req", kudos=30)
+    worker = await horde.register("gpu")
+    key = (await horde.client.put("/api/v2/sharedkeys", json={"kudos": 50}, headers=stylist.headers)).json()["id"]
+    style_id = await _create(horde, stylist, sharedkey=key, params={"steps": 30, "width": 512, "height": 512})
+    async with horde.db.unit_of_work() as session:
+        from openhorde.storage.tables import SharedKey
+
+        await session.execute(SharedKey.__table__.update().values(expires_at=1.0))
+
+    queued = await horde.generate(requester, style=style_id)
+    assert queued.status_code == 202, queued.text
+    job = await horde.pop(worker, max_pixels=512 * 512)
+    assert (await horde.upload_and_submit(worker, job)).status_code == 200
+    requester_kudos = (await horde.client.get(f"/api/v2/users/{requester.id}")).json()["kudos"]
+    stylist_kudos = (await horde.client.get(f"/api/v2/users/{stylist.id}")).json()["kudos"]
+    assert (requester_kudos, stylist_kudos) == (round(30 - 8.61, 2), 102)  # the caller paid; the owner earned 2
 
 
 async def test_text_styles_are_absent_on_an_image_only_horde(horde: Horde) -> None:
