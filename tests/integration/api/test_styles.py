@@ -113,6 +113,7 @@ async def test_styles_are_listed_by_use_or_age_filtered_and_paged_and_found_by_n
     assert (await horde.client.get("/api/v2/styles/image?model=other")).json() == []
     assert (await horde.client.get("/api/v2/styles/image?page=2")).json() == []
     _refused(await horde.client.get("/api/v2/styles/image?sort=best"), 400, "BadRequest")
+    _refused(await horde.client.get("/api/v2/styles/image?page=99999999999999999999"), 400, "ValidationError")
 
     unique = f"{stylist.username}::style::Second"
     for name in ("Second", unique):

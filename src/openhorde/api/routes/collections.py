@@ -17,7 +17,7 @@ from openhorde.api.schemas.styles import (
 )
 from openhorde.domain.styles import collections
 from openhorde.domain.styles.collections import CollectionFields
-from openhorde.domain.styles.common import CollectionView
+from openhorde.domain.styles.common import MAX_PAGE, CollectionView
 
 router = APIRouter(tags=["collections"])
 
@@ -39,7 +39,7 @@ def _details(view: CollectionView) -> CollectionDetails:
 async def list_collections(
     store: StoreDep,
     sort: Annotated[str, Query(description="'popular' (most used first) or 'age' (newest first).")] = "popular",
-    page: Annotated[int, Query(description="Which page of 25 collections.")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Which page of 25 collections.")] = 1,
     type: Annotated[str, Query(description="'image', 'text' or 'all'.")] = "all",
 ) -> list[CollectionDetails]:
     found = await collections.list_collections(store, sort, page, type)

@@ -19,7 +19,7 @@ from openhorde.api.schemas.styles import (
     StyleStable,
 )
 from openhorde.domain.styles import records
-from openhorde.domain.styles.common import IMAGE, StyleView
+from openhorde.domain.styles.common import IMAGE, MAX_PAGE, StyleView
 from openhorde.domain.styles.records import StyleFields
 from openhorde.errors import TextStylesUnsupported
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/styles", tags=["styles"])
 
 TEXT = "text"
 Sort = Annotated[str, Query(description="'popular' (most used first) or 'age' (newest first).")]
-Page = Annotated[int, Query(description="Which page of 25 styles.")]
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Which page of 25 styles.")]
 Tag = Annotated[str | None, Query(max_length=100, description="Only styles with this tag.")]
 Model = Annotated[str | None, Query(max_length=255, description="Only styles using this model.")]
 

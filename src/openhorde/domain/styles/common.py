@@ -19,6 +19,8 @@ IMAGE = "image"
 """The one type of style this horde makes (the AI Horde also has ``text``)."""
 PAGE_SIZE = 25
 """Styles or collections per page of a list (the AI Horde's)."""
+MAX_PAGE = 10_000
+"""Pages beyond this are refused, which keeps every offset well within the database's integers (ours)."""
 NAME_MAX_LENGTH = 100
 INFO_MAX_LENGTH = 1000
 STYLE_KIND = "style"
