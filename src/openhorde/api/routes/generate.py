@@ -94,7 +94,7 @@ def dry_run_body(created: CreatedRequest) -> dict[str, Any]:
     response_model=RequestAsync,
     response_model_exclude_none=True,
     responses={
-        **errors(503),  # maintenance mode
+        **errors(503, 404),  # maintenance mode; an unknown style
         200: {
             "model": DryRunResult | RequestStatusStable,
             "description": "Dry run: the price only. With `Prefer: wait=N`: the finished request's status.",

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, StoreDep
+from openhorde.api.openapi import errors
 from openhorde.api.schemas.styles import (
     SimpleResponse,
     StyleExample,
@@ -177,7 +178,12 @@ async def list_text_styles(store: StoreDep, sort: Sort = "popular", page: Page =
     return []
 
 
-@router.post("/text", response_model=StyleModify, summary="Create a text style (refused: image-only horde)")
+@router.post(
+    "/text",
+    response_model=StyleModify,
+    responses=errors(400),
+    summary="Create a text style (refused: image-only horde)",
+)
 async def create_text_style() -> StyleModify:
     raise TextStylesUnsupported()
 
