@@ -14,7 +14,8 @@ line lists that parent's subclasses.
     │   │   UnsupportedModel, InvalidStateTransition, SourceMaskUnnecessary, InvalidUsername,
     │   │   InvalidWorkerName, InvalidPriorityUsername, DuplicateGen, AbortedGen, CorruptPrompt,
     │   │   InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
-    │   │   StripeEventUnusable, ProcGenNotFound, InvalidAestheticAttempt
+    │   │   StripeEventUnusable, ProcGenNotFound, InvalidAestheticAttempt, StylePromptMissingVars,
+    │   │   StyleMismatch, StyleGetMistmatch, ExampleURLAlreadyInUse, SharedKeyInvalid, TextStylesUnsupported
     │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask
     │   ├── KudosValidationError      KudosTransfer* / KudosAwardNotPositive
     │   ├── NoValidActions            NoUserModSelected / NoWorkerModSelected
@@ -25,14 +26,15 @@ line lists that parent's subclasses.
     │   │   NotAllowedAwards, KudosUpfront, TooManyWorkers, InvalidUploadSignature, UploadClosed,
     │   │   WorkerInviteOnly, MessagesOnlyOwnWorkers, SharedKeyEmpty, SharedKeyExpired,
     │   │   SharedKeyInsufficientKudos, TooManySharedKeys, TimeoutIP, NotUserOrMod, CannotDeleteMod,
-    │   │   CannotWipeActiveUser
+    │   │   CannotWipeActiveUser, StylesAnonForbidden, StylesRequiresCustomizer, TooManyStyleExamples,
+    │   │   SharedKeyAssignedStyles
     │   ├── AnonForbidden             AnonForbiddenUserMod / AnonForbiddenWorker
     │   ├── WorkerMaintenance         WorkerFlaggedMaintenance
     │   └── NotTrusted                UntrustedTeamCreation
     ├── NotFound (404)
     │   └── ModelNotFound, BlobNotFound, GalleryImageNotFound, UserNotFound, WorkerNotFound, InvalidJobID,
     │       RequestNotFound, FilterNotFound, NewsNotFound, WorkerMessageNotFound, TeamNotFound,
-    │       SharedKeyNotFound, StripeNotConfigured
+    │       SharedKeyNotFound, StripeNotConfigured, StyleNotFound, StyleExampleNotFound, CollectionNotFound
     ├── PayloadTooLarge (413)
     │   └── RequestTooLarge           a body over max_request_body_bytes
     ├── Locked (423)                  a worker with jobs in progress cannot be deleted
@@ -87,6 +89,17 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "SharedKeyNotFound",
         "SharedKeyLimitExceeded",
         "TooManySharedKeys",
+        # Styles and collections: codes of the AI Horde's own style endpoints that the server notes do not list
+        # (`StyleGetMistmatch` is its spelling), and one of ours for the text styles an image-only horde lacks.
+        "StylePromptMissingVars",
+        "StyleMismatch",
+        "StyleGetMistmatch",
+        "TooManyStyleExamples",
+        "ExampleURLAlreadyInUse",
+        "SharedKeyInvalid",
+        "CollectionNotFound",
+        "StyleExampleNotFound",
+        "TextStylesUnsupported",
         # Billing.
         "StripeSignatureInvalid",
         "StripeEventUnusable",
@@ -704,6 +717,87 @@ class SharedKeyNotFound(NotFound):
     """Shared key not found."""
 
     rc = "SharedKeyNotFound"
+
+
+# Styles and collections ---------------------------------------------------------------------------------
+
+
+class StylesAnonForbidden(Forbidden):
+    """Anonymous users cannot create or change styles."""
+
+    rc = "StylesAnonForbidden"
+
+
+class StylesRequiresCustomizer(Forbidden):
+    """Only customizers and trusted users can create styles; ask a moderator for the customizer role."""
+
+    rc = "StylesRequiresCustomizer"
+
+
+class StylePromptMissingVars(BadRequest):
+    """A style prompt must include '{p}' for the user's prompt and '{np}' for their negative prompt."""
+
+    rc = "StylePromptMissingVars"
+
+
+class StyleMismatch(BadRequest):
+    """Image and text styles cannot be mixed."""
+
+    rc = "StyleMismatch"
+
+
+class StyleGetMistmatch(BadRequest):
+    """This style is of another type than the endpoint asked."""
+
+    rc = "StyleGetMistmatch"
+
+
+class TooManyStyleExamples(Forbidden):
+    """A style can have at most 4 examples."""
+
+    rc = "TooManyStyleExamples"
+
+
+class ExampleURLAlreadyInUse(BadRequest):
+    """This URL is already an example of this style."""
+
+    rc = "ExampleURLAlreadyInUse"
+
+
+class SharedKeyInvalid(BadRequest):
+    """This shared key does not exist."""
+
+    rc = "SharedKeyInvalid"
+
+
+class SharedKeyAssignedStyles(Forbidden):
+    """This shared key pays for styles; it can only be used through them."""
+
+    rc = "SharedKeyAssignedStyles"
+
+
+class TextStylesUnsupported(BadRequest):
+    """This horde generates images only; it has no text styles."""
+
+    rc = "TextStylesUnsupported"
+
+
+class StyleNotFound(NotFound):
+    """Style not found."""
+
+    rc = "StyleNotFound"
+
+
+class StyleExampleNotFound(NotFound):
+    """Style example not found."""
+
+    rc = "StyleExampleNotFound"
+
+
+class CollectionNotFound(NotFound):
+    """Collection not found."""
+
+    rc = "CollectionNotFound"
 
 
 # Billing: tiers and Stripe -------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from openhorde.api.routes import (
     audit,
     billing,
     blobs,
+    collections,
     documents,
     filters,
     gallery,
@@ -38,6 +39,7 @@ from openhorde.api.routes import (
     stats,
     status,
     stream,
+    styles,
     teams,
     users,
     worker_messages,
@@ -175,7 +177,18 @@ def create_app(settings: Settings) -> FastAPI:
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
     routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
-    for module in (*routers, ratings, request_payloads, sharedkeys, teams, stats, documents, stream):
+    for module in (
+        *routers,
+        ratings,
+        request_payloads,
+        sharedkeys,
+        teams,
+        styles,
+        collections,
+        stats,
+        documents,
+        stream,
+    ):
         api.include_router(module.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from openhorde.domain import workers
 from openhorde.domain.billing import tiers
@@ -21,6 +21,17 @@ class KudosBreakdown:
     admin: float
     awarded: float
     recurring: float
+    styled: float = 0.0
+    """Earned by the account's styles being used by others."""
+
+
+@dataclass(frozen=True)
+class OwnStyle:
+    """One of an account's styles or collections as its details list it: id, ``user#id::style::name``, type."""
+
+    id: str
+    name: str
+    type: str
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class Profile:
     evaluating_kudos: float
     kudos: KudosBreakdown
     worker_ids: list[str]
+    styles: list[OwnStyle] = field(default_factory=list)
+    """Public ones, or all for a privileged viewer."""
     tier: str | None = None
     supporter_until: float | None = None
 
@@ -44,6 +57,7 @@ def _breakdown(by_kind: dict[str, int]) -> KudosBreakdown:
         admin=(by_kind.get("+admin", 0) + by_kind.get("-admin", 0)) / 100,
         awarded=by_kind.get("+award", 0) / 100,
         recurring=by_kind.get("+supporter", 0) / 100,  # the Supporter tier's monthly grants
+        styled=by_kind.get("+style", 0) / 100,
     )
 
 
@@ -55,6 +69,10 @@ async def profile(store: Store, account: Account, privileged: bool) -> Profile:
         evaluating_kudos=await escrow.evaluating_kudos(store, account.id),
         kudos=_breakdown(await store.ledger.totals_by_kind(account.id)),
         worker_ids=await workers.worker_ids_of(store, account.id),
+        styles=[
+            OwnStyle(style_id, f"{account.display_name}::style::{name}", style_type)
+            for style_id, name, style_type in await store.styles.names_of(account.id, public_only=not privileged)
+        ],
     )
     if not privileged:
         return found

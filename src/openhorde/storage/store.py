@@ -34,6 +34,7 @@ from openhorde.storage.repositories.request_payloads import RequestPayloadReposi
 from openhorde.storage.repositories.sharedkeys import SharedKeyRepository
 from openhorde.storage.repositories.stats import StatsRepository
 from openhorde.storage.repositories.statuses import StatusRepository
+from openhorde.storage.repositories.styles import StyleRepository
 from openhorde.storage.repositories.teams import TeamRepository
 from openhorde.storage.repositories.webhooks import WebhookRepository
 from openhorde.storage.repositories.workers import WorkerRepository
@@ -130,6 +131,11 @@ class Store:
     def sharedkeys(self) -> SharedKeyRepository:
         """Shared keys, their owners and budgets."""
         return SharedKeyRepository(self._session)
+
+    @cached_property
+    def styles(self) -> StyleRepository:
+        """Styles, their examples, and style collections."""
+        return StyleRepository(self._session)
 
     @cached_property
     def statuses(self) -> StatusRepository:

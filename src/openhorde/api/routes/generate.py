@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
@@ -27,9 +27,11 @@ from openhorde.api.schemas.generate import (
     RequestStatusCheck,
     RequestStatusStable,
     RequestWarning,
+    ResolvedRequest,
+    ResolvedStyle,
 )
 from openhorde.domain.queue import requests, status
-from openhorde.domain.queue.requests import NewRequest
+from openhorde.domain.queue.requests import CreatedRequest, NewRequest
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
@@ -71,7 +73,19 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
         gallery=body.gallery,
         client_agent=client_agent[:1000],
         replacement_filter=body.replacement_filter,
+        style=body.style,
     )
+
+
+def dry_run_body(created: CreatedRequest) -> dict[str, Any]:
+    """A dry run's answer: the price, and for a styled request what it would run with (``resolved``)."""
+    resolved = None
+    if (r := created.resolved) is not None:
+        style = ResolvedStyle(id=r.style_id, name=r.style_name)
+        resolved = ResolvedRequest(
+            prompt=r.prompt, params=r.params, models=r.models, style=style, negative_prompt=r.negative_prompt
+        )
+    return DryRunResult(kudos=created.kudos, resolved=resolved).model_dump(exclude_none=True)
 
 
 @router.post(
@@ -80,7 +94,7 @@ def _new_request(body: GenerationInput, client_agent: str) -> NewRequest:
     response_model=RequestAsync,
     response_model_exclude_none=True,
     responses={
-        **errors(503),  # maintenance mode
+        **errors(503, 404),  # maintenance mode; an unknown style
         200: {
             "model": DryRunResult | RequestStatusStable,
             "description": "Dry run: the price only. With `Prefer: wait=N`: the finished request's status.",
@@ -106,7 +120,7 @@ async def generate_async(
     # connection. queue_request opens its unit of work once the images are in hand.
     created = await requests.queue_request(db, ctx, apikey, new)
     if created.id is None:
-        return JSONResponse(status_code=200, content={"kudos": created.kudos})
+        return JSONResponse(status_code=200, content=dry_run_body(created))
     warnings = [RequestWarning(code=w.code, message=w.message) for w in created.warnings] or None
     accepted = RequestAsync(id=created.id, kudos=round(created.kudos), message=created.message, warnings=warnings)
     if (wait := push.requested_wait(prefer, ctx.settings.push.prefer_wait_max_seconds)) is not None:

@@ -17,6 +17,7 @@ from openhorde.api.schemas.users import (
     UsageDetails,
     UserDetails,
     UserKudosDetails,
+    UserStyle,
 )
 from openhorde.domain import account_deletion, accounts, profiles, roles, sharedkeys
 from openhorde.domain.accounts import Account
@@ -44,6 +45,7 @@ def _details(found: profiles.Profile, privileged: bool) -> UserDetails:
             admin=kudos.admin,
             awarded=kudos.awarded,
             recurring=kudos.recurring,
+            styled=kudos.styled,
         ),
         worker_count=len(found.worker_ids),
         worker_ids=found.worker_ids if privileged or user.public_workers else None,
@@ -65,6 +67,7 @@ def _details(found: profiles.Profile, privileged: bool) -> UserDetails:
         ),
         tier=found.tier,
         supporter_until=found.supporter_until,
+        styles=[UserStyle(name=s.name, id=s.id, type=s.type) for s in found.styles],
     )
 
 

@@ -150,6 +150,13 @@ class GenerationInput(WireModel):
         default=False,
         description="OpenHorde: keep each finished image in your gallery (GET /api/v2/gallery); registered users.",
     )
+    style: str | None = Field(
+        default=None,
+        min_length=3,
+        max_length=1024,
+        description="A style's or collection's id or name (`user#id::style::name`); its prompt template, params "
+        "and models replace the request's (the request keeps its `n`, and its size where the style sets none).",
+    )
 
     @field_validator("source_image", "source_mask", mode="before")
     @classmethod
@@ -175,8 +182,24 @@ class RequestAsync(ResponseModel):
     warnings: list[RequestWarning] | None = None
 
 
+class ResolvedStyle(ResponseModel):
+    id: str
+    name: str
+
+
+class ResolvedRequest(ResponseModel):
+    """A styled request as it would run: the style's template filled in, its params and models."""
+
+    prompt: str
+    params: dict[str, Any]
+    models: list[str]
+    style: ResolvedStyle
+    negative_prompt: str
+
+
 class DryRunResult(ResponseModel):
     kudos: float
+    resolved: ResolvedRequest | None = None
 
 
 class RequestStatusCheck(ResponseModel):

@@ -34,6 +34,13 @@ class MonthlyKudos(ResponseModel):
     last_received: str | None = None
 
 
+class UserStyle(ResponseModel):
+    name: str
+    """``user#id::style::name``."""
+    id: str
+    type: str
+
+
 class UserDetails(ResponseModel):
     username: str
     id: int
@@ -65,6 +72,9 @@ class UserDetails(ResponseModel):
     # OpenHorde extensions (tiers, part D1); shown to the user themself, moderators and admins only.
     tier: str | None = Field(default=None, description="free, supporter or credits (OpenHorde).")
     supporter_until: float | None = Field(default=None, description="Epoch seconds the Supporter tier lasts until.")
+    styles: list[UserStyle] = Field(
+        default_factory=list, description="The user's styles: the public ones, or all to the user and moderators."
+    )
 
 
 class RegisterInput(WireModel):

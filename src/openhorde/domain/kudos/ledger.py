@@ -41,6 +41,7 @@ class TransactionKind(StrEnum):
     ESCROW_RELEASE = "escrow_release"  # an owner's escrow paid out on becoming trusted (part D2)
     SUPPORTER = "supporter"  # the Supporter tier's monthly grant (part D1)
     CREDITS = "credits"  # kudos bought: a Stripe one-off payment or an admin's credit grant (part D1)
+    STYLE = "style"  # a style's owner's reward when another's request uses it (issue 14)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from openhorde.domain.queue import availability, events, sources
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, request_transition
 from openhorde.domain.sharedkeys import SharedKey
+from openhorde.domain.styles import apply as styles
 from openhorde.errors import (
     InvalidPromptSize,
     KudosUpfront,
@@ -85,6 +86,10 @@ class NewRequest:
     client_agent: str = "unknown:0:unknown"
     client_ip: str | None = None
     replacement_filter: bool = True
+    style: str | None = None
+    """The style (or collection) the request names; ``styles.apply_style`` replaces its prompt, params, models."""
+    style_use: styles.StyleUse | None = None
+    """The style applied, once it is: counted and rewarded when the request is queued."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ class CreatedRequest:
     kudos: float
     warnings: list[Warning] = field(default_factory=list)
     message: str | None = None
+    resolved: styles.Resolved | None = None
+    """A styled dry run: what the request would run with."""
 
 
 def price_inputs(new: NewRequest, params: dict[str, Any]) -> PriceInputs:
@@ -183,8 +190,12 @@ async def queue_request(
 
     What may wait on the network (the webhook's DNS, downloading a source image) and the Pillow work happen
     first, holding no database connection; one unit of work then authenticates the caller and queues the
-    request. Images stored for a request that is refused after all are removed again.
+    request. Images stored for a request that is refused after all are removed again. A style is applied
+    first, in a short unit of work of its own, so that the styled request is what is checked and priced.
     """
+    if new.style is not None:
+        async with db.store() as store:
+            await styles.apply_style(store, new)
     _check_prompt(new.prompt)
     _check_params(new.params)
     if new.source_image is None and new.source_mask is not None:
@@ -198,6 +209,7 @@ async def queue_request(
     try:
         async with db.store() as store:
             caller = await sharedkeys.authenticate_caller(store, ctx, api_key)
+            caller = await styles.paying_caller(store, caller, new)
             return await create_request(store, ctx, caller.user, new, request_id, keys, now, caller.sharedkey)
     except BaseException:
         await sources.discard(ctx, keys)
@@ -228,7 +240,10 @@ async def create_request(
     models = list(dict.fromkeys(m for m in new.models if m))
     await _check_models(store, ctx, models)
     if new.dry_run:
-        return CreatedRequest(id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2))
+        resolved = styles.resolved(new, new.style_use) if new.style_use is not None else None
+        return CreatedRequest(
+            id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2), resolved=resolved
+        )
 
     standing = await store.intake.standing(user.id, moment)  # locks the requester's row until the commit
     balance_cents = 0 if is_anonymous(user) else standing.balance_cents
@@ -318,6 +333,8 @@ async def create_request(
         "client_ip_hash": ip_hash,
     }
     await store.intake.insert(row, models, targets)
+    if new.style_use is not None:
+        await styles.record_use(store, new.style_use, user, request_id)
     events.announce(store, request_id, events.QUEUED, models=models)  # streams, Prefer: wait, idle pops
 
     message = None

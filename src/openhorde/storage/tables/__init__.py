@@ -13,6 +13,14 @@ from openhorde.storage.tables.ratings import ImageRating
 from openhorde.storage.tables.requests import Job, Request, RequestModel, RequestWorker
 from openhorde.storage.tables.sharedkeys import SharedKey
 from openhorde.storage.tables.stats import ImageStat
+from openhorde.storage.tables.styles import (
+    Style,
+    StyleCollection,
+    StyleCollectionMember,
+    StyleExample,
+    StyleModel,
+    StyleTag,
+)
 from openhorde.storage.tables.teams import Team
 from openhorde.storage.tables.users import User
 from openhorde.storage.tables.webhooks import WebhookDelivery
@@ -37,6 +45,12 @@ __all__ = [
     "RequestWorker",
     "SharedKey",
     "StripeEvent",
+    "Style",
+    "StyleCollection",
+    "StyleCollectionMember",
+    "StyleExample",
+    "StyleModel",
+    "StyleTag",
     "Supporter",
     "Team",
     "User",
