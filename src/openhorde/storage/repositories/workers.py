@@ -50,6 +50,10 @@ class WorkerCapabilities:
     allow_lora: bool = False
     allow_unsafe_ipaddr: bool = True
     can_censor_nsfw: bool = True
+    forms: tuple[str, ...] = ()
+    """An alchemist's forms (``caption``, ``nsfw``, a post-processor...); empty for an image worker."""
+    max_tiles: int = 16
+    """The largest image, in 512×512 tiles, an alchemist post-processes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,10 @@ class WorkerInfo:
     abort_window_started_at: float
     uptime_seconds: float
     speed_pps: float | None
+    """Pixel-steps per second; for an alchemist, forms per second."""
     team_id: str | None
+    worker_type: str = "image"
+    """``image`` or ``interrogation`` (an alchemist); fixed when the worker is created."""
 
 
 CAPABILITY_FIELDS = tuple(field.name for field in fields(WorkerCapabilities))
@@ -93,7 +100,7 @@ WORKER_FIELDS = tuple(name for field in fields(WorkerInfo) for name in _columns_
 """The columns a ``WorkerInfo`` is read from."""
 CHANGEABLE_FIELDS = frozenset({"maintenance", "maintenance_msg", "paused", "info", "team_id"})
 """What ``change`` may set: an owner's or a moderator's changes (``PUT /workers/{id}``)."""
-_LISTS = frozenset({"blacklist", "priority_user_ids", "models"})
+_LISTS = frozenset({"blacklist", "priority_user_ids", "models", "forms"})
 _COLUMNS = [_WORKERS.c[name] for name in WORKER_FIELDS]
 
 
@@ -116,6 +123,7 @@ _BY_NAME = select(*_COLUMNS).where(_WORKERS.c.name == bindparam("name"))
 # Matches the unique index on lower(name) (ix_workers_name_lower), so the lookup is an index probe.
 _BY_NAME_ANY_CASE = select(*_COLUMNS).where(func.lower(_WORKERS.c.name) == func.lower(bindparam("name")))
 _ALL = select(*_COLUMNS).order_by(_WORKERS.c.name)
+_ALL_OF_TYPE = select(*_COLUMNS).where(_WORKERS.c.worker_type == bindparam("worker_type")).order_by(_WORKERS.c.name)
 _IDS_OF = select(_WORKERS.c.id).where(_WORKERS.c.user_id == bindparam("user_id"))
 _MODELS_OF = select(_WORKER_MODELS.c.worker_id, _WORKER_MODELS.c.model).where(
     _WORKER_MODELS.c.worker_id.in_(bindparam("worker_ids", expanding=True))
@@ -126,6 +134,7 @@ _CREATE = (
         id=bindparam("new_id"),
         user_id=bindparam("owner"),
         name=bindparam("new_name"),
+        worker_type=bindparam("new_type"),
         created_at=bindparam("now"),
         last_check_in_at=bindparam("now"),
     )
@@ -224,9 +233,11 @@ class WorkerRepository:
         """The worker whose name equals ``name`` regardless of case (at most one: the index keeps them unique)."""
         return _worker((await self._session.execute(_BY_NAME_ANY_CASE, {"name": name})).first())
 
-    async def every(self) -> list[WorkerInfo]:
-        """Every worker, by name."""
-        return _workers(await self._session.execute(_ALL))
+    async def every(self, worker_type: str | None = None) -> list[WorkerInfo]:
+        """Every worker (of ``worker_type``, if given), by name."""
+        if worker_type is None:
+            return _workers(await self._session.execute(_ALL))
+        return _workers(await self._session.execute(_ALL_OF_TYPE, {"worker_type": worker_type}))
 
     async def ids_of(self, user_id: int) -> list[str]:
         """The ids of the workers a user owns."""
@@ -241,10 +252,12 @@ class WorkerRepository:
                 models[worker_id].append(model)
         return models
 
-    async def create(self, worker_id: str, user_id: int, name: str, now: float) -> WorkerInfo | None:
-        """Insert a worker (its declarations at their defaults) in a savepoint; ``None`` (and nothing inserted) if
-        its name is already taken, in any case."""
-        values = {"new_id": worker_id, "owner": user_id, "new_name": name, "now": now}
+    async def create(
+        self, worker_id: str, user_id: int, name: str, now: float, worker_type: str = "image"
+    ) -> WorkerInfo | None:
+        """Insert a worker of ``worker_type`` (its declarations at their defaults) in a savepoint; ``None`` (and
+        nothing inserted) if its name is already taken, in any case."""
+        values = {"new_id": worker_id, "owner": user_id, "new_name": name, "now": now, "new_type": worker_type}
         try:
             async with self._session.begin_nested():
                 row = (await self._session.execute(_CREATE, values)).one()
