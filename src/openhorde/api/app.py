@@ -27,6 +27,7 @@ from openhorde.api.routes import (
     filters,
     gallery,
     generate,
+    interrogate,
     ip_timeouts,
     jobs,
     kudos,
@@ -161,7 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
     routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
-    for module in (*routers, sharedkeys, teams, stream):
+    for module in (*routers, sharedkeys, teams, interrogate, stream):
         api.include_router(module.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.
