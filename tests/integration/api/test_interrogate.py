@@ -374,3 +374,11 @@ async def test_performance_counts_queued_forms(horde: Horde) -> None:
     await queued(horde, requester, ["caption", "nsfw"])
     await queued(horde, requester, ["GFPGAN"])
     assert (await horde.client.get("/api/v2/status/performance")).json()["queued_forms"] == 3
+
+
+async def test_an_alchemist_makes_no_image_request_possible(horde: Horde) -> None:
+    owner, requester = await horde.register("alchemist"), await horde.register("painter")
+    await pop(horde, owner)
+    created = await horde.generate(requester)
+    assert created.status_code == 202 and created.json()["warnings"][0]["code"] == "NoAvailableWorker"
+    assert (await horde.check(created.json()["id"]))["is_possible"] is False
