@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import time
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
 from openhorde.domain.queue.leases import run_maintenance
+from openhorde.storage.tables import WebhookDelivery
 from tests.live_server import Account, Horde, webp_bytes
 
 # The hand-out (FOR UPDATE SKIP LOCKED), the claims and the ledger statements differ by engine.
@@ -258,6 +261,8 @@ async def test_submits_of_others_twice_or_unknown_are_refused(horde: Horde) -> N
     [form] = (await pop(horde, owner))["forms"]
     stolen = await submit(horde, thief, form["id"], {"caption": "mine"})
     assert stolen.status_code == 403 and stolen.json()["rc"] == "WrongCredentials"
+    huge = await submit(horde, owner, form["id"], {"caption": "x" * 70_000})
+    assert huge.status_code == 400 and huge.json()["rc"] == "ValidationError"
     assert (await submit(horde, owner, form["id"], {"caption": "ok"})).status_code == 200
     again = await submit(horde, owner, form["id"], {"caption": "ok"})
     assert again.status_code == 400 and again.json()["rc"] == "DuplicateGen"
@@ -382,3 +387,17 @@ async def test_an_alchemist_makes_no_image_request_possible(horde: Horde) -> Non
     created = await horde.generate(requester)
     assert created.status_code == 202 and created.json()["warnings"][0]["code"] == "NoAvailableWorker"
     assert (await horde.check(created.json()["id"]))["is_possible"] is False
+
+
+@pytest.mark.parametrize("horde_settings", [{"allow_private_addresses": True}])  # the hook is on loopback
+async def test_a_delivered_form_queues_its_webhook_event(horde: Horde) -> None:
+    requester, owner = await horde.register("asker"), await horde.register("alchemist")
+    interrogation_id = await queued(horde, requester, ["caption"], webhook="http://127.0.0.1:9/hook")
+    [form] = (await pop(horde, owner))["forms"]
+    assert (await submit(horde, owner, form["id"], {"caption": "hooked"})).status_code == 200
+    async with horde.db.unit_of_work() as session:
+        rows = (await session.execute(select(WebhookDelivery.event, WebhookDelivery.body))).all()
+    [(kind, body)] = rows
+    event = json.loads(body)
+    assert kind == "form" and event["event"] == "form" and event["request"] == interrogation_id
+    assert event["id"] == form["id"] and event["result"] == {"caption": "hooked"} and event["kudos"] == 1

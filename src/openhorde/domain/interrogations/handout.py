@@ -10,6 +10,7 @@ below a zero balance; nothing when anonymous) and the horde burns the difference
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from openhorde.errors import (
     ImageValidationFailed,
     InvalidJobID,
     UploadClosed,
+    ValidationFailed,
     WorkerMaintenance,
     WrongCredentials,
 )
@@ -51,6 +53,9 @@ MAX_POP_AMOUNT = 20
 """The most forms one pop hands out."""
 SPEED_SMOOTHING = 0.2
 """Weight of the newest sample in an alchemist's moving-average speed."""
+MAX_RESULT_CHARS = 64 * 1024
+"""Largest result of a form that is not an image, as JSON (a caption, tags, a verdict): ours; the body limit
+alone would let a worker store megabytes per form."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,8 @@ async def submit(
         raise InvalidJobID(f"Interrogation form with ID {submitted.form_id} does not exist.")
     inline = None
     stored_result = submitted.result
+    if len(json.dumps(stored_result)) > MAX_RESULT_CHARS and not is_post_processor(holder.name):
+        raise ValidationFailed(f"A form's result is limited to {MAX_RESULT_CHARS} characters of JSON.")
     if is_post_processor(holder.name):
         image = submitted.result.get(holder.name, "R2")
         if isinstance(image, str) and image not in ("", "R2"):
