@@ -7,15 +7,18 @@ import base64
 import io
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 
+from openhorde.domain.interrogations.forms import FormState, form_transition
 from openhorde.domain.queue.leases import run_maintenance
-from openhorde.storage.tables import WebhookDelivery
+from openhorde.storage.repositories.interrogations import best_forms
+from openhorde.storage.tables import InterrogationForm, WebhookDelivery
 from tests.live_server import Account, Horde, webp_bytes
 
 # The hand-out (FOR UPDATE SKIP LOCKED), the claims and the ledger statements differ by engine.
@@ -362,6 +365,13 @@ async def test_alchemist_is_listed_as_an_interrogation_worker(horde: Horde) -> N
     by_id = (await horde.client.get(f"/api/v2/workers/{by_name['id']}")).json()
     assert by_id["forms"] == ["caption", "nsfw"] and by_id["threads"] == 2
 
+    [worker_id] = [w["id"] for w in alchemists]
+    await queued(horde, owner, ["caption"])
+    [form] = (await pop(horde, owner, name="the-alchemist", forms=["caption", "nsfw"], threads=2))["forms"]
+    locked = await horde.client.delete(f"/api/v2/workers/{worker_id}", headers=owner.headers)
+    assert locked.status_code == 423  # a form in progress
+    assert (await submit(horde, owner, form["id"], {"caption": "done"})).status_code == 200
+
     conflict = await horde.client.post(
         "/api/v2/generate/pop", json={"name": "the-alchemist", "models": ["stable_diffusion"]}, headers=owner.headers
     )
@@ -401,3 +411,42 @@ async def test_a_delivered_form_queues_its_webhook_event(horde: Horde) -> None:
     event = json.loads(body)
     assert kind == "form" and event["event"] == "form" and event["request"] == interrogation_id
     assert event["id"] == form["id"] and event["result"] == {"caption": "hooked"} and event["kudos"] == 1
+
+
+@pytest.mark.postgres
+async def test_the_hand_out_walks_the_queue_index(horde: Horde, backend: str) -> None:
+    """On a deep queue the pop's choice reads ``ix_interrogation_forms_queue`` in order, not the whole table."""
+    if backend != "postgres":
+        pytest.skip("EXPLAIN plans are checked on PostgreSQL")
+    requester = await horde.register("asker")
+    interrogation_id = await queued(horde, requester, ["caption"])
+    names = ["caption", "nsfw", "interrogation", "GFPGAN"]
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "interrogation_id": interrogation_id,
+            "position": i + 1,
+            "user_id": requester.id,
+            "name": names[i % 4],
+            "state": "waiting" if i % 3 else "done",
+            "reward_cents": 100,
+            "charge_cents": 200,
+            "image_tiles": 1 + i % 20,
+            "slow_workers": True,
+            "trusted_workers": False,
+            "priority": float(i % 97),
+            "created_at": 1000.0 + i,
+            "aborts": 0,
+        }
+        for i in range(5000)
+    ]
+    best = best_forms(form_transition(FormState.PROCESSING), False).params(
+        forms=["caption", "nsfw"], max_tiles=16, fast=False, trusted=False, limit=2
+    )
+    async with horde.db.unit_of_work() as session:
+        await session.execute(insert(InterrogationForm), rows)
+        await session.execute(text("ANALYZE interrogation_forms"))
+        dialect = session.get_bind().dialect
+        sql = str(best.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        plan = "\n".join(row[0] for row in await session.execute(text("EXPLAIN " + sql)))
+    assert "ix_interrogation_forms_queue" in plan and "Seq Scan" not in plan, plan

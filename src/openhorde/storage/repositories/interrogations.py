@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import (
     Boolean,
     Float,
+    Integer,
     Row,
     Table,
     bindparam,
@@ -215,10 +216,9 @@ _SKIPPED_UNTRUSTED = (
 )
 
 
-@lru_cache(maxsize=8)
-def _hand_out_statement(processing: Transition, only_users: bool, postgres: bool) -> Any:
-    """Lease the best ``limit`` waiting forms an ``Offer`` allows to one worker: walks the queue index in
-    priority order (older first), skipping rows another pop holds (PostgreSQL)."""
+def best_forms(processing: Transition, only_users: bool) -> Any:
+    """The ids of the best ``limit`` forms an ``Offer`` allows, in priority order (older first): a walk of
+    ``ix_interrogation_forms_queue`` from the top."""
     best = (
         select(_FORMS.c.id)
         .where(
@@ -229,10 +229,17 @@ def _hand_out_statement(processing: Transition, only_users: bool, postgres: bool
             or_(_FORMS.c.trusted_workers.is_(False), bindparam("trusted", type_=Boolean)),
         )
         .order_by(_FORMS.c.priority.desc(), _FORMS.c.created_at, _FORMS.c.id)
-        .limit(bindparam("limit"))
+        .limit(bindparam("limit", type_=Integer))
     )
     if only_users:
         best = best.where(_FORMS.c.user_id.in_(bindparam("users", expanding=True)))
+    return best
+
+
+@lru_cache(maxsize=8)
+def _hand_out_statement(processing: Transition, only_users: bool, postgres: bool) -> Any:
+    """Lease the best forms (``best_forms``) to one worker, skipping rows another pop holds (PostgreSQL)."""
+    best = best_forms(processing, only_users)
     if postgres:
         # A materialized CTE: as an IN subquery PostgreSQL may run a locking LIMIT more than once per statement
         # and lease more forms than asked.

@@ -20,11 +20,12 @@ from sqlalchemy import Float, Integer, Row, Table, bindparam, case, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.storage.tables import Job, Worker, WorkerModel
+from openhorde.storage.tables import InterrogationForm, Job, Worker, WorkerModel
 
 _WORKERS = cast(Table, Worker.__table__)
 _WORKER_MODELS = cast(Table, WorkerModel.__table__)
 _JOBS = cast(Table, Job.__table__)
+_FORMS = cast(Table, InterrogationForm.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,11 @@ _JOB_IN_PROGRESS = (
     .where(_JOBS.c.worker_id == bindparam("worker_id"), _JOBS.c.state == literal_column("'processing'"))
     .limit(1)
 )
+_FORM_IN_PROGRESS = (
+    select(_FORMS.c.id)
+    .where(_FORMS.c.worker_id == bindparam("worker_id"), _FORMS.c.state == literal_column("'processing'"))
+    .limit(1)
+)
 _DELETE = delete(_WORKERS).where(_WORKERS.c.id == bindparam("worker_id"))
 _in_window = _WORKERS.c.abort_window_started_at > bindparam("since", type_=Float)
 _COUNT_ABORTS = (
@@ -314,8 +320,11 @@ class WorkerRepository:
         return True
 
     async def has_jobs_in_progress(self, worker_id: str) -> bool:
-        """Whether the worker holds a job that is still processing."""
-        return (await self._session.execute(_JOB_IN_PROGRESS, {"worker_id": worker_id})).first() is not None
+        """Whether the worker holds a job (or, an alchemist, a form) that is still processing."""
+        values = {"worker_id": worker_id}
+        if (await self._session.execute(_JOB_IN_PROGRESS, values)).first() is not None:
+            return True
+        return (await self._session.execute(_FORM_IN_PROGRESS, values)).first() is not None
 
     async def delete(self, worker_id: str) -> None:
         """Delete a worker and its models; its jobs keep their worker's name (their ``worker_id`` becomes NULL)."""
