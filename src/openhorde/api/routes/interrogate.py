@@ -66,6 +66,7 @@ async def interrogate_async(
 @router.get(
     "/status/{id}",
     response_model=InterrogationStatus,
+    response_model_exclude_none=True,
     responses=errors(404),
     summary="An interrogation's state and its forms' results",
 )
@@ -77,6 +78,7 @@ async def get_status(id: str, store: ReaderDep, ctx: ContextDep) -> Interrogatio
 @router.delete(
     "/status/{id}",
     response_model=InterrogationStatus,
+    response_model_exclude_none=True,
     responses=errors(404),
     summary="Cancel an interrogation",
     description="Forms no alchemist has taken yet are cancelled; forms being worked on are still delivered. "

@@ -22,8 +22,13 @@ FormName = Literal[
     "4x_AnimeSharp",
     "CodeFormers",
     "strip_background",
+    "vectorize",
+    "palette",
+    "describe",
+    "aesthetic",
 ]
-"""The forms of the reference's ``ModelInterrogationFormStable`` (the same list as ``forms.FORM_NAMES``)."""
+"""The forms of the reference's ``ModelInterrogationFormStable``, and the four its server added since (the same
+list as ``forms.FORM_NAMES``)."""
 MAX_FORMS = 2 * len(FORM_NAMES)
 """Forms in one request: each kind once counts (a repeated kind is dropped, as the reference does)."""
 
@@ -55,9 +60,12 @@ class InterrogationAsync(ResponseModel):
 
 
 class InterrogationFormStatus(ResponseModel):
+    """A form's state; ``result`` only once it has one (horde-sdk reads an absent result as none, but fails to
+    read an empty one)."""
+
     form: str
     state: str
-    result: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] | None = None
 
 
 class InterrogationStatus(ResponseModel):

@@ -35,7 +35,10 @@ POST_PROCESSORS = (
     "strip_background",
 )
 """The AI Horde's post-processors offered as forms: their result is an image."""
-FORM_NAMES = (CAPTION, INTERROGATION, NSFW, *POST_PROCESSORS)
+NEWER_TEXT_FORMS = ("vectorize", "palette", "describe", "aesthetic")
+"""Forms the reference server added after its published swagger (``ai-horde-server.md`` lists them): text
+results at the plain form price, like ``caption``."""
+FORM_NAMES = (CAPTION, INTERROGATION, NSFW, *POST_PROCESSORS, *NEWER_TEXT_FORMS)
 """Every form a client may ask for and an alchemist may offer (the reference's list)."""
 
 TILE_SIDE = 512

@@ -12,7 +12,7 @@ import asyncio
 import io
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -63,11 +63,12 @@ class NewInterrogation:
 
 @dataclass(frozen=True)
 class FormStatus:
-    """One form as the status shows it; ``result`` holds download URLs for post-processed images."""
+    """One form as the status shows it; ``result`` (``None`` until done) holds a download URL for a post-processed
+    image."""
 
     name: str
     state: str
-    result: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ async def status(store: Store, ctx: HordeContext, interrogation: InterrogationRo
     views = await store.interrogations.forms_of(interrogation.id)
     forms = []
     for form in views:
-        result = dict(form.result or {})
+        result = form.result
         if form.state == FormState.DONE and is_post_processor(form.name):
             result = {form.name: ctx.blobs.presign("GET", result_key(form.id))}
         forms.append(FormStatus(name=form.name, state=form.state, result=result))
