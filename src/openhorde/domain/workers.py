@@ -40,9 +40,8 @@ WORKER_RENAME_MIN_LENGTH = 5
 """A new name given with ``PUT /workers/{id}`` has at least this many characters (the reference's minimum)."""
 IMAGE_WORKER = "image"
 ALCHEMIST = "interrogation"
-"""The worker types: what ``/workers`` calls them (``type``), fixed by the endpoint of a worker's first pop."""
-WORKER_TYPES = (IMAGE_WORKER, "text", ALCHEMIST)
-"""Every type the AI Horde knows; this horde has no text workers, so a filter on ``text`` finds none."""
+"""The worker types: what ``/workers`` calls them (``type``), fixed by the endpoint of a worker's first pop. The
+AI Horde's third, ``text``, does not exist here: a ``/workers?type=text`` finds none."""
 
 
 @dataclass(frozen=True, slots=True)
