@@ -90,13 +90,16 @@ class LimitSettings(BaseModel):
         description="``POST /generate/async`` for the shared anonymous key (all anonymous callers together).",
     )
     rate_limit_generate_check: str = Field(
-        default="10/second", description="``GET /generate/check/{id}`` per IP and request."
+        default="10/second",
+        description="``GET /generate/check/{id}`` and ``GET /interrogate/status/{id}`` per IP and request.",
     )
     rate_limit_generate_status: str = Field(
         default="10/minute", description="``GET /generate/status/{id}`` per IP and request."
     )
     rate_limit_job_traffic: str = Field(
-        default="60/second", description="``POST /generate/pop`` and ``/generate/submit`` per IP."
+        default="60/second",
+        description="``POST /generate/pop``, ``/generate/submit``, ``/interrogate/pop`` and "
+        "``/interrogate/submit`` per IP.",
     )
     rate_limit_kudos_transfer: str = Field(
         default="1/second, 90/hour", description="``POST /kudos/transfer`` per API key."

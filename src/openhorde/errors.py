@@ -12,8 +12,8 @@ line lists that parent's subclasses.
     │   ├── ValidationFailed, ClientDisconnected, InvalidCharacters, MissingPrompt, InvalidPromptSize,
     │   │   TooManySteps, UnsupportedSampler, TooManyLoras, TooManyTIs, TooManyUpscalers, BadCFGDecimals,
     │   │   UnsupportedModel, InvalidStateTransition, SourceMaskUnnecessary, InvalidUsername,
-    │   │   InvalidWorkerName, InvalidPriorityUsername, DuplicateGen, AbortedGen, CorruptPrompt,
-    │   │   InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
+    │   │   InvalidWorkerName, PolymorphicNameConflict, InvalidPriorityUsername, DuplicateGen, AbortedGen,
+    │   │   CorruptPrompt, InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
     │   │   StripeEventUnusable, ProcGenNotFound, InvalidAestheticAttempt, StylePromptMissingVars,
     │   │   StyleMismatch, StyleGetMistmatch, ExampleURLAlreadyInUse, SharedKeyInvalid, TextStylesUnsupported
     │   ├── ImageValidationFailed     SourceImage* / InpaintingMissingMask
@@ -514,6 +514,12 @@ class WorkerNameAlreadyExists(NameAlreadyExists):
     """A worker with this name exists already; worker names are unique regardless of case."""
 
     rc = "WorkerNameAlreadyExists"
+
+
+class PolymorphicNameConflict(BadRequest):
+    """This worker name belongs to a worker of another type (image or interrogation)."""
+
+    rc = "PolymorphicNameConflict"
 
 
 class InvalidPriorityUsername(BadRequest):

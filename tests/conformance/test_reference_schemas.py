@@ -8,6 +8,7 @@ that answer in ``INTENTIONALLY_ABSENT`` below, with the reason we leave it out.
 
 from __future__ import annotations
 
+import base64
 import json
 from functools import cache
 from pathlib import Path
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from jsonschema import Draft4Validator
 
-from tests.live_server import Horde
+from tests.live_server import Horde, webp_bytes
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 SWAGGER_PATH = REFERENCE / "ai-horde-swagger.json"
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.skipif(not SWAGGER_PATH.is_file(), reason=f"{REFERENCE}
 _WORKER_ABSENT = {
     "ipaddr": "(privileged) moderators only; we record no worker IPs",
     "contact": "(privileged) moderators only; workers have no contact field here",
-    "forms": "alchemy (interrogation) workers only; we serve images only",
+    "forms": "alchemists (type interrogation) only; an image worker offers no forms, as in the reference",
     "max_length": "text workers only",
     "max_context_length": "text workers only",
     "tokens_generated": "text workers only",
@@ -75,6 +76,7 @@ INTENTIONALLY_ABSENT: dict[str, dict[str, str]] = {
     "GET /v2/styles/image 200": _STYLE_ABSENT,
     "GET /v2/styles/image/{style_id} 200": _STYLE_ABSENT,
     "GET /v2/styles/image_by_name/{style_name} 200": _STYLE_ABSENT,
+    "POST /v2/interrogate/async 202": {"message": "the reference answers the id alone too (its message is unset)"},
 }
 """Per answer, the example's top-level keys we leave out on purpose, each with its reason."""
 
@@ -190,6 +192,38 @@ async def test_a_full_cycle_matches_the_reference(horde: Horde) -> None:
         "POST /v2/kudos/transfer",
         200,
         await client.post("/api/v2/kudos/transfer", json=transfer, headers=requester.headers),
+    )
+
+    # Alchemy: an interrogation, an alchemist's pop and submit, its status, and a cancelled one.
+    source = base64.b64encode(webp_bytes()).decode()
+    forms = {"forms": [{"name": "caption"}], "source_image": source}
+    asked = seen.check(
+        "POST /v2/interrogate/async",
+        202,
+        await client.post("/api/v2/interrogate/async", json=forms, headers=requester.headers),
+    )
+    alchemist = {"name": "alchemist-1", "forms": ["caption"], "max_tiles": 16}
+    popped = seen.check(
+        "POST /v2/interrogate/pop",
+        200,
+        await client.post("/api/v2/interrogate/pop", json=alchemist, headers=owner.headers),
+    )
+    answer = {"id": popped["forms"][0]["id"], "result": {"caption": "a red square"}, "state": "ok"}
+    seen.check(
+        "POST /v2/interrogate/submit",
+        200,
+        await client.post("/api/v2/interrogate/submit", json=answer, headers=owner.headers),
+    )
+    seen.check("GET /v2/interrogate/status/{id}", 200, await client.get(f"/api/v2/interrogate/status/{asked['id']}"))
+    other = (await client.post("/api/v2/interrogate/async", json=forms, headers=requester.headers)).json()
+    seen.check(
+        "DELETE /v2/interrogate/status/{id}", 200, await client.delete(f"/api/v2/interrogate/status/{other['id']}")
+    )
+    seen.check(
+        "GET /v2/interrogate/status/{id}",
+        404,
+        await client.get("/api/v2/interrogate/status/00000000-0000-0000-0000-000000000000"),
+        example_keys=False,
     )
 
     # Errors are ``RequestError`` bodies too.

@@ -40,6 +40,7 @@ QUEUE_INDEXES = {
     "ix_requests_queue_any_model": "(queue_rank desc, id)",
     "ix_requests_user_queued": "(user_id, queue_rank desc, id)",
     "ix_request_models_queue": "(model, queue_rank desc, request_id)",
+    "ix_interrogation_forms_queue": "(priority desc, created_at, id)",
 }
 SQLITE_UNCOMPARABLE_INDEXES = frozenset(QUEUE_INDEXES)
 # SQLite cannot reflect the expression indexes that keep worker and team names unique regardless of case

@@ -133,6 +133,14 @@ def build_policies(settings: Settings) -> tuple[dict[tuple[str, str], RoutePolic
         ),
         ("POST", f"{API_PREFIX}/generate/pop"): job_traffic,
         ("POST", f"{API_PREFIX}/generate/submit"): job_traffic,
+        ("POST", f"{API_PREFIX}/interrogate/pop"): job_traffic,
+        ("POST", f"{API_PREFIX}/interrogate/submit"): job_traffic,
+        # The reference allows 10 a second on an interrogation's status (it has no /check for them).
+        ("GET", f"{API_PREFIX}/interrogate/status/{{id}}"): RoutePolicy(
+            rules=(
+                Rule("interrogate_status", Scope.IP_AND_PATH, parse_limits(settings.limits.rate_limit_generate_check)),
+            )
+        ),
         ("POST", f"{API_PREFIX}/kudos/transfer"): RoutePolicy(
             rules=(Rule("kudos_transfer", Scope.KEY, parse_limits(settings.limits.rate_limit_kudos_transfer)),)
         ),

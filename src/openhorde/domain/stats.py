@@ -87,10 +87,13 @@ class Performance:
     thread_count: int
     queued_megapixelsteps: float
     past_minute_megapixelsteps: float
+    queued_forms: int = 0
+    interrogator_count: int = 0
+    interrogator_thread_count: int = 0
 
 
 async def performance(store: Store, live_since: float, now: float) -> Performance:
-    """Queue size, live workers and the work done in the past minute."""
+    """Queue size, live image workers and alchemists, and the work done in the past minute."""
     load = await store.stats.load(live_since, now - PAST_MINUTE_SECONDS)
     return Performance(
         queued_requests=load.queued_requests,
@@ -99,6 +102,9 @@ async def performance(store: Store, live_since: float, now: float) -> Performanc
         thread_count=load.thread_count,
         queued_megapixelsteps=round(load.queued_things / 1_000_000, 2),
         past_minute_megapixelsteps=round(load.done_things / 1_000_000, 2),
+        queued_forms=load.queued_forms,
+        interrogator_count=load.interrogator_count,
+        interrogator_thread_count=load.interrogator_thread_count,
     )
 
 

@@ -5,7 +5,9 @@ Events (JSON bodies, each with ``event``):
 * ``image``: one per finished image, the AI Horde's payload ``{img, seed, worker_id, worker_name, model,
   id, censored, gen_metadata, request, kudos}`` (``id``: the job, ``request``: the request, ``img``: a
   presigned download URL, ``kudos``: the image's price);
-* ``done`` and ``faulted`` (ours): the request ended, with its counts (and ``fault_reason``).
+* ``done`` and ``faulted`` (ours): the request ended, with its counts (and ``fault_reason``);
+* ``form``: one per form an alchemist delivered, the AI Horde's alchemy payload ``{form, state, result,
+  worker_id, request, id, kudos}``.
 
 An event is written to the outbox (``webhook_deliveries``) in the transaction that makes it happen, under a
 unique key (``<job id>:image``, ``<request id>:done`` ...), so it is recorded once however many processes
@@ -171,6 +173,13 @@ async def image_finished(
     }
     await _add(store, f"{delivery.job_id}:image", delivery.request_id, "image", delivery.webhook, body, now)
     await requests_ended(store, [delivery.request_id], now)
+
+
+async def form_finished(
+    store: Store, form_id: str, interrogation_id: str, url: str, body: dict[str, Any], now: float
+) -> None:
+    """After an alchemist's submit: queue the ``form`` event (``body``: the form's status and reward)."""
+    await _add(store, f"{form_id}:form", interrogation_id, "form", url, body, now)
 
 
 async def requests_ended(store: Store, request_ids: Sequence[str], now: float) -> None:

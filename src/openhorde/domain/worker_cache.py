@@ -31,6 +31,7 @@ class WorkerState:
     maintenance: bool
     maintenance_msg: str | None
     speed_pps: float | None
+    worker_type: str = "image"
 
 
 @dataclass

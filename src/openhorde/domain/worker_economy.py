@@ -33,6 +33,8 @@ from openhorde.storage.store import Store
 UPTIME_BASE_KUDOS = 50
 UPTIME_KUDOS_PER_MODEL = 2
 UPTIME_LORA_KUDOS = 30
+ALCHEMIST_UPTIME_KUDOS = 15
+"""An alchemist's reward per interval online (the AI Horde's interrogation workers)."""
 ABORT_WINDOW_SECONDS = 3600
 """The automatic maintenance counts aborted jobs per hour, as the AI Horde does."""
 
@@ -106,7 +108,10 @@ async def _reward_uptime(
     )
     if not count:
         return
-    amount = uptime_reward_cents(len(worker.capabilities.models), worker.capabilities.allow_lora) * count
+    if worker.worker_type == "interrogation":
+        amount = ALCHEMIST_UPTIME_KUDOS * 100 * count
+    else:
+        amount = uptime_reward_cents(len(worker.capabilities.models), worker.capabilities.allow_lora) * count
     try:
         # A savepoint: a concurrent pop of the same worker that credited this interval first undoes the
         # escrow bookkeeping too, not just the ledger insert.

@@ -22,6 +22,7 @@ from openhorde.errors import (
     NotModerator,
     NotOwner,
     NoWorkerModSelected,
+    PolymorphicNameConflict,
     UnsupportedModel,
     WorkerNameAlreadyExists,
     WorkerNotFound,
@@ -37,6 +38,10 @@ BLACKLIST_WORD_LENGTH = 15
 WORKER_NAME_MAX_LENGTH = 100
 WORKER_RENAME_MIN_LENGTH = 5
 """A new name given with ``PUT /workers/{id}`` has at least this many characters (the reference's minimum)."""
+IMAGE_WORKER = "image"
+ALCHEMIST = "interrogation"
+"""The worker types: what ``/workers`` calls them (``type``), fixed by the endpoint of a worker's first pop. The
+AI Horde's third, ``text``, does not exist here: a ``/workers?type=text`` finds none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +51,13 @@ class CheckIn:
     name: str
     capabilities: WorkerCapabilities = field(default_factory=WorkerCapabilities)
     ipaddr: str | None = None
+    worker_type: str = IMAGE_WORKER
+    """Which pop it came from: ``/generate/pop`` (image) or ``/interrogate/pop`` (interrogation)."""
 
 
 def _capabilities_hash(check_in: CheckIn) -> str:
     """A digest of everything a worker declares; an unchanged digest means nothing to rewrite."""
-    declared = {"ipaddr": check_in.ipaddr, **asdict(check_in.capabilities)}
+    declared = {"ipaddr": check_in.ipaddr, "type": check_in.worker_type, **asdict(check_in.capabilities)}
     return hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
 
 
@@ -100,6 +107,7 @@ def _state_of(worker: WorkerInfo) -> WorkerState:
         maintenance=worker.maintenance,
         maintenance_msg=worker.maintenance_msg,
         speed_pps=worker.speed_pps,
+        worker_type=worker.worker_type,
     )
 
 
@@ -122,7 +130,12 @@ async def check_in(
         check_in = replace(check_in, capabilities=replace(check_in.capabilities, blacklist=blacklist))
     digest = _capabilities_hash(check_in)
     cached = ctx.workers.get(name)
-    if cached is not None and _still_fresh(cached, user, digest, moment, ctx.settings.queue.check_in_debounce_seconds):
+    debounce = ctx.settings.queue.check_in_debounce_seconds
+    if (
+        cached is not None
+        and cached.worker_type == check_in.worker_type
+        and _still_fresh(cached, user, digest, moment, debounce)
+    ):
         return cached
     state = await _check_in_row(store, ctx, user, name, check_in, digest, moment)
     ctx.workers.put(state)
@@ -142,8 +155,8 @@ async def _check_in_row(
     worker = await store.workers.by_name_any_case(name)
     if worker is None:
         await horde_modes.check_new_worker(store, ctx, user)  # invite-only mode
-        worker = await _create_worker(store, user, name, moment)
-    _check_is_this_worker(worker, user, name)
+        worker = await _create_worker(store, user, name, moment, check_in.worker_type)
+    _check_is_this_worker(worker, user, name, check_in.worker_type)
     uptime_before = worker.uptime_seconds
     if worker.capabilities_hash == digest:
         if moment - worker.last_check_in_at >= settings.queue.check_in_debounce_seconds:
@@ -152,7 +165,12 @@ async def _check_in_row(
         # Uptime rewards and automatic maintenance are decided here, per written check-in (see worker_economy).
         await worker_economy.after_check_in(store, settings, worker, user, uptime_before, moment)
         return _state_of(worker)
-    models = await _valid_models(store, ctx, user, check_in.capabilities.models)
+    # An alchemist serves forms, not models: it has none, so the image matching never considers it.
+    models = (
+        await _valid_models(store, ctx, user, check_in.capabilities.models)
+        if worker.worker_type == IMAGE_WORKER
+        else ()
+    )
     capabilities = replace(check_in.capabilities, models=models)
     worker = _checked_in(worker, moment, settings.queue.worker_stale_seconds)
     await store.workers.declare(
@@ -163,13 +181,13 @@ async def _check_in_row(
     return _state_of(worker)
 
 
-async def _create_worker(store: Store, user: Account, name: str, now: float) -> WorkerInfo:
+async def _create_worker(store: Store, user: Account, name: str, now: float, worker_type: str) -> WorkerInfo:
     """Insert a new worker named ``name``, or return the row a concurrent first pop of that name just inserted.
 
     A bridge's threads often pop at once when it starts; the loser of the race on the unique
     name gets the winner's row (and the ownership check) instead of an integrity error.
     """
-    created = await store.workers.create(str(uuid.uuid4()), user.id, name, now)
+    created = await store.workers.create(str(uuid.uuid4()), user.id, name, now, worker_type)
     if created is not None:
         return created
     existing = await store.workers.by_name_any_case(name)
@@ -178,8 +196,9 @@ async def _create_worker(store: Store, user: Account, name: str, now: float) -> 
     return existing
 
 
-def _check_is_this_worker(worker: WorkerInfo, user: Account, name: str) -> None:
-    """Refuse a pop whose name is another worker's: one of another account, or one differing only in case.
+def _check_is_this_worker(worker: WorkerInfo, user: Account, name: str, worker_type: str) -> None:
+    """Refuse a pop whose name is another worker's: one of another account, one differing only in case, or one
+    of the other type (an alchemist's name popping for images, or the other way round).
 
     Names are unique regardless of case (the database enforces it), so "alice-gpu" can neither be created beside
     "Alice-GPU" nor silently become it: only the exact name finds the worker.
@@ -188,6 +207,11 @@ def _check_is_this_worker(worker: WorkerInfo, user: Account, name: str) -> None:
         raise _name_taken(worker.name)
     if worker.user_id != user.id:
         raise WrongCredentials(f"The worker name '{name}' belongs to another account.")
+    if worker.worker_type != worker_type:
+        raise PolymorphicNameConflict(
+            f"The worker name '{name}' belongs to a worker of type {worker.worker_type}; "
+            f"a {worker_type} worker needs a name of its own."
+        )
 
 
 def _name_taken(existing: str) -> WorkerNameAlreadyExists:
@@ -216,6 +240,11 @@ class WorkerView:
     online: bool
     team_name: str | None = None
 
+    @property
+    def forms(self) -> list[str]:
+        """The forms an alchemist offers (none for an image worker)."""
+        return list(self.worker.capabilities.forms)
+
 
 async def get_worker(store: Store, worker_id: str) -> WorkerInfo:
     """The worker with this id; ``WorkerNotFound`` otherwise."""
@@ -242,12 +271,12 @@ async def views(store: Store, workers: list[WorkerInfo], stale_seconds: int, now
     ]
 
 
-async def list_workers(store: Store, name: str | None = None) -> list[WorkerInfo]:
-    """Every worker (or the one with ``name``), by name."""
+async def list_workers(store: Store, name: str | None = None, worker_type: str | None = None) -> list[WorkerInfo]:
+    """Every worker (or the one with ``name``) of ``worker_type`` (any when ``None``), by name."""
     if name:
         found = await store.workers.by_name(name)
-        return [found] if found is not None else []
-    return await store.workers.every()
+        return [found] if found is not None and worker_type in (None, found.worker_type) else []
+    return await store.workers.every(worker_type)
 
 
 async def worker_ids_of(store: Store, user_id: int) -> list[str]:

@@ -24,6 +24,7 @@ from openhorde.storage.repositories.deliveries import DeliveryRepository
 from openhorde.storage.repositories.gallery import GalleryRepository
 from openhorde.storage.repositories.handouts import HandoutRepository
 from openhorde.storage.repositories.intake import IntakeRepository
+from openhorde.storage.repositories.interrogations import InterrogationRepository
 from openhorde.storage.repositories.ledger import LedgerRepository
 from openhorde.storage.repositories.limits import LimitRepository
 from openhorde.storage.repositories.moderation import ModerationRepository
@@ -91,6 +92,11 @@ class Store:
     def intake(self) -> IntakeRepository:
         """New requests: the requester's standing and the request's rows."""
         return IntakeRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def interrogations(self) -> InterrogationRepository:
+        """Alchemy: interrogation requests, their forms and their hand-out to alchemists."""
+        return InterrogationRepository(self._session, self.is_sqlite)
 
     @cached_property
     def ledger(self) -> LedgerRepository:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from openhorde.api.deps import ContextDep, DatabaseDep
 from openhorde.api.openapi import errors
 from openhorde.domain import images
+from openhorde.domain.interrogations import handout
 from openhorde.domain.queue import submit
 from openhorde.errors import PayloadTooLarge
 
@@ -37,8 +38,8 @@ async def download(folder: str, name: str, expires: Expires, signature: Signatur
     "/{folder}/{name}",
     status_code=200,
     responses=errors(403, 413),
-    summary="Upload a job's image with a presigned URL",
-    description="Accepted only while the job is being generated: once it is submitted, faulted, expired or "
+    summary="Upload a job's image (or a post-processed form's) with a presigned URL",
+    description="Accepted only while the job (or form) is being worked on: once it is submitted, faulted, expired or "
     "aborted the URL answers 403 `UploadClosed` and the delivered image stays as it was.",
 )
 async def upload(
@@ -50,7 +51,8 @@ async def upload(
     # not hold a database connection. A submit landing while it arrives copies the upload as it is then, so what
     # this PUT writes afterwards never reaches the delivered image.
     async with db.reader() as store:
-        await submit.check_upload_open(store, key)
+        if not await handout.check_upload_open(store, key):  # an alchemist's post-processed image, or a job's
+            await submit.check_upload_open(store, key)
     limit = ctx.settings.blobs.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:

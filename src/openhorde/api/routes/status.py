@@ -93,6 +93,9 @@ async def performance(store: StoreDep, ctx: ContextDep) -> HordePerformance:
         thread_count=figures.thread_count,
         queued_megapixelsteps=figures.queued_megapixelsteps,
         past_minute_megapixelsteps=figures.past_minute_megapixelsteps,
+        queued_forms=figures.queued_forms,
+        interrogator_count=figures.interrogator_count,
+        interrogator_thread_count=figures.interrogator_thread_count,
     )
 
 

@@ -27,14 +27,20 @@ router = APIRouter(prefix="/workers", tags=["workers"])
 def _details(view: WorkerView, viewer: Account | None = None) -> WorkerDetails:
     w, can = view.worker, view.worker.capabilities
     speed_mps = (w.speed_pps or 0) / 1_000_000
+    alchemist = w.worker_type == workers.ALCHEMIST
+    if alchemist:  # an alchemist's speed is in forms per second
+        performance = f"{1 / w.speed_pps:.1f} seconds per form" if w.speed_pps else "No requests fulfilled yet"
+    else:
+        performance = f"{speed_mps:.1f} megapixelsteps per second" if w.speed_pps else "No requests fulfilled yet"
     return WorkerDetails(
+        type=w.worker_type,
         name=w.name,
         id=w.id,
         online=view.online,
         requests_fulfilled=w.fulfilments,
         kudos_rewards=(w.kudos_generated_cents + w.kudos_uptime_cents) / 100,
         kudos_details=KudosDetails(generated=w.kudos_generated_cents / 100, uptime=w.kudos_uptime_cents // 100),
-        performance=f"{speed_mps:.1f} megapixelsteps per second" if w.speed_pps else "No requests fulfilled yet",
+        performance=performance,
         threads=can.threads,
         uptime=int(w.uptime_seconds),
         maintenance_mode=w.maintenance,
@@ -46,6 +52,7 @@ def _details(view: WorkerView, viewer: Account | None = None) -> WorkerDetails:
         flagged=view.owner.is_flagged,
         uncompleted_jobs=w.uncompleted_jobs,
         models=view.models,
+        forms=view.forms if alchemist else None,
         bridge_agent=can.bridge_agent,
         max_pixels=can.max_pixels,
         megapixelsteps_generated=round(w.megapixelsteps),
@@ -77,9 +84,7 @@ async def list_workers(
     type: Annotated[str | None, Query(description="image, text or interrogation; empty for all")] = None,
     name: Annotated[str | None, Query()] = None,
 ) -> list[WorkerDetails]:
-    if type not in (None, "", "image"):
-        return []
-    rows = await workers.list_workers(store, name)
+    rows = await workers.list_workers(store, name, type or None)
     views = await workers.views(store, rows, ctx.settings.queue.worker_stale_seconds, time.time())
     return [_details(v, viewer) for v in views]
 

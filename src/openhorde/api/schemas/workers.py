@@ -41,6 +41,8 @@ class WorkerDetails(ResponseModel):
     suspicious: int = 0
     uncompleted_jobs: int
     models: list[str]
+    forms: list[str] | None = None
+    """An alchemist's forms (``type`` ``interrogation``); absent for an image worker."""
     team: TeamRef = Field(default_factory=TeamRef)
     bridge_agent: str
     max_pixels: int

@@ -34,6 +34,7 @@ class TransactionKind(StrEnum):
     """Why kudos moved."""
 
     GENERATION = "generation"
+    INTERROGATION = "interrogation"  # a form an alchemist delivered (issue 14)
     ADMIN = "admin"
     TRANSFER = "transfer"
     AWARD = "award"

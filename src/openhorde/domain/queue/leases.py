@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from openhorde.domain import gallery, webhooks, worker_cache, worker_economy
 from openhorde.domain.context import HordeContext
+from openhorde.domain.interrogations import expiry as alchemy_expiry
 from openhorde.domain.queue import events
 from openhorde.domain.queue.blob_keys import upload_key
 from openhorde.domain.queue.states import (
@@ -66,6 +67,9 @@ class MaintenanceReport:
     expired_jobs: int
     timed_out_requests: int
     removed_requests: int
+    expired_forms: int = 0
+    """Alchemy forms whose lease ran out (``domain/interrogations/expiry.py``)."""
+    removed_interrogations: int = 0
     skipped: bool = False
     """True when another server process held the maintenance lock, so this pass did nothing."""
 
@@ -112,11 +116,16 @@ async def run_maintenance(store: Store, ctx: HordeContext, now: float) -> Mainte
     """One pass of every periodic duty, in one transaction; skipped while another process runs one."""
     if not await store.queue.try_maintenance_lock():
         return MaintenanceReport(expired_jobs=0, timed_out_requests=0, removed_requests=0, skipped=True)
+    max_aborts = ctx.settings.economy.worker_max_aborts_per_hour
+    expired_forms = await alchemy_expiry.expire_form_leases(store, now)
+    await count_abort(store, expired_forms.worker_ids, now, max_aborts)
     report = MaintenanceReport(
-        expired_jobs=await expire_leases(store, now, ctx.settings.economy.worker_max_aborts_per_hour),
+        expired_jobs=await expire_leases(store, now, max_aborts),
         timed_out_requests=await time_out_queued(store, now),
         removed_requests=await remove_old_requests(store, ctx, now),
+        expired_forms=expired_forms.count,
+        removed_interrogations=await alchemy_expiry.remove_old_interrogations(store, ctx, now),
     )
-    if report.expired_jobs or report.timed_out_requests or report.removed_requests:
+    if any((report.expired_jobs, report.timed_out_requests, report.removed_requests, report.expired_forms)):
         log.info("maintenance: %s", report)
     return report

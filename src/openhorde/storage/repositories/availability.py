@@ -21,8 +21,8 @@ _WORKERS = cast(Table, Worker.__table__)
 
 
 def _live() -> ColumnElement[bool]:
-    """A worker seen after the bound ``since`` and not paused."""
-    return and_(Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False))
+    """An image worker (alchemists serve no image request) seen after the bound ``since`` and not paused."""
+    return and_(Worker.last_check_in_at >= bindparam("since"), Worker.paused.is_(False), Worker.worker_type == "image")
 
 
 def _queue_for_live_workers() -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.matching_queries import queued_condition
-from openhorde.storage.tables import ImageStat, Job, Request, RequestModel, Worker, WorkerModel
+from openhorde.storage.tables import ImageStat, InterrogationForm, Job, Request, RequestModel, Worker, WorkerModel
 
 _JOBS = cast(Table, Job.__table__)
 _REQUESTS = cast(Table, Request.__table__)
@@ -24,6 +24,7 @@ _REQUEST_MODELS = cast(Table, RequestModel.__table__)
 _WORKERS = cast(Table, Worker.__table__)
 _WORKER_MODELS = cast(Table, WorkerModel.__table__)
 _IMAGE_STATS = cast(Table, ImageStat.__table__)
+_FORMS = cast(Table, InterrogationForm.__table__)
 
 ANY_MODEL = "any"
 """The ``model`` label, in ``queue_depth_by_model``, of requests that name no model (any worker may serve them)."""
@@ -57,6 +58,9 @@ class Load:
     worker_count: int
     thread_count: int
     done_things: int
+    queued_forms: int = 0
+    interrogator_count: int = 0
+    interrogator_thread_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,8 @@ def _load() -> Any:
         func.coalesce(func.sum(_REQUESTS.c.n_waiting * _REQUESTS.c.things), 0).label("queued_things"),
     ).where(queued_condition())
     live = _WORKERS.c.last_check_in_at >= bindparam("since")
+    image_live = live & (_WORKERS.c.worker_type == literal_column("'image'"))
+    alchemist_live = live & (_WORKERS.c.worker_type == literal_column("'interrogation'"))
     done = (
         select(func.coalesce(func.sum(_REQUESTS.c.things), 0))
         .select_from(_JOBS.join(_REQUESTS, _REQUESTS.c.id == _JOBS.c.request_id))
@@ -165,9 +171,22 @@ def _load() -> Any:
         queued.c.queued_requests,
         queued.c.queued_images,
         queued.c.queued_things,
-        select(func.count()).select_from(_WORKERS).where(live).scalar_subquery().label("worker_count"),
-        select(func.coalesce(func.sum(_WORKERS.c.threads), 0)).where(live).scalar_subquery().label("thread_count"),
+        select(func.count()).select_from(_WORKERS).where(image_live).scalar_subquery().label("worker_count"),
+        select(func.coalesce(func.sum(_WORKERS.c.threads), 0))
+        .where(image_live)
+        .scalar_subquery()
+        .label("thread_count"),
         done.scalar_subquery().label("done_things"),
+        select(func.count())
+        .select_from(_FORMS)
+        .where(_FORMS.c.state == literal_column("'waiting'"))
+        .scalar_subquery()
+        .label("queued_forms"),
+        select(func.count()).select_from(_WORKERS).where(alchemist_live).scalar_subquery().label("interrogator_count"),
+        select(func.coalesce(func.sum(_WORKERS.c.threads), 0))
+        .where(alchemist_live)
+        .scalar_subquery()
+        .label("interrogator_thread_count"),
     ).select_from(queued)
 
 

@@ -20,11 +20,12 @@ from sqlalchemy import Float, Integer, Row, Table, bindparam, case, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from openhorde.storage.tables import Job, Worker, WorkerModel
+from openhorde.storage.tables import InterrogationForm, Job, Worker, WorkerModel
 
 _WORKERS = cast(Table, Worker.__table__)
 _WORKER_MODELS = cast(Table, WorkerModel.__table__)
 _JOBS = cast(Table, Job.__table__)
+_FORMS = cast(Table, InterrogationForm.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class WorkerCapabilities:
     allow_lora: bool = False
     allow_unsafe_ipaddr: bool = True
     can_censor_nsfw: bool = True
+    forms: tuple[str, ...] = ()
+    """An alchemist's forms (``caption``, ``nsfw``, a post-processor...); empty for an image worker."""
+    max_tiles: int = 16
+    """The largest image, in 512×512 tiles, an alchemist post-processes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,10 @@ class WorkerInfo:
     abort_window_started_at: float
     uptime_seconds: float
     speed_pps: float | None
+    """Pixel-steps per second; for an alchemist, forms per second."""
     team_id: str | None
+    worker_type: str = "image"
+    """``image`` or ``interrogation`` (an alchemist); fixed when the worker is created."""
 
 
 CAPABILITY_FIELDS = tuple(field.name for field in fields(WorkerCapabilities))
@@ -93,7 +101,7 @@ WORKER_FIELDS = tuple(name for field in fields(WorkerInfo) for name in _columns_
 """The columns a ``WorkerInfo`` is read from."""
 CHANGEABLE_FIELDS = frozenset({"maintenance", "maintenance_msg", "paused", "info", "team_id"})
 """What ``change`` may set: an owner's or a moderator's changes (``PUT /workers/{id}``)."""
-_LISTS = frozenset({"blacklist", "priority_user_ids", "models"})
+_LISTS = frozenset({"blacklist", "priority_user_ids", "models", "forms"})
 _COLUMNS = [_WORKERS.c[name] for name in WORKER_FIELDS]
 
 
@@ -116,6 +124,7 @@ _BY_NAME = select(*_COLUMNS).where(_WORKERS.c.name == bindparam("name"))
 # Matches the unique index on lower(name) (ix_workers_name_lower), so the lookup is an index probe.
 _BY_NAME_ANY_CASE = select(*_COLUMNS).where(func.lower(_WORKERS.c.name) == func.lower(bindparam("name")))
 _ALL = select(*_COLUMNS).order_by(_WORKERS.c.name)
+_ALL_OF_TYPE = select(*_COLUMNS).where(_WORKERS.c.worker_type == bindparam("worker_type")).order_by(_WORKERS.c.name)
 _IDS_OF = select(_WORKERS.c.id).where(_WORKERS.c.user_id == bindparam("user_id"))
 _MODELS_OF = select(_WORKER_MODELS.c.worker_id, _WORKER_MODELS.c.model).where(
     _WORKER_MODELS.c.worker_id.in_(bindparam("worker_ids", expanding=True))
@@ -126,6 +135,7 @@ _CREATE = (
         id=bindparam("new_id"),
         user_id=bindparam("owner"),
         name=bindparam("new_name"),
+        worker_type=bindparam("new_type"),
         created_at=bindparam("now"),
         last_check_in_at=bindparam("now"),
     )
@@ -160,6 +170,11 @@ _RENAME = update(_WORKERS).where(_WORKERS.c.id == bindparam("worker_id")).values
 _JOB_IN_PROGRESS = (
     select(_JOBS.c.id)
     .where(_JOBS.c.worker_id == bindparam("worker_id"), _JOBS.c.state == literal_column("'processing'"))
+    .limit(1)
+)
+_FORM_IN_PROGRESS = (
+    select(_FORMS.c.id)
+    .where(_FORMS.c.worker_id == bindparam("worker_id"), _FORMS.c.state == literal_column("'processing'"))
     .limit(1)
 )
 _DELETE = delete(_WORKERS).where(_WORKERS.c.id == bindparam("worker_id"))
@@ -224,9 +239,11 @@ class WorkerRepository:
         """The worker whose name equals ``name`` regardless of case (at most one: the index keeps them unique)."""
         return _worker((await self._session.execute(_BY_NAME_ANY_CASE, {"name": name})).first())
 
-    async def every(self) -> list[WorkerInfo]:
-        """Every worker, by name."""
-        return _workers(await self._session.execute(_ALL))
+    async def every(self, worker_type: str | None = None) -> list[WorkerInfo]:
+        """Every worker (of ``worker_type``, if given), by name."""
+        if worker_type is None:
+            return _workers(await self._session.execute(_ALL))
+        return _workers(await self._session.execute(_ALL_OF_TYPE, {"worker_type": worker_type}))
 
     async def ids_of(self, user_id: int) -> list[str]:
         """The ids of the workers a user owns."""
@@ -241,10 +258,12 @@ class WorkerRepository:
                 models[worker_id].append(model)
         return models
 
-    async def create(self, worker_id: str, user_id: int, name: str, now: float) -> WorkerInfo | None:
-        """Insert a worker (its declarations at their defaults) in a savepoint; ``None`` (and nothing inserted) if
-        its name is already taken, in any case."""
-        values = {"new_id": worker_id, "owner": user_id, "new_name": name, "now": now}
+    async def create(
+        self, worker_id: str, user_id: int, name: str, now: float, worker_type: str = "image"
+    ) -> WorkerInfo | None:
+        """Insert a worker of ``worker_type`` (its declarations at their defaults) in a savepoint; ``None`` (and
+        nothing inserted) if its name is already taken, in any case."""
+        values = {"new_id": worker_id, "owner": user_id, "new_name": name, "now": now, "new_type": worker_type}
         try:
             async with self._session.begin_nested():
                 row = (await self._session.execute(_CREATE, values)).one()
@@ -301,8 +320,11 @@ class WorkerRepository:
         return True
 
     async def has_jobs_in_progress(self, worker_id: str) -> bool:
-        """Whether the worker holds a job that is still processing."""
-        return (await self._session.execute(_JOB_IN_PROGRESS, {"worker_id": worker_id})).first() is not None
+        """Whether the worker holds a job (or, an alchemist, a form) that is still processing."""
+        values = {"worker_id": worker_id}
+        if (await self._session.execute(_JOB_IN_PROGRESS, values)).first() is not None:
+            return True
+        return (await self._session.execute(_FORM_IN_PROGRESS, values)).first() is not None
 
     async def delete(self, worker_id: str) -> None:
         """Delete a worker and its models; its jobs keep their worker's name (their ``worker_id`` becomes NULL)."""

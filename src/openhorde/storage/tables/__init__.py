@@ -6,6 +6,7 @@ from openhorde.storage.tables.billing import StripeEvent, Supporter
 from openhorde.storage.tables.catalogue import CatalogueModel
 from openhorde.storage.tables.escrow import KudosEscrow
 from openhorde.storage.tables.gallery import GalleryImage
+from openhorde.storage.tables.interrogations import Interrogation, InterrogationForm
 from openhorde.storage.tables.ledger import KudosPosting, KudosTransaction
 from openhorde.storage.tables.moderation import HordeModes, PromptFilter, WorkerMessage
 from openhorde.storage.tables.news import NewsPiece
@@ -34,6 +35,8 @@ __all__ = [
     "HordeModes",
     "ImageRating",
     "ImageStat",
+    "Interrogation",
+    "InterrogationForm",
     "Job",
     "KudosEscrow",
     "KudosPosting",

@@ -16,6 +16,8 @@ class Worker(Base):
     __table_args__ = (Index("ix_workers_name_lower", text("lower(name)"), unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    worker_type: Mapped[str] = mapped_column(String(16), default="image")
+    """``image`` or ``interrogation`` (an alchemist), fixed by the worker's first pop (migration 0015)."""
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     info: Mapped[str | None] = mapped_column(Text, default=None)
@@ -54,6 +56,10 @@ class Worker(Base):
     abort_window_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     uptime_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     speed_pps: Mapped[float | None] = mapped_column(Float, default=None)
+    forms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The forms an alchemist offers."""
+    max_tiles: Mapped[int] = mapped_column(Integer, default=16)
+    """The largest image, in 512×512 tiles, an alchemist post-processes."""
     models: Mapped[list[str]] = mapped_column(JSON, default=list)
     """The models served, also in ``worker_models`` (one row each) for SQL matching."""
     team_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
