@@ -90,7 +90,9 @@ def make_client(api_key: str, informer: Informer, folder: Path) -> AiHordeClient
     model_reference.write_text(json.dumps({}))
     style_reference = folder / "style_reference.json"
     style_reference.write_text(json.dumps({}))
-    settings = {"api_key": api_key, "max_wait_minutes": 2}
+    # A plug-in passes the settings it stored, which hold its model list (refresh_models, at the end of every
+    # round trip, reads local_settings["models"] and fails with a KeyError when it is missing).
+    settings = {"api_key": api_key, "max_wait_minutes": 2, "local_settings": {"models": list(aihordeclient.MODELS)}}
     client = AiHordeClient("1.0.0", "", "", "", settings=settings, client_name=CLIENT_NAME, informer=informer)
     client.MODEL_REQUIREMENTS_URL = model_reference.as_uri()
     client.STYLE_REFERENCE_URL = style_reference.as_uri()
