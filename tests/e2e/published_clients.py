@@ -8,6 +8,7 @@ module (`ClientHorde`), on SQLite: what is tested is the wire, not the database.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -34,18 +35,24 @@ DRIVER_ENV_DROP = {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SSL_CERT_FILE", "
 def client_python(venv: str) -> Path:
     """The interpreter of ``<repo>/<venv>``, made by the set-up script when it is missing (skips if it fails)."""
     python = REPO / venv / "bin" / "python"
-    if not python.exists():
+    if python.exists():
+        return python
+    # pytest-xdist runs each client's module in its own process: one set-up at a time, the second finds it done.
+    with open(REPO / ".setup_client_venvs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists():
+            return python
         try:
             done = subprocess.run(
                 ["bash", str(SETUP_SCRIPT)], capture_output=True, text=True, timeout=SETUP_TIMEOUT_S, cwd=REPO
             )
         except (OSError, subprocess.TimeoutExpired) as e:
             pytest.skip(f"{venv} is missing and {SETUP_SCRIPT.name} could not run: {e}")
-        if done.returncode != 0 or not python.exists():
-            pytest.skip(
-                f"{venv} is missing and {SETUP_SCRIPT.name} failed (exit {done.returncode}):\n"
-                f"{(done.stdout + done.stderr)[-3000:]}"
-            )
+    if done.returncode != 0 or not python.exists():
+        pytest.skip(
+            f"{venv} is missing and {SETUP_SCRIPT.name} failed (exit {done.returncode}):\n"
+            f"{(done.stdout + done.stderr)[-3000:]}"
+        )
     return python
 
 
