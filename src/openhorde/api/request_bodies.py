@@ -17,7 +17,7 @@ def check_body(s: status.RequestStatus) -> dict[str, object]:
         "faulted": s.faulted,
         "wait_time": s.wait_time,
         "queue_position": s.queue_position,
-        "kudos": s.kudos,
+        "kudos": round(s.kudos),
         "is_possible": s.is_possible,
         "eligible_workers": s.eligible_workers,
         "eligible_worker_threads": s.eligible_worker_threads,

@@ -523,8 +523,8 @@ async def test_censored_image_is_free_for_the_requester_but_pays_the_worker(hord
     by_id = {g["id"]: g for g in final["generations"]}
     assert by_id[job["ids"][0]]["censored"] and by_id[job["ids"][0]]["state"] == "censored"
     assert not by_id[job["ids"][1]]["censored"] and by_id[job["ids"][1]]["state"] == "ok"
-    charged = final["kudos"]
-    assert charged > 0 and round(100 - await kudos_of(horde, requester), 2) == charged
+    charged = round(100 - await kudos_of(horde, requester), 2)
+    assert charged > 0 and final["kudos"] == round(charged)  # whole kudos, as the reference sends them
     assert await earned_of(horde, owner) == round(censored.json()["reward"] + ok.json()["reward"], 2)
 
 

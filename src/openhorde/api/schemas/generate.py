@@ -211,7 +211,10 @@ class RequestStatusCheck(ResponseModel):
     faulted: bool
     wait_time: int
     queue_position: int
-    kudos: float
+    kudos: int = Field(
+        description="The kudos this request has consumed so far, rounded to whole kudos as the reference server "
+        "sends them (typed clients such as horde-client reject a fraction)."
+    )
     is_possible: bool = Field(
         description="False when no live worker can serve this request (every matching rule applied) and nothing "
         "of it is in progress; it becomes true again as soon as one can."
