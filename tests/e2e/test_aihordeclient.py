@@ -27,8 +27,6 @@ pytestmark = pytest.mark.e2e
 DRIVER = Path(__file__).resolve().parent / "aihordeclient_driver.py"
 WORKER = "tiny-gimp"
 STYLE_TAG = "conformance"  # aihordeclient_driver.STYLE_TAG
-STYLES_PENDING = "the /v2/styles routes come from the styles branch of issue 14; remove this mark once merged"
-STATS_PENDING = "/v2/stats/img/models comes from the stats branch of issue 14; remove this mark once merged"
 
 
 @dataclass
@@ -99,7 +97,6 @@ def test_get_model_status_lists_the_served_model(secure: SecureHorde, requester:
     assert served[MODEL]["count"] == 1 and served[MODEL]["type"] == "image", result
 
 
-@pytest.mark.xfail(strict=False, reason=STATS_PENDING)
 def test_refresh_models_reads_the_month_stats(
     secure: SecureHorde, requester: Account, generated: dict[str, Any]
 ) -> None:
@@ -116,7 +113,6 @@ def test_get_balance_reads_find_user(secure: SecureHorde) -> None:
     assert secure.run("balance", account.apikey)["balance"] == "You have 0 kudos"
 
 
-@pytest.mark.xfail(strict=False, reason=STYLES_PENDING)
 def test_create_and_list_styles(secure: SecureHorde) -> None:
     """``create_style`` (a customizer's key) and ``get_styles`` sorted, by tag and by model, in the AI Horde's
     answer shape (``StyleStable``)."""
