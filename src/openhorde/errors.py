@@ -619,6 +619,42 @@ class FilterNotFound(NotFound):
     rc = "FilterNotFound"
 
 
+class ModerationEventNotFound(NotFound):
+    """No moderation event has this id."""
+
+    rc = "ModerationEventNotFound"
+
+
+class InvalidModerationNote(BadRequest):
+    """A moderation note has 1 to 2000 characters and no NUL characters."""
+
+    rc = "InvalidModerationNote"
+
+
+class InvalidModerationReason(BadRequest):
+    """Unknown moderation reason."""
+
+    rc = "InvalidModerationReason"
+
+
+class InvalidModerationEventID(BadRequest):
+    """A moderation event id is positive."""
+
+    rc = "InvalidModerationEventID"
+
+
+class InvalidOperationsLimit(BadRequest):
+    """The page size is out of range."""
+
+    rc = "InvalidOperationsLimit"
+
+
+class InvalidOperationsCursor(BadRequest):
+    """The page cursor (before_id) is positive."""
+
+    rc = "InvalidOperationsCursor"
+
+
 class NewsNotFound(NotFound):
     """No piece of news has this id."""
 
