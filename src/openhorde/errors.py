@@ -106,6 +106,14 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "StripeNotConfigured",
         # News (our admin routes for /status/news).
         "NewsNotFound",
+        # Moderation evidence: codes of the AI Horde's own /operations/moderation endpoints (in its source, not
+        # in the server notes).
+        "ModerationEventNotFound",
+        "InvalidModerationNote",
+        "InvalidModerationReason",
+        "InvalidModerationEventID",
+        "InvalidOperationsLimit",
+        "InvalidOperationsCursor",
         # Limits: rate limits, size limits and bad text.
         "RateLimited",
         "RequestTooLarge",
