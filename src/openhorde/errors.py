@@ -106,6 +106,14 @@ EXTENSION_RCS: frozenset[str] = frozenset(
         "StripeNotConfigured",
         # News (our admin routes for /status/news).
         "NewsNotFound",
+        # Moderation evidence: codes of the AI Horde's own /operations/moderation endpoints (in its source, not
+        # in the server notes).
+        "ModerationEventNotFound",
+        "InvalidModerationNote",
+        "InvalidModerationReason",
+        "InvalidModerationEventID",
+        "InvalidOperationsLimit",
+        "InvalidOperationsCursor",
         # Limits: rate limits, size limits and bad text.
         "RateLimited",
         "RequestTooLarge",
@@ -617,6 +625,42 @@ class FilterNotFound(NotFound):
     """Filter not found."""
 
     rc = "FilterNotFound"
+
+
+class ModerationEventNotFound(NotFound):
+    """No moderation event has this id."""
+
+    rc = "ModerationEventNotFound"
+
+
+class InvalidModerationNote(BadRequest):
+    """A moderation note has 1 to 2000 characters and no NUL characters."""
+
+    rc = "InvalidModerationNote"
+
+
+class InvalidModerationReason(BadRequest):
+    """Unknown moderation reason."""
+
+    rc = "InvalidModerationReason"
+
+
+class InvalidModerationEventID(BadRequest):
+    """A moderation event id is positive."""
+
+    rc = "InvalidModerationEventID"
+
+
+class InvalidOperationsLimit(BadRequest):
+    """The page size is out of range."""
+
+    rc = "InvalidOperationsLimit"
+
+
+class InvalidOperationsCursor(BadRequest):
+    """The page cursor (before_id) is positive."""
+
+    rc = "InvalidOperationsCursor"
 
 
 class NewsNotFound(NotFound):

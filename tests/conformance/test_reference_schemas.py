@@ -353,3 +353,40 @@ async def test_styles_and_collections_match_the_reference_examples(horde: Horde)
     )
     seen.check("DELETE /v2/styles/image/{style_id}", 200, await client.delete(style_url, headers=headers))
     assert not seen.problems, "\n".join(seen.problems)
+
+
+async def test_moderation_operations_match_the_reference_examples(horde: Horde) -> None:
+    client = horde.client
+    seen = Conformance()
+    moderator, member = await horde.register("moddy"), await horde.register("member", kudos=100)
+    await horde.set_user(moderator, is_moderator=True)
+    for regex, filter_type in ((r"\bchild\b", 10), ("nude", 20)):
+        body = {"regex": regex, "filter_type": filter_type, "replacement": "adult"}
+        assert (await client.put("/api/v2/filters", json=body, headers=moderator.headers)).status_code == 201
+    refused = await horde.generate(member, prompt="a nude child", replacement_filter=False)
+    assert refused.status_code == 400, refused.text
+    events = seen.check(
+        "GET /v2/operations/moderation/prompts",
+        200,
+        await client.get("/api/v2/operations/moderation/prompts", headers=moderator.headers),
+    )
+    event_id = events["events"][0]["id"]
+    note = await client.post(
+        f"/api/v2/operations/moderation/prompts/{event_id}/notes", json={"note": "Seen."}, headers=moderator.headers
+    )
+    seen.check("POST /v2/operations/moderation/prompts/{event_id}/notes", 201, note)
+
+    horde.settings.economy.worker_max_aborts_per_hour = 0
+    await horde.generate(member)
+    job = await horde.pop(member)
+    fault = {"id": job["ids"][0], "generation": None, "state": "faulted", "seed": 1}
+    assert (await client.post("/api/v2/generate/submit", json=fault, headers=member.headers)).status_code == 200
+    suspicions = await client.get("/api/v2/operations/moderation/worker_suspicion_events", headers=moderator.headers)
+    seen.check("GET /v2/operations/moderation/worker_suspicion_events", 200, suspicions)
+
+    worker_id = (await client.get("/api/v2/workers")).json()[0]["id"]
+    paused = await client.put(f"/api/v2/workers/{worker_id}", json={"paused": True}, headers=moderator.headers)
+    assert paused.status_code == 200, paused.text
+    overview = await client.get("/api/v2/operations/moderation", headers=moderator.headers)
+    assert seen.check("GET /v2/operations/moderation", 200, overview)["paused_workers"]
+    assert not seen.problems, "\n".join(seen.problems)

@@ -34,6 +34,7 @@ from openhorde.api.routes import (
     ip_timeouts,
     jobs,
     kudos,
+    moderation_events,
     ratings,
     request_payloads,
     sharedkeys,
@@ -177,7 +178,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Routes are matched in order: the calls every worker and client makes each second come first.
     # worker_messages before workers: /workers/messages must not match /workers/{worker_id}.
     hot = (jobs, generate, status)
-    routers = (*hot, filters, worker_messages, workers, users, kudos, gallery, audit, ip_timeouts, billing)
+    moderation = (filters, worker_messages, moderation_events, ip_timeouts)
+    routers = (*hot, *moderation, workers, users, kudos, gallery, audit, billing)
     for module in (
         *routers,
         ratings,

@@ -14,7 +14,8 @@ Untrusted owners' uptime rewards go to escrow (``uptime_escrow_share``).
 Automatic maintenance (reference §4.5) is decided where aborts are counted: ``count_abort``
 counts aborted jobs (faults and expired leases) in a one-hour fixed window, and a worker that
 passes ``worker_max_aborts_per_hour`` goes into maintenance in the same transaction, with a
-message saying why, written to the audit log with the server as actor.
+message saying why, written to the audit log with the server as actor and kept as a worker suspicion
+event (``TOO_MANY_JOBS_ABORTED``) for ``/operations/moderation/worker_suspicion_events``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from openhorde.domain import audit
 from openhorde.domain.accounts import Account
 from openhorde.domain.kudos import escrow, ledger
 from openhorde.domain.kudos.ledger import DuplicateTransaction, Posting, SystemAccount, TransactionKind
+from openhorde.domain.moderation import events as moderation_events
 from openhorde.storage.repositories.workers import WorkerInfo
 from openhorde.storage.store import Store
 
@@ -96,6 +98,17 @@ async def enter_maintenance_if_aborting(
             {"aborted_jobs": aborts, "limit": limit, "window_seconds": ABORT_WINDOW_SECONDS},
             now=now,
         )
+        worker = await store.workers.get(worker_id)  # rare: once per switch, for the evidence's name and owner
+        if worker is not None:
+            await moderation_events.record_worker_suspicion(
+                store,
+                worker_id,
+                worker.name,
+                worker.user_id,
+                moderation_events.Suspicion.TOO_MANY_JOBS_ABORTED,
+                f"Aborted {aborts} jobs within an hour (more than {limit}); put into maintenance.",
+                now,
+            )
         switched.append(worker_id)
     return switched
 

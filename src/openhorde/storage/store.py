@@ -28,6 +28,7 @@ from openhorde.storage.repositories.interrogations import InterrogationRepositor
 from openhorde.storage.repositories.ledger import LedgerRepository
 from openhorde.storage.repositories.limits import LimitRepository
 from openhorde.storage.repositories.moderation import ModerationRepository
+from openhorde.storage.repositories.moderation_events import ModerationEventRepository
 from openhorde.storage.repositories.news import NewsRepository
 from openhorde.storage.repositories.queue import QueueRepository
 from openhorde.storage.repositories.ratings import RatingRepository
@@ -112,6 +113,11 @@ class Store:
     def moderation(self) -> ModerationRepository:
         """The horde modes, the prompt filters and the messages to workers."""
         return ModerationRepository(self._session, self.is_sqlite)
+
+    @cached_property
+    def moderation_events(self) -> ModerationEventRepository:
+        """The prompt events, their notes and the worker suspicion events moderators review."""
+        return ModerationEventRepository(self._session)
 
     @cached_property
     def news(self) -> NewsRepository:

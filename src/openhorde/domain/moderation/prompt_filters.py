@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from openhorde.domain import audit
 from openhorde.domain.context import HordeContext
+from openhorde.domain.moderation import events
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation.cache import CompiledFilters
 from openhorde.errors import CorruptPrompt, FilterNotFound, NotModerator, NoValidActions, ValidationFailed
@@ -130,20 +131,45 @@ async def compiled_filters(store: Store, ctx: HordeContext) -> CompiledFilters:
     return compiled
 
 
-async def screen(store: Store, ctx: HordeContext, user: Account, prompt: str, replacement_filter: bool) -> str:
-    """The prompt a new request is stored with: unchanged, cleaned, or ``CorruptPrompt``."""
+@dataclass(frozen=True)
+class Screening:
+    """What the filters made of a new request's prompt.
+
+    ``reason``: ``None`` when the prompt passed untouched, else the prompt event to record
+    (``moderation/events.py``). ``refusal``: the error to answer with when the prompt was refused.
+    """
+
+    prompt: str
+    reason: str | None = None
+    refusal: CorruptPrompt | None = None
+
+
+async def screen(store: Store, ctx: HordeContext, user: Account, prompt: str, replacement_filter: bool) -> Screening:
+    """The prompt a new request is stored with (unchanged or cleaned), or the ``CorruptPrompt`` refusing it."""
     compiled = await compiled_filters(store, ctx)
     score, _ = suspicion(compiled, prompt)
+    reason = None
     if score >= SUSPICION_LIMIT:
         if not ((replacement_filter or user.is_education) and len(prompt) <= MAX_CLEANED_PROMPT_CHARS):
-            raise CorruptPrompt(
+            refusal = CorruptPrompt(
                 "This prompt appears to violate this horde's content rules; it was refused. "
                 "Send replacement_filter=true to have it cleaned instead."
             )
-        prompt = clean(compiled, prompt)
+            return Screening(prompt, events.FILTER_REJECTION, refusal)
+        try:
+            prompt = clean(compiled, prompt)
+        except CorruptPrompt as refusal:
+            return Screening(prompt, events.FILTER_REJECTION, refusal)
+        reason = events.FILTER_REPLACEMENT
     if user.is_flagged:
-        prompt = rewrite_for_flagged(prompt)
-    return prompt
+        try:
+            rewritten = rewrite_for_flagged(prompt)
+        except CorruptPrompt as refusal:
+            return Screening(prompt, events.MODEL_REJECTION, refusal)
+        if rewritten != prompt:
+            reason = reason or events.MODEL_REPLACEMENT
+        prompt = rewritten
+    return Screening(prompt, reason)
 
 
 def _require_moderator(actor: Account) -> None:

@@ -19,6 +19,7 @@ from openhorde.domain.kudos.pricing import (
     image_charge,
     image_price,
 )
+from openhorde.domain.moderation import events as moderation_events
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
 from openhorde.domain.queue import availability, events, sources
@@ -207,10 +208,16 @@ async def queue_request(
         prepared = await sources.prepare(ctx, new.source_image, new.source_mask, new.source_processing)
         keys = await sources.save(ctx, prepared, request_id)
     try:
-        async with db.store() as store:
-            caller = await sharedkeys.authenticate_caller(store, ctx, api_key)
-            caller = await styles.paying_caller(store, caller, new)
-            return await create_request(store, ctx, caller.user, new, request_id, keys, now, caller.sharedkey)
+        try:
+            async with db.store() as store:
+                caller = await sharedkeys.authenticate_caller(store, ctx, api_key)
+                caller = await styles.paying_caller(store, caller, new)
+                return await create_request(store, ctx, caller.user, new, request_id, keys, now, caller.sharedkey)
+        except moderation_events.PromptRefused as refused:
+            # The request's unit of work rolled back; the evidence of the refusal is kept in one of its own.
+            async with db.store() as store:
+                await moderation_events.record_prompt(store, refused.evidence, now)
+            raise refused.error from None
     except BaseException:
         await sources.discard(ctx, keys)
         raise
@@ -235,9 +242,27 @@ async def create_request(
     moment = now or time.time()
     modes = await horde_modes.refuse_if_maintenance(store, ctx, moment)
     role_effects.apply_request_roles(user, new)
-    new.prompt = await prompt_filters.screen(store, ctx, user, new.prompt, new.replacement_filter)
-    params = dict(new.params)
+    submitted = new.prompt
+    screening = await prompt_filters.screen(store, ctx, user, new.prompt, new.replacement_filter)
     models = list(dict.fromkeys(m for m in new.models if m))
+    ip_hash = limits.client_ip_hash(ctx.secret, new.client_ip)
+    if screening.reason is not None:
+        evidence = moderation_events.PromptEvidence(
+            user_id=user.id,
+            # A refused or dry-run request is never queued, so its id names nothing.
+            request_id=None if new.dry_run or screening.refusal is not None else request_id,
+            ip_hash=ip_hash,
+            models=models,
+            reason=screening.reason,
+            submitted_prompt=submitted,
+            effective_prompt=None if screening.refusal is not None else screening.prompt,
+        )
+        if screening.refusal is not None:
+            raise moderation_events.PromptRefused(evidence, screening.refusal)
+        if not new.dry_run:  # written with the request, so only if it is queued
+            await moderation_events.record_prompt(store, evidence, moment)
+    new.prompt = screening.prompt
+    params = dict(new.params)
     await _check_models(store, ctx, models)
     if new.dry_run:
         resolved = styles.resolved(new, new.style_use) if new.style_use is not None else None
@@ -274,7 +299,6 @@ async def create_request(
             f"Your account may have at most {user.concurrency} images queued; wait for some to finish."
         )
 
-    ip_hash = limits.client_ip_hash(ctx.secret, new.client_ip)
     if is_anonymous(user):
         await limits.check_anonymous_ip_queue(store, ctx.settings, ip_hash, new.n)
 

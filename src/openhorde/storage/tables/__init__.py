@@ -9,6 +9,11 @@ from openhorde.storage.tables.gallery import GalleryImage
 from openhorde.storage.tables.interrogations import Interrogation, InterrogationForm
 from openhorde.storage.tables.ledger import KudosPosting, KudosTransaction
 from openhorde.storage.tables.moderation import HordeModes, PromptFilter, WorkerMessage
+from openhorde.storage.tables.moderation_events import (
+    PromptModerationEvent,
+    PromptModerationNote,
+    WorkerSuspicionEvent,
+)
 from openhorde.storage.tables.news import NewsPiece
 from openhorde.storage.tables.ratings import ImageRating
 from openhorde.storage.tables.requests import Job, Request, RequestModel, RequestWorker
@@ -43,6 +48,8 @@ __all__ = [
     "KudosTransaction",
     "NewsPiece",
     "PromptFilter",
+    "PromptModerationEvent",
+    "PromptModerationNote",
     "Request",
     "RequestModel",
     "RequestWorker",
@@ -61,4 +68,5 @@ __all__ = [
     "Worker",
     "WorkerMessage",
     "WorkerModel",
+    "WorkerSuspicionEvent",
 ]
