@@ -104,7 +104,8 @@ FIELD_MASK_PARAMETER = {
     "name": "X-Fields",
     "in": "header",
     "required": False,
-    "description": "Only these fields of the answer, e.g. ``id,name,kudos_details{accumulated}`` (``*``: the rest).",
+    "description": "Only these fields of a successful answer, e.g. ``id,name,kudos_details{accumulated}`` "
+    "(``*``: the rest); a malformed mask is answered 400 ``InvalidFieldMask``.",
     "schema": {"type": "string", "format": "mask"},
 }
 

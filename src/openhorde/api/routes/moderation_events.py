@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from openhorde.api.deps import ApiUser, ContextDep, StoreDep
 from openhorde.api.schemas.moderation_events import (
@@ -23,6 +23,10 @@ from openhorde.api.schemas.moderation_events import (
 from openhorde.domain import limits
 from openhorde.domain.moderation import events
 from openhorde.domain.moderation.events import PromptEvent, PromptNote
+
+DATABASE_INT_MAX = 2**63 - 1
+"""Ids and cursors beyond a database integer are refused as bad input (400), not looked up; the rules on
+smaller ones (``InvalidOperationsCursor``...) are the domain's."""
 
 router = APIRouter(prefix="/operations/moderation", tags=["moderation"])
 
@@ -90,9 +94,9 @@ async def prompt_events(
     user: ApiUser,
     response: Response,
     limit: Annotated[int, Query()] = 50,
-    before_id: Annotated[int | None, Query()] = None,
-    event_id: Annotated[int | None, Query()] = None,
-    user_id: Annotated[int | None, Query()] = None,
+    before_id: Annotated[int | None, Query(ge=-DATABASE_INT_MAX, le=DATABASE_INT_MAX)] = None,
+    event_id: Annotated[int | None, Query(ge=-DATABASE_INT_MAX, le=DATABASE_INT_MAX)] = None,
+    user_id: Annotated[int | None, Query(ge=-DATABASE_INT_MAX, le=DATABASE_INT_MAX)] = None,
     reason: Annotated[list[str] | None, Query(max_length=10)] = None,
     ipaddr: Annotated[str | None, Query(max_length=64, description="Events from this address.")] = None,
     ip_subject_key: Annotated[str | None, Query(max_length=64)] = None,
@@ -113,7 +117,11 @@ async def prompt_events(
     summary="Add a note to a prompt event (moderators)",
 )
 async def add_prompt_note(
-    event_id: int, body: PromptNoteInput, store: StoreDep, user: ApiUser, response: Response
+    event_id: Annotated[int, Path(ge=-DATABASE_INT_MAX, le=DATABASE_INT_MAX)],
+    body: PromptNoteInput,
+    store: StoreDep,
+    user: ApiUser,
+    response: Response,
 ) -> PromptNoteOut:
     note = await events.add_note(store, user, event_id, body.note or "")
     response.headers["Cache-Control"] = PRIVATE
@@ -130,9 +138,9 @@ async def worker_suspicion_events(
     user: ApiUser,
     response: Response,
     limit: Annotated[int, Query()] = 100,
-    before_id: Annotated[int | None, Query()] = None,
+    before_id: Annotated[int | None, Query(ge=-DATABASE_INT_MAX, le=DATABASE_INT_MAX)] = None,
     worker_id: Annotated[str | None, Query(max_length=36)] = None,
-    user_id: Annotated[int | None, Query()] = None,
+    user_id: Annotated[int | None, Query(ge=-DATABASE_INT_MAX, le=DATABASE_INT_MAX)] = None,
 ) -> WorkerSuspicionEventsOut:
     found = await events.worker_suspicions(store, user, limit, before_id, worker_id, user_id)
     response.headers["Cache-Control"] = PRIVATE
