@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.conftest import LiveServer, openhorde_command
 
 pytestmark = pytest.mark.e2e
 
@@ -68,11 +72,49 @@ def _summary(stdout: str) -> dict | None:
     return None
 
 
+def _api(server: LiveServer, method: str, path: str, body: dict[str, Any] | None, apikey: str = "") -> Any:
+    request = urllib.request.Request(
+        server.api_url + "v2/" + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={"Content-Type": "application/json", **({"apikey": apikey} if apikey else {})},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _has_role(server: LiveServer, apikey: str, role: str) -> bool:
+    if role != "admin":
+        return bool(_api(server, "GET", "find_user", None, apikey).get(role))
+    # find_user shows no admin flag: withdrawing news that does not exist is a 404 to an admin, a 403 to others.
+    try:
+        _api(server, "DELETE", "status/news/2147483647", None, apikey)
+    except urllib.error.HTTPError as e:
+        return e.code == 404
+    return True
+
+
+def _user_with_role(server: LiveServer, username: str, role: str, folder: Path) -> str:
+    """A registered user given `role` with `openhorde admin set-role`; its API key once the server sees the role."""
+    user = _api(server, "POST", "register", {"username": username})
+    command = [*openhorde_command(), "admin", "set-role", str(user["id"]), role, "--data-dir", str(server.data_dir)]
+    done = subprocess.run(command, capture_output=True, cwd=folder, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    # On SQLite the server hears of the change only when its key cache expires (README, "The hot path").
+    deadline = time.monotonic() + 30
+    while not _has_role(server, user["apikey"], role):
+        assert time.monotonic() < deadline, f"the server never saw {username}'s {role} role"
+        time.sleep(0.2)
+    return str(user["apikey"])
+
+
 def test_horde_sdk_image_round_trip(live_server: Callable[..., Any], sdk_python: Path, tmp_path: Path) -> None:
     server = live_server()
+    admin_key = _user_with_role(server, "sdk_admin", "admin", tmp_path)
+    customizer_key = _user_with_role(server, "sdk_customizer", "customizer", tmp_path)
     try:
         proc = subprocess.run(
-            [str(sdk_python), str(DRIVER), server.api_url],
+            [str(sdk_python), str(DRIVER), server.api_url, admin_key, customizer_key],
             capture_output=True,
             text=True,
             timeout=DRIVER_TIMEOUT_S,
@@ -100,3 +142,6 @@ def test_horde_sdk_image_round_trip(live_server: Callable[..., Any], sdk_python:
         assert image["size"] == [64, 64] and image["img_is_url"], report
     assert summary["worker"]["jobs"] == 3 and len(summary["worker"]["rewards"]) == 3, report
     assert summary["server_version"], report
+    # The endpoints issue 14 added each had their check (a check left out would be missing, not failed).
+    for name in ("generate_check", "stats_img", "documents", "news", "styles_image", "collections", "alchemy"):
+        assert name in summary["checks"], report
