@@ -94,11 +94,12 @@ def _has_role(server: LiveServer, apikey: str, role: str) -> bool:
     return True
 
 
-def _user_with_role(server: LiveServer, username: str, role: str, folder: Path) -> str:
+def _user_with_role(server: LiveServer, database_url: str | None, username: str, role: str, folder: Path) -> str:
     """A registered user given `role` with `openhorde admin set-role`; its API key once the server sees the role."""
     user = _api(server, "POST", "register", {"username": username})
     command = [*openhorde_command(), "admin", "set-role", str(user["id"]), role, "--data-dir", str(server.data_dir)]
-    done = subprocess.run(command, capture_output=True, cwd=folder, timeout=120)
+    env = dict(os.environ, **({"OPENHORDE_DATABASE_URL": database_url} if database_url else {}))
+    done = subprocess.run(command, capture_output=True, cwd=folder, timeout=120, env=env)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     # On SQLite the server hears of the change only when its key cache expires (README, "The hot path").
     deadline = time.monotonic() + 30
@@ -108,10 +109,13 @@ def _user_with_role(server: LiveServer, username: str, role: str, folder: Path) 
     return str(user["apikey"])
 
 
-def test_horde_sdk_image_round_trip(live_server: Callable[..., Any], sdk_python: Path, tmp_path: Path) -> None:
+def test_horde_sdk_image_round_trip(
+    live_server: Callable[..., Any], db_backend: tuple[str, str | None], sdk_python: Path, tmp_path: Path
+) -> None:
     server = live_server()
-    admin_key = _user_with_role(server, "sdk_admin", "admin", tmp_path)
-    customizer_key = _user_with_role(server, "sdk_customizer", "customizer", tmp_path)
+    database_url = db_backend[1]  # the CLI must reach the server's database, not only its data directory
+    admin_key = _user_with_role(server, database_url, "sdk_admin", "admin", tmp_path)
+    customizer_key = _user_with_role(server, database_url, "sdk_customizer", "customizer", tmp_path)
     try:
         proc = subprocess.run(
             [str(sdk_python), str(DRIVER), server.api_url, admin_key, customizer_key],
