@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
 from openhorde.api import metrics
 from openhorde.api.deps import ApiUser, ClientIp, ContextDep, StoreDep
 from openhorde.api.openapi import errors
+from openhorde.api.schemas.common import iso_time
 from openhorde.api.schemas.jobs import (
     GenerationPayload,
     GenerationSubmitted,
@@ -23,11 +22,6 @@ from openhorde.domain.queue import matching, submit
 from openhorde.domain.workers import CheckIn, WorkerCapabilities
 
 router = APIRouter(prefix="/generate", tags=["workers"])
-
-
-def _iso(moment: float) -> str:
-    """A time as the AI Horde writes a pop message's ``expiry`` (ISO 8601, UTC)."""
-    return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 def _check_in(body: PopInput, ip: str | None) -> CheckIn:
@@ -55,7 +49,7 @@ def _check_in(body: PopInput, ip: str | None) -> CheckIn:
 
 
 def _message(view: MessageView) -> WorkerMessage:
-    return WorkerMessage(id=view.id, message=view.message, origin=view.origin, expiry=_iso(view.expires_at))
+    return WorkerMessage(id=view.id, message=view.message, origin=view.origin, expiry=iso_time(view.expires_at))
 
 
 @router.post("/pop", response_model=GenerationPayload, response_model_exclude_none=True, summary="Ask for a job")

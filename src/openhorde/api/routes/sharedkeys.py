@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 
 from openhorde.api.deps import ApiUser, ContextDep, StoreDep
+from openhorde.api.schemas.common import iso_time
 from openhorde.api.schemas.sharedkeys import SharedKeyDetails, SharedKeyInput, SimpleResponse
 from openhorde.domain import sharedkeys
 from openhorde.domain.sharedkeys import SharedKeyFields, SharedKeyView
@@ -16,7 +15,7 @@ router = APIRouter(prefix="/sharedkeys", tags=["sharedkeys"])
 
 def _details(view: SharedKeyView) -> SharedKeyDetails:
     key = view.sharedkey
-    expiry = datetime.fromtimestamp(key.expires_at, tz=UTC).isoformat() if key.expires_at is not None else None
+    expiry = iso_time(key.expires_at) if key.expires_at is not None else None
     return SharedKeyDetails(
         id=view.key,
         username=view.owner.display_name,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from openhorde.api.deps import ApiUser, ContextDep, OptionalUser, StoreDep
 from openhorde.api.openapi import errors
+from openhorde.api.schemas.common import iso_time
 from openhorde.api.schemas.styles import (
     SimpleResponse,
     StyleExample,
@@ -49,7 +49,7 @@ def _stable(view: StyleView) -> StyleStable:
         use_count=style.use_count,
         creator=view.creator,
         examples=[StyleExample(url=e.url, primary=e.is_primary, id=e.id) for e in view.examples],
-        updated=datetime.fromtimestamp(style.updated_at, UTC).isoformat(),
+        updated=iso_time(style.updated_at),
     )
 
 

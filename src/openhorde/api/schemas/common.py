@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -21,6 +22,11 @@ ModelName = Annotated[str, Field(max_length=255)]
 """A model name (the swagger's ``PopInput.models`` items: at most 255 characters, as LoRA and TI names)."""
 ListItem = Annotated[str, Field(max_length=MAX_LIST_ITEM_CHARS)]
 WorkerId = Annotated[str, Field(max_length=MAX_ID_CHARS)]
+
+
+def iso_time(moment: float) -> str:
+    """A stored time (seconds since the epoch) as the wire's ISO 8601 in UTC (``2026-12-06T11:00:00+00:00``)."""
+    return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 class WireModel(BaseModel):
