@@ -126,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db, ctx = await prepare_storage(settings)
         app.state.db, app.state.context = db, ctx
-        app.state.queue_view = QueueView(settings)
+        app.state.queue_view = QueueView(settings, ctx.eligibility)
         # Changes travel between server processes on the broker (Redis, PostgreSQL NOTIFY or in-process): event
         # streams wait on them, and each process's caches drop what another process changed.
         broker = open_broker(db, settings.redis_url, settings.redis_key_prefix)
@@ -134,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
         broker.add_listener(ctx.workers.on_change)
         broker.add_listener(ctx.catalogue.on_change)
         broker.add_listener(ctx.idle.on_change)
+        broker.add_listener(ctx.eligibility.on_change)
         broker.add_listener(app.state.queue_view.on_change)
         await broker.start()
         app.state.broker = broker

@@ -10,6 +10,7 @@ from openhorde.config import Settings
 from openhorde.domain.accounts import KeyCache
 from openhorde.domain.catalogue import CatalogueNames
 from openhorde.domain.moderation.cache import ModerationCache
+from openhorde.domain.queue.availability import EligibilityMemo
 from openhorde.domain.queue.idle import IdlePops
 from openhorde.domain.stats import ImageTally
 from openhorde.domain.usage import UsageTally
@@ -33,6 +34,8 @@ class HordeContext:
     """Checked-in workers between writes of their rows (``domain/workers.py``)."""
     catalogue: CatalogueNames = field(default_factory=CatalogueNames)
     """The catalogue's model names (``domain/catalogue.py``)."""
+    eligibility: EligibilityMemo = field(default_factory=EligibilityMemo)
+    """Workers that could serve each recent request (``domain/queue/availability.py``)."""
     idle: IdlePops = field(default_factory=IdlePops)
     """Empty pops answered from memory until a worker's models' queues change (``domain/queue/idle.py``)."""
     usage: UsageTally = field(default_factory=UsageTally)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from openhorde.config import Settings
 from openhorde.domain.accounts import KeyCache
 from openhorde.domain.catalogue import CatalogueNames
-from openhorde.domain.queue.availability import QueueView
+from openhorde.domain.queue.availability import EligibilityMemo, QueueView
 from openhorde.domain.queue.idle import IdlePops
 from openhorde.domain.worker_cache import WorkerCache, WorkerState
 from openhorde.storage.events import RESYNC, Change
@@ -52,7 +52,7 @@ def test_an_unrelated_change_keeps_the_caches_and_resync_empties_them() -> None:
 
 
 def test_resync_forgets_every_remembered_check() -> None:
-    view = QueueView(Settings(check_cache_seconds=60))
+    view = QueueView(Settings(check_cache_seconds=60), EligibilityMemo())
     counters = RequestCounters("r1", "queued", 1, 0, 0, 0, 4096, 0, False, True, None, 0.0)
     view.remember_counters(counters, now=100.0)
     assert view.cached_counters("r1", now=101.0) is not None

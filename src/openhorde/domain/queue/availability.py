@@ -49,6 +49,34 @@ async def eligible_workers(store: Store, settings: Settings, request_id: str, no
     return await store.availability.eligible(request_id, since, DEFAULT_WORKER_SPEED_PPS)
 
 
+class EligibilityMemo:
+    """Per process: the workers that could serve each recent request, counted at most every
+    ``ELIGIBILITY_MAX_AGE_SECONDS``. Kept in the ``HordeContext`` so that the count a new request's creation takes
+    (for its ``NoAvailableWorker`` warning) also answers its first checks."""
+
+    MAX_REQUESTS = 10_000
+
+    def __init__(self) -> None:
+        self._counted: dict[str, tuple[float, Eligibility]] = {}
+
+    async def count(self, store: Store, settings: Settings, request_id: str, now: float) -> Eligibility:
+        """The eligible workers of ``request_id``, counted again when the last count is too old."""
+        entry = self._counted.get(request_id)
+        if entry is not None and 0 <= now - entry[0] < ELIGIBILITY_MAX_AGE_SECONDS:
+            return entry[1]
+        if len(self._counted) >= self.MAX_REQUESTS:
+            horizon = now - ELIGIBILITY_MAX_AGE_SECONDS
+            self._counted = {key: value for key, value in self._counted.items() if value[0] > horizon}
+        found = await eligible_workers(store, settings, request_id, now)
+        self._counted[request_id] = (now, found)
+        return found
+
+    def on_change(self, change: Change) -> None:
+        """A broker listener: after a broker outage (``EVERYTHING``) every request is counted again."""
+        if change.subject == EVERYTHING:
+            self._counted.clear()
+
+
 @dataclass(frozen=True)
 class Place:
     """A request's place in the queue."""
@@ -73,13 +101,13 @@ class QueueView:
 
     MAX_CACHED_REQUESTS = 10_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, eligibility: EligibilityMemo) -> None:
         self.settings = settings
         self.snapshot = QueueSnapshot()
         self.snapshot_max_age = SNAPSHOT_MAX_AGE_SECONDS
         self._lock = asyncio.Lock()
         self._counters: dict[str, tuple[float, RequestCounters]] = {}
-        self._eligibility: dict[str, tuple[float, Eligibility]] = {}
+        self._eligibility = eligibility
 
     def cached_counters(self, request_id: str, now: float) -> RequestCounters | None:
         """The counters of a request read less than ``check_cache_seconds`` ago, unless it changed since."""
@@ -99,15 +127,7 @@ class QueueView:
 
     async def eligibility(self, store: Store, request_id: str, now: float) -> Eligibility:
         """The workers that could serve a request, counted at most every ``ELIGIBILITY_MAX_AGE_SECONDS``."""
-        entry = self._eligibility.get(request_id)
-        if entry is not None and now - entry[0] < ELIGIBILITY_MAX_AGE_SECONDS:
-            return entry[1]
-        if len(self._eligibility) >= self.MAX_CACHED_REQUESTS:
-            horizon = now - ELIGIBILITY_MAX_AGE_SECONDS
-            self._eligibility = {key: value for key, value in self._eligibility.items() if value[0] > horizon}
-        found = await eligible_workers(store, self.settings, request_id, now)
-        self._eligibility[request_id] = (now, found)
-        return found
+        return await self._eligibility.count(store, self.settings, request_id, now)
 
     def forget(self, request_id: str) -> None:
         """Drop a request's counters because it changed."""
@@ -117,7 +137,6 @@ class QueueView:
         """A broker listener: a request that announced a change is read again on its next check."""
         if change.subject == EVERYTHING:
             self._counters.clear()
-            self._eligibility.clear()
         else:
             self._counters.pop(change.subject, None)
 

@@ -22,7 +22,7 @@ from openhorde.domain.kudos.pricing import (
 from openhorde.domain.moderation import events as moderation_events
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
-from openhorde.domain.queue import availability, events, sources
+from openhorde.domain.queue import events, sources
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, request_transition
 from openhorde.domain.sharedkeys import SharedKey
@@ -362,7 +362,7 @@ async def create_request(
     events.announce(store, request_id, events.QUEUED, models=models)  # streams, Prefer: wait, idle pops
 
     message = None
-    if not modes.raid and not (await availability.eligible_workers(store, ctx.settings, request_id, moment)).workers:
+    if not modes.raid and not (await ctx.eligibility.count(store, ctx.settings, request_id, moment)).workers:
         message = "No worker is currently online that can serve this request. It stays queued until one is."
         warnings.append(Warning("NoAvailableWorker", message))
     return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)

@@ -3,9 +3,8 @@
 Claim the job, then settle it, in as few statements as the engine allows:
 
 * ``claim``: one conditional update marks the job done if it is still processing and its worker belongs to the
-  caller, and returns what settling needs (the request's price, the owner's trust and escrow earnings). On
-  PostgreSQL that is one statement; SQLite cannot return other tables' columns from an update, so it reads
-  them in a second.
+  caller, and returns what settling needs (the request's price, the owner's trust and escrow earnings): on
+  PostgreSQL joined in a CTE, on SQLite (which cannot join in an update's ``RETURNING``) as scalar subqueries.
 * ``settle``: the ledger transaction and its postings, the requester's charge (never below zero), the
   owner's balance and contribution, escrow, the request's progress, the worker's figures, the shared key's
   use and the gallery copy. On PostgreSQL it is one statement of data-modifying CTEs that locks the two users
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Table, bindparam, func, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.lifecycle import Transition
@@ -133,8 +132,8 @@ def _with_context(jobs: Any) -> Any:
 
 @lru_cache(maxsize=4)
 def _claim_statement(done: Transition, with_context: bool) -> Any:
-    """Mark the caller's job ``done`` if its state allows it; return it (``with_context``: with its request, worker
-    and owner, PostgreSQL only) or just its id."""
+    """Mark the caller's job ``done`` if its state allows it; return it with its request, worker and owner (joined
+    in a CTE when ``with_context``, PostgreSQL only; else as scalar subqueries)."""
     claim = (
         update(_JOBS)
         .where(
@@ -154,10 +153,35 @@ def _claim_statement(done: Transition, with_context: bool) -> Any:
     )
     if with_context:
         return _with_context(claim.returning(*_JOB_FIELDS).cte("claimed"))
-    return claim.returning(_JOBS.c.id)
+    return claim.returning(*_JOB_FIELDS, *_context_subqueries())
 
 
-_CONTEXT = _with_context(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+def _context_subqueries() -> list[Any]:
+    """``_CONTEXT_FIELDS`` of the job being updated, as scalar subqueries in SQLite's ``RETURNING``.
+
+    Written as SQL: SQLAlchemy renders ``RETURNING`` columns unqualified for SQLite, which would make ``id``
+    ambiguous inside the subqueries."""
+    owner = "(SELECT workers.user_id FROM workers WHERE workers.id = jobs.worker_id)"
+    of_request = "FROM requests WHERE requests.id = jobs.request_id"
+    return [
+        literal_column(sql)
+        for sql in (
+            *(f"(SELECT requests.{name} {of_request})" for name in _REQUEST_CONTEXT),
+            owner,
+            "(SELECT workers.name FROM workers WHERE workers.id = jobs.worker_id)",
+            "(SELECT workers.speed_pps FROM workers WHERE workers.id = jobs.worker_id)",
+            f"(SELECT users.is_trusted OR users.is_moderator OR users.is_admin FROM users WHERE users.id = {owner})",
+            f"(SELECT users.created_at FROM users WHERE users.id = {owner})",
+            f"coalesce((SELECT kudos_escrow.earned_cents FROM kudos_escrow WHERE kudos_escrow.user_id = {owner}), 0)",
+            f"coalesce((SELECT kudos_escrow.images FROM kudos_escrow WHERE kudos_escrow.user_id = {owner}), 0)",
+        )
+    ]
+
+
+_REQUEST_CONTEXT = ("user_id", "price_cents", "charge_cents", "things", "gallery", "webhook", "sharedkey_id")
+"""The request's columns in ``_CONTEXT_FIELDS``, in order."""
+
+
 _STATE_AND_OWNER = (
     select(_JOBS.c.state, _WORKERS.c.user_id)
     .join_from(_JOBS, _WORKERS, _WORKERS.c.id == _JOBS.c.worker_id, isouter=True)
@@ -223,12 +247,8 @@ class DeliveryRepository:
             "seed": seed,
             "gen_metadata": gen_metadata,
         }
-        if self._postgres:
-            row = (await self._session.execute(_claim_statement(done, True), values)).first()
-            return _delivery(row) if row is not None else None
-        if (await self._session.execute(_claim_statement(done, False), values)).first() is None:
-            return None
-        return _delivery((await self._session.execute(_CONTEXT, {"job_id": job_id})).one())
+        row = (await self._session.execute(_claim_statement(done, self._postgres), values)).first()
+        return _delivery(row) if row is not None else None
 
     async def state_and_owner(self, job_id: str) -> tuple[str, int | None] | None:
         """A job's state and its worker's owner (``None`` once the worker is deleted); ``None`` if no such job."""

@@ -1,10 +1,10 @@
 """Taking in a new request (``POST /generate/async``): the requester's standing, then the rows of the request.
 
-* ``standing``: two statements. The first counts the request in the requester's usage and so locks their row
-  (on PostgreSQL) until the transaction ends, which makes parallel requests of one user take turns; the
+* ``standing``: on PostgreSQL two statements. The first counts the request in the requester's usage and so
+  locks their row until the transaction ends, which makes parallel requests of one user take turns; the
   second, started after the lock was granted, reads their queue and their Supporter tier as they are then.
   (One statement could not do both: a statement that waits for a lock still sees the data as it was when it
-  began.)
+  began.) On SQLite, whose one writer runs alone, the update returns the queue and the tier as well.
 * ``insert``: the request and its per-model queue rows, one statement on PostgreSQL; the targeted workers,
   when the request names any, in one more.
 """
@@ -55,6 +55,16 @@ _QUEUE_AND_TIER = select(
     .scalar_subquery(),
     select(_SUPPORTERS.c.until).where(_SUPPORTERS.c.user_id == bindparam("requester")).scalar_subquery(),
 )
+_MINE_SQL = "FROM requests WHERE requests.state = 'queued' AND requests.user_id = users.id"
+_COUNT_AND_READ = _COUNT_AND_LOCK.returning(
+    literal_column(f"(SELECT coalesce(sum(requests.n_waiting), 0) {_MINE_SQL})"),
+    literal_column(
+        f"(SELECT coalesce(sum((requests.n_waiting + requests.n_processing) * requests.charge_cents), 0) {_MINE_SQL})"
+    ),
+    literal_column("(SELECT supporters.until FROM supporters WHERE supporters.user_id = users.id)"),
+)
+"""SQLite: the standing in the usage update's ``RETURNING`` as scalar subqueries (written as SQL: SQLAlchemy
+renders ``RETURNING`` columns unqualified for SQLite)."""
 _REQUEST_COLUMNS = tuple(column.name for column in _REQUESTS.columns)
 
 
@@ -92,8 +102,11 @@ class IntakeRepository:
     async def standing(self, user_id: int, now: float) -> Standing:
         """Count a new request in the user's usage (locking their row) and read their standing."""
         values = {"requester": user_id, "now": now}
-        balance = (await self._session.execute(_COUNT_AND_LOCK, values)).scalar_one()
-        queued, outstanding, until = (await self._session.execute(_QUEUE_AND_TIER, values)).one()
+        if self._postgres:
+            balance = (await self._session.execute(_COUNT_AND_LOCK, values)).scalar_one()
+            queued, outstanding, until = (await self._session.execute(_QUEUE_AND_TIER, values)).one()
+        else:
+            balance, queued, outstanding, until = (await self._session.execute(_COUNT_AND_READ, values)).one()
         return Standing(int(balance), int(queued), int(outstanding), until)
 
     async def insert(self, row: dict[str, Any], models: list[str], targets: list[str]) -> None:

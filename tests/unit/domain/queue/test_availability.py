@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from openhorde.config import Settings
-from openhorde.domain.queue.availability import QueueView
+from openhorde.domain.queue.availability import EligibilityMemo, QueueView
 from openhorde.storage.events import Change
 from openhorde.storage.repositories.statuses import RequestCounters
 
 
 def _view(seconds: float) -> QueueView:
-    return QueueView(Settings(check_cache_seconds=seconds, _env_file=None))  # type: ignore[call-arg]
+    return QueueView(Settings(check_cache_seconds=seconds, _env_file=None), EligibilityMemo())  # type: ignore[call-arg]
 
 
 def _counters(request_id: str, finished: int = 0) -> RequestCounters:
