@@ -56,7 +56,7 @@ _QUEUE_AND_TIER = select(
     select(_SUPPORTERS.c.until).where(_SUPPORTERS.c.user_id == bindparam("requester")).scalar_subquery(),
 )
 _MINE_SQL = "FROM requests WHERE requests.state = 'queued' AND requests.user_id = users.id"
-_COUNT_AND_READ = _COUNT_AND_LOCK.returning(
+_COUNT_AND_READ: Any = _COUNT_AND_LOCK.returning(
     literal_column(f"(SELECT coalesce(sum(requests.n_waiting), 0) {_MINE_SQL})"),
     literal_column(
         f"(SELECT coalesce(sum((requests.n_waiting + requests.n_processing) * requests.charge_cents), 0) {_MINE_SQL})"
