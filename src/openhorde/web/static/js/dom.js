@@ -57,3 +57,24 @@ export async function poll(load, intervalMs, { errorLine, errorText }) {
   const timer = setInterval(tick, intervalMs);
   return () => clearInterval(timer);
 }
+
+// Two significant digits for small figures (a CPU worker does a few hundredths of a megapixelstep a second).
+export function megapixels(value) {
+  const m = value / 1_000_000;
+  if (m >= 10) return m.toFixed(0);
+  if (m >= 0.1) return m.toFixed(1);
+  return m.toPrecision(2);
+}
+
+// Waiting work, given in pixel-steps (width × height × steps, summed) as /status/models' `queued` is: in
+// megapixelsteps (MPS), the AI Horde's unit. One 128×128 image of 20 steps is 0.33 MPS.
+export function formatWork(pixelSteps) {
+  if (!pixelSteps) return "none";
+  return `${megapixels(pixelSteps)} MPS`;
+}
+
+// A speed in pixel-steps per second (/status/models' `performance`) as megapixelsteps per second.
+export function formatPixelSpeed(pixelStepsPerSecond) {
+  if (!pixelStepsPerSecond) return "–";
+  return `${megapixels(pixelStepsPerSecond)} MPS/s`;
+}
