@@ -400,7 +400,8 @@ def test_results_stay_in_view_the_lightbox_steps_through_images_and_the_form_sur
     # The balance follows the charges as the request finishes, on the top bar and on the account page.
     kudos = horde.api.get("/find_user", headers={"apikey": account.apikey}).json()["kudos"]
     assert kudos == ledger_sum(horde, account)
-    expect(page.get_by_test_id("whoami")).to_have_text(f"{account.username} · {int(kudos)} kudos")
+    written = f"{kudos:,.2f}".rstrip("0").rstrip(".")  # as the page writes it: at most two decimals
+    expect(page.get_by_test_id("whoami")).to_have_text(f"{account.username} · {written} kudos")
 
     # The lightbox: full size, zoom, the next image by keyboard, its settings, Escape closes it.
     first_image = card.get_by_test_id("open-image").first

@@ -21,9 +21,9 @@ export function h(tag, attributes = {}, ...children) {
 
 export function formatSeconds(seconds) {
   if (seconds === undefined || seconds === null) return "–";
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  const minutes = Math.floor(seconds / 60);
-  return `${minutes} min ${Math.round(seconds % 60)} s`;
+  const total = Math.round(seconds); // rounded first: 119.6 s is "2 min 0 s", never "1 min 60 s"
+  if (total < 60) return `${total} s`;
+  return `${Math.floor(total / 60)} min ${total % 60} s`;
 }
 
 export function formatKudos(value) {
