@@ -145,6 +145,8 @@ def test_several_images_are_selected_then_downloaded_and_deleted_together(
     page.get_by_test_id("selection-confirm-delete").tap()
     expect(page.get_by_test_id("gallery-item")).to_have_count(1)
     assert gallery_total(horde, owner) == 1
+    page.get_by_test_id("select-all").tap()
+    expect(page.get_by_test_id("selection-count")).to_have_text("1 selected")
 
 
 def test_the_gallery_pages_through_more_than_24_images(

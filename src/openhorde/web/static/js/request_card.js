@@ -57,7 +57,10 @@ export function requestColumn(actions) {
     all.forEach((record, index) => {
       let card = cards.get(record.id);
       if (card) card.update(record);
-      else cards.set(record.id, (card = requestCard(record, actions, announce)));
+      else {
+        cards.set(record.id, (card = requestCard(record, actions, announce)));
+        if (!changed && index === 0 && Date.now() - record.createdAt < 5000) announce(`Sent: ${clip(record.summary.prompt, 60)}.`);
+      }
       if (list.children[index] !== card.element) list.insertBefore(card.element, list.children[index] || null);
     });
   }

@@ -42,6 +42,6 @@ export function presetSizes(ratio, maxPixels) {
     sizes.push({ ...size, label });
   };
   for (const [budget, label] of BUDGETS) if (budget <= maxPixels) add(budget, label);
-  add(maxPixels, "largest accepted");
+  add(maxPixels, "largest");
   return sizes.sort((a, b) => a.width * a.height - b.width * b.height);
 }

@@ -39,13 +39,21 @@ export async function render(root, app) {
   }
   const afterDelete = () => reload(answer, page);
   const selection = selectionBar(app, answer, page);
+  const selectAll = button("select-all", "Select all on this page", () => {
+    for (const box of document.querySelectorAll("[data-testid=select-image]")) {
+      if (!box.checked) {
+        box.checked = true;
+        box.dispatchEvent(new Event("change"));
+      }
+    }
+  }, { class: "small-button" });
   const lightboxItems = answer.images.map((image) => lightboxItem(image, app));
   const items = answer.images.map((image, index) =>
     galleryItem(image, app, afterDelete, selection, () => openLightbox(lightboxItems, index)),
   );
   const count = `${answer.total} ${answer.total === 1 ? "image" : "images"}, newest first.`;
   const parts = [
-    h("div.gallery-head", {}, h("p.muted", { "data-testid": "gallery-count" }, count), selection.element),
+    h("div.gallery-head", {}, h("p.muted", { "data-testid": "gallery-count" }, count), selectAll, selection.element),
     pager(answer),
     h("div.gallery-grid", { "data-testid": "gallery-grid" }, items),
     pager(answer),
