@@ -53,7 +53,7 @@ export class MaskEditor {
       { "data-testid": "mask-editor", "aria-describedby": "mask-keys" },
       h("p.muted.small", {}, "Paint over what should be repainted; the rest of the image is kept."),
       h(
-        "p.muted.small",
+        "p.muted.small.keys-hint",
         { id: "mask-keys" },
         "Keys while a mask control has the focus: [ and ] brush size, B brush, E eraser, I invert, Delete clear.",
       ),
