@@ -256,6 +256,23 @@ def test_a_size_no_worker_takes_is_flagged_and_the_request_can_be_cancelled(
     assert check["waiting"] == 0 and check["finished"] == 0
     screenshot(page, "generate-cancelled")
 
+    # The one-click way out: the same request at the largest size the worker takes.
+    page.get_by_test_id("generate").click()
+    page.get_by_test_id("confirm-send-anyway").click()
+    expect(page.get_by_test_id("request-card")).to_have_count(2)
+    big_id = page.get_by_test_id("request-card").first.get_attribute("data-request-id")
+    impossible = page.locator(f'[data-testid="request-card"][data-request-id="{big_id}"]')
+    expect(impossible.get_by_test_id("request-impossible")).to_be_visible()
+    with page.expect_request(is_generate_request) as sent:
+        impossible.get_by_test_id("resend-smaller").click()
+    assert (sent.value.post_data_json["params"]["width"], sent.value.post_data_json["params"]["height"]) == (128, 128)
+    expect(impossible).to_have_attribute("data-state", "cancelled")
+    smaller = page.get_by_test_id("request-card").first
+    expect(smaller).to_contain_text("128×128")
+    expect(smaller.get_by_test_id("request-impossible")).to_have_count(0)
+    expect(page.get_by_test_id("width")).to_have_value("128")
+    expect(smaller).to_have_attribute("data-state", "done", timeout=DONE_TIMEOUT_MS)
+
 
 def test_a_refusal_is_a_plain_sentence_that_points_at_the_forms_own_control(
     page: Page, horde: WebHorde, worker: WorkerProcess

@@ -1,3 +1,5 @@
+import { sizeForRatio } from "./images.js";
+
 // What the horde's online workers can do, from `GET /workers`: the largest image they take and the reasons a
 // request would never be picked up (users hate requests that can never run, so the form says so first).
 
@@ -41,6 +43,8 @@ export function blockers(workers, request) {
     const side = squareFor(limit);
     reasons.push({
       field: "size",
+      // The request's own aspect ratio at the most pixels they take: what the "send it at…" button sends.
+      resize: sizeForRatio(width / height, limit, 3072),
       text:
         `No online worker${of} accepts ${width}×${height} (${(width * height).toLocaleString()} pixels); ` +
         `the largest they take is ${limit.toLocaleString()} pixels, e.g. ${side}×${side}.`,

@@ -15,7 +15,7 @@ const STATE_LABELS = {
 
 // The "Your requests" column. actions: {cancel(record), dismiss(record), clearFinished(),
 // useSettings(record), useAsSource(generation, record), open(record, generation) (the lightbox),
-// explain(record) → [{text, fix}] (why no online worker can take it)}. → {element, sync(all, changed),
+// explain(record) → [{text, fix, resize?}] (why no online worker can take it), resend(record, {width, height})}. → {element, sync(all, changed),
 // cardOf(id), stop()}
 export function requestColumn(actions) {
   const cards = new Map(); // request id → card
@@ -195,12 +195,23 @@ function noteLines(record, actions) {
       ? reasons.map((r) => r.text).join(" ")
       : "No online worker can generate this request now (its model, size or features).";
     const fix = reasons.length ? reasons.map((r) => r.fix).join(" ") : "Wait for a worker that can, or send a smaller request.";
+    // A size nobody takes has a one-click way out for a text-to-image request: the same at a size they take.
+    const resize = (reasons.find((r) => r.resize) || {}).resize;
+    const resend =
+      resize && actions.resend && (record.summary.kind || "txt2img") === "txt2img"
+        ? h(
+            "button",
+            { type: "button", "data-testid": "resend-smaller", onclick: () => actions.resend(record, resize) },
+            `Cancel it and send it at ${resize.width}×${resize.height}`,
+          )
+        : null;
     lines.push(
       h(
         "div.warn.small.impossible",
         { "data-testid": "request-impossible" },
         h("p", {}, why),
         h("p", {}, h("strong", {}, "To make it possible: "), fix, " Or leave it: it waits until a worker can take it."),
+        resend,
       ),
     );
   }

@@ -388,6 +388,25 @@ export async function render(root, app) {
     },
     useAsSource: (generation) => sourcePanel.loadUrl(generation.img, "img2img"),
     open: showImage,
+    // The impossible request again at a size the workers take; the form takes that size too.
+    async resend(record, { width, height }) {
+      try {
+        await requests.cancel(record.id);
+      } catch {
+        // Already ended or gone: sending the smaller one is still what the user asked for.
+      }
+      const settings_ = record.summary.settings;
+      const body = { ...settings_, params: { ...settings_.params, width, height } };
+      form.sizeChosen = true;
+      setSize(width, height);
+      changed();
+      try {
+        const sent = await requests.submit(body, { ...record.summary, width, height, settings: body });
+        column.cardOf(sent.id)?.scrollIntoView({ block: "nearest" });
+      } catch (error) {
+        showError(error.message, error.field);
+      }
+    },
     // Why an impossible request cannot run, from the online workers as the page last saw them.
     explain: (record) =>
       blockers(workers, {
