@@ -22,3 +22,10 @@ def mount_web_ui(app: FastAPI) -> None:
     async def index() -> FileResponse:
         # The page is tiny and names its assets; never caching it means a new release shows at once.
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for /favicon.ico whatever the page names; the SVG serves both.
+        return FileResponse(
+            STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+        )

@@ -42,6 +42,37 @@ CHROMIUM_ARGS = [
 ]
 WORKER_ONLINE_TIMEOUT_S = 180.0
 
+# Every visible form control has a name a screen reader reads out.
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+  .filter((e) => e.offsetParent !== null && e.type !== "hidden")
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+  .map((e) => e.outerHTML.slice(0, 80))"""
+
+# Text whose contrast with the background behind it is under 4.5:1 (WCAG AA), disabled controls aside.
+LOW_CONTRAST = """() => {
+  const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (e) => {
+    for (; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [20, 22, 26];
+  };
+  const low = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (e.offsetParent === null || e.closest(":disabled, [disabled]")) continue;
+    if (![...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const a = lum(rgb(getComputedStyle(e).color)), b = lum(background(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(`${ratio.toFixed(2)} ${e.tagName} ${e.textContent.trim().slice(0, 40)}`);
+  }
+  return low;
+}"""
+
 
 @dataclass
 class Account:
@@ -182,11 +213,15 @@ def page_factory(browser: Browser) -> Iterator[Callable[..., Page]]:
             )
         page = context.new_page()
         page.set_default_timeout(15_000)
+        # Any uncaught JavaScript error fails the test: a person would meet a broken page.
+        page.on("pageerror", lambda error: script_errors.append(f"{page.url}: {error}"))
         return page
 
+    script_errors: list[str] = []
     yield open_page
     for context in contexts:
         context.close()
+    assert not script_errors, f"JavaScript errors: {script_errors}"
 
 
 @pytest.fixture

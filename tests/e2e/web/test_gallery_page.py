@@ -3,6 +3,7 @@ download, delete and paging; what an anonymous user sees. Images are made throug
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ def gallery_total(horde: WebHorde, account: Account) -> int:
     return int(horde.api.get("/gallery", headers={"apikey": account.apikey}).json()["total"])
 
 
-def test_gallery_items_show_their_settings_and_can_be_rerun_reused_downloaded_and_deleted(
+def test_gallery_items_open_in_the_lightbox_and_their_menu_reruns_reuses_downloads_and_deletes(
     page_factory: Callable[..., Page], horde: WebHorde, worker: WorkerProcess
 ) -> None:
     owner = horde.register("collector")
@@ -50,18 +51,29 @@ def test_gallery_items_show_their_settings_and_can_be_rerun_reused_downloaded_an
     expect(items).to_have_count(2)
     expect(page.get_by_test_id("gallery-count")).to_have_text("2 images, newest first.")
     expect(items.first).to_contain_text("a green teapot")  # newest first
+    # One row of controls per tile: a tick box and a menu button, whatever the screen.
+    assert items.first.get_by_role("button", name="More actions").is_visible()
+    expect(items.first.get_by_test_id("item-actions")).to_be_hidden()
+    screenshot(page, "gallery")
+
+    # The tile opens the lightbox, with the image's settings beside it; the previous image is the teapot.
     castle = items.filter(has_text="a castle in the clouds")
-    castle.get_by_test_id("settings").locator("summary").click()
-    settings = castle.get_by_test_id("settings")
+    castle.get_by_test_id("open-image").click()
+    box = page.get_by_test_id("lightbox")
+    expect(box.get_by_test_id("lightbox-counter")).to_have_text("2 of 2")
+    settings = box.get_by_test_id("lightbox-settings")
     for text in ("rain", "4242", "k_euler", "64×64", MODEL, "tiny-worker"):
         expect(settings).to_contain_text(text)
-    download = castle.get_by_test_id("download")
+    download = box.get_by_test_id("lightbox-download")
     expect(download).to_have_attribute("download", "openhorde-4242.webp")
     href = download.get_attribute("href")
     assert href is not None and httpx.get(href, timeout=30).status_code == 200
-    screenshot(page, "gallery")
-
-    castle.get_by_test_id("rerun").click()
+    assert httpx.head(href, timeout=30).status_code == 200  # HEAD answers like GET (was 405)
+    screenshot(page, "gallery-lightbox", full_page=False)
+    page.keyboard.press("ArrowLeft")
+    expect(box.get_by_test_id("lightbox-settings")).to_contain_text("a green teapot")
+    page.keyboard.press("ArrowRight")
+    box.get_by_test_id("lightbox-rerun").click()
     expect(page.get_by_test_id("prompt")).to_have_value("a castle in the clouds")
     expect(page.get_by_test_id("negative-prompt")).to_have_value("rain")
     expect(page.get_by_test_id("seed")).to_have_value("4242")
@@ -72,7 +84,10 @@ def test_gallery_items_show_their_settings_and_can_be_rerun_reused_downloaded_an
     screenshot(page, "gallery-rerun")
 
     page.goto("/#/gallery")
-    page.get_by_test_id("gallery-item").filter(has_text="a green teapot").get_by_test_id("use-as-source").click()
+    teapot = page.get_by_test_id("gallery-item").filter(has_text="a green teapot")
+    teapot.get_by_test_id("item-menu").click()
+    screenshot(page, "gallery-menu", full_page=False)
+    teapot.get_by_test_id("use-as-source").click()
     expect(page.get_by_test_id("mode-img2img")).to_be_checked()
     expect(page.get_by_test_id("source-preview")).to_be_visible()
     expect(page.get_by_test_id("source-info")).to_contain_text("64×64")
@@ -80,16 +95,58 @@ def test_gallery_items_show_their_settings_and_can_be_rerun_reused_downloaded_an
 
     page.goto("/#/gallery")
     teapot = page.get_by_test_id("gallery-item").filter(has_text="a green teapot")
+    teapot.get_by_test_id("item-menu").click()
+    expect(teapot.get_by_test_id("download")).to_have_attribute("href", re.compile(r"/blobs/"))
     teapot.get_by_test_id("delete").click()
     expect(teapot.get_by_test_id("confirm-delete")).to_be_visible()
     teapot.get_by_test_id("confirm-delete-no").click()  # changed my mind
     expect(page.get_by_test_id("gallery-item")).to_have_count(2)
+    teapot.get_by_test_id("item-menu").click()
     teapot.get_by_test_id("delete").click()
     screenshot(page, "gallery-confirm-delete", full_page=False)
     teapot.get_by_test_id("confirm-delete-yes").click()
     expect(page.get_by_test_id("gallery-item")).to_have_count(1)
     expect(page.get_by_test_id("gallery-count")).to_have_text("1 image, newest first.")
     assert gallery_total(horde, owner) == 1
+
+
+def test_several_images_are_selected_then_downloaded_and_deleted_together(
+    page_factory: Callable[..., Page], horde: WebHorde, worker: WorkerProcess
+) -> None:
+    owner = horde.register("tidy")
+    make_images(horde, owner, "a pebble", n=3)
+    page = page_factory(horde, owner.apikey, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page.goto("/#/gallery")
+    items = page.get_by_test_id("gallery-item")
+    expect(items).to_have_count(3)
+    expect(page.get_by_test_id("selection-bar")).to_be_hidden()
+    # A swipe in the lightbox goes to the next image.
+    items.nth(0).get_by_test_id("open-image").tap()
+    counter = page.get_by_test_id("lightbox-counter")
+    expect(counter).to_have_text("1 of 3")
+    stage = page.get_by_test_id("lightbox-stage").bounding_box()
+    assert stage is not None
+    middle = stage["y"] + stage["height"] / 2
+    page.mouse.move(stage["x"] + stage["width"] * 0.8, middle)
+    page.mouse.down()
+    page.mouse.move(stage["x"] + stage["width"] * 0.2, middle, steps=5)
+    page.mouse.up()
+    expect(counter).to_have_text("2 of 3")
+    page.get_by_test_id("lightbox-close").tap()
+    items.nth(0).get_by_test_id("select-image").check()
+    items.nth(1).get_by_test_id("select-image").check()
+    expect(page.get_by_test_id("selection-count")).to_have_text("2 selected")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "gallery-selected-phone", full_page=False)
+    with page.expect_download() as first:
+        page.get_by_test_id("selection-download").tap()
+    assert first.value.suggested_filename.startswith("openhorde-")
+    page.get_by_test_id("selection-delete").tap()
+    page.get_by_test_id("selection-confirm-delete").tap()
+    expect(page.get_by_test_id("gallery-item")).to_have_count(1)
+    assert gallery_total(horde, owner) == 1
+    page.get_by_test_id("select-all").tap()
+    expect(page.get_by_test_id("selection-count")).to_have_text("1 selected")
 
 
 def test_the_gallery_pages_through_more_than_24_images(
@@ -112,6 +169,7 @@ def test_the_gallery_pages_through_more_than_24_images(
     page.reload()  # the page number is in the address
     expect(page.get_by_test_id("page-label").first).to_have_text("Page 2 of 2")
     # Deleting the last image of the last page goes back a page.
+    page.get_by_test_id("item-menu").click()
     page.get_by_test_id("delete").click()
     page.get_by_test_id("confirm-delete-yes").click()
     expect(page.get_by_test_id("page-label")).to_have_count(0)
@@ -140,3 +198,7 @@ def test_an_anonymous_user_is_told_how_to_get_a_gallery_and_sees_this_tabs_image
     expect(page.get_by_test_id("session-images").locator("img")).to_have_count(1)
     expect(page.get_by_test_id("session-images")).to_contain_text("an anonymous kite")
     screenshot(page, "gallery-anonymous")
+    page.get_by_test_id("session-images").get_by_test_id("open-image").click()
+    expect(page.get_by_test_id("lightbox-settings")).to_contain_text("an anonymous kite")
+    page.get_by_test_id("lightbox-close").click()
+    expect(page.get_by_test_id("lightbox")).to_have_count(0)

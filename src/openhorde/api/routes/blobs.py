@@ -34,6 +34,16 @@ async def download(folder: str, name: str, expires: Expires, signature: Signatur
     )
 
 
+@router.head("/{folder}/{name}", include_in_schema=False)
+async def download_head(folder: str, name: str, expires: Expires, signature: Signature, ctx: ContextDep) -> Response:
+    """HEAD answers like GET without the body (browsers and download managers ask it before fetching)."""
+    key = f"{folder}/{name}"
+    ctx.blobs.verify("GET", key, expires, signature)
+    size = len(await ctx.blobs.get(key))
+    headers = {"Cache-Control": "private, max-age=600", "Content-Length": str(size)}
+    return Response(media_type="image/webp", headers=headers)
+
+
 @router.put(
     "/{folder}/{name}",
     status_code=200,

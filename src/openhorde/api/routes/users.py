@@ -67,6 +67,7 @@ def _details(found: profiles.Profile, privileged: bool) -> UserDetails:
         ),
         tier=found.tier,
         supporter_until=found.supporter_until,
+        admin=user.is_admin if privileged else None,
         styles=[UserStyle(name=s.name, id=s.id, type=s.type) for s in found.styles],
     )
 

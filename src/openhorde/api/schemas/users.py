@@ -72,6 +72,9 @@ class UserDetails(ResponseModel):
     # OpenHorde extensions (tiers, part D1); shown to the user themself, moderators and admins only.
     tier: str | None = Field(default=None, description="free, supporter or credits (OpenHorde).")
     supporter_until: float | None = Field(default=None, description="Epoch seconds the Supporter tier lasts until.")
+    admin: bool | None = Field(
+        default=None, description="Whether the user is an admin (OpenHorde); shown to the user and moderators only."
+    )
     styles: list[UserStyle] = Field(
         default_factory=list, description="The user's styles: the public ones, or all to the user and moderators."
     )

@@ -4,6 +4,8 @@ export const ANONYMOUS_KEY = "0000000000";
 const KEY_STORAGE = "openhorde.apikey";
 const CLIENT_AGENT = "OpenHorde Web UI:0.1.0:local";
 
+import { plain } from "./messages.js";
+
 export class ApiError extends Error {
   constructor(message, rc, status) {
     super(message);
@@ -65,16 +67,15 @@ async function callOnce(path, { method = "GET", body, auth = true, key } = {}) {
   }
   if (!response.ok) {
     const message = (data && data.message) || `The server answered HTTP ${response.status}.`;
-    const error = new ApiError(errorDetails(message, data), (data && data.rc) || "HTTPError", response.status);
+    const error = new ApiError(message, (data && data.rc) || "HTTPError", response.status);
+    // Validation errors carry per-field reasons: messages.js turns them into sentences about the form.
+    error.errors = (data && data.errors) || null;
     error.retryAfter = Number(response.headers.get("Retry-After")) || null;
+    // What every page shows: a plain sentence (messages.js); the API's own words stay in serverMessage.
+    error.serverMessage = message;
+    error.field = plain(error).field;
+    error.message = plain(error).text;
     throw error;
   }
   return data;
-}
-
-// Validation errors carry per-field messages in `errors`: show them with the message.
-function errorDetails(message, data) {
-  if (!data || !data.errors) return message;
-  const fields = Object.entries(data.errors).map(([field, why]) => `${field}: ${why}`);
-  return fields.length ? `${message} (${fields.join("; ")})` : message;
 }

@@ -4,7 +4,7 @@
 // calls when the user leaves the page (to stop polling timers).
 
 import { api, storedKey, storeKey, ApiError } from "./api.js";
-import { h } from "./dom.js";
+import { h, formatKudos } from "./dom.js";
 
 const PAGES = {
   generate: () => import("./pages/generate.js"),
@@ -77,7 +77,8 @@ export function toast(message, kind = "info") {
 
 function renderWhoAmI() {
   const slot = document.querySelector(".whoami");
-  slot.textContent = app.user ? `${app.user.username} · ${Math.floor(app.user.kudos)} kudos` : "anonymous";
+  // The same figure as the account page shows (a rounded-down one looked like a different balance).
+  slot.textContent = app.user ? `${app.user.username} · ${formatKudos(app.user.kudos)} kudos` : "anonymous";
 }
 
 let leavePage = null;

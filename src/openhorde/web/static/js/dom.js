@@ -21,9 +21,9 @@ export function h(tag, attributes = {}, ...children) {
 
 export function formatSeconds(seconds) {
   if (seconds === undefined || seconds === null) return "–";
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  const minutes = Math.floor(seconds / 60);
-  return `${minutes} min ${Math.round(seconds % 60)} s`;
+  const total = Math.round(seconds); // rounded first: 119.6 s is "2 min 0 s", never "1 min 60 s"
+  if (total < 60) return `${total} s`;
+  return `${Math.floor(total / 60)} min ${total % 60} s`;
 }
 
 export function formatKudos(value) {
@@ -56,4 +56,25 @@ export async function poll(load, intervalMs, { errorLine, errorText }) {
   await tick();
   const timer = setInterval(tick, intervalMs);
   return () => clearInterval(timer);
+}
+
+// Two significant digits for small figures (a CPU worker does a few hundredths of a megapixelstep a second).
+export function megapixels(value) {
+  const m = value / 1_000_000;
+  if (m >= 10) return m.toFixed(0);
+  if (m >= 0.1) return m.toFixed(1);
+  return m.toPrecision(2);
+}
+
+// Waiting work, given in pixel-steps (width × height × steps, summed) as /status/models' `queued` is: in
+// megapixelsteps (MPS), the AI Horde's unit. One 128×128 image of 20 steps is 0.33 MPS.
+export function formatWork(pixelSteps) {
+  if (!pixelSteps) return "none";
+  return `${megapixels(pixelSteps)} MPS`;
+}
+
+// A speed in pixel-steps per second (/status/models' `performance`) as megapixelsteps per second.
+export function formatPixelSpeed(pixelStepsPerSecond) {
+  if (!pixelStepsPerSecond) return "–";
+  return `${megapixels(pixelStepsPerSecond)} MPS/s`;
 }

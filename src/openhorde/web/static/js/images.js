@@ -90,7 +90,12 @@ export function canvasToBase64(canvas, { lossless = false } = {}) {
 
 // Width and height (multiples of 64, each ≥ 64) closest to the image's aspect ratio within `maxPixels`.
 export function sizeForAspect(image, maxPixels, maxSide = 1024) {
-  const ratio = (image.naturalWidth || image.width) / (image.naturalHeight || image.height);
+  return sizeForRatio((image.naturalWidth || image.width) / (image.naturalHeight || image.height), maxPixels, maxSide);
+}
+
+// Width and height (multiples of 64, each ≥ 64) closest to `ratio` (width / height) within `maxPixels`; of
+// equally close ones, the largest.
+export function sizeForRatio(ratio, maxPixels, maxSide = 1024) {
   let best = { width: 64, height: 64 };
   for (let width = 64; width <= maxSide; width += 64) {
     const height = Math.max(64, Math.min(maxSide, Math.round(width / ratio / 64) * 64));

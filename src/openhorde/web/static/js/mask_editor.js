@@ -50,8 +50,13 @@ export class MaskEditor {
 
     this.element = h(
       "div.mask-editor",
-      { "data-testid": "mask-editor" },
+      { "data-testid": "mask-editor", "aria-describedby": "mask-keys" },
       h("p.muted.small", {}, "Paint over what should be repainted; the rest of the image is kept."),
+      h(
+        "p.muted.small.keys-hint",
+        { id: "mask-keys" },
+        "Keys while a mask control has the focus: [ and ] brush size, B brush, E eraser, I invert, Delete clear.",
+      ),
       this.stack,
       h(
         "div.mask-tools",
@@ -61,6 +66,26 @@ export class MaskEditor {
       ),
     );
     this.listen();
+    this.element.addEventListener("keydown", (event) => this.onKey(event));
+  }
+
+  // The basics without a pointer: brush size, tool, invert and clear.
+  onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const step = Math.max(2, Math.round(this.brush / 4));
+    const actions = {
+      "[": () => this.setBrush(Math.max(2, this.brush - step)),
+      "]": () => this.setBrush(Math.min(Number(this.brushInput.max) || 128, this.brush + step)),
+      b: () => this.setMode("paint"),
+      e: () => this.setMode("erase"),
+      i: () => this.invert(),
+      Delete: () => this.clear(),
+    };
+    const run = actions[event.key.length === 1 ? event.key.toLowerCase() : event.key];
+    if (!run) return;
+    event.preventDefault();
+    if (event.key === "[" || event.key === "]") this.brushChosen = true;
+    run();
   }
 
   // Shows `source` (a canvas at the request's size); a mask painted at another size is scaled along.

@@ -14,19 +14,30 @@ const STATE_LABELS = {
 };
 
 // The "Your requests" column. actions: {cancel(record), dismiss(record), clearFinished(),
-// useSettings(record), useAsSource(generation, record)}. → {element, sync(all, changed), cardOf(id)}
+// useSettings(record), useAsSource(generation, record), open(record, generation) (the lightbox),
+// explain(record) → [{text, fix, resize?}] (why no online worker can take it), resend(record, {width, height})}. → {element, sync(all, changed),
+// cardOf(id), stop()}
 export function requestColumn(actions) {
   const cards = new Map(); // request id → card
   const list = h("div.request-list", { "data-testid": "request-list" });
   const empty = h("p.muted", { "data-testid": "no-requests" }, "Requests you send appear here, with progress and images.");
   const clear = button("clear-finished", "Clear finished", actions.clearFinished);
+  // One live region for the column: it announces a request's changes of state (sent, generating, done), not
+  // every poll's figures, which change each second.
+  const announcer = h("div.visually-hidden", { "aria-live": "polite", "data-testid": "request-announcer" });
   const element = h(
     "section.requests",
-    { "aria-label": "Your requests" },
+    { "aria-label": "Your requests", "data-testid": "requests" },
     h("div.section-head", {}, h("h2", {}, "Your requests"), clear),
+    announcer,
     empty,
     list,
   );
+  const announce = (text) => (announcer.textContent = text);
+  // Between polls the ETAs count down and the running requests' elapsed time goes up, once a second.
+  const ticker = setInterval(() => {
+    for (const card of cards.values()) card.tick();
+  }, 1000);
 
   // Updates the card of `changed`, or (null) brings the whole list in line with `all` (newest first).
   function sync(all, changed) {
@@ -46,20 +57,23 @@ export function requestColumn(actions) {
     all.forEach((record, index) => {
       let card = cards.get(record.id);
       if (card) card.update(record);
-      else cards.set(record.id, (card = requestCard(record, actions)));
+      else {
+        cards.set(record.id, (card = requestCard(record, actions, announce)));
+        if (!changed && index === 0 && Date.now() - record.createdAt < 5000) announce(`Sent: ${clip(record.summary.prompt, 60)}.`);
+      }
       if (list.children[index] !== card.element) list.insertBefore(card.element, list.children[index] || null);
     });
   }
-  return { element, sync, cardOf: (id) => cards.get(id)?.element };
+  return { element, sync, cardOf: (id) => cards.get(id)?.element, stop: () => clearInterval(ticker) };
 }
 
 const TERMINAL = ["done", "cancelled", "faulted", "expired"];
 
-function requestCard(record, actions) {
+function requestCard(record, actions, announce) {
   const badge = h("span.badge", { "data-testid": "request-state" });
   const title = h("div.request-title", {}, h("strong", {}, clip(record.summary.prompt, 140)));
   const meta = h("div.muted.small", {}, describe(record.summary));
-  const stats = h("div.request-stats", { "data-testid": "request-progress-text", "aria-live": "polite" });
+  const stats = h("div.request-stats", { "data-testid": "request-progress-text" });
   const bar = h("span");
   const progress = h(
     "div.progress",
@@ -85,9 +99,14 @@ function requestCard(record, actions) {
   const shown = new Map(); // generation id → figure
 
   let current = record;
+  let announced = record.state;
   function update(next) {
     current = next;
     const { state, check } = next;
+    if (state !== announced) {
+      announced = state;
+      announce(`${clip(next.summary.prompt, 60)}: ${STATE_LABELS[state] || state}.`);
+    }
     element.dataset.state = state;
     badge.textContent = STATE_LABELS[state] || state;
     badge.className = `badge state-${state}`;
@@ -103,7 +122,7 @@ function requestCard(record, actions) {
     progress.classList.toggle("busy", state === "processing");
     progress.classList.toggle("failed", state === "faulted" || state === "expired");
 
-    notes.replaceChildren(...noteLines(next));
+    notes.replaceChildren(...noteLines(next, actions));
 
     for (const generation of next.generations) {
       const key = generation.id || generation.img;
@@ -120,7 +139,10 @@ function requestCard(record, actions) {
     dismissButton.hidden = active;
   }
   update(record);
-  return { element, update };
+  const tick = () => {
+    if (!TERMINAL.includes(current.state)) stats.textContent = statusLine(current);
+  };
+  return { element, update, tick };
 }
 
 function statusLine(record) {
@@ -143,25 +165,53 @@ function statusLine(record) {
     case "expired":
       return "The server no longer has this request (finished requests are kept for 20 minutes).";
     default: {
+      const counts = `${finished} of ${total} finished · ${elapsed} elapsed`;
+      // An impossible request has no queue place or ETA worth showing: the note below says why it waits.
+      if (check.is_possible === false) return `Waiting: no online worker can take it · ${counts}`;
+      if (state === "processing") {
+        const left = remaining(record);
+        return `Generating ${check.processing} · ${left === null ? "" : `about ${formatSeconds(left)} left · `}${counts}`;
+      }
       const position = check.queue_position ?? "–";
-      const eta = check.wait_time === null || check.wait_time === undefined ? "–" : formatSeconds(check.wait_time);
-      return (
-        `Queue position ${position} · ETA ${eta} · ${check.waiting ?? 0} waiting · ` +
-        `${check.processing ?? 0} generating · ${finished} of ${total} finished`
-      );
+      const left = remaining(record);
+      return `Queue position ${position} · ETA ${left === null ? "–" : formatSeconds(left)} · ${counts}`;
     }
   }
 }
 
-function noteLines(record) {
+// The server's `wait_time` counted down since it was given (it is given again at each poll).
+function remaining(record) {
+  const wait = record.check.wait_time;
+  if (wait === null || wait === undefined) return null;
+  const since = record.checkedAt ? (Date.now() - record.checkedAt) / 1000 : 0;
+  return Math.max(0, wait - since);
+}
+
+function noteLines(record, actions) {
   const lines = [];
   if (record.check.is_possible === false && !TERMINAL.includes(record.state)) {
+    const reasons = actions.explain ? actions.explain(record) : [];
+    const why = reasons.length
+      ? reasons.map((r) => r.text).join(" ")
+      : "No online worker can generate this request now (its model, size or features).";
+    const fix = reasons.length ? reasons.map((r) => r.fix).join(" ") : "Wait for a worker that can, or send a smaller request.";
+    // A size nobody takes has a one-click way out for a text-to-image request: the same at a size they take.
+    const resize = (reasons.find((r) => r.resize) || {}).resize;
+    const resend =
+      resize && actions.resend && (record.summary.kind || "txt2img") === "txt2img"
+        ? h(
+            "button",
+            { type: "button", "data-testid": "resend-smaller", onclick: () => actions.resend(record, resize) },
+            `Cancel it and send it at ${resize.width}×${resize.height}`,
+          )
+        : null;
     lines.push(
       h(
-        "p.warn.small",
+        "div.warn.small.impossible",
         { "data-testid": "request-impossible" },
-        "No online worker can generate this request now (model, size or features); " +
-          "it waits until one can, or cancel it.",
+        h("p", {}, why),
+        h("p", {}, h("strong", {}, "To make it possible: "), fix, " Or leave it: it waits until a worker can take it."),
+        resend,
       ),
     );
   }
@@ -181,10 +231,15 @@ function resultFigure(generation, record, actions) {
   const image = h("img", { src: generation.img, alt, loading: "lazy", "data-testid": "result-image" });
   const expired = () => image.replaceWith(h("div.image-missing", {}, "The image link has expired."));
   image.addEventListener("error", expired, { once: true });
+  const open = h(
+    "button.image-open",
+    { type: "button", "data-testid": "open-image", "aria-label": `View larger: ${alt}`, onclick: () => actions.open(record, generation) },
+    image,
+  );
   return h(
     "figure",
     { "data-testid": "result" },
-    h("a", { href: generation.img, target: "_blank", rel: "noopener", title: "Open full size" }, image),
+    open,
     h(
       "figcaption",
       {},
@@ -198,6 +253,42 @@ function resultFigure(generation, record, actions) {
       ),
     ),
   );
+}
+
+// Every image of `records` (newest request first) as lightbox items; `handlers`: {useAsSource(g), inpaint(g),
+// rerun(record, g)}.
+export function generationItems(records, handlers) {
+  return records.flatMap((record) =>
+    record.generations.map((generation) => ({
+      url: generation.img,
+      alt: `Generated: ${clip(record.summary.prompt, 100)} (seed ${generation.seed})`,
+      filename: `openhorde-${generation.seed}.webp`,
+      settings: settingRows(record, generation),
+      useAsSource: () => handlers.useAsSource(generation),
+      inpaint: () => handlers.inpaint(generation),
+      rerun: () => handlers.rerun(record, generation),
+    })),
+  );
+}
+
+function settingRows(record, generation) {
+  const summary = record.summary;
+  const params = summary.settings?.params || {};
+  const rows = [
+    ["Prompt", summary.prompt],
+    ["Negative prompt", summary.negative || "–"],
+    ["Model", generation.model || summary.model || "any"],
+    ["Seed", generation.seed],
+    ["Size", `${summary.width}×${summary.height}`],
+    ["Steps", summary.steps],
+    ["Sampler", params.sampler_name],
+    ["CFG scale", params.cfg_scale],
+    ["Kind", summary.kind || "txt2img"],
+  ];
+  if (params.denoising_strength !== undefined) rows.push(["Denoising strength", params.denoising_strength]);
+  for (const lora of params.loras || []) rows.push(["LoRA", `${lora.name} (model ${lora.model ?? 1}, clip ${lora.clip ?? 1})`]);
+  rows.push(["Worker", generation.worker_name]);
+  return rows;
 }
 
 function button(testid, label, onclick, attributes = {}) {

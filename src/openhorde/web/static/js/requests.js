@@ -147,6 +147,7 @@ async function refresh(record) {
   }
   record.error = null;
   record.check = check;
+  record.checkedAt = Date.now(); // the card counts `wait_time` down from here until the next answer
   const ended = check.done || check.faulted;
   if (check.finished > record.generations.length || ended) {
     try {
@@ -169,6 +170,7 @@ async function refresh(record) {
 
 function applyStatus(record, status) {
   record.check = { ...record.check, ...pickCounters(status) };
+  record.checkedAt = Date.now();
   record.generations = status.generations || [];
   // Our server names a fault's cause when it knows it; the AI Horde's wire has no such field.
   record.faultReason = status.fault_reason || status.message || record.faultReason || null;

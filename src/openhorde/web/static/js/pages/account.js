@@ -5,7 +5,7 @@ import { h, formatDate, formatKudos } from "../dom.js";
 import { ApiError } from "../api.js";
 import { formatDuration } from "./workers.js";
 
-const ROLES = ["moderator", "trusted", "customizer", "education", "service", "special", "vpn", "flagged", "deleted"];
+const ROLES = ["admin", "moderator", "trusted", "customizer", "education", "service", "special", "vpn", "flagged", "deleted"];
 
 // The clipboard API needs a secure context (https or localhost); elsewhere fall back to a hidden selection.
 export async function copyText(text) {
@@ -182,7 +182,7 @@ function summaryCard(user, app, onSignOut) {
     h(
       "div.badges.roles",
       { "data-testid": "account-roles" },
-      roles.length ? roles.map((role) => h(`span.badge.role.${role}`, { "data-role": role }, role)) : h("span.muted.small", {}, "No special roles"),
+      roles.length ? roles.map((role) => h(`span.badge.role.${role}`, { "data-role": role }, role)) : h("span.muted.small", {}, "No special roles (an ordinary account)"),
     ),
     h(
       "div.stats",
@@ -406,6 +406,8 @@ export async function render(root, app) {
     history.load(1);
   }
 
-  if (app.apiKey && !app.user) await app.refreshUser();
+  // Always asked again on opening: requests finish and workers earn while other pages are shown, and a stale
+  // balance above a history that adds up to something else is the first thing people notice.
+  if (app.apiKey) await app.refreshUser();
   draw();
 }

@@ -3,34 +3,14 @@
 // Joins GET /status/models (count = threads of live workers, queue, ETA) with GET /workers (who serves what),
 // refreshed every few seconds while the page is open.
 
-import { h, poll } from "../dom.js";
+import { h, poll, formatPixelSpeed as formatPerformance, formatWork } from "../dom.js";
 import { capabilityChips, formatDuration, maxSize, stateBadges } from "./workers.js";
 
 const REFRESH_MS = 5_000;
 
-// /status/models gives `performance` as the average worker speed in pixel-steps per second.
-function formatPerformance(pps) {
-  if (!pps) return "–";
-  return `${megapixels(pps)} MPS/s`;
-}
-
-// Two significant digits for small figures (a CPU worker does a few hundredths of a megapixelstep a second).
-function megapixels(value) {
-  const m = value / 1_000_000;
-  if (m >= 10) return m.toFixed(0);
-  if (m >= 0.1) return m.toFixed(1);
-  return m.toPrecision(2);
-}
-
 // The generate page takes a request's settings as its handoff; `model` alone is the brief's shorthand.
 function generateWith(app, name) {
   app.navigate("generate", { model: name, settings: { model: name } });
-}
-
-// `queued` is the waiting work in pixel-steps.
-function formatWork(pixelSteps) {
-  if (!pixelSteps) return "none";
-  return `${megapixels(pixelSteps)} MPS`;
 }
 
 // Both lists: "known" is the whole catalogue (served or not), "custom" adds models served outside it.

@@ -56,10 +56,12 @@ export function capabilityChips(worker) {
   return h("span.chips", { "data-testid": "worker-capabilities" }, chips);
 }
 
-// "1.2 megapixelsteps per second" → "1.2 MPS/s"; the API's sentence for a new worker stays as it is.
+// "1.2 megapixelsteps per second" → "1.2 MPS/s", the models page's unit. The API rounds to one decimal, so a
+// slow (CPU) worker's "0.0" means less than 0.1, not standing still.
 export function formatSpeed(performance) {
   const match = /^([\d.]+) megapixelsteps per second$/.exec(performance || "");
-  return match ? `${match[1]} MPS/s` : "not measured yet";
+  if (!match) return "not measured yet";
+  return Number(match[1]) > 0 ? `${match[1]} MPS/s` : "under 0.1 MPS/s";
 }
 
 function matches(worker, needle) {
