@@ -74,7 +74,7 @@ def test_a_wrong_resumed_download_is_refused_and_discarded(tmp_path: Path, serve
 
 def test_md5_is_checked_when_it_is_all_the_source_gives(tmp_path: Path, server: FileServer) -> None:
     md5 = hashlib.md5(BODY, usedforsecurity=False).hexdigest()
-    with pytest.raises(ChecksumMismatch, match="MD5 is .* but 0{32} was expected"):
+    with pytest.raises(ChecksumMismatch, match=r"MD5 is .* but 0{32} was expected"):
         fetch(remote(server, md5="0" * 32), ModelStore(tmp_path), progress=False)
     path = fetch(remote(server, md5=md5.upper()), ModelStore(tmp_path), progress=False)
     assert path.read_bytes() == BODY
@@ -126,8 +126,8 @@ def test_progress_is_logged_as_events(tmp_path: Path, server: FileServer, caplog
     caplog.set_level(logging.INFO, logger=download_module.__name__)
     fetch(remote(server), ModelStore(tmp_path), progress=False)
     events = [record for record in caplog.records if getattr(record, "event", None) == "download_progress"]
-    percents = [getattr(record, "percent") for record in events]
+    percents = [record.percent for record in events]
     assert len(events) >= 5 and percents == sorted(percents) and percents[-1] == 100.0
-    assert all(getattr(record, "total") == len(BODY) for record in events)
+    assert all(record.total == len(BODY) for record in events)
     done = [record for record in caplog.records if getattr(record, "event", None) == "download_done"]
-    assert len(done) == 1 and getattr(done[0], "bytes") == len(BODY)
+    assert len(done) == 1 and done[0].bytes == len(BODY)
