@@ -53,7 +53,8 @@ def worker(
     api_key: Annotated[str | None, _option("API key of the worker's owner.")] = None,
     name: Annotated[str | None, _option("Worker name, unique on the horde (default: openhorde-<hostname>).")] = None,
     model: Annotated[
-        list[str] | None, _option("Model to serve (repeatable) (default: openhorde-tiny).", "--model")
+        list[str] | None,
+        _option("Model name or selector ('top 5', 'ALL SDXL') (repeatable) (default: openhorde-tiny).", "--model"),
     ] = None,
     device: Annotated[str | None, _option("auto, cpu, cuda, cuda:N or mps (default: auto).")] = None,
     threads: Annotated[int | None, _option("Concurrent generations (default: 1).")] = None,
@@ -72,6 +73,12 @@ def worker(
     ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
+    model_reference: Annotated[
+        str | None, _option("AI Horde model reference: URL or file (default: the public stable_diffusion.json).")
+    ] = None,
+    disk_budget_gb: Annotated[
+        float | None, _option("Most GiB the model store may hold (default: the free disk).")
+    ] = None,
     safety_model: Annotated[Path | None, _option("Folder of a CLIP safety checker (enables censoring).")] = None,
     log_format: Annotated[str | None, _option("text or json (default: text).")] = None,
     log_file: Annotated[Path | None, _option("Also write the log to this file.")] = None,
@@ -95,6 +102,8 @@ def worker(
         "allow_lora": allow_lora,
         "model_store": model_store,
         "catalogue": catalogue,
+        "model_reference": model_reference,
+        "disk_budget_gb": disk_budget_gb,
         "safety_model": safety_model,
         "log_format": log_format,
         "log_file": log_file,
