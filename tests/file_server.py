@@ -28,6 +28,8 @@ class FileServer(http.server.ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.requests: Counter[str] = Counter()
         self.ranges: list[str | None] = []
+        self.seen: list[str] = []
+        """Every request's path with its query string."""
         self.failures = 0
         self.cut_after: dict[str, int] = {}
         self.ignore_range = False
@@ -57,6 +59,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with server._lock:
             server.requests[path] += 1
             server.ranges.append(self.headers.get("Range"))
+            server.seen.append(self.path)
             failing = server.failures > 0
             if failing:
                 server.failures -= 1
@@ -66,7 +69,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if failing:
             self._empty(503)
             return
-        body = server.files.get(path)
+        body = server.files.get(self.path, server.files.get(path))  # an exact query string wins
         if body is None:
             self._empty(404)
             return

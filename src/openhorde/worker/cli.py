@@ -19,7 +19,7 @@ from openhorde.worker.logs import configure_logging, log_event
 from openhorde.worker.settings import WorkerSettings, WorkerSettingsError, load_settings
 
 if TYPE_CHECKING:
-    from openhorde.worker.generation.adapters import AdapterFile, AdapterKind
+    from openhorde.worker.generation.adapters import AdapterFile, AdapterLookup
     from openhorde.worker.generation.engine import Capabilities, Engine
     from openhorde.worker.models.catalogue import ModelEntry
     from openhorde.worker.models.selection import ModelPlan
@@ -248,6 +248,7 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
     from openhorde.worker.generation.devices import resolve_placement
     from openhorde.worker.generation.engine import Engine, GenerationFailed
     from openhorde.worker.generation.safety import SafetyChecker, build_builtin_safety_checker
+    from openhorde.worker.models.civitai import Civitai
     from openhorde.worker.models.loader import load_pipeline
 
     if plan is None:
@@ -271,11 +272,23 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
     def load_model(name: str) -> Any:
         return load_pipeline(catalogue.model(name), store, engine.placement.device, engine.placement.dtype)
 
-    def resolve_adapter(kind: AdapterKind, name: str) -> AdapterFile | None:
+    on_demand = Civitai(
+        store,
+        api_url=settings.civitai_url,
+        token=settings.civitai_token,
+        cache_bytes=int(settings.adapter_cache_gb * (1 << 30)),
+        nsfw=settings.nsfw,
+        baselines={name: catalogue.model(name).baseline for name in plan.names},
+    )
+
+    def resolve_adapter(lookup: AdapterLookup) -> AdapterFile | None:
+        """The owner's catalogue first (by name), then CivitAI (by id, name or version id)."""
         from openhorde.worker.generation.adapters import AdapterFile
 
-        entry = catalogue.lora(name) if kind == "lora" else catalogue.ti(name)
-        return None if entry is None else AdapterFile(store.ensure(entry, progress=False), entry.triggers)
+        entry = catalogue.lora(lookup.name) if lookup.kind == "lora" else catalogue.ti(lookup.name)
+        if entry is not None and not lookup.is_version:
+            return AdapterFile(store.ensure(entry, progress=False), entry.triggers)
+        return on_demand(lookup)
 
     # Keep as many models loaded as there can be jobs in hand (as the AI Horde worker keeps one process each).
     resident = min(len(plan.names), settings.threads + settings.queue_size)

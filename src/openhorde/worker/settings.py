@@ -34,6 +34,10 @@ DEFAULT_HORDE_URL = "http://127.0.0.1:7001"
 ANONYMOUS_API_KEY = "0000000000"
 DEFAULT_MODELS = ("openhorde-tiny",)
 DEFAULT_MODEL_STORE = Path("./models")
+DEFAULT_CIVITAI_URL = "https://civitai.com/api/v1"
+"""CivitAI's public API, where LoRAs and textual inversions that jobs name are looked up."""
+DEFAULT_ADAPTER_CACHE_GB = 10.0
+"""GiB the LoRAs and TIs fetched on demand may take; the least recently used are deleted beyond it."""
 DEFAULT_MODEL_REFERENCE = DEFAULT_REFERENCE_URL
 """The public AI Horde image model reference; read only when ``models`` names something the catalogue lacks."""
 DEFAULT_MAX_POWER = 8
@@ -93,6 +97,9 @@ class WorkerSettings(BaseSettings):
     catalogue: Path | None = None
     model_reference: str = DEFAULT_MODEL_REFERENCE
     disk_budget_gb: float | None = Field(default=None, gt=0)
+    civitai_url: str = DEFAULT_CIVITAI_URL
+    civitai_token: str | None = None
+    adapter_cache_gb: float = Field(default=DEFAULT_ADAPTER_CACHE_GB, gt=0)
     max_power: int = Field(default=DEFAULT_MAX_POWER, ge=1, le=SERVER_MAX_PIXELS // MAX_POWER_PIXELS)
     max_pixels: int | None = Field(default=None, ge=64 * 64, le=SERVER_MAX_PIXELS)
     allow_img2img: bool = True

@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,8 +135,19 @@ def _existing_parent(path: Path) -> Path:
     return Path("/")
 
 
-def fetch(file: RemoteFile, store: ModelStore, *, progress: bool = True, label: str | None = None) -> Path:
-    """The file on disk under the store, checked against its digest; downloaded (or resumed) first when missing."""
+def fetch(
+    file: RemoteFile,
+    store: ModelStore,
+    *,
+    progress: bool = True,
+    label: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Path:
+    """The file on disk under the store, checked against its digest; downloaded (or resumed) first when missing.
+
+    ``headers`` go with the download's requests (e.g. an API token for gated files; httpx drops
+    ``Authorization`` on a redirect to another host).
+    """
     path = store.path_for(file.path)
     if path.is_file():
         return _verified(path, file)
@@ -146,7 +157,7 @@ def fetch(file: RemoteFile, store: ModelStore, *, progress: bool = True, label: 
     with _locked(store, path, label or path.name):
         if path.is_file():  # another worker sharing the store fetched it while we waited
             return _verified(path, file)
-        _download(file, file.url, path, store, progress, label or path.name)
+        _download(file, file.url, path, store, progress, label or path.name, dict(headers or {}))
     return path
 
 
@@ -187,7 +198,9 @@ def _locked(store: ModelStore, path: Path, label: str) -> Iterator[None]:
         lock.release()
 
 
-def _download(file: RemoteFile, url: str, path: Path, store: ModelStore, progress: bool, label: str) -> None:
+def _download(
+    file: RemoteFile, url: str, path: Path, store: ModelStore, progress: bool, label: str, headers: dict[str, str]
+) -> None:
     """Fetch ``url`` into ``path``: stream to (or resume) a partial file, check the digest, rename."""
     partial = path.with_name(path.name + PARTIAL_SUFFIX)
     # Before any byte is written: a size known beforehand (the model reference's) is checked here, the
@@ -201,7 +214,7 @@ def _download(file: RemoteFile, url: str, path: Path, store: ModelStore, progres
     while True:
         before = partial.stat().st_size if partial.exists() else 0
         try:
-            actual = _stream(url, partial, store, algorithm, progress, label)
+            actual = _stream(url, partial, store, algorithm, progress, label, headers)
             break
         except (httpx.TransportError, _RetryableStatus) as exc:
             # The partial file is kept: the next attempt asks only for what is missing.
@@ -232,10 +245,12 @@ def _download(file: RemoteFile, url: str, path: Path, store: ModelStore, progres
     )
 
 
-def _stream(url: str, partial: Path, store: ModelStore, algorithm: Algorithm, progress: bool, label: str) -> str:
+def _stream(
+    url: str, partial: Path, store: ModelStore, algorithm: Algorithm, progress: bool, label: str, extra: dict[str, str]
+) -> str:
     """One attempt: resume ``partial`` from its end (or start afresh); returns the digest of the whole file."""
     offset = partial.stat().st_size if partial.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    headers = {**extra, "Range": f"bytes={offset}-"} if offset else extra
     with (
         httpx.Client(
             follow_redirects=True, timeout=httpx.Timeout(store.timeout_s), transport=store.transport
