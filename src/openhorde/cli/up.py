@@ -79,8 +79,7 @@ class WorkerPlan:
     models: list[str]
     entries: list[catalogue.ModelEntry]
     config: Path | None
-    reference: str | None = None
-    """The model reference (path or URL) the horde's catalogue is filled from and the worker reads."""
+    reference: str | None = None  # a model reference (path or URL): fills the catalogue, and the worker reads it
     reference_models: dict[str, ReferenceModel] = field(default_factory=dict)
 
     @property
@@ -95,24 +94,18 @@ def default_worker_name() -> str:
 
 
 def plan_worker(config: Path | None, reference: str | None = None) -> WorkerPlan:
-    """Read the worker's configuration (``config``, else ``./worker.yaml``, else the defaults) and catalogue.
-
-    With ``reference`` (``--model-reference``), names of that model reference are served too: the horde's
-    catalogue is filled from it and the worker reads it; the worker's own catalogue wins for the same name.
-    """
+    """Read the worker's configuration (``config``, else ``./worker.yaml``, else the defaults), catalogue and
+    model ``reference`` (``--model-reference``, whose names it may serve; its own catalogue wins for a name)."""
     try:
         settings = load_settings(config)
         local = load_catalogue(settings.catalogue)
-    except (WorkerSettingsError, CatalogueError) as exc:
-        raise UpError(f"worker configuration: {exc}") from exc
-    reference_models = read_reference(reference) if reference is not None else {}
-    try:
+        reference_models = read_reference(reference) if reference is not None else {}
         entries = [
-            local.model(name) for name in settings.models if name not in reference_models or name in local.models
+            local.model(name) for name in settings.models if name in local.models or name not in reference_models
         ]
-    except UnknownModel as exc:
-        hint = "" if reference else " (give --model-reference FILE|URL to serve names of the AI Horde model reference)"
-        raise UpError(f"worker configuration: {exc}{hint}") from exc
+    except (WorkerSettingsError, CatalogueError, UnknownModel) as exc:
+        hint = " (--model-reference FILE|URL serves AI Horde model reference names)" if not reference else ""
+        raise UpError(f"worker configuration: {exc}{hint if isinstance(exc, UnknownModel) else ''}") from exc
     name = settings.name if "name" in settings.model_fields_set else default_worker_name()
     server_entries = [
         catalogue.ModelEntry(
@@ -124,14 +117,7 @@ def plan_worker(config: Path | None, reference: str | None = None) -> WorkerPlan
         )
         for entry in entries
     ]
-    return WorkerPlan(
-        name=name,
-        models=list(settings.models),
-        entries=server_entries,
-        config=settings.config,
-        reference=reference,
-        reference_models=reference_models,
-    )
+    return WorkerPlan(name, list(settings.models), server_entries, settings.config, reference, reference_models)
 
 
 # -- the data directory: local admin, catalogue --------------------------------------------------------------
@@ -377,10 +363,7 @@ DataDirOption = Annotated[
         help="Data directory: database, images, admin key, logs (env OPENHORDE_DATA_DIR; default ./horde-data)."
     ),
 ]
-ModelReferenceOption = Annotated[
-    str | None,
-    typer.Option(help="An AI Horde model reference (path or URL): fills the catalogue; the worker serves its names."),
-]
+ModelReferenceOption = Annotated[str | None, typer.Option(help="AI Horde model reference (path or URL) to serve.")]
 WorkerConfigOption = Annotated[
     Path | None,
     typer.Option(help="The local worker's YAML config (models, device…) (default: ./worker.yaml if it exists)."),
