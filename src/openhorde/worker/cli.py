@@ -272,13 +272,18 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
     def load_model(name: str) -> Any:
         return load_pipeline(catalogue.model(name), store, engine.placement.device, engine.placement.dtype)
 
-    on_demand = Civitai(
-        store,
-        api_url=settings.civitai_url,
-        token=settings.civitai_token,
-        cache_bytes=int(settings.adapter_cache_gb * (1 << 30)),
-        nsfw=settings.nsfw,
-        baselines={name: catalogue.model(name).baseline for name in plan.names},
+    # An empty civitai_url switches on-demand adapters off: then only the catalogue's LoRAs and TIs are served.
+    on_demand = (
+        Civitai(
+            store,
+            api_url=settings.civitai_url,
+            token=settings.civitai_token,
+            cache_bytes=int(settings.adapter_cache_gb * (1 << 30)),
+            nsfw=settings.nsfw,
+            baselines={name: catalogue.model(name).baseline for name in plan.names},
+        )
+        if settings.civitai_url.strip()
+        else None
     )
 
     def resolve_adapter(lookup: AdapterLookup) -> AdapterFile | None:
@@ -288,7 +293,7 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
         entry = catalogue.lora(lookup.name) if lookup.kind == "lora" else catalogue.ti(lookup.name)
         if entry is not None and not lookup.is_version:
             return AdapterFile(store.ensure(entry, progress=False), entry.triggers)
-        return on_demand(lookup)
+        return on_demand(lookup) if on_demand is not None else None
 
     # Keep as many models loaded as there can be jobs in hand (as the AI Horde worker keeps one process each).
     resident = min(len(plan.names), settings.threads + settings.queue_size)

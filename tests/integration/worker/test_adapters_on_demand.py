@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openhorde.worker.cli import build_engine
 from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.spec import GenerationSpec, LoraSpec, Metadata, TextualInversionSpec
-from openhorde.worker.models.civitai import Civitai
-from openhorde.worker.models.store import ModelStore
-from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
+from openhorde.worker.models.tiny import TINY_MODEL_NAME
+from openhorde.worker.settings import WorkerSettings
 from tests.adapter_files import make_lora, make_ti
 from tests.civitai_server import API, model, publish_model, publish_search, version
 from tests.file_server import FileServer, serving
@@ -43,10 +43,15 @@ def server(adapter_bytes: tuple[bytes, bytes]) -> Iterator[FileServer]:
         yield httpd
 
 
+def settings(tmp_path: Path, **over: object) -> WorkerSettings:
+    options: dict[str, object] = {"models": [TINY_MODEL_NAME], "model_store": tmp_path, "device": "cpu"}
+    return WorkerSettings(**{**options, "allow_lora": True, **over})  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def engine(server: FileServer, tmp_path: Path) -> Engine:
-    resolver = Civitai(ModelStore(tmp_path), api_url=server.url(API), baselines={TINY_MODEL_NAME: "sd1"})
-    return Engine(lambda _name: build_tiny_pipeline(), device="cpu", resolve_adapter=resolver)
+    """The worker's own engine: the catalogue's adapters first, then CivitAI's (here the loopback API)."""
+    return build_engine(settings(tmp_path, civitai_url=server.url(API)))
 
 
 def pixels(spec: GenerationSpec, engine: Engine) -> np.ndarray:
@@ -78,3 +83,8 @@ def test_a_lora_that_cannot_be_fetched_is_skipped_and_reported(engine: Engine, s
         Metadata("lora", "download_failed", "424242"),
     ]
     assert np.array_equal(pixels_of(result), pixels(BASE, engine))  # the job ran without them
+
+
+def test_an_empty_civitai_url_serves_only_catalogued_adapters(server: FileServer, tmp_path: Path) -> None:
+    result = build_engine(settings(tmp_path, civitai_url="")).generate(replace(BASE, loras=(LoraSpec("101"),)))
+    assert result.metadata == [Metadata("lora", "download_failed", "101")] and server.seen == []
