@@ -131,3 +131,23 @@ def test_progress_is_logged_as_events(tmp_path: Path, server: FileServer, caplog
     assert all(record.total == len(BODY) for record in events)
     done = [record for record in caplog.records if getattr(record, "event", None) == "download_done"]
     assert len(done) == 1 and done[0].bytes == len(BODY)
+
+
+def _fetch_in_process(url: str, root: str, sha: str) -> str:
+    """What one worker process does: fetch the file into the shared store (run in a spawned process)."""
+    return str(fetch(RemoteFile("m/model.safetensors", url, sha), ModelStore(Path(root)), progress=False))
+
+
+def test_two_worker_processes_sharing_a_store_download_once(tmp_path: Path, server: FileServer) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    server.delay_s = 1.0  # both processes are started and asking before the first answer comes
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=context) as pool:
+        url = server.url("model.safetensors")
+        futures = [pool.submit(_fetch_in_process, url, str(tmp_path), sha256(BODY)) for _ in range(2)]
+        paths = [future.result(timeout=60) for future in futures]
+    assert paths == [str(tmp_path / "m" / "model.safetensors")] * 2
+    assert server.requests["/model.safetensors"] == 1
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == BODY
