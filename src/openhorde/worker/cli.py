@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from openhorde.worker.generation.engine import Capabilities, Engine
     from openhorde.worker.models.catalogue import ModelEntry
     from openhorde.worker.models.selection import ModelPlan
+    from openhorde.worker.models.store import ModelStore
 
 log = logging.getLogger("openhorde.worker")
 console = Console()
@@ -161,7 +162,7 @@ def run_worker(settings: WorkerSettings) -> int:
     return 0
 
 
-def model_store(settings: WorkerSettings) -> Any:
+def model_store(settings: WorkerSettings) -> ModelStore:
     """The settings' model store (its folder and disk budget)."""
     from openhorde.worker.models.store import ModelStore
 

@@ -17,8 +17,10 @@ import pytest
 from openhorde import model_reference
 from openhorde.domain import catalogue
 from openhorde.worker.cli import StartupError, build_engine, plan_models, shape_capabilities
+from openhorde.worker.generation.engine import Capabilities
 from openhorde.worker.generation.spec import GenerationSpec
 from openhorde.worker.horde_client import HordeClient
+from openhorde.worker.models.catalogue import ModelEntry
 from openhorde.worker.models.hashes import sidecar
 from openhorde.worker.runner import Runner
 from openhorde.worker.settings import WorkerSettings
@@ -135,3 +137,21 @@ def test_a_start_that_would_overflow_the_disk_budget_is_refused(
     with pytest.raises(StartupError, match=r"Downloading Tiny Reference \(SD1\) needs .* budget"):
         plan_models(settings_for(tmp_path, url, disk_budget_gb=0.0001))
     assert server.requests["/files/tiny/openhorde-tiny.safetensors"] == 0
+
+
+def test_a_worker_refusing_nsfw_leaves_out_nsfw_models(server: FileServer, tmp_path: Path) -> None:
+    url = publish(server, [("tiny/x.safetensors", b"x")], nsfw=True)
+    assert plan_models(settings_for(tmp_path, url)).names == [NAME]
+    with pytest.raises(StartupError, match="Every model selected is an NSFW model"):
+        plan_models(settings_for(tmp_path, url, nsfw=False))
+    assert plan_models(settings_for(tmp_path, url, nsfw=False, models=[NAME, "openhorde-tiny"])).names == [
+        "openhorde-tiny"
+    ]
+
+
+def test_features_not_supported_narrow_what_is_advertised() -> None:
+    plain = ModelEntry(name="a", baseline="sdxl", features_not_supported=("inpainting", "loras", "hires_fix"))
+    full = Capabilities(lora=True)
+    assert shape_capabilities(full, [plain]) == Capabilities(painting=False, lora=False, hires_fix=False)
+    # One model that supports a feature is enough for the worker to take such jobs.
+    assert shape_capabilities(full, [plain, ModelEntry(name="b", baseline="sd1")]) == full
