@@ -24,6 +24,7 @@ import pytest
 import yaml
 from PIL import Image
 from tests.e2e.conftest import free_port, openhorde_command
+from tests.file_server import reference_json, reference_record
 
 from openhorde.api.app import prepare_storage
 from openhorde.cli import up
@@ -268,5 +269,35 @@ def test_the_worker_configuration_decides_models_name_and_catalogue(
     assert added == ["my-xl"]
 
     config.write_text(yaml.safe_dump({"models": ["missing"]}))
-    with pytest.raises(UpError, match="'missing' is not in the worker's catalogue"):
+    with pytest.raises(UpError, match=r"'missing' is not in the worker's catalogue.*--model-reference"):
         up.plan_worker(config)
+
+
+def test_a_model_reference_fills_the_catalogue_and_reaches_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [key for key in os.environ if key.startswith("OPENHORDE_WORKER_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    reference = tmp_path / "stable_diffusion.json"
+    reference.write_bytes(reference_json(reference_record("Deliberate", showcases=["https://example.org/d.webp"])))
+    config = tmp_path / "worker.yaml"
+    config.write_text(yaml.safe_dump({"models": ["Deliberate", "openhorde-tiny"]}))
+    plan = up.plan_worker(config, str(reference))
+    assert [entry.name for entry in plan.entries] == ["openhorde-tiny"] and list(plan.reference_models) == [
+        "Deliberate"
+    ]
+    settings = _settings(tmp_path)
+    asyncio.run(up.prepare(settings, plan))
+
+    async def entries() -> dict[str, catalogue.ModelEntry]:
+        db, _ctx = await prepare_storage(settings)
+        try:
+            async with db.store() as store:
+                return {entry.name: entry for entry in await catalogue.list_models(store)}
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(entries())["Deliberate"].showcases == ("https://example.org/d.webp",)
+    written = up.write_worker_config(plan, tmp_path / "local-worker.yaml", "http://127.0.0.1:7001", "k" * 22)
+    assert yaml.safe_load(written.read_text())["model_reference"] == str(reference)

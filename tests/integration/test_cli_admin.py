@@ -18,6 +18,7 @@ from openhorde.domain import accounts, catalogue
 from openhorde.storage.db import Database
 from openhorde.storage.secrets import load_or_create_secret
 from openhorde.storage.tables import User
+from tests.file_server import reference_json, reference_record, serving
 
 # `openhorde admin` processes (seconds each: a Python start and the server's imports).
 pytestmark = pytest.mark.e2e
@@ -154,6 +155,49 @@ async def test_add_model_and_list_models(cli: Cli, db: Database) -> None:
     assert "my-model" not in await cli.ok("models")
     missing = await cli("remove-model", "my-model")
     assert missing.code == 1 and "not in the catalogue" in missing.stderr
+
+
+async def test_import_models_fills_the_catalogue_from_a_reference(cli: Cli, db: Database, tmp_path: Path) -> None:
+    albedo = reference_record(
+        "AlbedoBase XL (SDXL)",
+        baseline="stable_diffusion_xl",
+        nsfw=True,
+        showcases=["https://example.org/albedo/01.webp"],
+        description="Generalist SDXL.",
+    )
+    cascade = reference_record("Stable Cascade 1.0", baseline="stable_cascade")
+    upscaler = {"name": "RealESRGAN_x4plus", "type": "realesrgan", "config": {"files": [], "download": []}}
+    with serving() as server:
+        url = server.publish("stable_diffusion.json", reference_json(albedo, cascade, upscaler))
+        ran = await cli("import-models", url)
+    assert ran.code == 0, ran
+    assert "Imported 2 models" in ran.stdout and "Skipped 'RealESRGAN_x4plus': no baseline" in ran.stderr
+    async with db.store() as store:
+        entries = {entry.name: entry for entry in await catalogue.list_models(store)}
+        # The upstream name is now one a request may name (what POST /generate/async checks).
+        assert await catalogue.known_names(store, ["AlbedoBase XL (SDXL)"], catalogue.CatalogueNames()) == {
+            "AlbedoBase XL (SDXL)"
+        }
+    assert entries["AlbedoBase XL (SDXL)"] == catalogue.ModelEntry(
+        "AlbedoBase XL (SDXL)",
+        "stable_diffusion_xl",
+        False,
+        True,
+        "Generalist SDXL.",
+        ("https://example.org/albedo/01.webp",),
+    )
+    assert entries["Stable Cascade 1.0"].baseline == "stable_cascade"
+    assert "stable_diffusion_inpainting" in entries  # the models the reference does not list are kept
+
+    # A file works as well as a URL; a re-import updates the entries.
+    path = tmp_path / "ref.json"
+    path.write_bytes(reference_json({**albedo, "nsfw": False}))
+    assert "Imported 1 models" in await cli.ok("import-models", str(path))
+    async with db.store() as store:
+        assert not {e.name: e for e in await catalogue.list_models(store)}["AlbedoBase XL (SDXL)"].nsfw
+
+    broken = await cli("import-models", str(tmp_path / "missing.json"))
+    assert broken.code == 1 and "cannot read" in broken.stderr
 
 
 async def test_check_ledger_reports_as_json_and_fails_on_a_mismatch(cli: Cli, db: Database) -> None:

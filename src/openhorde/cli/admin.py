@@ -8,16 +8,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from openhorde import model_reference
 from openhorde.cli.options import DataDirOption, build_settings
 from openhorde.cli.tiers import register_tier_commands
 from openhorde.domain import accounts, audit, catalogue, roles
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import ledger, transfers
 from openhorde.errors import HordeError
+from openhorde.model_reference import ReferenceModel
 from openhorde.storage.store import Store
 
 admin = typer.Typer(
@@ -28,6 +31,8 @@ console = Console()
 errors = Console(stderr=True)
 
 T = TypeVar("T")
+REFERENCE_TIMEOUT_SECONDS = 60.0
+"""The longest wait for a model reference given as a URL."""
 
 
 def _run(data_dir: Path | None, action: Callable[[Store, HordeContext], Awaitable[T]]) -> T:
@@ -152,6 +157,48 @@ def add_model(
 
     _run(data_dir, action)
     console.print(f"Model '{name}' is in the catalogue.")
+
+
+@admin.command("import-models")
+def import_models(
+    source: Annotated[
+        str, typer.Argument(help="An AI Horde model reference file (stable_diffusion.json): path or URL.")
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Fill the catalogue from an AI Horde image model reference (names, baselines, nsfw, descriptions, showcases)."""
+    models = read_reference(source)
+
+    async def action(store: Store, _ctx: HordeContext) -> catalogue.ImportReport:
+        report = await catalogue.import_models(store, models)
+        await audit.record(
+            store, None, "catalogue.import", "catalogue", 0, {"source": source, "models": len(report.imported)}
+        )
+        return report
+
+    report = _run(data_dir, action)
+    for name, why in report.skipped.items():
+        errors.print(f"Skipped '{name}': {why}", markup=False, highlight=False)
+    console.print(f"Imported {len(report.imported)} models from {source}.", markup=False, highlight=False)
+
+
+def read_reference(source: str) -> dict[str, ReferenceModel]:
+    """The records of a model reference at a path or an http(s) URL; exits with a clear message if unreadable."""
+    try:
+        if source.startswith(("http://", "https://")):
+            response = httpx.get(source, follow_redirects=True, timeout=REFERENCE_TIMEOUT_SECONDS)
+            if response.status_code >= 400:
+                raise OSError(f"HTTP {response.status_code}")
+            text: bytes = response.content
+        else:
+            text = Path(source).expanduser().read_bytes()
+        return model_reference.loads(text, source)
+    except (OSError, httpx.HTTPError) as exc:
+        errors.print(f"[red]Error:[/red] cannot read {source}: {exc}", highlight=False)
+        raise typer.Exit(code=1) from exc
+    except model_reference.ReferenceError as exc:
+        errors.print(f"[red]Error:[/red] {exc}", highlight=False)
+        raise typer.Exit(code=1) from exc
 
 
 @admin.command("remove-model")

@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -25,12 +25,14 @@ import httpx
 import typer
 import yaml
 
+from openhorde.cli.admin import read_reference
 from openhorde.cli.processes import Child, Supervisor, UpError, console, log_entries, report
 from openhorde.config import Settings
 from openhorde.domain import accounts, catalogue, roles, workers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import transfers
 from openhorde.errors import HordeError
+from openhorde.model_reference import ReferenceModel
 from openhorde.storage.store import Store
 from openhorde.worker.models.catalogue import TINY_MODEL_NAME, CatalogueError, UnknownModel, load_catalogue
 from openhorde.worker.settings import WorkerSettingsError, load_settings, read_config_file
@@ -77,6 +79,8 @@ class WorkerPlan:
     models: list[str]
     entries: list[catalogue.ModelEntry]
     config: Path | None
+    reference: str | None = None  # a model reference (path or URL): fills the catalogue, and the worker reads it
+    reference_models: dict[str, ReferenceModel] = field(default_factory=dict)
 
     @property
     def tiny_only(self) -> bool:
@@ -89,13 +93,19 @@ def default_worker_name() -> str:
     return f"{socket.gethostname() or 'openhorde'}-local"[:100]
 
 
-def plan_worker(config: Path | None) -> WorkerPlan:
-    """Read the worker's configuration (``config``, else ``./worker.yaml``, else the defaults) and catalogue."""
+def plan_worker(config: Path | None, reference: str | None = None) -> WorkerPlan:
+    """Read the worker's configuration (``config``, else ``./worker.yaml``, else the defaults), catalogue and
+    model ``reference`` (``--model-reference``, whose names it may serve; its own catalogue wins for a name)."""
     try:
         settings = load_settings(config)
-        entries = [load_catalogue(settings.catalogue).model(name) for name in settings.models]
+        local = load_catalogue(settings.catalogue)
+        reference_models = read_reference(reference) if reference is not None else {}
+        entries = [
+            local.model(name) for name in settings.models if name in local.models or name not in reference_models
+        ]
     except (WorkerSettingsError, CatalogueError, UnknownModel) as exc:
-        raise UpError(f"worker configuration: {exc}") from exc
+        hint = " (--model-reference FILE|URL serves AI Horde model reference names)" if not reference else ""
+        raise UpError(f"worker configuration: {exc}{hint if isinstance(exc, UnknownModel) else ''}") from exc
     name = settings.name if "name" in settings.model_fields_set else default_worker_name()
     server_entries = [
         catalogue.ModelEntry(
@@ -107,7 +117,7 @@ def plan_worker(config: Path | None) -> WorkerPlan:
         )
         for entry in entries
     ]
-    return WorkerPlan(name=name, models=list(settings.models), entries=server_entries, config=settings.config)
+    return WorkerPlan(name, list(settings.models), server_entries, settings.config, reference, reference_models)
 
 
 # -- the data directory: local admin, catalogue --------------------------------------------------------------
@@ -132,6 +142,8 @@ async def prepare(settings: Settings, plan: WorkerPlan) -> tuple[LocalAdmin, lis
     try:
         async with db.store() as store:
             admin = await ensure_local_admin(store, ctx, saved, plan.name, key_file)
+            if plan.reference_models:
+                await catalogue.import_models(store, plan.reference_models)
             added = await catalogue_models(store, ctx, plan.entries)
     finally:
         await db.dispose()
@@ -198,6 +210,8 @@ def write_worker_config(plan: WorkerPlan, path: Path, url: str, api_key: str) ->
     options = read_config_file(plan.config) if plan.config is not None else {}
     if plan.tiny_only:
         options.setdefault("max_power", TINY_MAX_POWER)
+    if plan.reference is not None:
+        options["model_reference"] = plan.reference
     write_private(path, yaml.safe_dump({**options, "api_key": api_key}, sort_keys=False))
     if load_settings(path, horde_url=url, name=plan.name).api_key != api_key:
         raise UpError("OPENHORDE_WORKER_API_KEY is set and would replace the local admin's key; unset it for `up`.")
@@ -349,6 +363,7 @@ DataDirOption = Annotated[
         help="Data directory: database, images, admin key, logs (env OPENHORDE_DATA_DIR; default ./horde-data)."
     ),
 ]
+ModelReferenceOption = Annotated[str | None, typer.Option(help="AI Horde model reference (path or URL) to serve.")]
 WorkerConfigOption = Annotated[
     Path | None,
     typer.Option(help="The local worker's YAML config (models, device…) (default: ./worker.yaml if it exists)."),
@@ -360,6 +375,7 @@ def up(
     port: PortOption = None,
     data_dir: DataDirOption = None,
     worker_config: WorkerConfigOption = None,
+    model_reference: ModelReferenceOption = None,
 ) -> None:
     """Run a private horde: the server and a local worker, until Ctrl-C. Prints the web UI's address."""
     started = time.monotonic()
@@ -368,7 +384,7 @@ def up(
     try:
         if worker_config is not None and not worker_config.is_file():
             raise UpError(f"--worker-config {worker_config}: no such file.")
-        plan = plan_worker(worker_config)
+        plan = plan_worker(worker_config, model_reference)
         check_port_free(settings.host, settings.port)
         with lock_data_dir(settings.data_dir):
             admin, added = asyncio.run(prepare(settings, plan))

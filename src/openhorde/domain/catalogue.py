@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from openhorde.errors import BadRequest, ModelNotFound
+from openhorde.model_reference import ReferenceModel
 from openhorde.storage.events import EVERYTHING, Change
 from openhorde.storage.repositories.catalogue import CatalogueEntry
 from openhorde.storage.store import Store
@@ -30,7 +31,9 @@ KNOWN_BASELINES = frozenset(
 
 
 ModelEntry = CatalogueEntry
-"""One catalogue entry: name, baseline, inpainting, nsfw, description."""
+"""One catalogue entry: name, baseline, inpainting, nsfw, description, showcases."""
+MAX_MODEL_NAME_CHARS = 255
+"""The longest model name the catalogue holds (its column's length)."""
 
 
 def seed_entries() -> list[ModelEntry]:
@@ -51,6 +54,48 @@ async def add_model(store: Store, entry: ModelEntry) -> ModelEntry:
     await store.catalogue.put(entry)
     _changed(store)
     return entry
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import of a model reference did: the names added or updated, and those skipped with why."""
+
+    imported: list[str]
+    skipped: dict[str, str]
+
+
+def entry_from_reference(model: ReferenceModel) -> ModelEntry:
+    """The catalogue entry for a model reference record (name, baseline, flags, description, showcases)."""
+    return ModelEntry(
+        name=model.name,
+        baseline=model.baseline,
+        inpainting=model.inpainting,
+        nsfw=model.nsfw,
+        description=model.description,
+        showcases=model.showcases,
+    )
+
+
+async def import_models(store: Store, models: dict[str, ReferenceModel]) -> ImportReport:
+    """Add or update a catalogue entry for every reference record of a known baseline (an admin action).
+
+    Records of other baselines (post-processors, future architectures) are skipped and reported; an entry
+    the reference does not list is kept, so an admin's own models survive a re-import.
+    """
+    imported: list[str] = []
+    skipped: dict[str, str] = {}
+    for name, model in models.items():
+        if model.baseline not in KNOWN_BASELINES:
+            skipped[name] = f"unknown baseline '{model.baseline}'" if model.baseline else "no baseline"
+            continue
+        if not name or len(name) > MAX_MODEL_NAME_CHARS:
+            skipped[name] = f"a model name must be 1 to {MAX_MODEL_NAME_CHARS} characters"
+            continue
+        await store.catalogue.put(entry_from_reference(model))
+        imported.append(name)
+    if imported:
+        _changed(store)
+    return ImportReport(imported, skipped)
 
 
 async def remove_model(store: Store, name: str) -> None:

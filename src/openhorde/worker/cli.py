@@ -19,8 +19,11 @@ from openhorde.worker.logs import configure_logging, log_event
 from openhorde.worker.settings import WorkerSettings, WorkerSettingsError, load_settings
 
 if TYPE_CHECKING:
-    from openhorde.worker.generation.adapters import AdapterFile, AdapterKind
-    from openhorde.worker.generation.engine import Engine
+    from openhorde.worker.generation.adapters import AdapterFile, AdapterLookup
+    from openhorde.worker.generation.engine import Capabilities, Engine
+    from openhorde.worker.models.catalogue import ModelEntry
+    from openhorde.worker.models.selection import ModelPlan
+    from openhorde.worker.models.store import ModelStore
 
 log = logging.getLogger("openhorde.worker")
 console = Console()
@@ -51,7 +54,8 @@ def worker(
     api_key: Annotated[str | None, _option("API key of the worker's owner.")] = None,
     name: Annotated[str | None, _option("Worker name, unique on the horde (default: openhorde-<hostname>).")] = None,
     model: Annotated[
-        list[str] | None, _option("Model to serve (repeatable) (default: openhorde-tiny).", "--model")
+        list[str] | None,
+        _option("Model name or selector ('top 5', 'ALL SDXL') (repeatable) (default: openhorde-tiny).", "--model"),
     ] = None,
     device: Annotated[str | None, _option("auto, cpu, cuda, cuda:N or mps (default: auto).")] = None,
     threads: Annotated[int | None, _option("Concurrent generations (default: 1).")] = None,
@@ -70,6 +74,12 @@ def worker(
     ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
+    model_reference: Annotated[
+        str | None, _option("AI Horde model reference: URL or file (default: the public stable_diffusion.json).")
+    ] = None,
+    disk_budget_gb: Annotated[
+        float | None, _option("Most GiB the model store may hold (default: the free disk).")
+    ] = None,
     safety_model: Annotated[Path | None, _option("Folder of a CLIP safety checker (enables censoring).")] = None,
     log_format: Annotated[str | None, _option("text or json (default: text).")] = None,
     log_file: Annotated[Path | None, _option("Also write the log to this file.")] = None,
@@ -93,6 +103,8 @@ def worker(
         "allow_lora": allow_lora,
         "model_store": model_store,
         "catalogue": catalogue,
+        "model_reference": model_reference,
+        "disk_budget_gb": disk_budget_gb,
         "safety_model": safety_model,
         "log_format": log_format,
         "log_file": log_file,
@@ -113,13 +125,15 @@ def run_worker(settings: WorkerSettings) -> int:
     from openhorde.worker.status import StatusDisplay, WorkerStats
 
     try:
-        engine = build_engine(settings)
+        plan = plan_models(settings)
+        settings = settings.model_copy(update={"models": plan.names})
+        engine = build_engine(settings, plan)
     except StartupError as exc:
         log_event(log, logging.ERROR, "startup_failed", str(exc))
         return 1
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    capabilities = engine.capabilities()
+    capabilities = shape_capabilities(engine.capabilities(), [plan.catalogue.model(name) for name in plan.names])
     summary = (
         f"Worker '{settings.name}' → {settings.horde_url} | models: {', '.join(settings.models)} | "
         f"device: {engine.placement.device} ({str(engine.placement.dtype).removeprefix('torch.')}) | "
@@ -148,22 +162,100 @@ def run_worker(settings: WorkerSettings) -> int:
     return 0
 
 
-def build_engine(settings: WorkerSettings) -> Engine:
+def model_store(settings: WorkerSettings) -> ModelStore:
+    """The settings' model store (its folder and disk budget)."""
+    from openhorde.worker.models.store import ModelStore
+
+    return ModelStore(settings.model_store, budget_bytes=settings.disk_budget_bytes)
+
+
+def plan_models(settings: WorkerSettings) -> ModelPlan:
+    """The models to serve: names and selectors resolved against the catalogue and the model reference.
+
+    Reads the reference only when ``models`` names something the local catalogue lacks; asks the horde for
+    its model stats only for ``top N`` and ``ALL`` selectors. Refuses (``StartupError``) an unknown name, an
+    unreadable reference without a cached copy, and files that would not fit the disk budget.
+    """
+    from openhorde.worker.models.catalogue import CatalogueError, UnknownModel, load_catalogue
+    from openhorde.worker.models.download import ModelUnavailable
+    from openhorde.worker.models.selection import plan_models as plan
+
+    try:
+        catalogue = load_catalogue(settings.catalogue)
+        reference = settings.model_reference.strip() or None
+        result = plan(settings.models, catalogue, model_store(settings), reference, lambda: horde_popularity(settings))
+    except (CatalogueError, UnknownModel, ModelUnavailable) as exc:
+        raise StartupError(str(exc).strip("'\"")) from exc
+    if result.reference is not None:
+        log_event(
+            log,
+            logging.INFO,
+            "model_reference",
+            f"Model reference {result.reference.source} ({len(result.reference.models)} models, "
+            f"fetched {result.reference.fetched_at:%Y-%m-%d %H:%M} UTC)",
+            cached=result.reference.from_cache,
+        )
+    for name, why in result.left_out.items():
+        log_event(log, logging.WARNING, "model_left_out", f"Left out {name}: {why}", model=name)
+    if not settings.nsfw:
+        # A worker that refuses NSFW requests does not serve models the reference marks as made for NSFW.
+        nsfw = [
+            name
+            for name in result.names
+            if result.catalogue.model(name).source == "reference" and result.catalogue.model(name).nsfw
+        ]
+        for name in nsfw:
+            log_event(
+                log, logging.WARNING, "model_left_out", f"Left out {name}: an NSFW model (nsfw: false)", model=name
+            )
+        result.names = [name for name in result.names if name not in nsfw]
+        if not result.names:
+            raise StartupError("Every model selected is an NSFW model, and this worker has nsfw: false.")
+    return result
+
+
+def horde_popularity(settings: WorkerSettings) -> dict[str, int]:
+    """Images requested per model on the worker's horde (for ``top N`` and the order of ``ALL``)."""
+    from openhorde.worker.horde_client import HordeClient, HordeClientError
+
+    async def ask() -> dict[str, int]:
+        async with HordeClient(settings.api_url, settings.api_key) as client:
+            return await client.model_popularity()
+
+    try:
+        return asyncio.run(ask())
+    except HordeClientError as exc:
+        raise StartupError(f"the 'top N' and 'ALL' selectors need the horde's model stats: {exc}") from exc
+
+
+def shape_capabilities(capabilities: Capabilities, entries: list[ModelEntry]) -> Capabilities:
+    """The engine's capabilities narrowed by the models' ``features_not_supported`` (model reference).
+
+    Painting and LoRAs are advertised only when at least one served model supports them: a worker of
+    only SDXL reference models that list ``inpainting`` as unsupported must not be sent inpainting jobs.
+    """
+    from dataclasses import replace
+
+    return replace(
+        capabilities,
+        painting=capabilities.painting and any(entry.supports("inpainting") for entry in entries),
+        lora=capabilities.lora and any(entry.supports("loras") for entry in entries),
+        hires_fix=capabilities.hires_fix and any(entry.supports("hires_fix") for entry in entries),
+    )
+
+
+def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Engine:
     """The engine for these settings, with the configured models checked and loaded."""
     from openhorde.worker.generation.devices import resolve_placement
     from openhorde.worker.generation.engine import Engine, GenerationFailed
     from openhorde.worker.generation.safety import SafetyChecker, build_builtin_safety_checker
-    from openhorde.worker.models.catalogue import CatalogueError, UnknownModel, load_catalogue
+    from openhorde.worker.models.civitai import Civitai
     from openhorde.worker.models.loader import load_pipeline
-    from openhorde.worker.models.store import ModelStore
 
-    try:
-        catalogue = load_catalogue(settings.catalogue)
-        for name in settings.models:
-            catalogue.model(name)
-    except (CatalogueError, UnknownModel) as exc:
-        raise StartupError(str(exc).strip("'\"")) from exc
-    store = ModelStore(settings.model_store)
+    if plan is None:
+        plan = plan_models(settings)
+    catalogue = plan.catalogue
+    store = model_store(settings)
     try:
         placement = resolve_placement(settings.device, None if settings.dtype == "auto" else settings.dtype)
     except (ValueError, RuntimeError) as exc:  # e.g. cuda asked for on a machine without it
@@ -174,21 +266,38 @@ def build_engine(settings: WorkerSettings) -> Engine:
             safety = SafetyChecker.from_pretrained(settings.safety_model, placement.device)
         except (OSError, ValueError) as exc:
             raise StartupError(f"safety_model {settings.safety_model}: cannot load it ({exc})") from exc
-    elif settings.models and all(catalogue.model(name).source == "builtin" for name in settings.models):
+    elif plan.names and all(catalogue.model(name).source == "builtin" for name in plan.names):
         # The built-in models ship their own checker, so a demo worker takes requests that ask for censoring.
         safety = build_builtin_safety_checker(placement.device)
 
     def load_model(name: str) -> Any:
         return load_pipeline(catalogue.model(name), store, engine.placement.device, engine.placement.dtype)
 
-    def resolve_adapter(kind: AdapterKind, name: str) -> AdapterFile | None:
+    # An empty civitai_url switches on-demand adapters off: then only the catalogue's LoRAs and TIs are served.
+    on_demand = (
+        Civitai(
+            store,
+            api_url=settings.civitai_url,
+            token=settings.civitai_token,
+            cache_bytes=int(settings.adapter_cache_gb * (1 << 30)),
+            nsfw=settings.nsfw,
+            baselines={name: catalogue.model(name).baseline for name in plan.names},
+        )
+        if settings.civitai_url.strip()
+        else None
+    )
+
+    def resolve_adapter(lookup: AdapterLookup) -> AdapterFile | None:
+        """The owner's catalogue first (by name), then CivitAI (by id, name or version id)."""
         from openhorde.worker.generation.adapters import AdapterFile
 
-        entry = catalogue.lora(name) if kind == "lora" else catalogue.ti(name)
-        return None if entry is None else AdapterFile(store.ensure(entry, progress=False), entry.triggers)
+        entry = catalogue.lora(lookup.name) if lookup.kind == "lora" else catalogue.ti(lookup.name)
+        if entry is not None and not lookup.is_version:
+            return AdapterFile(store.ensure(entry, progress=False), entry.triggers)
+        return on_demand(lookup) if on_demand is not None else None
 
     # Keep as many models loaded as there can be jobs in hand (as the AI Horde worker keeps one process each).
-    resident = min(len(settings.models), settings.threads + settings.queue_size)
+    resident = min(len(plan.names), settings.threads + settings.queue_size)
     engine = Engine(
         load_model,
         device=placement.device,
@@ -198,7 +307,7 @@ def build_engine(settings: WorkerSettings) -> Engine:
         nsfw_worker=settings.nsfw,
         max_loaded_models=resident,
     )
-    for name in settings.models[:resident]:
+    for name in plan.names[:resident]:
         log_event(log, logging.INFO, "loading_model", f"Loading {name}…", model=name)
         try:
             engine.preload(name)

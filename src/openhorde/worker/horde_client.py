@@ -183,6 +183,28 @@ class HordeClient:
             raise _refusal(response.status_code, body)
         return body
 
+    async def model_popularity(self) -> dict[str, int]:
+        """Images requested per model on this horde: the past month's stats, else what its queue holds.
+
+        Raises ``HordeUnavailable`` when neither answers (the worker then cannot pick its ``top N`` models).
+        """
+        stats = await self._send("GET", f"{self.api_url}/stats/img/models", deadline=None, api=False)
+        month = self._json(stats).get("month") if stats.status_code < 400 else None
+        if isinstance(month, dict) and any(isinstance(count, int) and count > 0 for count in month.values()):
+            return {str(name): int(count) for name, count in month.items() if isinstance(count, int)}
+        status = await self._send("GET", f"{self.api_url}/status/models?type=image", deadline=None, api=False)
+        if status.status_code >= 400:
+            raise HordeUnavailable(f"GET /status/models answered HTTP {status.status_code}")
+        try:
+            models = status.json()
+        except ValueError as exc:
+            raise HordeUnavailable(f"GET /status/models answered no JSON: {exc}") from exc
+        return {
+            str(model["name"]): int(model.get("jobs") or 0)
+            for model in models
+            if isinstance(model, dict) and isinstance(model.get("name"), str)
+        }
+
     async def download_image(self, source: str, timeout_s: float = DEFAULT_DOWNLOAD_SECONDS) -> bytes:
         """The bytes of a source image given as an http(s) URL (downloaded, with retries) or as base64."""
         if not source.startswith(("http://", "https://")):

@@ -26,12 +26,20 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from openhorde.model_reference import DEFAULT_REFERENCE_URL
+
 ENV_PREFIX = "OPENHORDE_WORKER_"
 DEFAULT_CONFIG_FILE = Path("worker.yaml")
 DEFAULT_HORDE_URL = "http://127.0.0.1:7001"
 ANONYMOUS_API_KEY = "0000000000"
 DEFAULT_MODELS = ("openhorde-tiny",)
 DEFAULT_MODEL_STORE = Path("./models")
+DEFAULT_CIVITAI_URL = "https://civitai.com/api/v1"
+"""CivitAI's public API, where LoRAs and textual inversions that jobs name are looked up."""
+DEFAULT_ADAPTER_CACHE_GB = 10.0
+"""GiB the LoRAs and TIs fetched on demand may take; the least recently used are deleted beyond it."""
+DEFAULT_MODEL_REFERENCE = DEFAULT_REFERENCE_URL
+"""The public AI Horde image model reference; read only when ``models`` names something the catalogue lacks."""
 DEFAULT_MAX_POWER = 8
 """8 × 8 × 64 × 64 = 512² pixels, the AI Horde worker's default."""
 MAX_POWER_PIXELS = 8 * 64 * 64
@@ -87,6 +95,11 @@ class WorkerSettings(BaseSettings):
     models: NameList = Field(default_factory=lambda: list(DEFAULT_MODELS), min_length=1)
     model_store: Path = DEFAULT_MODEL_STORE
     catalogue: Path | None = None
+    model_reference: str = DEFAULT_MODEL_REFERENCE
+    disk_budget_gb: float | None = Field(default=None, gt=0)
+    civitai_url: str = DEFAULT_CIVITAI_URL
+    civitai_token: str | None = None
+    adapter_cache_gb: float = Field(default=DEFAULT_ADAPTER_CACHE_GB, gt=0)
     max_power: int = Field(default=DEFAULT_MAX_POWER, ge=1, le=SERVER_MAX_PIXELS // MAX_POWER_PIXELS)
     max_pixels: int | None = Field(default=None, ge=64 * 64, le=SERVER_MAX_PIXELS)
     allow_img2img: bool = True
@@ -146,6 +159,11 @@ class WorkerSettings(BaseSettings):
         if self.idle_pop_max_seconds < self.idle_pop_min_seconds:
             raise ValueError("idle_pop_max_seconds must not be below idle_pop_min_seconds")
         return self
+
+    @property
+    def disk_budget_bytes(self) -> int | None:
+        """``disk_budget_gb`` in bytes (GiB), or None for no budget beyond the disk's free space."""
+        return None if self.disk_budget_gb is None else int(self.disk_budget_gb * (1 << 30))
 
     @property
     def api_url(self) -> str:

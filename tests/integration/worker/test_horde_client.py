@@ -177,3 +177,23 @@ def test_retry_delays_grow_with_jitter_and_a_cap() -> None:
         ceiling = min(8.0, 2.0**attempt)
         assert all(ceiling / 2 <= delay <= ceiling for delay in samples)
     assert len(set(delays[2])) > 1
+
+
+async def test_model_popularity_reads_the_month_stats_else_the_queue() -> None:
+    stats = {"day": {"A": 1}, "month": {"A": 40, "B": 7}, "total": {"A": 900}}
+    script = Script(httpx.Response(200, json=stats))
+    async with client(script) as horde:
+        assert await horde.model_popularity() == {"A": 40, "B": 7}
+    assert [request.url.path for request in script.requests] == ["/api/v2/stats/img/models"]
+
+    # A young horde has no stats yet: what its queue holds ranks the models instead.
+    queue = [{"name": "A", "jobs": 3, "count": 1}, {"name": "B", "jobs": 9, "count": 2}]
+    script = Script(httpx.Response(200, json={"day": {}, "month": {}, "total": {}}), httpx.Response(200, json=queue))
+    async with client(script) as horde:
+        assert await horde.model_popularity() == {"A": 3, "B": 9}
+    assert script.requests[1].url.params["type"] == "image"
+
+    script = Script(httpx.Response(404, json={"message": "no"}))
+    async with client(script) as horde:
+        with pytest.raises(HordeUnavailable, match="404"):
+            await horde.model_popularity()

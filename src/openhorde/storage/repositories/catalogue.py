@@ -24,6 +24,8 @@ class CatalogueEntry:
     inpainting: bool
     nsfw: bool
     description: str
+    showcases: tuple[str, ...] = ()
+    """Showcase image URLs (the model reference's ``showcases``)."""
 
 
 _ENTRY_COLUMNS = [_MODELS.c[field.name] for field in fields(CatalogueEntry)]
@@ -51,7 +53,9 @@ _ADD_MISSING = {True: _add_missing(sqlite), False: _add_missing(postgresql)}
 
 
 def _values(entry: CatalogueEntry) -> dict[str, Any]:
-    return {f"new_{name}": value for name, value in asdict(entry).items()}
+    values = {f"new_{name}": value for name, value in asdict(entry).items()}
+    values["new_showcases"] = list(entry.showcases)  # JSON holds lists
+    return values
 
 
 class CatalogueRepository:
@@ -69,7 +73,10 @@ class CatalogueRepository:
 
     async def every(self) -> list[CatalogueEntry]:
         """Every entry, by name."""
-        return [CatalogueEntry(**row._mapping) for row in await self._session.execute(_EVERY)]
+        return [
+            CatalogueEntry(**{**row._mapping, "showcases": tuple(row.showcases or ())})
+            for row in await self._session.execute(_EVERY)
+        ]
 
     async def put(self, entry: CatalogueEntry) -> None:
         """Add an entry, or replace the one of that name."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String, Text
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openhorde.storage.tables.base import Base
@@ -18,3 +20,5 @@ class CatalogueModel(Base):
     inpainting: Mapped[bool] = mapped_column(Boolean, default=False)
     nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
     description: Mapped[str] = mapped_column(Text, default="")
+    showcases: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    """Showcase image URLs (from the AI Horde model reference)."""

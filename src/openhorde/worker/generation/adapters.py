@@ -36,7 +36,27 @@ class AdapterFile:
     triggers: tuple[str, ...] = ()
 
 
-AdapterResolver = Callable[[AdapterKind, str], AdapterFile | None]
+@dataclass(frozen=True)
+class AdapterLookup:
+    """What a job asks a resolver for: a LoRA or TI by name (or id), for the job's model."""
+
+    kind: AdapterKind
+    name: str
+    model: str = ""
+    """The horde model the job runs on (a resolver checks the adapter's baseline against it)."""
+    is_version: bool = False
+    """``name`` is a version id (CivitAI's ``modelVersionId``) rather than a model id or name."""
+
+
+class AdapterUnusable(Exception):
+    """A resolver found the adapter but it cannot serve this job; ``value`` is the ``gen_metadata`` value."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+
+
+AdapterResolver = Callable[[AdapterLookup], AdapterFile | None]
 
 
 @dataclass
@@ -76,9 +96,12 @@ def ti_token(name: str) -> str:
 class AdapterManager:
     """The LoRAs and TIs of one loaded model (its pipelines share the modules the adapters live in)."""
 
-    def __init__(self, pipe: Any, resolver: AdapterResolver | None, max_loras: int = DEFAULT_MAX_LORAS) -> None:
+    def __init__(
+        self, pipe: Any, resolver: AdapterResolver | None, max_loras: int = DEFAULT_MAX_LORAS, model: str = ""
+    ) -> None:
         self._pipe = pipe
         self._resolver = resolver
+        self._model = model
         self._max_loras = max_loras
         self._loras: OrderedDict[str, str] = OrderedDict()  # horde name → adapter name, least recent first
         self._lora_triggers: dict[str, tuple[str, ...]] = {}
@@ -107,12 +130,12 @@ class AdapterManager:
         weights: list[dict[str, float]] = []
         triggers: list[str] = []
         for lora in loras:
-            adapter = self._lora_adapter(lora.name, result.metadata)
+            adapter = self._lora_adapter(lora, result.metadata)
             if adapter is None or adapter in names:
                 continue
             names.append(adapter)
             weights.append(self._component_weights(adapter, lora))
-            triggers.extend(pick_triggers(self._lora_triggers.get(lora.name, ()), lora.inject_trigger))
+            triggers.extend(pick_triggers(self._lora_triggers.get(_lora_key(lora), ()), lora.inject_trigger))
         if triggers:
             result.positive = ", ".join([*triggers, result.positive]) if result.positive else ", ".join(triggers)
         self._evict_loras(keep=set(names))
@@ -127,15 +150,16 @@ class AdapterManager:
         parts = [component for component, names in self._pipe.get_list_adapters().items() if adapter in names]
         return {part: lora.model if part in _DENOISERS else lora.clip for part in parts}
 
-    def _lora_adapter(self, name: str, metadata: list[Metadata]) -> str | None:
+    def _lora_adapter(self, lora: LoraSpec, metadata: list[Metadata]) -> str | None:
         """The adapter name of a loaded LoRA, loading it first if needed; None (with a note) when unavailable."""
+        name = _lora_key(lora)
         adapter = self._loras.get(name)
         if adapter is not None:
             self._loras.move_to_end(name)
             return adapter
-        found = self._resolve("lora", name)
-        if found is None:
-            metadata.append(Metadata("lora", "download_failed", name))
+        found = self._resolve(AdapterLookup("lora", lora.name, self._model, lora.is_version))
+        if not isinstance(found, AdapterFile):
+            metadata.append(Metadata("lora", found, lora.name))
             return None
         self._counter += 1
         adapter = f"lora{self._counter}"
@@ -145,7 +169,9 @@ class AdapterManager:
         except Exception as error:  # a broken or foreign-architecture file must not fail the job
             logger.warning("LoRA %s could not be loaded: %s", name, error)
             self._forget_adapter(adapter)
-            metadata.append(Metadata("lora", "baseline_mismatch" if _is_shape_error(error) else "parse_failed", name))
+            metadata.append(
+                Metadata("lora", "baseline_mismatch" if _is_shape_error(error) else "parse_failed", lora.name)
+            )
             return None
         self._loras[name] = adapter
         self._lora_triggers[name] = found.triggers
@@ -193,9 +219,9 @@ class AdapterManager:
         token = self._tis.get(name)
         if token is not None:
             return token
-        found = self._resolve("ti", name)
-        if found is None:
-            metadata.append(Metadata("ti", "download_failed", name))
+        found = self._resolve(AdapterLookup("ti", name, self._model))
+        if not isinstance(found, AdapterFile):
+            metadata.append(Metadata("ti", found, name))
             return None
         token = ti_token(name)
         try:
@@ -223,14 +249,24 @@ class AdapterManager:
                 return
         self._pipe.load_textual_inversion(str(path), token=token)
 
-    def _resolve(self, kind: AdapterKind, name: str) -> AdapterFile | None:
+    def _resolve(self, lookup: AdapterLookup) -> AdapterFile | str:
+        """The adapter's file, or the ``gen_metadata`` value saying why there is none (``download_failed``…)."""
         if self._resolver is None:
-            return None
+            return "download_failed"
         try:
-            return self._resolver(kind, name)
+            found = self._resolver(lookup)
+        except AdapterUnusable as error:
+            logger.warning("%s %s skipped: %s", lookup.kind, lookup.name, error)
+            return error.value
         except Exception as error:  # the store failing to fetch is a missing adapter, not a failed job
-            logger.warning("resolving %s %s failed: %s", kind, name, error)
-            return None
+            logger.warning("resolving %s %s failed: %s", lookup.kind, lookup.name, error)
+            return "download_failed"
+        return "download_failed" if found is None else found
+
+
+def _lora_key(lora: LoraSpec) -> str:
+    """How loaded LoRAs are remembered: a version id and a model id of the same digits are different LoRAs."""
+    return f"version:{lora.name}" if lora.is_version else lora.name
 
 
 @contextmanager

@@ -43,7 +43,7 @@ class LoadedModel:
     def create(cls, name: str, pipe: Any, resolver: AdapterResolver | None) -> LoadedModel:
         """Wrap a prepared pipeline; the scheduler it came with defines the model's noise schedule."""
         base_config = dict(pipe.scheduler.config)
-        return cls(name, pipe, AdapterManager(pipe, resolver), SchedulerCache(base_config))
+        return cls(name, pipe, AdapterManager(pipe, resolver, model=name), SchedulerCache(base_config))
 
     def img2img(self) -> Any:
         """The image-to-image pipeline on the same modules, made on first use."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 from urllib.parse import urlparse
@@ -34,7 +34,7 @@ import yaml
 
 Baseline = Literal["sd1", "sd2", "sdxl"]
 AdapterKind = Literal["lora", "ti"]
-ModelSource = Literal["builtin", "catalogue"]
+ModelSource = Literal["builtin", "catalogue", "reference"]
 
 BASELINE_ALIASES: dict[str, Baseline] = {
     "sd1": "sd1",
@@ -43,6 +43,7 @@ BASELINE_ALIASES: dict[str, Baseline] = {
     "sd2": "sd2",
     "stable diffusion 2": "sd2",
     "stable_diffusion_2_768": "sd2",
+    "stable diffusion 2 512": "sd2",
     "sdxl": "sdxl",
     "stable_diffusion_xl": "sdxl",
 }
@@ -74,6 +75,22 @@ class UnknownModel(KeyError):
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """One file of the model store and where it comes from: what ``download.fetch`` takes.
+
+    ``path`` is relative to the store (or absolute); ``sha256`` (or, when that is all a source gives, ``md5``)
+    is checked before the file is used; ``size`` (bytes), when known beforehand, lets a disk budget be checked
+    before anything is downloaded.
+    """
+
+    path: str
+    url: str | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """One model the worker can load: where its weights are and what kind of model it is."""
 
@@ -89,11 +106,30 @@ class ModelEntry:
     triggers: tuple[str, ...] = ()
     description: str = ""
     source: ModelSource = "catalogue"
+    md5: str | None = None
+    """The checkpoint's MD5, checked only when there is no ``sha256`` (older model reference entries)."""
+    size_bytes: int | None = None
+    """The download's size as the model reference states it, for disk budgets before downloading."""
+    features_not_supported: tuple[str, ...] = ()
+    """Model reference features (``hires_fix``, ``loras``, ``inpainting``, ``controlnet``) this model lacks."""
+    extra_files: tuple[RemoteFile, ...] = ()
+    """Files fetched with the checkpoint (e.g. the diffusers config a reference entry ships with it)."""
 
     @property
     def is_single_file(self) -> bool:
         """Whether ``file`` is one checkpoint file (rather than a diffusers folder)."""
         return self.file is not None and self.file.lower().endswith(CHECKPOINT_SUFFIXES)
+
+    def supports(self, feature: str) -> bool:
+        """Whether the model reference lists no lack of ``feature`` (``hires_fix``, ``loras``…) for this model."""
+        return feature not in self.features_not_supported
+
+    def files(self) -> list[RemoteFile]:
+        """Every file the model needs from the store, the checkpoint last (empty for a folder or hub model)."""
+        if not self.is_single_file or self.file is None:
+            return []
+        main = RemoteFile(self.file, self.url, self.sha256, self.md5, self.size_bytes)
+        return [*self.extra_files, main]
 
 
 @dataclass(frozen=True)
@@ -149,6 +185,10 @@ class Catalogue:
     def model_names(self) -> list[str]:
         """The names of all models, sorted."""
         return sorted(self.models)
+
+    def over(self, reference: Mapping[str, ModelEntry]) -> Catalogue:
+        """This catalogue on top of model reference entries: a local entry wins over the reference's of its name."""
+        return replace(self, models={**reference, **self.models})
 
 
 def normalise_baseline(value: str) -> Baseline:

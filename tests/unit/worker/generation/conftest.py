@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from openhorde.worker.generation.adapters import AdapterFile, AdapterKind
+from openhorde.worker.generation.adapters import AdapterFile, AdapterLookup
 from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.spec import GenerationResult, GenerationSpec
 from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
@@ -63,9 +63,9 @@ class Resolver:
         self.files: dict[tuple[str, str], AdapterFile] = {}
         self.calls: list[tuple[str, str]] = []
 
-    def __call__(self, kind: AdapterKind, name: str) -> AdapterFile | None:
-        self.calls.append((kind, name))
-        return self.files.get((kind, name))
+    def __call__(self, lookup: AdapterLookup) -> AdapterFile | None:
+        self.calls.append((lookup.kind, lookup.name))
+        return self.files.get((lookup.kind, lookup.name))
 
 
 def _load_tiny(name: str) -> Any:

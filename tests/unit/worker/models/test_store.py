@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from openhorde.worker.models import store as store_module
+from openhorde.worker.models import download as download_module
+from openhorde.worker.models import hashes as hashes_module
 from openhorde.worker.models.catalogue import AdapterEntry, ModelEntry
 from openhorde.worker.models.store import (
     ChecksumMismatch,
@@ -70,16 +71,21 @@ def url_of(server: FileServer, path: str = "/model.safetensors") -> str:
     return f"http://127.0.0.1:{server.server_address[1]}{path}"
 
 
+def files_in(folder: Path) -> list[Path]:
+    """The folder's entries but the download locks' folder (lock files stay by design)."""
+    return [path for path in folder.iterdir() if path.name != ".locks"]
+
+
 @pytest.fixture
 def count_hashing(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     hashed: list[Path] = []
-    real = store_module._hash_file
+    real = hashes_module._hash_file
 
-    def counting(path: Path) -> str:
+    def counting(path: Path, algorithm: hashes_module.Algorithm = "sha256") -> str:
         hashed.append(path)
-        return real(path)
+        return real(path, algorithm)
 
-    monkeypatch.setattr(store_module, "_hash_file", counting)
+    monkeypatch.setattr(hashes_module, "_hash_file", counting)
     return hashed
 
 
@@ -183,14 +189,14 @@ def test_a_download_with_the_wrong_hash_leaves_nothing_behind(tmp_path: Path, se
     with pytest.raises(ChecksumMismatch, match="discarded") as caught:
         ModelStore(tmp_path).ensure(lora, progress=False)
     assert caught.value.actual == PAYLOAD_SHA
-    assert list((tmp_path / "loras").iterdir()) == []
+    assert files_in(tmp_path / "loras") == []
 
 
 def test_server_errors_are_retried_with_backoff(
     tmp_path: Path, server: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(store_module.time, "sleep", sleeps.append)
+    monkeypatch.setattr(download_module.time, "sleep", sleeps.append)
     server.failures = 2
     path = ModelStore(tmp_path, retry_delay_s=1.0).ensure_file(tmp_path / "m.safetensors", url_of(server), None)
     assert path.read_bytes() == PAYLOAD
@@ -201,23 +207,23 @@ def test_server_errors_are_retried_with_backoff(
 def test_a_download_that_keeps_failing_gives_up(
     tmp_path: Path, server: FileServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module.time, "sleep", lambda _: None)
+    monkeypatch.setattr(download_module.time, "sleep", lambda _: None)
     server.failures = 10
     with pytest.raises(DownloadFailed, match=r"failed 3 times.*503"):
         ModelStore(tmp_path).ensure_file(tmp_path / "m.safetensors", url_of(server), None)
     assert server.requests == 3
-    assert list(tmp_path.iterdir()) == []
+    assert files_in(tmp_path) == []
 
 
 def test_a_client_error_is_not_retried(tmp_path: Path, server: FileServer) -> None:
     with pytest.raises(DownloadFailed, match="HTTP 404"):
         ModelStore(tmp_path).ensure_file(tmp_path / "m.safetensors", url_of(server, "/nothing"), None)
     assert server.requests == 1
-    assert list(tmp_path.iterdir()) == []
+    assert files_in(tmp_path) == []
 
 
 def test_an_unreachable_server_is_a_download_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module.time, "sleep", lambda _: None)
+    monkeypatch.setattr(download_module.time, "sleep", lambda _: None)
     httpd = FileServer(("127.0.0.1", 0), Handler)
     port = httpd.server_address[1]
     httpd.server_close()  # nothing listens on this port any more
