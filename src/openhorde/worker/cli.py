@@ -187,6 +187,19 @@ def build_engine(settings: WorkerSettings) -> Engine:
         entry = catalogue.lora(name) if kind == "lora" else catalogue.ti(name)
         return None if entry is None else AdapterFile(store.ensure(entry, progress=False), entry.triggers)
 
+    post_processors = None
+    if settings.allow_post_processing and settings.post_processors:
+        from openhorde.worker.postprocess.chain import PostProcessors
+
+        post_processors = PostProcessors.load(settings.post_processors, store.root, placement.device)
+        log_event(
+            log,
+            logging.INFO,
+            "post_processors",
+            f"Post-processors: {', '.join(post_processors.names) or 'none found'}",
+            post_processors=post_processors.names,
+        )
+
     # Keep as many models loaded as there can be jobs in hand (as the AI Horde worker keeps one process each).
     resident = min(len(settings.models), settings.threads + settings.queue_size)
     engine = Engine(
@@ -197,6 +210,7 @@ def build_engine(settings: WorkerSettings) -> Engine:
         resolve_adapter=resolve_adapter if settings.allow_lora else None,
         nsfw_worker=settings.nsfw,
         max_loaded_models=resident,
+        post_processors=post_processors,
     )
     for name in settings.models[:resident]:
         log_event(log, logging.INFO, "loading_model", f"Loading {name}…", model=name)

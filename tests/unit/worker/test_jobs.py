@@ -214,7 +214,12 @@ async def test_invalid_base64_is_a_download_failure() -> None:
         ({"cfg_scale": True}, "payload.cfg_scale=True"),
         ({"karras": "yes"}, "payload.karras='yes'"),
         ({"prompt": 12}, "payload.prompt=12"),
-        ({"post_processing": ["GFPGAN"]}, "payload.post_processing=['GFPGAN']"),
+        ({"post_processing": ["GFPGAN", "GFPGAN"]}, "payload.post_processing=['GFPGAN', 'GFPGAN']"),
+        ({"post_processing": ["RealESRGAN_x8"]}, "'RealESRGAN_x8' is not a post-processor"),
+        ({"post_processing": ["NMKD_Siax", "4x_AnimeSharp"]}, "more than one upscaler"),
+        ({"post_processing": "GFPGAN"}, "payload.post_processing='GFPGAN' is not a list"),
+        ({"post_processing_order": "random"}, "payload.post_processing_order='random'"),
+        ({"facefixer_strength": 1.5}, "payload.facefixer_strength=1.5"),
         ({"control_type": "canny"}, "payload.control_type='canny'"),
         ({"loras": [{"model": 1}]}, "payload.loras[0].name=None"),
         ({"tis": [{"name": "x", "inject_ti": "middle"}]}, "payload.tis[0].inject_ti='middle'"),
@@ -224,6 +229,30 @@ async def test_bad_fields_fault_the_job_naming_field_and_value(payload: dict[str
     job = await parse_pop(answer(payload={"prompt": "x", **payload}), no_fetch)
     assert job.spec is None
     assert job.fault is not None and named in job.fault
+
+
+async def test_post_processing_fields_reach_the_spec() -> None:
+    payload = {
+        "prompt": "x",
+        "post_processing": ["strip_background", "RealESRGAN_x2plus", "CodeFormers"],
+        "post_processing_order": "custom",
+        "facefixer_strength": 0.25,
+    }
+    job = await parse_pop(answer(payload=payload), no_fetch)
+    assert job.spec is not None
+    assert job.spec.post_processing == ("strip_background", "RealESRGAN_x2plus", "CodeFormers")
+    assert job.spec.post_processing_order == "custom"
+    assert job.spec.facefixer_strength == 0.25
+
+
+async def test_post_processing_defaults() -> None:
+    job = await parse_pop(answer(payload={"prompt": "x"}), no_fetch)
+    assert job.spec is not None
+    assert (job.spec.post_processing, job.spec.post_processing_order, job.spec.facefixer_strength) == (
+        (),
+        "facefixers_first",
+        1.0,
+    )
 
 
 async def test_missing_model_or_payload_faults_the_job() -> None:
