@@ -108,7 +108,8 @@ class RetryPolicy:
 
 @dataclass
 class PopRequest:
-    """The body of ``POST /generate/pop`` (AI Horde field names, plus OpenHorde's ``can_censor_nsfw``)."""
+    """The body of ``POST /generate/pop`` (AI Horde field names, plus OpenHorde's ``can_censor_nsfw`` and
+    ``post_processors``)."""
 
     name: str
     models: list[str]
@@ -121,6 +122,8 @@ class PopRequest:
     allow_img2img: bool = True
     allow_painting: bool = True
     allow_post_processing: bool = False
+    post_processors: list[str] | None = None
+    """The post-processors this worker has (an OpenHorde extension; other hordes ignore it)."""
     allow_controlnet: bool = False
     allow_lora: bool = False
     require_upfront_kudos: bool = False

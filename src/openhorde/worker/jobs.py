@@ -91,6 +91,7 @@ class Job:
 def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = None) -> PopRequest:
     """The pop body: the owner's settings, narrowed to what the engine can do (when its capabilities are given)."""
     caps = capabilities
+    post_processing = settings.allow_post_processing and (caps is None or caps.post_processing)
     return PopRequest(
         name=settings.name,
         models=list(settings.models),
@@ -102,7 +103,8 @@ def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = No
         max_pixels=settings.resolved_max_pixels,
         allow_img2img=settings.allow_img2img and (caps is None or caps.img2img),
         allow_painting=settings.allow_painting and (caps is None or caps.painting),
-        allow_post_processing=settings.allow_post_processing and (caps is None or caps.post_processing),
+        allow_post_processing=post_processing,
+        post_processors=list(caps.post_processors) if post_processing and caps is not None else None,
         allow_controlnet=False,
         allow_lora=settings.allow_lora and (caps is None or caps.lora),
         require_upfront_kudos=settings.require_upfront_kudos,

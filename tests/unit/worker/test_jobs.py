@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from openhorde.domain.queue.seeds import parse_seed as server_parse_seed
+from openhorde.worker.generation.engine import Capabilities
 from openhorde.worker.generation.spec import split_prompt
 from openhorde.worker.horde_client import HordeClient, SourceUnavailable
 from openhorde.worker.jobs import DEFAULT_TTL_SECONDS, parse_pop, parse_seed, pop_request
@@ -278,3 +279,17 @@ def test_pop_request_follows_settings_and_capabilities() -> None:
     body = pop_request(settings, limited).to_wire()  # type: ignore[arg-type]
     assert body["allow_img2img"] is False and body["allow_lora"] is False and body["allow_painting"] is True
     assert body["can_censor_nsfw"] is True
+
+
+def test_the_pop_advertises_post_processing_only_with_some_loaded_and_lists_them() -> None:
+    settings = WorkerSettings(name="w1", models=["m"], allow_post_processing=True, post_processors=["GFPGAN"])
+    with_some = Capabilities(post_processing=True, post_processors=("GFPGAN", "strip_background"))
+    body = pop_request(settings, with_some).to_wire()
+    assert body["allow_post_processing"] is True
+    assert body["post_processors"] == ["GFPGAN", "strip_background"]
+
+    none_loaded = pop_request(settings, Capabilities()).to_wire()
+    assert none_loaded["allow_post_processing"] is False and none_loaded["post_processors"] is None
+
+    owner_said_no = pop_request(WorkerSettings(name="w1", models=["m"]), with_some).to_wire()
+    assert owner_said_no["allow_post_processing"] is False and owner_said_no["post_processors"] is None

@@ -51,6 +51,8 @@ class Capabilities:
     lora: bool = False
     textual_inversion: bool = False
     post_processing: bool = False
+    post_processors: tuple[str, ...] = ()
+    """The post-processors loaded (AI Horde names); the pop lists them so the horde sends only those."""
     controlnet: bool = False
     can_censor: bool = False
     tiling: bool = True
@@ -127,6 +129,7 @@ class Engine:
             textual_inversion=adapters,
             can_censor=self._safety is not None,
             post_processing=bool(self.post_processor_names()),
+            post_processors=tuple(self.post_processor_names()),
         )
 
     def post_processor_names(self) -> list[str]:
