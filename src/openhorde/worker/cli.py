@@ -68,6 +68,19 @@ def worker(
     allow_lora: Annotated[
         bool | None, _option("Accept LoRA jobs (default: no).", "--allow-lora/--no-allow-lora")
     ] = None,
+    allow_post_processing: Annotated[
+        bool | None,
+        _option(
+            "Accept upscaling/face fixing/background removal (default: no).",
+            "--allow-post-processing/--no-allow-post-processing",
+        ),
+    ] = None,
+    post_processor: Annotated[
+        list[str] | None,
+        _option(
+            "Post-processor to load from the model store (repeatable), e.g. RealESRGAN_x4plus.", "--post-processor"
+        ),
+    ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
     safety_model: Annotated[Path | None, _option("Folder of a CLIP safety checker (enables censoring).")] = None,
@@ -91,6 +104,8 @@ def worker(
         "allow_img2img": allow_img2img,
         "allow_painting": allow_painting,
         "allow_lora": allow_lora,
+        "allow_post_processing": allow_post_processing,
+        "post_processors": post_processor or None,
         "model_store": model_store,
         "catalogue": catalogue,
         "safety_model": safety_model,
@@ -125,7 +140,8 @@ def run_worker(settings: WorkerSettings) -> int:
         f"device: {engine.placement.device} ({str(engine.placement.dtype).removeprefix('torch.')}) | "
         f"img2img {capabilities.img2img and settings.allow_img2img}, "
         f"painting {capabilities.painting and settings.allow_painting}, "
-        f"lora {capabilities.lora and settings.allow_lora}, censoring {capabilities.can_censor}"
+        f"lora {capabilities.lora and settings.allow_lora}, censoring {capabilities.can_censor}, "
+        f"post-processing {', '.join(capabilities.post_processors) or 'none'}"
     )
     log_event(log, logging.INFO, "started", summary)
 
