@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -81,6 +82,10 @@ def worker(
             "Post-processor to load from the model store (repeatable), e.g. RealESRGAN_x4plus.", "--post-processor"
         ),
     ] = None,
+    alchemist: Annotated[
+        bool | None,
+        _option("Serve alchemy's post-processing forms instead of images (default: no).", "--alchemist/--no-alchemist"),
+    ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
     safety_model: Annotated[Path | None, _option("Folder of a CLIP safety checker (enables censoring).")] = None,
@@ -106,6 +111,7 @@ def worker(
         "allow_lora": allow_lora,
         "allow_post_processing": allow_post_processing,
         "post_processors": post_processor or None,
+        "alchemist": alchemist,
         "model_store": model_store,
         "catalogue": catalogue,
         "safety_model": safety_model,
@@ -118,7 +124,41 @@ def worker(
         errors.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(code=EXIT_CONFIG) from exc
     configure_logging(settings.log_format, settings.log_file)
-    raise typer.Exit(code=run_worker(settings))
+    raise typer.Exit(code=run_alchemist(settings) if settings.alchemist else run_worker(settings))
+
+
+def run_alchemist(settings: WorkerSettings) -> int:
+    """Load the post-processors and serve alchemy's post-processing forms until stopped; the exit code."""
+    from openhorde.worker.alchemist import Alchemist
+    from openhorde.worker.generation.devices import resolve_placement
+    from openhorde.worker.horde_client import HordeClient
+    from openhorde.worker.postprocess.chain import PostProcessors
+    from openhorde.worker.runner import WorkerStopped
+
+    try:
+        device = resolve_placement(settings.device, None).device
+    except (ValueError, RuntimeError) as exc:
+        log_event(log, logging.ERROR, "startup_failed", f"device {settings.device}: {exc}")
+        return 1
+    loaded = PostProcessors.load(settings.post_processors, settings.model_store.expanduser(), device)
+    summary = f"Alchemist '{settings.name}' → {settings.horde_url} | forms: {', '.join(loaded.names) or 'none'}"
+    log_event(log, logging.INFO, "started", summary)
+
+    async def main() -> None:
+        async with HordeClient(settings.api_url, settings.api_key) as client:
+            alchemist = Alchemist(settings, loaded, client)
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGINT, alchemist.request_stop)
+            loop.add_signal_handler(signal.SIGTERM, alchemist.request_stop)
+            await alchemist.run()
+            log_event(log, logging.INFO, "stopped", f"Stopped: {alchemist.served} forms done, {alchemist.faulted} not")
+
+    try:
+        asyncio.run(main())
+    except WorkerStopped as exc:
+        log_event(log, logging.ERROR, "stopped", str(exc))
+        return 1
+    return 0
 
 
 def run_worker(settings: WorkerSettings) -> int:

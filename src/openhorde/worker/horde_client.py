@@ -240,6 +240,30 @@ class HordeClient:
             raise _refusal(response.status_code, answer, job=True)
         return float(answer.get("reward", 0.0))
 
+    async def interrogation_pop(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Ask for alchemy forms once (``POST /interrogate/pop``); ``forms`` is empty when there are none."""
+        response = await self._send("POST", f"{self.api_url}/interrogate/pop", deadline=None, api=True, json=body)
+        answer = self._json(response)
+        if response.status_code >= 400:
+            raise _refusal(response.status_code, answer)
+        return answer
+
+    async def interrogation_submit(
+        self, form_id: str, *, result: Mapping[str, Any] | None, state: str, deadline: float
+    ) -> float:
+        """Hand in one form's result (``POST /interrogate/submit``); returns the reward in kudos.
+
+        Raises ``JobGone`` when the horde no longer wants it, ``HordeRefused`` on any other refusal.
+        """
+        body = {"id": form_id, "result": dict(result) if result is not None else None, "state": state}
+        response = await self._send(
+            "POST", f"{self.api_url}/interrogate/submit", deadline=deadline, api=True, json=body
+        )
+        answer = self._json(response)
+        if response.status_code >= 400:
+            raise _refusal(response.status_code, answer, job=True)
+        return float(answer.get("reward", 0.0))
+
     async def _send(self, method: str, url: str, *, deadline: float | None, api: bool, **kwargs: Any) -> httpx.Response:
         """One request, retried on transient trouble until ``deadline`` (``None``: a single try)."""
         attempt = 0

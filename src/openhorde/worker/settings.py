@@ -95,6 +95,8 @@ class WorkerSettings(BaseSettings):
     allow_painting: bool = True
     allow_lora: bool = False
     allow_post_processing: bool = False
+    alchemist: bool = False
+    """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""
     post_processors: NameList = Field(default_factory=list)
     """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``."""
     nsfw: bool = True

@@ -1,0 +1,139 @@
+"""The alchemist: serves the post-processing forms of ``/interrogate`` (upscaling, face fixing, background removal
+of an image a client sends) with the post-processors the worker has loaded.
+
+One form at a time: pop, download the source, post-process in a thread, upload the WebP to the form's
+``r2_upload`` URL (or send it inline when there is none), submit ``{name: "R2"}``. A form that cannot be done
+(an unreadable source, a failure in the model) is submitted as ``faulted`` so the horde re-queues it at once.
+Captioning, interrogation and NSFW forms are not served yet (issue 16, part 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+import random
+import time
+from typing import Any
+
+from PIL import Image
+
+from openhorde.worker.horde_client import (
+    AuthenticationFailed,
+    HordeClient,
+    HordeClientError,
+    JobGone,
+    bridge_agent,
+)
+from openhorde.worker.postprocess.chain import PostProcessors
+from openhorde.worker.runner import WorkerStopped, encode_webp
+from openhorde.worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+FORM_LEASE_SECONDS = 3 * 60
+"""The horde takes a popped form back after this long (the AI Horde's form TTL)."""
+
+
+class Alchemist:
+    """Pops post-processing forms and serves them until stopped (``max_forms`` bounds it for tests)."""
+
+    def __init__(self, settings: WorkerSettings, post_processors: PostProcessors, client: HordeClient) -> None:
+        self.settings = settings
+        self.post_processors = post_processors
+        self.client = client
+        self.served = 0
+        self.faulted = 0
+        self._stopping = asyncio.Event()
+
+    def pop_body(self) -> dict[str, Any]:
+        """The ``/interrogate/pop`` body: this worker's name and the forms it offers (its loaded post-processors)."""
+        return {
+            "name": self.settings.name,
+            "forms": self.post_processors.names,
+            "priority_usernames": list(self.settings.priority_usernames),
+            "amount": 1,
+            "threads": 1,
+            "bridge_agent": bridge_agent(),
+        }
+
+    def request_stop(self) -> None:
+        """Finish the form in hand, then stop."""
+        self._stopping.set()
+
+    async def run(self, max_forms: int | None = None) -> None:
+        """Serve forms until stopped or ``max_forms`` were handled; raises ``WorkerStopped`` on a fatal refusal."""
+        if not self.post_processors.names:
+            raise WorkerStopped("the alchemist has no post-processor loaded: set post_processors and their files")
+        while not self._stopping.is_set() and (max_forms is None or self.served + self.faulted < max_forms):
+            try:
+                answer = await self.client.interrogation_pop(self.pop_body())
+            except AuthenticationFailed as exc:
+                raise WorkerStopped(f"the horde refuses this worker: {exc}") from exc
+            except HordeClientError as exc:
+                log.warning("Alchemy pop failed: %s", exc)
+                await self._sleep(self.settings.error_backoff_seconds)
+                continue
+            forms = answer.get("forms") or []
+            if not forms:
+                wait = random.uniform(self.settings.idle_pop_min_seconds, self.settings.idle_pop_max_seconds)
+                await self._sleep(wait)
+                continue
+            for form in forms:
+                await self._serve(form)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _serve(self, form: dict[str, Any]) -> None:
+        """One form: post-process its source, deliver the image, submit; a failure is submitted as faulted."""
+        deadline = time.monotonic() + FORM_LEASE_SECONDS
+        form_id, name = str(form.get("id")), str(form.get("form"))
+        try:
+            webp = await self._process(form, name)
+            result = await self._deliver(form, name, webp, deadline)
+        except JobGone as exc:
+            log.warning("Form %s (%s) is no longer ours: %s", form_id, name, exc)
+            self.faulted += 1
+            return
+        except Exception as exc:  # a broken source, model or upload: hand the form back for another alchemist
+            log.warning("Form %s (%s) failed: %s: %s", form_id, name, type(exc).__name__, exc)
+            await self._submit(form_id, None, "faulted", deadline)
+            self.faulted += 1
+            return
+        await self._submit(form_id, result, "ok", deadline)
+        self.served += 1
+
+    async def _process(self, form: dict[str, Any], name: str) -> bytes:
+        """The source image post-processed, as WebP bytes."""
+        raw = await self.client.download_image(str(form.get("source_image") or ""))
+        payload = form.get("payload") or {}
+        strength = float(payload.get("facefixer_strength", 1.0)) if isinstance(payload, dict) else 1.0
+
+        def work() -> bytes:
+            with Image.open(io.BytesIO(raw)) as opened:
+                opened.load()
+                image = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
+            processed = self.post_processors.apply(image, [name], "custom", strength)
+            return encode_webp(processed)
+
+        return await asyncio.to_thread(work)
+
+    async def _deliver(self, form: dict[str, Any], name: str, webp: bytes, deadline: float) -> dict[str, str]:
+        """Upload to the form's ``r2_upload`` and answer ``R2``; without one, the image goes inline as base64."""
+        upload = form.get("r2_upload")
+        if upload:
+            await self.client.upload(str(upload), webp, deadline=deadline)
+            return {name: "R2"}
+        return {name: base64.b64encode(webp).decode("ascii")}
+
+    async def _submit(self, form_id: str, result: dict[str, str] | None, state: str, deadline: float) -> None:
+        try:
+            reward = await self.client.interrogation_submit(form_id, result=result, state=state, deadline=deadline)
+        except HordeClientError as exc:
+            log.warning("Submitting form %s failed: %s", form_id, exc)
+            return
+        log.info("Form %s %s (%.2f kudos)", form_id, state, reward)
