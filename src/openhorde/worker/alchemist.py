@@ -1,10 +1,12 @@
 """The alchemist: serves the post-processing forms of ``/interrogate`` (upscaling, face fixing, background removal
-of an image a client sends) with the post-processors the worker has loaded.
+of an image a client sends) with the post-processors the worker has loaded, and the ``nsfw`` form with the
+safety checker when it has one.
 
 One form at a time: pop, download the source, post-process in a thread, upload the WebP to the form's
-``r2_upload`` URL (or send it inline when there is none), submit ``{name: "R2"}``. A form that cannot be done
-(an unreadable source, a failure in the model) is submitted as ``faulted`` so the horde re-queues it at once.
-Captioning, interrogation and NSFW forms are not served yet (issue 16, part 3).
+``r2_upload`` URL (or send it inline when there is none), submit ``{name: "R2"}`` (``{"nsfw": flag}`` for the
+NSFW form). A form that cannot be done (an unreadable source, a failure in the model) is submitted as
+``faulted`` so the horde re-queues it at once. Captioning and interrogation forms are not served yet (issue 16,
+part 3).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import io
 import logging
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -31,7 +33,11 @@ from openhorde.worker.postprocess.chain import PostProcessors
 from openhorde.worker.runner import WorkerStopped, encode_webp
 from openhorde.worker.settings import WorkerSettings
 
+if TYPE_CHECKING:
+    from openhorde.worker.generation.safety import SafetyChecker
+
 log = logging.getLogger(__name__)
+NSFW_FORM = "nsfw"
 
 FORM_LEASE_SECONDS = 3 * 60
 """The horde takes a popped form back after this long (the AI Horde's form TTL)."""
@@ -40,19 +46,31 @@ FORM_LEASE_SECONDS = 3 * 60
 class Alchemist:
     """Pops post-processing forms and serves them until stopped (``max_forms`` bounds it for tests)."""
 
-    def __init__(self, settings: WorkerSettings, post_processors: PostProcessors, client: HordeClient) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        post_processors: PostProcessors,
+        client: HordeClient,
+        safety: SafetyChecker | None = None,
+    ) -> None:
         self.settings = settings
         self.post_processors = post_processors
         self.client = client
+        self.safety = safety
         self.served = 0
         self.faulted = 0
         self._stopping = asyncio.Event()
 
+    @property
+    def forms(self) -> list[str]:
+        """The forms this alchemist serves: its loaded post-processors, and ``nsfw`` with a safety checker."""
+        return self.post_processors.names + ([NSFW_FORM] if self.safety is not None else [])
+
     def pop_body(self) -> dict[str, Any]:
-        """The ``/interrogate/pop`` body: this worker's name and the forms it offers (its loaded post-processors)."""
+        """The ``/interrogate/pop`` body: this worker's name and the forms it offers."""
         return {
             "name": self.settings.name,
-            "forms": self.post_processors.names,
+            "forms": self.forms,
             "priority_usernames": list(self.settings.priority_usernames),
             "amount": 1,
             "threads": 1,
@@ -65,8 +83,10 @@ class Alchemist:
 
     async def run(self, max_forms: int | None = None) -> None:
         """Serve forms until stopped or ``max_forms`` were handled; raises ``WorkerStopped`` on a fatal refusal."""
-        if not self.post_processors.names:
-            raise WorkerStopped("the alchemist has no post-processor loaded: set post_processors and their files")
+        if not self.forms:
+            raise WorkerStopped(
+                "the alchemist has no form to serve: set post_processors (with their files) or safety_model"
+            )
         while not self._stopping.is_set() and (max_forms is None or self.served + self.faulted < max_forms):
             try:
                 answer = await self.client.interrogation_pop(self.pop_body())
@@ -93,8 +113,11 @@ class Alchemist:
         deadline = time.monotonic() + FORM_LEASE_SECONDS
         form_id, name = str(form.get("id")), str(form.get("form"))
         try:
-            webp = await self._process(form, name)
-            result = await self._deliver(form, name, webp, deadline)
+            if name == NSFW_FORM:
+                result: dict[str, Any] = await self._nsfw(form)
+            else:
+                webp = await self._process(form, name)
+                result = await self._deliver(form, name, webp, deadline)
         except JobGone as exc:
             log.warning("Form %s (%s) is no longer ours: %s", form_id, name, exc)
             self.faulted += 1
@@ -106,6 +129,19 @@ class Alchemist:
             return
         await self._submit(form_id, result, "ok", deadline)
         self.served += 1
+
+    async def _nsfw(self, form: dict[str, Any]) -> dict[str, Any]:
+        """The safety checker's verdict on the source: ``{"nsfw": true}`` when it flags it."""
+        assert self.safety is not None
+        safety = self.safety
+        raw = await self.client.download_image(str(form.get("source_image") or ""))
+
+        def work() -> bool:
+            with Image.open(io.BytesIO(raw)) as opened:
+                opened.load()
+                return safety.check([opened.convert("RGB")])[0]
+
+        return {NSFW_FORM: await asyncio.to_thread(work)}
 
     async def _process(self, form: dict[str, Any], name: str) -> bytes:
         """The source image post-processed, as WebP bytes."""
@@ -130,7 +166,7 @@ class Alchemist:
             return {name: "R2"}
         return {name: base64.b64encode(webp).decode("ascii")}
 
-    async def _submit(self, form_id: str, result: dict[str, str] | None, state: str, deadline: float) -> None:
+    async def _submit(self, form_id: str, result: dict[str, Any] | None, state: str, deadline: float) -> None:
         try:
             reward = await self.client.interrogation_submit(form_id, result=result, state=state, deadline=deadline)
         except HordeClientError as exc:

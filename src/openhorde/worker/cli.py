@@ -141,12 +141,21 @@ def run_alchemist(settings: WorkerSettings) -> int:
         log_event(log, logging.ERROR, "startup_failed", f"device {settings.device}: {exc}")
         return 1
     loaded = PostProcessors.load(settings.post_processors, settings.model_store.expanduser(), device)
-    summary = f"Alchemist '{settings.name}' → {settings.horde_url} | forms: {', '.join(loaded.names) or 'none'}"
-    log_event(log, logging.INFO, "started", summary)
+    safety = None
+    if settings.safety_model is not None:
+        from openhorde.worker.generation.safety import SafetyChecker
+
+        try:
+            safety = SafetyChecker.from_pretrained(settings.safety_model, device)
+        except (OSError, ValueError) as exc:
+            log_event(log, logging.ERROR, "startup_failed", f"safety_model {settings.safety_model}: {exc}")
+            return 1
 
     async def main() -> None:
         async with HordeClient(settings.api_url, settings.api_key) as client:
-            alchemist = Alchemist(settings, loaded, client)
+            alchemist = Alchemist(settings, loaded, client, safety)
+            summary = f"Alchemist '{settings.name}' → {settings.horde_url} | forms: {', '.join(alchemist.forms)}"
+            log_event(log, logging.INFO, "started", summary)
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGINT, alchemist.request_stop)
             loop.add_signal_handler(signal.SIGTERM, alchemist.request_stop)

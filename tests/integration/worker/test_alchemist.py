@@ -98,9 +98,27 @@ async def test_a_source_that_does_not_decode_faults_the_form(horde: Horde, upsca
     assert form["state"] != "done" and "result" not in form
 
 
+@pytest.mark.parametrize("flag_everything", [True, False])
+async def test_the_nsfw_form_is_the_safety_checkers_verdict(horde: Horde, flag_everything: bool) -> None:
+    from openhorde.worker.generation.safety import build_tiny_safety_checker
+
+    requester, owner = await horde.register("requester"), await horde.register("owner")
+    interrogation = await interrogate(horde, requester, "nsfw")
+    settings = settings_for(horde, owner)
+    checker = build_tiny_safety_checker(flag_everything=flag_everything)
+    async with HordeClient(settings.api_url, settings.api_key, retry=FAST_RETRY) as client:
+        alchemist = Alchemist(settings, PostProcessors(), client, checker)
+        assert alchemist.pop_body()["forms"] == ["nsfw"]
+        await alchemist.run(max_forms=1)
+
+    done = (await horde.client.get(f"/api/v2/interrogate/status/{interrogation}")).json()
+    assert done["state"] == "done"
+    assert done["forms"][0]["result"] == {"nsfw": flag_everything}
+
+
 async def test_an_alchemist_without_post_processors_refuses_to_start(horde: Horde) -> None:
     owner = await horde.register("owner")
     settings = settings_for(horde, owner)
     async with HordeClient(settings.api_url, settings.api_key) as client:
-        with pytest.raises(WorkerStopped, match="no post-processor"):
+        with pytest.raises(WorkerStopped, match="no form to serve"):
             await Alchemist(settings, PostProcessors(), client).run(max_forms=1)
