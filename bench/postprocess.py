@@ -15,8 +15,9 @@ import argparse
 import json
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 from PIL import Image
@@ -47,7 +48,7 @@ def _build_files(folder: Path) -> dict[str, Path]:
     }
 
 
-def _timed(device: torch.device, run: Any) -> tuple[float, float | None]:
+def _timed(device: torch.device, run: Callable[[], object]) -> tuple[float, float | None]:
     """Seconds of one call, and the peak GPU memory it reached in GiB (None off CUDA)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -72,16 +73,11 @@ def main() -> None:
     figures: dict[str, dict[str, float | None]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, path in _build_files(Path(folder)).items():
+            run: Callable[[], object]
             if name.startswith("RealESRGAN"):
-                upscaler = Upscaler.load(name, path, device)
-
-                def run(upscaler: Upscaler = upscaler) -> None:
-                    upscaler(image)
+                run = partial(Upscaler.load(name, path, device), image)
             else:
-                fixer = FaceFixer.load(name, path, device)
-
-                def run(fixer: FaceFixer = fixer) -> None:
-                    fixer.restore(image, [face], 0.5)
+                run = partial(FaceFixer.load(name, path, device).restore, image, [face], 0.5)
 
             run()  # warm-up: kernels, allocator
             timings = [_timed(device, run) for _ in range(args.repeat)]
