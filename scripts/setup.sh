@@ -16,6 +16,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "==> installing openhorde and its dependencies into .venv"
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e '.[dev,worker]'
+    # The "spandrel" extra without its torchvision requirement (pyproject.toml says why); same pins as there.
+    .venv/bin/python -m pip install --quiet --no-deps 'spandrel==0.4.2' 'spandrel-extra-arches==0.2.0'
     echo "$wanted" > "$stamp"
 fi
 # Single-file checkpoints carry no tokenizer: the worker builds CLIP's from this merge list (fetched once).

@@ -313,6 +313,30 @@ def test_a_job_with_an_unsupported_feature_never_reaches_the_worker(horde_factor
         horde.client.delete(f"/generate/status/{request_id}")
 
 
+def test_post_processing_is_served_only_with_the_post_processors_the_worker_has(
+    horde_factory: Callable[..., Horde], setup: Setup
+) -> None:
+    """A worker without post-processing never gets such a job: test_a_job_with_an_unsupported_feature_…"""
+    from tests.unit.worker.postprocess import weights
+
+    # A Real-ESRGAN ×2 file in the model reference's layout, under its file name, small enough to run at once.
+    weights.write_pth(setup.store / "RealESRGAN_x2plus.pth", weights.realesrgan_state(2), wrap="params_ema")
+    horde = horde_factory()
+    # GFPGAN's file is not in the store: the worker loads only the upscaler and lists only it in its pops.
+    horde.start_worker(
+        "upscaler", "--allow-post-processing", "--post-processor", "RealESRGAN_x2plus", "--post-processor", "GFPGAN"
+    )
+    face = horde.generate("a face", params={**SMALL, "post_processing": ["GFPGAN"]})
+    upscaled = horde.generate("upscaled", params={**SMALL, "n": 2, "post_processing": ["RealESRGAN_x2plus"]})
+    status = horde.wait_done(upscaled)
+    assert [g["worker_name"] for g in status["generations"]] == ["upscaler", "upscaler"]
+    assert [image.size for image in horde.images(status)] == [(128, 128), (128, 128)]
+    time.sleep(1.5)  # several more pops
+    check = horde.client.get(f"/generate/check/{face}").json()
+    assert (check["waiting"], check["processing"], check["finished"], check["faulted"]) == (1, 0, 0, False)
+    horde.client.delete(f"/generate/status/{face}")
+
+
 def test_a_worker_with_a_safety_model_censors_what_it_flags(
     horde_factory: Callable[..., Horde], tmp_path: Path
 ) -> None:

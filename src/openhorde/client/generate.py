@@ -12,7 +12,10 @@ from rich.progress import Progress as ProgressBar
 
 from openhorde.client.exit_codes import ExitCode
 from openhorde.client.payload import (
+    FACE_FIXERS,
     NEGATIVE_SEPARATOR,
+    STRIP_BACKGROUND,
+    UPSCALERS,
     ImageRequest,
     InputFileError,
     LoraChoice,
@@ -82,6 +85,21 @@ def generate(
     outpaint: Annotated[bool, typer.Option("--outpaint", help="Outpaint the source image.")] = False,
     nsfw: Annotated[bool, typer.Option("--nsfw", help="Allow NSFW results.")] = False,
     censor_nsfw: Annotated[bool, typer.Option("--censor-nsfw", help="Ask workers to censor NSFW results.")] = False,
+    upscale: Annotated[
+        str | None,
+        typer.Option(help=f"Upscale each image: {', '.join(UPSCALERS)}.", metavar="NAME", show_default=False),
+    ] = None,
+    facefix: Annotated[
+        str | None,
+        typer.Option(help=f"Fix faces: {', '.join(FACE_FIXERS)}.", metavar="NAME", show_default=False),
+    ] = None,
+    facefix_strength: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="How strongly --facefix changes faces (default 1).", show_default=False),
+    ] = None,
+    strip_background: Annotated[
+        bool, typer.Option("--strip-background", help="Make the background transparent.")
+    ] = False,
     out: Annotated[
         Path, typer.Option(file_okay=False, help="Folder for the images and their .json.")
     ] = DEFAULT_OUT_DIR,
@@ -113,6 +131,8 @@ def generate(
         denoising_strength=denoise,
         nsfw=nsfw,
         censor_nsfw=censor_nsfw,
+        post_processing=_post_processing(upscale, facefix, strip_background),
+        facefixer_strength=_facefix_strength(facefix, facefix_strength),
         **_source(source_image, mask, denoise, inpaint, outpaint),
     )
     with exit_codes(), HordeClient(url, api_key) as client:
@@ -126,6 +146,22 @@ def _negative(prompt: str, negative: str) -> str:
             param_hint="--negative",
         )
     return negative
+
+
+def _post_processing(upscale: str | None, facefix: str | None, strip_background: bool) -> tuple[str, ...]:
+    """The ``post_processing`` names; at most one upscaler and one face fixer, as the options allow."""
+    if upscale is not None and upscale not in UPSCALERS:
+        raise typer.BadParameter(f"'{upscale}' is not one of {', '.join(UPSCALERS)}", param_hint="--upscale")
+    if facefix is not None and facefix not in FACE_FIXERS:
+        raise typer.BadParameter(f"'{facefix}' is not one of {', '.join(FACE_FIXERS)}", param_hint="--facefix")
+    names = [name for name in (facefix, upscale) if name is not None]
+    return (*names, STRIP_BACKGROUND) if strip_background else tuple(names)
+
+
+def _facefix_strength(facefix: str | None, strength: float | None) -> float | None:
+    if strength is not None and facefix is None:
+        raise typer.BadParameter("needs --facefix", param_hint="--facefix-strength")
+    return strength
 
 
 def _loras(texts: list[str]) -> tuple[LoraChoice, ...]:

@@ -22,6 +22,9 @@ LORA_STRENGTH_LIMIT = 5.0
 SOURCE_WEBP_QUALITY = 95
 
 SourceProcessing = Literal["img2img", "inpainting", "outpainting"]
+UPSCALERS = ("RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp")
+FACE_FIXERS = ("GFPGAN", "CodeFormers")
+STRIP_BACKGROUND = "strip_background"
 
 
 class InputFileError(ValueError):
@@ -117,6 +120,9 @@ class ImageRequest:
     source_processing: SourceProcessing = "img2img"
     nsfw: bool = False
     censor_nsfw: bool = False
+    post_processing: tuple[str, ...] = ()
+    """Post-processor names, run by the worker in the horde's default order (face fixers, then upscaling)."""
+    facefixer_strength: float | None = None
 
     @property
     def full_prompt(self) -> str:
@@ -140,6 +146,10 @@ class ImageRequest:
             params["loras"] = [lora.to_wire() for lora in self.loras]
         if self.denoising_strength is not None:
             params["denoising_strength"] = self.denoising_strength
+        if self.post_processing:
+            params["post_processing"] = list(self.post_processing)
+        if self.facefixer_strength is not None:
+            params["facefixer_strength"] = self.facefixer_strength
         return params
 
     def to_wire(self) -> dict[str, Any]:

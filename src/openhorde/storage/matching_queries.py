@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -89,6 +90,10 @@ class WorkerSide:
     """For ``workers`` rows: a condition that the request's user is one of the row's priority users."""
     blacklisted: Any = None
     """For ``workers`` rows: a condition that the request's prompt holds a word of the row's blacklist."""
+    refused_by_bridge: int | BindParameter[Any] = 0
+    """Bits of the post-processors the worker's bridge cannot run (``domain/post_processors.py``); 0: none."""
+    refused_by_worker: int | BindParameter[Any] = 0
+    """Bits of the post-processors missing from the worker's own list; 0: none (or it sent no list)."""
 
 
 def worker_columns() -> WorkerSide:
@@ -124,6 +129,13 @@ def _forbidden(flag: Flag, condition: ColumnElement[bool]) -> ColumnElement[bool
     if isinstance(flag, bool):
         return condition if flag else true()
     return or_(not_(flag), condition)
+
+
+def _no_bits(refused: int | BindParameter[Any]) -> ColumnElement[bool]:
+    """The request asks for none of the ``refused`` post-processors; folded away when nothing is refused."""
+    if isinstance(refused, int) and refused == 0:
+        return true()
+    return Request.post_processor_bits.op("&")(refused) == 0
 
 
 def _in(values: Sequence[Any] | BindParameter[Any]) -> Any:
@@ -189,6 +201,8 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
             ),
         ),
         ("post-processing", _allowed(w.allow_post_processing, Request.has_post_processing.is_(False))),
+        ("bridge_version", _no_bits(w.refused_by_bridge)),
+        ("post-processing", _no_bits(w.refused_by_worker)),
         ("controlnet", _allowed(w.allow_controlnet, Request.has_controlnet.is_(False))),
         ("lora", _allowed(w.allow_lora, Request.has_loras.is_(False))),
         ("untrusted", _allowed(w.owner_trusted, Request.trusted_workers.is_(False))),
@@ -277,14 +291,18 @@ def shape_and_params(w: WorkerSide) -> tuple[tuple[Any, ...], dict[str, Any]]:
         **{f"model_{index}": model for index, model in enumerate(w.models or ())},
         "priority_ids": list(w.priority_user_ids or ()),
     }
+    for name in ("refused_by_bridge", "refused_by_worker"):
+        if getattr(w, name):
+            params[name] = getattr(w, name)
     for index, word in enumerate(w.blacklist):
         params[f"word_{index}"] = _escape_like(str(word))
-    return (flags, len(w.blacklist), _has_priority_users(w), len(w.models or ())), params
+    refusals = (bool(w.refused_by_bridge), bool(w.refused_by_worker))
+    return (flags, len(w.blacklist), _has_priority_users(w), len(w.models or ()), refusals), params
 
 
 def template(shape: tuple[Any, ...]) -> WorkerSide:
     """A worker side with the given flags and bound parameters for every value."""
-    flags, words, has_priority, models = shape
+    flags, words, has_priority, models, (by_bridge, by_worker) = shape
     return WorkerSide(
         worker_id=bindparam("worker_id"),
         owner_id=bindparam("owner_id"),
@@ -292,6 +310,8 @@ def template(shape: tuple[Any, ...]) -> WorkerSide:
         models=[bindparam(f"model_{index}") for index in range(models)],
         blacklist=[bindparam(f"word_{index}") for index in range(words)],
         priority_user_ids=bindparam("priority_ids", expanding=True) if has_priority else (),
+        refused_by_bridge=bindparam("refused_by_bridge", type_=Integer) if by_bridge else 0,
+        refused_by_worker=bindparam("refused_by_worker", type_=Integer) if by_worker else 0,
         **dict(zip(_FLAG_FIELDS, flags, strict=True)),
     )
 

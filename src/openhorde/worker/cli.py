@@ -72,6 +72,23 @@ def worker(
     allow_lora: Annotated[
         bool | None, _option("Accept LoRA jobs (default: no).", "--allow-lora/--no-allow-lora")
     ] = None,
+    allow_post_processing: Annotated[
+        bool | None,
+        _option(
+            "Accept upscaling/face fixing/background removal (default: no).",
+            "--allow-post-processing/--no-allow-post-processing",
+        ),
+    ] = None,
+    post_processor: Annotated[
+        list[str] | None,
+        _option(
+            "Post-processor to load from the model store (repeatable), e.g. RealESRGAN_x4plus.", "--post-processor"
+        ),
+    ] = None,
+    alchemist: Annotated[
+        bool | None,
+        _option("Serve alchemy's post-processing forms instead of images (default: no).", "--alchemist/--no-alchemist"),
+    ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
     model_reference: Annotated[
@@ -101,6 +118,9 @@ def worker(
         "allow_img2img": allow_img2img,
         "allow_painting": allow_painting,
         "allow_lora": allow_lora,
+        "allow_post_processing": allow_post_processing,
+        "post_processors": post_processor or None,
+        "alchemist": alchemist,
         "model_store": model_store,
         "catalogue": catalogue,
         "model_reference": model_reference,
@@ -115,6 +135,10 @@ def worker(
         errors.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(code=EXIT_CONFIG) from exc
     configure_logging(settings.log_format, settings.log_file)
+    if settings.alchemist:
+        from openhorde.worker.alchemist import run_alchemist
+
+        raise typer.Exit(code=run_alchemist(settings))
     raise typer.Exit(code=run_worker(settings))
 
 
@@ -139,7 +163,8 @@ def run_worker(settings: WorkerSettings) -> int:
         f"device: {engine.placement.device} ({str(engine.placement.dtype).removeprefix('torch.')}) | "
         f"img2img {capabilities.img2img and settings.allow_img2img}, "
         f"painting {capabilities.painting and settings.allow_painting}, "
-        f"lora {capabilities.lora and settings.allow_lora}, censoring {capabilities.can_censor}"
+        f"lora {capabilities.lora and settings.allow_lora}, censoring {capabilities.can_censor}, "
+        f"post-processing {', '.join(capabilities.post_processors) or 'none'}"
     )
     log_event(log, logging.INFO, "started", summary)
 
@@ -296,6 +321,19 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
             return AdapterFile(store.ensure(entry, progress=False), entry.triggers)
         return on_demand(lookup) if on_demand is not None else None
 
+    post_processors = None
+    if settings.allow_post_processing and settings.post_processors:
+        from openhorde.worker.postprocess.chain import PostProcessors
+
+        post_processors = PostProcessors.load(settings.post_processors, store.root, placement.device)
+        log_event(
+            log,
+            logging.INFO,
+            "post_processors",
+            f"Post-processors: {', '.join(post_processors.names) or 'none found'}",
+            post_processors=post_processors.names,
+        )
+
     # Keep as many models loaded as there can be jobs in hand (as the AI Horde worker keeps one process each).
     resident = min(len(plan.names), settings.threads + settings.queue_size)
     engine = Engine(
@@ -306,6 +344,7 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
         resolve_adapter=resolve_adapter if settings.allow_lora else None,
         nsfw_worker=settings.nsfw,
         max_loaded_models=resident,
+        post_processors=post_processors,
     )
     for name in plan.names[:resident]:
         log_event(log, logging.INFO, "loading_model", f"Loading {name}…", model=name)

@@ -108,7 +108,8 @@ class RetryPolicy:
 
 @dataclass
 class PopRequest:
-    """The body of ``POST /generate/pop`` (AI Horde field names, plus OpenHorde's ``can_censor_nsfw``)."""
+    """The body of ``POST /generate/pop`` (AI Horde field names, plus OpenHorde's ``can_censor_nsfw`` and
+    ``post_processors``)."""
 
     name: str
     models: list[str]
@@ -121,6 +122,8 @@ class PopRequest:
     allow_img2img: bool = True
     allow_painting: bool = True
     allow_post_processing: bool = False
+    post_processors: list[str] | None = None
+    """The post-processors this worker has (an OpenHorde extension; other hordes ignore it)."""
     allow_controlnet: bool = False
     allow_lora: bool = False
     require_upfront_kudos: bool = False
@@ -254,6 +257,30 @@ class HordeClient:
             "gen_metadata": list(gen_metadata),
         }
         response = await self._send("POST", f"{self.api_url}/generate/submit", deadline=deadline, api=True, json=body)
+        answer = self._json(response)
+        if response.status_code >= 400:
+            raise _refusal(response.status_code, answer, job=True)
+        return float(answer.get("reward", 0.0))
+
+    async def interrogation_pop(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Ask for alchemy forms once (``POST /interrogate/pop``); ``forms`` is empty when there are none."""
+        response = await self._send("POST", f"{self.api_url}/interrogate/pop", deadline=None, api=True, json=body)
+        answer = self._json(response)
+        if response.status_code >= 400:
+            raise _refusal(response.status_code, answer)
+        return answer
+
+    async def interrogation_submit(
+        self, form_id: str, *, result: Mapping[str, Any] | None, state: str, deadline: float
+    ) -> float:
+        """Hand in one form's result (``POST /interrogate/submit``); returns the reward in kudos.
+
+        Raises ``JobGone`` when the horde no longer wants it, ``HordeRefused`` on any other refusal.
+        """
+        body = {"id": form_id, "result": dict(result) if result is not None else None, "state": state}
+        response = await self._send(
+            "POST", f"{self.api_url}/interrogate/submit", deadline=deadline, api=True, json=body
+        )
         answer = self._json(response)
         if response.status_code >= 400:
             raise _refusal(response.status_code, answer, job=True)

@@ -30,6 +30,7 @@ from openhorde.worker.generation.spec import (
     split_prompt,
 )
 from openhorde.worker.horde_client import PopRequest, SourceUnavailable
+from openhorde.worker.postprocess import names as pp
 from openhorde.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ SEED_MODULUS = 2**32
 DEFAULT_TTL_SECONDS = 150.0
 """Lease assumed when a pop answer carries no ``ttl`` (the AI Horde's minimum)."""
 SOURCE_PROCESSINGS: tuple[SourceProcessing, ...] = ("txt2img", "img2img", "inpainting", "outpainting")
-UNSUPPORTED_FEATURES = ("post_processing", "control_type", "workflow", "extra_texts")
+UNSUPPORTED_FEATURES = ("control_type", "workflow", "extra_texts")
 """Payload fields asking for features this worker does not have: a non-empty value faults the job."""
 
 FetchImage = Callable[[str], Awaitable[bytes]]
@@ -90,6 +91,7 @@ class Job:
 def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = None) -> PopRequest:
     """The pop body: the owner's settings, narrowed to what the engine can do (when its capabilities are given)."""
     caps = capabilities
+    post_processing = settings.allow_post_processing and (caps is None or caps.post_processing)
     return PopRequest(
         name=settings.name,
         models=list(settings.models),
@@ -101,7 +103,8 @@ def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = No
         max_pixels=settings.resolved_max_pixels,
         allow_img2img=settings.allow_img2img and (caps is None or caps.img2img),
         allow_painting=settings.allow_painting and (caps is None or caps.painting),
-        allow_post_processing=settings.allow_post_processing and (caps is None or caps.post_processing),
+        allow_post_processing=post_processing,
+        post_processors=list(caps.post_processors) if post_processing and caps is not None else None,
         allow_controlnet=False,
         allow_lora=settings.allow_lora and (caps is None or caps.lora),
         require_upfront_kudos=settings.require_upfront_kudos,
@@ -186,6 +189,9 @@ async def _build_spec(answer: Mapping[str, Any], job: Job, fetch_image: FetchIma
         loras=_loras(payload),
         textual_inversions=_tis(payload),
         use_nsfw_censor=_flag(payload, "use_nsfw_censor", False),
+        post_processing=_post_processing(payload),
+        post_processing_order=_post_processing_order(payload),
+        facefixer_strength=_number(payload, "facefixer_strength", float, pp.DEFAULT_FACEFIXER_STRENGTH, 0.0, 1.0),
     )
     if processing == "txt2img":
         return spec
@@ -202,6 +208,28 @@ def _refuse_unsupported(answer: Mapping[str, Any], payload: Mapping[str, Any]) -
         raise PayloadError("payload.transparent=True is not supported by this worker")
     if answer.get("extra_source_images"):
         raise PayloadError("extra_source_images are not supported by this worker")
+
+
+def _post_processing(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    """The post-processor names, each known and unique, with at most one upscaler (the horde's rules)."""
+    value = payload.get("post_processing") or []
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise PayloadError(f"payload.post_processing={value!r} is not a list of names")
+    for name in value:
+        if name not in pp.POST_PROCESSOR_FILES:
+            raise PayloadError(f"payload.post_processing={value!r}: {name!r} is not a post-processor")
+    if len(set(value)) != len(value):
+        raise PayloadError(f"payload.post_processing={value!r} names a post-processor twice")
+    if sum(1 for name in value if name in pp.UPSCALER_FILES) > 1:
+        raise PayloadError(f"payload.post_processing={value!r} asks for more than one upscaler")
+    return tuple(value)
+
+
+def _post_processing_order(payload: Mapping[str, Any]) -> pp.PostProcessingOrder:
+    value = payload.get("post_processing_order") or pp.DEFAULT_ORDER
+    if value not in pp.ORDERS:
+        raise PayloadError(f"payload.post_processing_order={value!r} is not one of {', '.join(pp.ORDERS)}")
+    return cast(pp.PostProcessingOrder, value)
 
 
 def _source_processing(answer: Mapping[str, Any]) -> SourceProcessing:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from openhorde.model_reference import DEFAULT_REFERENCE_URL
+from openhorde.worker.postprocess.names import POST_PROCESSOR_FILES
 
 ENV_PREFIX = "OPENHORDE_WORKER_"
 DEFAULT_CONFIG_FILE = Path("worker.yaml")
@@ -106,6 +107,10 @@ class WorkerSettings(BaseSettings):
     allow_painting: bool = True
     allow_lora: bool = False
     allow_post_processing: bool = False
+    alchemist: bool = False
+    """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""
+    post_processors: NameList = Field(default_factory=list)
+    """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``."""
     nsfw: bool = True
     blacklist: NameList = Field(default_factory=list)
     priority_usernames: NameList = Field(default_factory=list)
@@ -138,7 +143,7 @@ class WorkerSettings(BaseSettings):
             raise ValueError("must be auto, cpu, mps, cuda or cuda:N")
         return value.strip()
 
-    @field_validator("models", "blacklist", "priority_usernames", mode="before")
+    @field_validator("models", "blacklist", "priority_usernames", "post_processors", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
         # From the environment a list is JSON (``["a", "b"]``) or, more conveniently, ``a,b``.
@@ -153,6 +158,16 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _unique_models(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(name.strip() for name in value if name.strip()))
+
+    @field_validator("post_processors")
+    @classmethod
+    def _known_post_processors(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in POST_PROCESSOR_FILES]
+        if unknown:
+            raise ValueError(
+                f"unknown post-processor(s) {', '.join(unknown)}; known: {', '.join(POST_PROCESSOR_FILES)}"
+            )
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _idle_range(self) -> WorkerSettings:

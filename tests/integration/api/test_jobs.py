@@ -174,6 +174,28 @@ async def test_post_processing_requests_skip_workers_without_it(horde: Horde) ->
     assert job["payload"]["post_processing"] == ["GFPGAN"]
 
 
+async def test_post_processors_go_only_to_bridges_new_enough_for_them(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={**SMALL, "post_processing": ["NMKD_Siax"], "post_processing_order": "custom"})
+    # The legacy AI Horde Worker gained NMKD_Siax at version 19 (the AI Horde's bridge table).
+    old = await horde.pop(owner, allow_post_processing=True, bridge_agent="AI Horde Worker:18:https://x")
+    assert old["ids"] == [] and old["skipped"] == {"bridge_version": 1}
+    webui = await horde.pop(owner, allow_post_processing=True, bridge_agent="HordeAutoWebBridge:2:https://x")
+    assert webui["ids"] == [] and webui["skipped"] == {"bridge_version": 1}
+    job = await horde.pop(owner, allow_post_processing=True, bridge_agent="AI Horde Worker reGen:9.0.2:https://x")
+    assert job["payload"]["post_processing"] == ["NMKD_Siax"]
+    assert job["payload"]["post_processing_order"] == "custom"
+
+
+async def test_a_worker_listing_its_post_processors_gets_only_requests_it_can_serve(horde: Horde) -> None:
+    requester, owner = await horde.register("req"), await horde.register("owner")
+    await queue(horde, requester, params={**SMALL, "post_processing": ["GFPGAN", "strip_background"]})
+    lacking = await horde.pop(owner, allow_post_processing=True, post_processors=["GFPGAN", "RealESRGAN_x4plus"])
+    assert lacking["ids"] == [] and lacking["skipped"] == {"post-processing": 1}
+    job = await horde.pop(owner, allow_post_processing=True, post_processors=["strip_background", "GFPGAN"])
+    assert job["payload"]["post_processing"] == ["GFPGAN", "strip_background"]
+
+
 async def test_trusted_workers_requests_go_only_to_trusted_owners(horde: Horde) -> None:
     requester, owner = await horde.register("req"), await horde.register("owner")
     await queue(horde, requester, trusted_workers=True)

@@ -205,6 +205,21 @@ async def test_inpainting_sends_the_source_image_mask_and_strength(horde: Horde,
 
 
 @SQLITE_ONLY
+async def test_post_processing_options_reach_the_worker(horde: Horde, cli: Cli, tmp_path: Path) -> None:
+    owner = await horde.register("wally")
+    process = await cli.start(
+        "generate", "a portrait", *SMALL, "--upscale", "RealESRGAN_x2plus", "--facefix", "CodeFormers",
+        "--facefix-strength", "0.4", "--strip-background", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    job = await pop_when_queued(horde, owner, process, allow_post_processing=True)
+    assert job["payload"]["post_processing"] == ["CodeFormers", "RealESRGAN_x2plus", "strip_background"]
+    assert job["payload"]["facefixer_strength"] == 0.4
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+    ran = await finish(process)
+    assert ran.code == 0, ran
+
+
+@SQLITE_ONLY
 async def test_a_bad_api_key_exits_1_with_the_servers_message(horde: Horde, cli: Cli) -> None:
     ran = await cli("generate", "a lighthouse", *SMALL, "--api-key", "not-a-key-of-this-horde")
     assert ran.code == 1, ran
@@ -286,6 +301,9 @@ async def test_bad_input_files_are_refused_before_anything_is_sent(horde: Horde,
         ("--source-image", str(picture), "--inpaint", "--outpaint"): "not both",
         ("--lora", "shiny:strong"): "is not a number",
         ("--width", "100",): "not a multiple of 64",
+        ("--upscale", "RealESRGAN_x8"): "is not one of RealESRGAN_x4plus",
+        ("--facefix", "Restorer"): "is not one of GFPGAN, CodeFormers",
+        ("--facefix-strength", "0.5"): "needs --facefix",
     }  # fmt: skip
     results = await asyncio.gather(*(cli("generate", "a lighthouse", *SMALL, *extra) for extra in cases))
     for (extra, message), ran in zip(cases.items(), results, strict=True):

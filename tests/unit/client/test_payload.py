@@ -116,3 +116,11 @@ def test_a_file_that_is_no_picture_is_named_in_the_error(tmp_path: Path) -> None
     path.write_text("hello")
     with pytest.raises(InputFileError, match=r"the mask .*notes\.txt is not an image"):
         encode_image(path, as_mask=True)
+
+
+def test_post_processing_is_sent_only_when_asked_for() -> None:
+    plain = ImageRequest(prompt="a cat").params()
+    assert "post_processing" not in plain and "facefixer_strength" not in plain
+    asked = ImageRequest(prompt="a cat", post_processing=("GFPGAN", "strip_background"), facefixer_strength=0.3)
+    assert asked.params()["post_processing"] == ["GFPGAN", "strip_background"]
+    assert asked.params()["facefixer_strength"] == 0.3

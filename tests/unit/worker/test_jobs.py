@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from openhorde.domain.queue.seeds import parse_seed as server_parse_seed
+from openhorde.worker.generation.engine import Capabilities
 from openhorde.worker.generation.spec import split_prompt
 from openhorde.worker.horde_client import HordeClient, SourceUnavailable
 from openhorde.worker.jobs import DEFAULT_TTL_SECONDS, parse_pop, parse_seed, pop_request
@@ -214,7 +215,12 @@ async def test_invalid_base64_is_a_download_failure() -> None:
         ({"cfg_scale": True}, "payload.cfg_scale=True"),
         ({"karras": "yes"}, "payload.karras='yes'"),
         ({"prompt": 12}, "payload.prompt=12"),
-        ({"post_processing": ["GFPGAN"]}, "payload.post_processing=['GFPGAN']"),
+        ({"post_processing": ["GFPGAN", "GFPGAN"]}, "payload.post_processing=['GFPGAN', 'GFPGAN']"),
+        ({"post_processing": ["RealESRGAN_x8"]}, "'RealESRGAN_x8' is not a post-processor"),
+        ({"post_processing": ["NMKD_Siax", "4x_AnimeSharp"]}, "more than one upscaler"),
+        ({"post_processing": "GFPGAN"}, "payload.post_processing='GFPGAN' is not a list"),
+        ({"post_processing_order": "random"}, "payload.post_processing_order='random'"),
+        ({"facefixer_strength": 1.5}, "payload.facefixer_strength=1.5"),
         ({"control_type": "canny"}, "payload.control_type='canny'"),
         ({"loras": [{"model": 1}]}, "payload.loras[0].name=None"),
         ({"tis": [{"name": "x", "inject_ti": "middle"}]}, "payload.tis[0].inject_ti='middle'"),
@@ -224,6 +230,30 @@ async def test_bad_fields_fault_the_job_naming_field_and_value(payload: dict[str
     job = await parse_pop(answer(payload={"prompt": "x", **payload}), no_fetch)
     assert job.spec is None
     assert job.fault is not None and named in job.fault
+
+
+async def test_post_processing_fields_reach_the_spec() -> None:
+    payload = {
+        "prompt": "x",
+        "post_processing": ["strip_background", "RealESRGAN_x2plus", "CodeFormers"],
+        "post_processing_order": "custom",
+        "facefixer_strength": 0.25,
+    }
+    job = await parse_pop(answer(payload=payload), no_fetch)
+    assert job.spec is not None
+    assert job.spec.post_processing == ("strip_background", "RealESRGAN_x2plus", "CodeFormers")
+    assert job.spec.post_processing_order == "custom"
+    assert job.spec.facefixer_strength == 0.25
+
+
+async def test_post_processing_defaults() -> None:
+    job = await parse_pop(answer(payload={"prompt": "x"}), no_fetch)
+    assert job.spec is not None
+    assert (job.spec.post_processing, job.spec.post_processing_order, job.spec.facefixer_strength) == (
+        (),
+        "facefixers_first",
+        1.0,
+    )
 
 
 async def test_missing_model_or_payload_faults_the_job() -> None:
@@ -249,3 +279,17 @@ def test_pop_request_follows_settings_and_capabilities() -> None:
     body = pop_request(settings, limited).to_wire()  # type: ignore[arg-type]
     assert body["allow_img2img"] is False and body["allow_lora"] is False and body["allow_painting"] is True
     assert body["can_censor_nsfw"] is True
+
+
+def test_the_pop_advertises_post_processing_only_with_some_loaded_and_lists_them() -> None:
+    settings = WorkerSettings(name="w1", models=["m"], allow_post_processing=True, post_processors=["GFPGAN"])
+    with_some = Capabilities(post_processing=True, post_processors=("GFPGAN", "strip_background"))
+    body = pop_request(settings, with_some).to_wire()
+    assert body["allow_post_processing"] is True
+    assert body["post_processors"] == ["GFPGAN", "strip_background"]
+
+    none_loaded = pop_request(settings, Capabilities()).to_wire()
+    assert none_loaded["allow_post_processing"] is False and none_loaded["post_processors"] is None
+
+    owner_said_no = pop_request(WorkerSettings(name="w1", models=["m"]), with_some).to_wire()
+    assert owner_said_no["allow_post_processing"] is False and owner_said_no["post_processors"] is None

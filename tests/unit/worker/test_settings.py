@@ -172,3 +172,12 @@ def test_the_example_config_loads_and_documents_every_option() -> None:
     text = example.read_text(encoding="utf-8")
     for option in WorkerSettings.model_fields.keys() - {"config"}:
         assert f"\n{option}:" in text or f"\n# {option}:" in text, f"{option} is not in worker.example.yaml"
+
+
+def test_post_processors_are_read_from_a_comma_list_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENHORDE_WORKER_POST_PROCESSORS", "GFPGAN, strip_background,GFPGAN")
+    assert load_settings().post_processors == ["GFPGAN", "strip_background"]
+
+    monkeypatch.setenv("OPENHORDE_WORKER_POST_PROCESSORS", "GFPGAN,RealESRGAN_x8")
+    with pytest.raises(WorkerSettingsError, match=r"unknown post-processor.*RealESRGAN_x8"):
+        load_settings()

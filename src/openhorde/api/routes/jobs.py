@@ -39,6 +39,7 @@ def _check_in(body: PopInput, ip: str | None) -> CheckIn:
         allow_img2img=body.allow_img2img,
         allow_painting=body.allow_painting,
         allow_post_processing=body.allow_post_processing,
+        post_processors=tuple(dict.fromkeys(body.post_processors or ())),
         allow_controlnet=body.allow_controlnet,
         allow_sdxl_controlnet=body.allow_sdxl_controlnet,
         allow_lora=body.allow_lora,

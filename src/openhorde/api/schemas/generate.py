@@ -82,6 +82,11 @@ class ImageParams(WireModel):
     width: int = Field(default=512, ge=64, le=3072, multiple_of=64)
     seed_variation: int | None = Field(default=None, ge=1, le=1000)
     post_processing: list[PostProcessor] = Field(default_factory=list)
+    post_processing_order: Literal["facefixers_first", "upscalers_first", "custom"] | None = Field(
+        default=None,
+        description="horde-sdk's field: the order post-processors run in (custom: as listed). Workers default to "
+        "facefixers_first.",
+    )
     karras: bool = False
     tiling: bool = False
     hires_fix: bool = False

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from openhorde.api.schemas.common import MAX_LIST_ITEMS, ListItem, ResponseModel, WireModel
+from openhorde.api.schemas.generate import PostProcessor
 from openhorde.api.schemas.names import WorkerName
 
 
@@ -29,6 +30,12 @@ class PopInput(WireModel):
     allow_painting: bool = True
     allow_unsafe_ipaddr: bool = True
     allow_post_processing: bool = True
+    post_processors: list[PostProcessor] | None = Field(
+        default=None,
+        max_length=16,
+        description="OpenHorde extension: the post-processors this worker has. Requests asking for another one "
+        "are not handed to it (skipped as post-processing). Absent: every one it allows.",
+    )
     allow_controlnet: bool = False
     allow_sdxl_controlnet: bool = False
     allow_lora: bool = False

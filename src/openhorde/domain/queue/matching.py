@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from openhorde.domain import workers
+from openhorde.domain import post_processors, workers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.moderation import role_effects
 from openhorde.domain.queue import events
@@ -108,6 +108,8 @@ def worker_side(worker: WorkerState, owner: Account) -> WorkerSide:
         models=can.models,
         blacklist=can.blacklist,
         priority_user_ids=can.priority_user_ids,
+        refused_by_bridge=post_processors.refused_by_bridge(can.bridge_agent),
+        refused_by_worker=post_processors.refused_by_worker(can.post_processors),
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from openhorde.domain import catalogue, limits, sharedkeys, webhooks
+from openhorde.domain import catalogue, limits, post_processors, sharedkeys, webhooks
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
@@ -342,6 +342,7 @@ async def create_request(
         "source_mask_key": source_keys.mask,
         "has_loras": bool(params.get("loras")),
         "has_post_processing": bool(params.get("post_processing")),
+        "post_processor_bits": post_processors.bits(params.get("post_processing") or ()),
         "has_controlnet": bool(params.get("control_type")),
         "kudos_backed": available_cents >= total_cents,
         "disable_batching": new.disable_batching,

@@ -51,6 +51,8 @@ class WorkerCapabilities:
     allow_lora: bool = False
     allow_unsafe_ipaddr: bool = True
     can_censor_nsfw: bool = True
+    post_processors: tuple[str, ...] = ()
+    """The post-processors an image worker says it has (an OpenHorde extension of the pop); empty: not said."""
     forms: tuple[str, ...] = ()
     """An alchemist's forms (``caption``, ``nsfw``, a post-processor...); empty for an image worker."""
     max_tiles: int = 16
@@ -101,7 +103,7 @@ WORKER_FIELDS = tuple(name for field in fields(WorkerInfo) for name in _columns_
 """The columns a ``WorkerInfo`` is read from."""
 CHANGEABLE_FIELDS = frozenset({"maintenance", "maintenance_msg", "paused", "info", "team_id"})
 """What ``change`` may set: an owner's or a moderator's changes (``PUT /workers/{id}``)."""
-_LISTS = frozenset({"blacklist", "priority_user_ids", "models", "forms"})
+_LISTS = frozenset({"blacklist", "priority_user_ids", "models", "forms", "post_processors"})
 _COLUMNS = [_WORKERS.c[name] for name in WORKER_FIELDS]
 
 

@@ -56,6 +56,8 @@ class Worker(Base):
     abort_window_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     uptime_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     speed_pps: Mapped[float | None] = mapped_column(Float, default=None)
+    post_processors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """The post-processors an image worker says it has (an OpenHorde extension; empty: not said)."""
     forms: Mapped[list[str]] = mapped_column(JSON, default=list)
     """The forms an alchemist offers."""
     max_tiles: Mapped[int] = mapped_column(Integer, default=16)

@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from openhorde.worker.generation.safety import SafetyChecker, apply_safety
 from openhorde.worker.generation.samplers import seed_scheduler_noise
 from openhorde.worker.generation.spec import GeneratedImage, GenerationResult, GenerationSpec, Metadata, split_prompt
 from openhorde.worker.generation.tiling import pipeline_convolutions, seamless_tiling
+
+if TYPE_CHECKING:
+    from openhorde.worker.postprocess.chain import PostProcessors
 
 ModelLoader = Callable[[str], Any]
 SEED_MODULUS = 2**64
@@ -48,6 +51,8 @@ class Capabilities:
     lora: bool = False
     textual_inversion: bool = False
     post_processing: bool = False
+    post_processors: tuple[str, ...] = ()
+    """The post-processors loaded (AI Horde names); the pop lists them so the horde sends only those."""
     controlnet: bool = False
     can_censor: bool = False
     tiling: bool = True
@@ -100,6 +105,7 @@ class Engine:
         resolve_adapter: AdapterResolver | None = None,
         nsfw_worker: bool = True,
         max_loaded_models: int = 1,
+        post_processors: PostProcessors | None = None,
     ) -> None:
         self.placement: Placement = resolve_placement(device, dtype)
         # Noise is drawn where the model runs on CUDA: from a CPU generator, every step of an ancestral sampler
@@ -111,13 +117,24 @@ class Engine:
         self._resolve_adapter = resolve_adapter
         self._nsfw_worker = nsfw_worker
         self._max_loaded = max(1, max_loaded_models)
+        self._post_processors = post_processors
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
     def capabilities(self) -> Capabilities:
         """What the worker may ask the horde for: adapters only with a resolver, censoring only with a checker."""
         adapters = self._resolve_adapter is not None
-        return Capabilities(lora=adapters, textual_inversion=adapters, can_censor=self._safety is not None)
+        return Capabilities(
+            lora=adapters,
+            textual_inversion=adapters,
+            can_censor=self._safety is not None,
+            post_processing=bool(self.post_processor_names()),
+            post_processors=tuple(self.post_processor_names()),
+        )
+
+    def post_processor_names(self) -> list[str]:
+        """The post-processors loaded on this engine, by their AI Horde names."""
+        return self._post_processors.names if self._post_processors is not None else []
 
     def loaded_models(self) -> list[str]:
         """Names of the models in memory, least recently used first."""
@@ -138,9 +155,13 @@ class Engine:
     def generate(self, spec: GenerationSpec) -> GenerationResult:
         """Run one job: ``spec.n`` images in one pipeline call, image i seeded ``spec.seed + i``."""
         started = time.perf_counter()
+        missing = self._post_processors.missing(spec.post_processing) if self._post_processors else spec.post_processing
+        if missing:
+            raise GenerationFailed(f"post-processor(s) not loaded on this worker: {', '.join(missing)}")
         with self._lock:
             try:
                 result = self._generate(self._model(spec.model), spec)
+                self._post_process(result, spec)
             except GenerationFailed:
                 raise
             except torch.cuda.OutOfMemoryError as error:
@@ -150,6 +171,18 @@ class Engine:
                 raise GenerationFailed(f"{type(error).__name__}: {error}") from error
         result.seconds = time.perf_counter() - started
         return result
+
+    def _post_process(self, result: GenerationResult, spec: GenerationSpec) -> None:
+        """Run the job's post-processors over every image that passed the safety check (censored ones stay)."""
+        if not spec.post_processing or self._post_processors is None:
+            return
+        for generated in result.images:
+            if generated.state == "ok":
+                generated.image = self._post_processors.apply(
+                    generated.image, spec.post_processing, spec.post_processing_order, spec.facefixer_strength
+                )
+        if self.placement.is_cuda:
+            torch.cuda.empty_cache()  # a 4× upscale's buffers are large; give them back before the next job
 
     # Models
 

@@ -65,6 +65,10 @@ class GenerationSpec:
     loras: tuple[LoraSpec, ...] = ()
     textual_inversions: tuple[TextualInversionSpec, ...] = ()
     use_nsfw_censor: bool = False
+    post_processing: tuple[str, ...] = ()
+    """Post-processor names (``RealESRGAN_x4plus``, ``GFPGAN``, ``strip_background``…), run on each image."""
+    post_processing_order: Literal["facefixers_first", "upscalers_first", "custom"] = "facefixers_first"
+    facefixer_strength: float = 1.0
 
 
 @dataclass(frozen=True)

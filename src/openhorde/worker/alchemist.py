@@ -1,0 +1,216 @@
+"""The alchemist: serves the post-processing forms of ``/interrogate`` (upscaling, face fixing, background removal
+of an image a client sends) with the post-processors the worker has loaded, and the ``nsfw`` form with the
+safety checker when it has one.
+
+One form at a time: pop, download the source, post-process in a thread, upload the WebP to the form's
+``r2_upload`` URL (or send it inline when there is none), submit ``{name: "R2"}`` (``{"nsfw": flag}`` for the
+NSFW form). A form that cannot be done (an unreadable source, a failure in the model) is submitted as
+``faulted`` so the horde re-queues it at once. Captioning and interrogation forms are not served yet (issue 16,
+part 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+import random
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from openhorde.worker.generation.devices import resolve_placement
+from openhorde.worker.horde_client import (
+    AuthenticationFailed,
+    HordeClient,
+    HordeClientError,
+    JobGone,
+    bridge_agent,
+)
+from openhorde.worker.logs import log_event
+from openhorde.worker.postprocess.chain import PostProcessors
+from openhorde.worker.runner import WorkerStopped, encode_webp
+from openhorde.worker.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from openhorde.worker.generation.safety import SafetyChecker
+
+log = logging.getLogger(__name__)
+NSFW_FORM = "nsfw"
+
+FORM_LEASE_SECONDS = 3 * 60
+"""The horde takes a popped form back after this long (the AI Horde's form TTL)."""
+
+
+class Alchemist:
+    """Pops post-processing forms and serves them until stopped (``max_forms`` bounds it for tests)."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        post_processors: PostProcessors,
+        client: HordeClient,
+        safety: SafetyChecker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.post_processors = post_processors
+        self.client = client
+        self.safety = safety
+        self.served = 0
+        self.faulted = 0
+        self._stopping = asyncio.Event()
+
+    @property
+    def forms(self) -> list[str]:
+        """The forms this alchemist serves: its loaded post-processors, and ``nsfw`` with a safety checker."""
+        return self.post_processors.names + ([NSFW_FORM] if self.safety is not None else [])
+
+    def pop_body(self) -> dict[str, Any]:
+        """The ``/interrogate/pop`` body: this worker's name and the forms it offers."""
+        return {
+            "name": self.settings.name,
+            "forms": self.forms,
+            "priority_usernames": list(self.settings.priority_usernames),
+            "amount": 1,
+            "threads": 1,
+            "bridge_agent": bridge_agent(),
+        }
+
+    def request_stop(self) -> None:
+        """Finish the form in hand, then stop."""
+        self._stopping.set()
+
+    async def run(self, max_forms: int | None = None) -> None:
+        """Serve forms until stopped or ``max_forms`` were handled; raises ``WorkerStopped`` on a fatal refusal."""
+        if not self.forms:
+            raise WorkerStopped(
+                "the alchemist has no form to serve: set post_processors (with their files) or safety_model"
+            )
+        while not self._stopping.is_set() and (max_forms is None or self.served + self.faulted < max_forms):
+            try:
+                answer = await self.client.interrogation_pop(self.pop_body())
+            except AuthenticationFailed as exc:
+                raise WorkerStopped(f"the horde refuses this worker: {exc}") from exc
+            except HordeClientError as exc:
+                log.warning("Alchemy pop failed: %s", exc)
+                await self._sleep(self.settings.error_backoff_seconds)
+                continue
+            forms = answer.get("forms") or []
+            if not forms:
+                wait = random.uniform(self.settings.idle_pop_min_seconds, self.settings.idle_pop_max_seconds)
+                await self._sleep(wait)
+                continue
+            for form in forms:
+                await self._serve(form)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    async def _serve(self, form: dict[str, Any]) -> None:
+        """One form: post-process its source, deliver the image, submit; a failure is submitted as faulted."""
+        deadline = time.monotonic() + FORM_LEASE_SECONDS
+        form_id, name = str(form.get("id")), str(form.get("form"))
+        try:
+            if name == NSFW_FORM:
+                result: dict[str, Any] = await self._nsfw(form)
+            else:
+                webp = await self._process(form, name)
+                result = await self._deliver(form, name, webp, deadline)
+        except JobGone as exc:
+            log.warning("Form %s (%s) is no longer ours: %s", form_id, name, exc)
+            self.faulted += 1
+            return
+        except Exception as exc:  # a broken source, model or upload: hand the form back for another alchemist
+            log.warning("Form %s (%s) failed: %s: %s", form_id, name, type(exc).__name__, exc)
+            await self._submit(form_id, None, "faulted", deadline)
+            self.faulted += 1
+            return
+        await self._submit(form_id, result, "ok", deadline)
+        self.served += 1
+
+    async def _nsfw(self, form: dict[str, Any]) -> dict[str, Any]:
+        """The safety checker's verdict on the source: ``{"nsfw": true}`` when it flags it."""
+        assert self.safety is not None
+        safety = self.safety
+        raw = await self.client.download_image(str(form.get("source_image") or ""))
+
+        def work() -> bool:
+            with Image.open(io.BytesIO(raw)) as opened:
+                opened.load()
+                return safety.check([opened.convert("RGB")])[0]
+
+        return {NSFW_FORM: await asyncio.to_thread(work)}
+
+    async def _process(self, form: dict[str, Any], name: str) -> bytes:
+        """The source image post-processed, as WebP bytes."""
+        raw = await self.client.download_image(str(form.get("source_image") or ""))
+        payload = form.get("payload") or {}
+        strength = float(payload.get("facefixer_strength", 1.0)) if isinstance(payload, dict) else 1.0
+
+        def work() -> bytes:
+            with Image.open(io.BytesIO(raw)) as opened:
+                opened.load()
+                image = opened.convert("RGBA" if "A" in opened.getbands() else "RGB")
+            processed = self.post_processors.apply(image, [name], "custom", strength)
+            return encode_webp(processed)
+
+        return await asyncio.to_thread(work)
+
+    async def _deliver(self, form: dict[str, Any], name: str, webp: bytes, deadline: float) -> dict[str, str]:
+        """Upload to the form's ``r2_upload`` and answer ``R2``; without one, the image goes inline as base64."""
+        upload = form.get("r2_upload")
+        if upload:
+            await self.client.upload(str(upload), webp, deadline=deadline)
+            return {name: "R2"}
+        return {name: base64.b64encode(webp).decode("ascii")}
+
+    async def _submit(self, form_id: str, result: dict[str, Any] | None, state: str, deadline: float) -> None:
+        try:
+            reward = await self.client.interrogation_submit(form_id, result=result, state=state, deadline=deadline)
+        except HordeClientError as exc:
+            log.warning("Submitting form %s failed: %s", form_id, exc)
+            return
+        log.info("Form %s %s (%.2f kudos)", form_id, state, reward)
+
+
+def run_alchemist(settings: WorkerSettings) -> int:
+    """Load the post-processors and serve alchemy's post-processing forms until stopped; the exit code."""
+
+    try:
+        device = resolve_placement(settings.device, None).device
+    except (ValueError, RuntimeError) as exc:
+        log_event(log, logging.ERROR, "startup_failed", f"device {settings.device}: {exc}")
+        return 1
+    loaded = PostProcessors.load(settings.post_processors, settings.model_store.expanduser(), device)
+    safety = None
+    if settings.safety_model is not None:
+        from openhorde.worker.generation.safety import SafetyChecker
+
+        try:
+            safety = SafetyChecker.from_pretrained(settings.safety_model, device)
+        except (OSError, ValueError) as exc:
+            log_event(log, logging.ERROR, "startup_failed", f"safety_model {settings.safety_model}: {exc}")
+            return 1
+
+    async def main() -> None:
+        async with HordeClient(settings.api_url, settings.api_key) as client:
+            alchemist = Alchemist(settings, loaded, client, safety)
+            summary = f"Alchemist '{settings.name}' → {settings.horde_url} | forms: {', '.join(alchemist.forms)}"
+            log_event(log, logging.INFO, "started", summary)
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGINT, alchemist.request_stop)
+            loop.add_signal_handler(signal.SIGTERM, alchemist.request_stop)
+            await alchemist.run()
+            log_event(log, logging.INFO, "stopped", f"Stopped: {alchemist.served} forms done, {alchemist.faulted} not")
+
+    try:
+        asyncio.run(main())
+    except WorkerStopped as exc:
+        log_event(log, logging.ERROR, "stopped", str(exc))
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""Post-processing of generated images: upscalers, face fixers and background removal (``params.post_processing``)."""
