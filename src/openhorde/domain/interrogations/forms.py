@@ -18,23 +18,13 @@ from collections.abc import Iterable
 from enum import StrEnum
 from functools import cache
 
+from openhorde.domain.post_processors import POST_PROCESSORS  # the AI Horde's post-processors are forms too
 from openhorde.errors import InvalidStateTransition
 from openhorde.storage.lifecycle import Transition
 
 CAPTION = "caption"
 INTERROGATION = "interrogation"
 NSFW = "nsfw"
-POST_PROCESSORS = (
-    "GFPGAN",
-    "RealESRGAN_x4plus",
-    "RealESRGAN_x2plus",
-    "RealESRGAN_x4plus_anime_6B",
-    "NMKD_Siax",
-    "4x_AnimeSharp",
-    "CodeFormers",
-    "strip_background",
-)
-"""The AI Horde's post-processors offered as forms: their result is an image."""
 NEWER_TEXT_FORMS = ("vectorize", "palette", "describe", "aesthetic")
 """Forms the reference server added after its published swagger (``ai-horde-server.md`` lists them): text
 results at the plain form price, like ``caption``."""
