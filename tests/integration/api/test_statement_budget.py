@@ -102,7 +102,7 @@ BUDGETS: dict[str, dict[str, int]] = {
         "upload": 1,
         "submit": 2,  # claim, settle
         "check (done)": 1,
-        "status (done)": 2,
+        "status (done)": 1,  # the counters and the done jobs together
         "pop (first empty)": 2,  # find, and why nothing was found (the skipped counts)
         "pop (idle)": 0,
         "heartbeat": 0,
@@ -116,7 +116,7 @@ BUDGETS: dict[str, dict[str, int]] = {
         "upload": 1,
         "submit": 9,
         "check (done)": 1,
-        "status (done)": 2,
+        "status (done)": 1,  # the counters and the done jobs together
         "pop (first empty)": 2,
         "pop (idle)": 0,
         "heartbeat": 0,

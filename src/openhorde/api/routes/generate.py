@@ -135,8 +135,7 @@ async def check(id: str, store: ReaderDep, ctx: ContextDep, view: QueueViewDep) 
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
 async def get_status(id: str, store: ReaderDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    request = await status.get_counters(store, id)
-    return status_body(await status.request_status(store, ctx, view, request, with_images=True))
+    return status_body(await status.full_status(store, ctx, view, id))
 
 
 @router.delete(
@@ -148,5 +147,4 @@ async def get_status(id: str, store: ReaderDep, ctx: ContextDep, view: QueueView
 )
 async def cancel(id: str, store: StoreDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
     await requests.cancel_request(store, await status.get_counters(store, id))
-    request = await status.get_counters(store, id)
-    return status_body(await status.request_status(store, ctx, view, request, with_images=True))
+    return status_body(await status.full_status(store, ctx, view, id))

@@ -196,7 +196,7 @@ class RequestFollower:
                 async with self.db.store() as store:
                     counters = await status.get_counters(store, request_id)
                     if counters.state != RequestState.QUEUED:
-                        return await status.request_status(store, self.ctx, self.view, counters, with_images=True)
+                        return await status.full_status(store, self.ctx, self.view, request_id)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None

@@ -85,14 +85,29 @@ async def check_status(
     if counters is None:
         counters = await get_counters(store, request_id)
         view.remember_counters(counters, moment)
-    return await request_status(store, ctx, view, counters, with_images=False, now=moment)
+    return await request_status(store, ctx, view, counters, now=moment)
+
+
+async def full_status(
+    store: Store, ctx: HordeContext, view: QueueView, request_id: str, now: float | None = None
+) -> RequestStatus:
+    """The status of a request with its delivered images; its counters and finished jobs come in one read."""
+    found = await store.statuses.counters_and_finished_jobs(request_id) if is_request_id(request_id) else None
+    if found is None:
+        raise _not_found(request_id)
+    counters, jobs = found
+    return await request_status(store, ctx, view, counters, finished_jobs=jobs, now=now)
+
+
+def _not_found(request_id: str) -> RequestNotFound:
+    return RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
 
 
 async def get_counters(store: Store, request_id: str) -> RequestCounters:
     """The status columns of a request; ``RequestNotFound`` if it does not exist (any more)."""
     counters = await store.statuses.counters(request_id) if is_request_id(request_id) else None
     if counters is None:
-        raise RequestNotFound(f"Request with ID '{request_id}' not found. It may have expired or been removed.")
+        raise _not_found(request_id)
     return counters
 
 
@@ -110,16 +125,14 @@ async def request_status(
     ctx: HordeContext,
     view: QueueView,
     request: RequestCounters,
-    with_images: bool,
+    finished_jobs: list[RequestJob] | None = None,
     now: float | None = None,
 ) -> RequestStatus:
-    """The status of a request; ``with_images`` adds its delivered images (URLs, or base64 when ``r2`` is off)."""
+    """The status of a request; ``finished_jobs`` (its done jobs, read by the caller) adds its delivered images
+    (URLs, or base64 when ``r2`` is off)."""
     moment = now or time.time()
     place = await progress(store, view, request, moment)
-    images: list[DeliveredImage] = []
-    if with_images:
-        jobs = await store.statuses.finished_jobs(request.id)
-        images = [await delivered_image(ctx, request, job, moment) for job in jobs]
+    images = [await delivered_image(ctx, request, job, moment) for job in finished_jobs or ()]
     state = RequestState(request.state)
     return RequestStatus(
         finished=request.n_finished,

@@ -1,8 +1,8 @@
 """What a request's status and its event stream read: its counters and its jobs.
 
 ``/generate/check`` and ``/generate/status`` are the hot reads of a client: a check reads the counters (one
-primary-key lookup, and none while the process keeps them, ``domain/queue/availability.py``), a status adds
-the finished jobs (one indexed read). Nothing here locks.
+primary-key lookup, and none while the process keeps them, ``domain/queue/availability.py``), a status reads
+the counters and the finished jobs together (one indexed read). Nothing here locks.
 """
 
 from __future__ import annotations
@@ -62,27 +62,37 @@ _JOB_COLUMNS = [_JOBS.c[field.name] for field in fields(RequestJob)]
 _JOBS_OF = (
     select(*_JOB_COLUMNS).where(_JOBS.c.request_id == bindparam("request_id")).order_by(_JOBS.c.started_at, _JOBS.c.id)
 )
-_FINISHED_JOBS = (
-    select(*_JOB_COLUMNS)
-    .where(_JOBS.c.request_id == bindparam("request_id"), _JOBS.c.state == literal_column("'done'"))
+_JOB_PREFIX = "job_"
+_COUNTERS_WITH_FINISHED_JOBS = (
+    select(
+        *(_REQUESTS.c[field.name] for field in fields(RequestCounters)),
+        *(column.label(_JOB_PREFIX + column.name) for column in _JOB_COLUMNS),
+    )
+    .select_from(
+        _REQUESTS.outerjoin(_JOBS, (_JOBS.c.request_id == _REQUESTS.c.id) & (_JOBS.c.state == literal_column("'done'")))
+    )
+    .where(_REQUESTS.c.id == bindparam("request_id"))
     .order_by(_JOBS.c.finished_at)
 )
+"""A status's whole read: the request's counters on every row, one row per done job (one row with no job
+columns while none is done)."""
+_COUNTER_COUNT = len(fields(RequestCounters))
 
 
-def _job(row: Row[Any]) -> RequestJob:
+def _job(row: Row[Any], prefix: str = "") -> RequestJob:
     values = row._mapping
     return RequestJob(
-        id=values["id"],
-        state=values["state"],
-        worker_id=values["worker_id"],
-        worker_name=values["worker_name"],
-        model=values["model"],
-        seed=int(values["seed"]),
-        censored=bool(values["censored"]),
-        image_key=values["image_key"],
-        gen_metadata=tuple(values["gen_metadata"] or ()),
-        started_at=values["started_at"],
-        finished_at=values["finished_at"],
+        id=values[prefix + "id"],
+        state=values[prefix + "state"],
+        worker_id=values[prefix + "worker_id"],
+        worker_name=values[prefix + "worker_name"],
+        model=values[prefix + "model"],
+        seed=int(values[prefix + "seed"]),
+        censored=bool(values[prefix + "censored"]),
+        image_key=values[prefix + "image_key"],
+        gen_metadata=tuple(values[prefix + "gen_metadata"] or ()),
+        started_at=values[prefix + "started_at"],
+        finished_at=values[prefix + "finished_at"],
     )
 
 
@@ -99,9 +109,14 @@ class StatusRepository:
         row = (await self._session.execute(_COUNTERS, {"request_id": request_id})).first()
         return RequestCounters(*row) if row is not None else None
 
-    async def finished_jobs(self, request_id: str) -> list[RequestJob]:
-        """The request's done jobs, in the order they finished."""
-        return [_job(row) for row in await self._session.execute(_FINISHED_JOBS, {"request_id": request_id})]
+    async def counters_and_finished_jobs(self, request_id: str) -> tuple[RequestCounters, list[RequestJob]] | None:
+        """``counters`` and ``finished_jobs`` in one round trip (a status's whole read), or ``None``."""
+        rows = (await self._session.execute(_COUNTERS_WITH_FINISHED_JOBS, {"request_id": request_id})).all()
+        if not rows:
+            return None
+        counters = RequestCounters(*rows[0][:_COUNTER_COUNT])
+        jobs = [_job(row, _JOB_PREFIX) for row in rows if row._mapping[_JOB_PREFIX + "id"] is not None]
+        return counters, jobs
 
     async def jobs(self, request_id: str) -> list[RequestJob]:
         """Every job of the request, in hand-out order (``started_at``, then id)."""
