@@ -127,17 +127,28 @@ class Database:
 
     @asynccontextmanager
     async def store(self) -> AsyncIterator[Store]:
-        """A unit of work as the domain sees it: its repositories, committed once when the block ends."""
-        async with self.unit_of_work() as session:
-            yield Store(session, self.is_sqlite)
+        """A unit of work as the domain sees it: its repositories, committed once when the block ends (rolled
+        back if it raises); its session opens on first use."""
+        async with self._store(self.sessions) as store:
+            yield store
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Store]:
         """Repositories for reads only, outside any transaction (each statement sees the data as it then is).
 
         For the calls that only look (a request's check and status): a write here would commit on its own."""
-        async with self.readers() as session:
-            yield Store(session, self.is_sqlite)
+        async with self._store(self.readers) as store:
+            yield store
+
+    @asynccontextmanager
+    async def _store(self, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Store]:
+        store = Store(sessions, self.is_sqlite)
+        try:
+            yield store
+        except BaseException:
+            await store.finish(commit=False)
+            raise
+        await store.finish(commit=True)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openhorde.storage import events
 from openhorde.storage.repositories.accounts import AccountRepository
@@ -43,11 +43,35 @@ from openhorde.storage.repositories.workers import WorkerRepository
 
 
 class Store:
-    """One unit of work: a transaction, its repositories, and the events it will announce on commit."""
+    """One unit of work: a transaction, its repositories, and the events it will announce on commit.
 
-    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
-        self._session = session
+    The session opens when a repository is first used: a call answered from memory (an idle pop, an unchanged
+    check) opens none, and opening and committing an empty one cost more than the rest of such a call.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool) -> None:
+        self._sessions = sessions
+        self._opened: AsyncSession | None = None
         self.is_sqlite = is_sqlite
+
+    @property
+    def _session(self) -> AsyncSession:
+        if self._opened is None:
+            self._opened = self._sessions()
+        return self._opened
+
+    async def finish(self, commit: bool) -> None:
+        """End the unit of work: commit (or roll back) and close its session, if it opened one."""
+        session, self._opened = self._opened, None
+        if session is None:
+            return
+        try:
+            if commit:
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            await session.close()
 
     @cached_property
     def accounts(self) -> AccountRepository:
