@@ -18,6 +18,7 @@ refusal is skipped as ``bridge_version``, as upstream. Two differences, on purpo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 POST_PROCESSORS: tuple[str, ...] = (
@@ -75,13 +76,15 @@ def bridge_post_processors(bridge_agent: str) -> frozenset[str] | None:
     return frozenset(supported)
 
 
+@functools.lru_cache(maxsize=1024)
 def refused_by_bridge(bridge_agent: str) -> int:
     """The bits of the post-processors this bridge cannot run (0 when it can run them all, or is unknown)."""
     supported = bridge_post_processors(bridge_agent)
     return 0 if supported is None else ALL_BITS & ~bits(supported)
 
 
-def refused_by_worker(declared: Iterable[str]) -> int:
+@functools.lru_cache(maxsize=1024)
+def refused_by_worker(declared: tuple[str, ...]) -> int:
     """The bits of the post-processors missing from a worker's own list (0 when it sent none)."""
     names = tuple(declared)
     return 0 if not names else ALL_BITS & ~bits(names)

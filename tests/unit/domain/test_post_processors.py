@@ -37,5 +37,5 @@ def test_refusals() -> None:
     assert pp.refused_by_bridge("OpenHorde Worker:0.1.0:u") == 0  # a bridge the table does not know: no limit
     assert pp.refused_by_bridge("SD-WebUI Stable Horde Worker Bridge:4:u") == pp.ALL_BITS
     assert pp.refused_by_bridge("AI Horde Worker:20:u") == pp.bits(["RealESRGAN_x2plus"])
-    assert pp.refused_by_worker([]) == 0
-    assert pp.refused_by_worker(pp.POST_PROCESSORS[1:]) == pp.bits(["GFPGAN"])
+    assert pp.refused_by_worker(()) == 0
+    assert pp.refused_by_worker(tuple(pp.POST_PROCESSORS[1:])) == pp.bits(["GFPGAN"])
