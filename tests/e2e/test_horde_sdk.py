@@ -146,6 +146,6 @@ def test_horde_sdk_image_round_trip(
         assert image["size"] == [64, 64] and image["img_is_url"], report
     assert summary["worker"]["jobs"] == 3 and len(summary["worker"]["rewards"]) == 3, report
     assert summary["server_version"], report
-    # The endpoints issue 14 added each had their check (a check left out would be missing, not failed).
+    # The newer endpoints each had their check (a check left out would be missing, not failed).
     for name in ("generate_check", "stats_img", "documents", "news", "styles_image", "collections", "alchemy"):
         assert name in summary["checks"], report

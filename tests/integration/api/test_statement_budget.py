@@ -1,4 +1,4 @@
-"""How many SQL statements each hot call sends: the budget the hot path is designed to (issue 13).
+"""How many SQL statements each hot call sends: the budget the hot path is designed to.
 
 A job's whole life is driven through HTTP on a migrated database while an engine listener counts the statements
 each call sends (``BEGIN``/``COMMIT`` are not statements here; SQLite's ``BEGIN IMMEDIATE`` is left out as well).

@@ -34,7 +34,7 @@ class TransactionKind(StrEnum):
     """Why kudos moved."""
 
     GENERATION = "generation"
-    INTERROGATION = "interrogation"  # a form an alchemist delivered (issue 14)
+    INTERROGATION = "interrogation"  # a form an alchemist delivered
     ADMIN = "admin"
     TRANSFER = "transfer"
     AWARD = "award"
@@ -42,7 +42,7 @@ class TransactionKind(StrEnum):
     ESCROW_RELEASE = "escrow_release"  # an owner's escrow paid out on becoming trusted (part D2)
     SUPPORTER = "supporter"  # the Supporter tier's monthly grant (part D1)
     CREDITS = "credits"  # kudos bought: a Stripe one-off payment or an admin's credit grant (part D1)
-    STYLE = "style"  # a style's owner's reward when another's request uses it (issue 14)
+    STYLE = "style"  # a style's owner's reward when another's request uses it
 
 
 @dataclass(frozen=True)
