@@ -70,6 +70,8 @@ class MaintenanceReport:
     expired_forms: int = 0
     """Alchemy forms whose lease ran out (``domain/interrogations/expiry.py``)."""
     removed_interrogations: int = 0
+    analyzed_tables: tuple[str, ...] = ()
+    """Queue tables whose planner statistics were refreshed because they had gone stale (PostgreSQL)."""
     skipped: bool = False
     """True when another server process held the maintenance lock, so this pass did nothing."""
 
@@ -125,7 +127,13 @@ async def run_maintenance(store: Store, ctx: HordeContext, now: float) -> Mainte
         removed_requests=await remove_old_requests(store, ctx, now),
         expired_forms=expired_forms.count,
         removed_interrogations=await alchemy_expiry.remove_old_interrogations(store, ctx, now),
+        analyzed_tables=tuple(await store.queue.refresh_stale_statistics()),
     )
-    if any((report.expired_jobs, report.timed_out_requests, report.removed_requests, report.expired_forms)):
+    if (
+        any(
+            (report.expired_jobs, report.timed_out_requests, report.removed_requests, report.expired_forms),
+        )
+        or report.analyzed_tables
+    ):
         log.info("maintenance: %s", report)
     return report
