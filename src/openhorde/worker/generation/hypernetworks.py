@@ -335,7 +335,7 @@ class HypernetworkManager:
             metadata.append(Metadata("hypernetwork", "parse_failed", name))
             return None
         # A file for another model family has no MLP for this UNet's text context (SD 1: 768, SD 2: 1024).
-        if int(self._pipe.unet.config.cross_attention_dim) not in hypernetwork.layers:
+        if not _text_context_widths(self._pipe.unet) & set(hypernetwork.layers):
             logger.warning("hypernetwork %s has no layer for this model's text context", name)
             metadata.append(Metadata("hypernetwork", "baseline_mismatch", name))
             return None
@@ -343,3 +343,9 @@ class HypernetworkManager:
         while len(self._loaded) > self._max_loaded:
             self._loaded.popitem(last=False)
         return hypernetwork
+
+
+def _text_context_widths(unet: Any) -> set[int]:
+    """The widths of the text context the UNet's cross-attention reads (a list in some configs: one per block)."""
+    widths = unet.config.cross_attention_dim
+    return {int(width) for width in widths} if isinstance(widths, list | tuple) else {int(widths)}
