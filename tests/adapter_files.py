@@ -1,7 +1,8 @@
-"""LoRA and textual-inversion files for tests: random adapters for the tiny model, saved as real ones are."""
+"""LoRA, TI and hypernetwork files for tests: random adapters for the tiny model, saved as real ones are."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,4 +38,50 @@ def make_ti(path: Path, seed: int, vectors: int = 2) -> Path:
 
     generator = torch.Generator().manual_seed(seed)
     save_file({"emb_params": torch.randn(vectors, TINY_CROSS_ATTENTION_DIM, generator=generator)}, str(path))
+    return path
+
+
+TINY_SELF_ATTENTION_DIM = 64
+"""The width of the tiny UNet's self-attention contexts (its deeper block's channels)."""
+
+
+def make_hypernetwork(
+    path: Path, seed: int, widths: tuple[int, ...] = (TINY_CROSS_ATTENTION_DIM, TINY_SELF_ATTENTION_DIM)
+) -> Path:
+    """A random hypernetwork saved as AUTOMATIC1111 saves a trained one (``torch.save`` of its dict).
+
+    Its MLPs are [1, 2, 1] with ReLU and 0.3 dropout after the hidden layer and no output activation, so each holds
+    ``linear.0`` (Linear), ``linear.1`` (ReLU), ``linear.2`` (Dropout) and ``linear.3`` (Linear): the output layer's
+    keys are ``linear.3.*``. Written by hand, not with the worker's own classes, so loading it tests the format.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def mlp(width: int) -> OrderedDict[str, torch.Tensor]:
+        hidden = 2 * width
+        return OrderedDict(
+            [
+                ("linear.0.weight", torch.randn(hidden, width, generator=generator) / width**0.5),
+                ("linear.0.bias", torch.randn(hidden, generator=generator) * 0.1),
+                ("linear.3.weight", torch.randn(width, hidden, generator=generator) / hidden**0.5),
+                ("linear.3.bias", torch.randn(width, generator=generator) * 0.1),
+            ]
+        )
+
+    state: dict[Any, Any] = {width: (mlp(width), mlp(width)) for width in widths}
+    state.update(
+        step=1500,
+        name="tiny-hypernetwork",
+        layer_structure=[1, 2, 1],
+        activation_func="relu",
+        is_layer_norm=False,
+        weight_initialization="Normal",
+        sd_checkpoint="0123abcd",
+        sd_checkpoint_name="openhorde-tiny",
+        activate_output=False,
+        use_dropout=True,
+        dropout_structure=[0, 0.3, 0],
+        last_layer_dropout=False,
+        optional_info="made by the tests",
+    )
+    torch.save(state, path)
     return path

@@ -16,10 +16,12 @@ from openhorde.client.payload import (
     NEGATIVE_SEPARATOR,
     STRIP_BACKGROUND,
     UPSCALERS,
+    HypernetworkChoice,
     ImageRequest,
     InputFileError,
     LoraChoice,
     encode_image,
+    parse_hypernetwork,
     parse_lora,
 )
 from openhorde.client.results import SavedImage, save_generations
@@ -36,6 +38,7 @@ from openhorde.client.terminal import ApiKeyOption, UrlOption, error, errors, ex
 from openhorde.client.wire import Progress, RequestStatus
 
 MAX_LORAS = 5
+MAX_HYPERNETWORKS = 5
 DEFAULT_OUT_DIR = Path("openhorde-out")
 DEFAULT_POLL_SECONDS = 2.0
 """How often ``generate`` asks for progress; the AI Horde caches ``/generate/check`` for 1 s anyway."""
@@ -73,6 +76,15 @@ def generate(
         list[str] | None,
         typer.Option(
             help="NAME or NAME:STRENGTH (repeatable, up to 5).", metavar="NAME[:STRENGTH]", show_default=False
+        ),
+    ] = None,
+    hypernetwork: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME or NAME:STRENGTH (repeatable, up to 5): an OpenHorde extension, served by workers that allow "
+            "hypernetworks.",
+            metavar="NAME[:STRENGTH]",
+            show_default=False,
         ),
     ] = None,
     source_image: Annotated[Path | None, _input_file("Start from this picture (img2img).")] = None,
@@ -128,6 +140,7 @@ def generate(
         count=count,
         karras=karras,
         loras=_loras(lora or []),
+        hypernetworks=_hypernetworks(hypernetwork or []),
         denoising_strength=denoise,
         nsfw=nsfw,
         censor_nsfw=censor_nsfw,
@@ -171,6 +184,15 @@ def _loras(texts: list[str]) -> tuple[LoraChoice, ...]:
         return tuple(parse_lora(text) for text in texts)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--lora") from exc
+
+
+def _hypernetworks(texts: list[str]) -> tuple[HypernetworkChoice, ...]:
+    if len(texts) > MAX_HYPERNETWORKS:
+        raise typer.BadParameter(f"at most {MAX_HYPERNETWORKS} hypernetworks", param_hint="--hypernetwork")
+    try:
+        return tuple(parse_hypernetwork(text) for text in texts)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--hypernetwork") from exc
 
 
 def _source(

@@ -43,18 +43,39 @@ class LoraChoice:
         return {"name": self.name, "model": self.strength, "clip": self.strength}
 
 
+@dataclass(frozen=True)
+class HypernetworkChoice:
+    """A hypernetwork and its strength (``params.hypernetworks``, an OpenHorde extension)."""
+
+    name: str
+    strength: float = 1.0
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``params.hypernetworks`` item."""
+        return {"name": self.name, "strength": self.strength}
+
+
 def parse_lora(text: str) -> LoraChoice:
     """``NAME`` or ``NAME:STRENGTH`` (the strength applies to model and clip); ``ValueError`` says what is wrong."""
+    return LoraChoice(*_name_and_strength(text, "LoRA"))
+
+
+def parse_hypernetwork(text: str) -> HypernetworkChoice:
+    """``NAME`` or ``NAME:STRENGTH``, with the bounds of a LoRA's strength; ``ValueError`` says what is wrong."""
+    return HypernetworkChoice(*_name_and_strength(text, "hypernetwork"))
+
+
+def _name_and_strength(text: str, what: str) -> tuple[str, float]:
     name, sep, tail = text.rpartition(":")
     if not sep:
         name, tail = text, ""
     name = name.strip()
     if not name:
-        raise ValueError(f"'{text}' has no LoRA name (use NAME or NAME:STRENGTH)")
+        raise ValueError(f"'{text}' has no {what} name (use NAME or NAME:STRENGTH)")
     if not tail.strip():
         if sep:
             raise ValueError(f"'{text}' has an empty strength after ':' (use NAME or NAME:STRENGTH)")
-        return LoraChoice(name)
+        return name, 1.0
     try:
         strength = float(tail)
     except ValueError:
@@ -63,7 +84,7 @@ def parse_lora(text: str) -> LoraChoice:
         raise ValueError(
             f"'{text}': the strength must lie between -{LORA_STRENGTH_LIMIT:g} and {LORA_STRENGTH_LIMIT:g}"
         )
-    return LoraChoice(name, strength)
+    return name, strength
 
 
 def split_prompt(prompt: str) -> tuple[str, str]:
@@ -114,6 +135,7 @@ class ImageRequest:
     count: int = 1
     karras: bool = False
     loras: tuple[LoraChoice, ...] = ()
+    hypernetworks: tuple[HypernetworkChoice, ...] = ()
     denoising_strength: float | None = None
     source_image: str | None = None
     source_mask: str | None = None
@@ -144,6 +166,8 @@ class ImageRequest:
             params["seed"] = self.seed  # a string: the AI Horde hashes any text into a seed
         if self.loras:
             params["loras"] = [lora.to_wire() for lora in self.loras]
+        if self.hypernetworks:
+            params["hypernetworks"] = [hypernetwork.to_wire() for hypernetwork in self.hypernetworks]
         if self.denoising_strength is not None:
             params["denoising_strength"] = self.denoising_strength
         if self.post_processing:

@@ -82,6 +82,8 @@ class WorkerSide:
     limit_max_steps: Flag
     require_upfront_kudos: Flag
     maintenance: Flag
+    allow_hypernetworks: Flag = False
+    """Hypernetworks, an OpenHorde extension (so a default: AI Horde workers never declare them)."""
     models: Sequence[str] | Sequence[BindParameter[Any]] | None = None
     """The models a popping worker serves; None for ``workers`` rows (their models are in ``worker_models``)."""
     blacklist: Sequence[str] | Sequence[BindParameter[Any]] = ()
@@ -108,6 +110,7 @@ def worker_columns() -> WorkerSide:
         allow_post_processing=Worker.allow_post_processing,
         allow_controlnet=Worker.allow_controlnet,
         allow_lora=Worker.allow_lora,
+        allow_hypernetworks=Worker.allow_hypernetworks,
         can_censor_nsfw=Worker.can_censor_nsfw,
         owner_trusted=false(),
         fast=func.coalesce(Worker.speed_pps, FAST_WORKER_PIXELSTEPS_PER_SECOND) >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
@@ -205,6 +208,7 @@ def match_rules(w: WorkerSide) -> list[tuple[str, ColumnElement[bool]]]:
         ("post-processing", _no_bits(w.refused_by_worker)),
         ("controlnet", _allowed(w.allow_controlnet, Request.has_controlnet.is_(False))),
         ("lora", _allowed(w.allow_lora, Request.has_loras.is_(False))),
+        ("hypernetwork", _allowed(w.allow_hypernetworks, Request.has_hypernetworks.is_(False))),
         ("untrusted", _allowed(w.owner_trusted, Request.trusted_workers.is_(False))),
         ("performance", _allowed(w.fast, Request.slow_workers.is_(True))),
         ("step_count", _forbidden(w.limit_max_steps, Request.accurate_steps <= LIMITED_MAX_STEPS)),
@@ -268,6 +272,7 @@ _FLAG_FIELDS = (
     "allow_post_processing",
     "allow_controlnet",
     "allow_lora",
+    "allow_hypernetworks",
     "can_censor_nsfw",
     "owner_trusted",
     "fast",

@@ -72,6 +72,10 @@ def worker(
     allow_lora: Annotated[
         bool | None, _option("Accept LoRA jobs (default: no).", "--allow-lora/--no-allow-lora")
     ] = None,
+    allow_hypernetworks: Annotated[
+        bool | None,
+        _option("Accept hypernetwork jobs (default: no).", "--allow-hypernetworks/--no-allow-hypernetworks"),
+    ] = None,
     allow_post_processing: Annotated[
         bool | None,
         _option(
@@ -118,6 +122,7 @@ def worker(
         "allow_img2img": allow_img2img,
         "allow_painting": allow_painting,
         "allow_lora": allow_lora,
+        "allow_hypernetworks": allow_hypernetworks,
         "allow_post_processing": allow_post_processing,
         "post_processors": post_processor or None,
         "alchemist": alchemist,
@@ -164,6 +169,7 @@ def run_worker(settings: WorkerSettings) -> int:
         f"img2img {capabilities.img2img and settings.allow_img2img}, "
         f"painting {capabilities.painting and settings.allow_painting}, "
         f"lora {capabilities.lora and settings.allow_lora}, censoring {capabilities.can_censor}, "
+        f"hypernetworks {capabilities.hypernetworks and settings.allow_hypernetworks}, "
         f"post-processing {', '.join(capabilities.post_processors) or 'none'}"
     )
     log_event(log, logging.INFO, "started", summary)
@@ -313,12 +319,16 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
     )
 
     def resolve_adapter(lookup: AdapterLookup) -> AdapterFile | None:
-        """The owner's catalogue first (by name), then CivitAI (by id, name or version id)."""
+        """The owner's catalogue first (by name), then CivitAI (by id, name or version id); hypernetworks come
+        from the catalogue or as ``hypernetworks/<name>.pt`` in the model store, never from CivitAI."""
         from openhorde.worker.generation.adapters import AdapterFile
 
-        entry = catalogue.lora(lookup.name) if lookup.kind == "lora" else catalogue.ti(lookup.name)
+        entry = catalogue.adapter(lookup.kind, lookup.name)
         if entry is not None and not lookup.is_version:
             return AdapterFile(store.ensure(entry, progress=False), entry.triggers)
+        if lookup.kind == "hypernetwork":
+            local = store.hypernetwork_file(lookup.name)
+            return AdapterFile(local) if local is not None else None
         return on_demand(lookup) if on_demand is not None else None
 
     post_processors = None
@@ -341,7 +351,7 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
         device=placement.device,
         dtype=placement.dtype,
         safety_checker=safety,
-        resolve_adapter=resolve_adapter if settings.allow_lora else None,
+        resolve_adapter=resolve_adapter if settings.allow_lora or settings.allow_hypernetworks else None,
         nsfw_worker=settings.nsfw,
         max_loaded_models=resident,
         post_processors=post_processors,

@@ -126,6 +126,8 @@ class PopRequest:
     """The post-processors this worker has (an OpenHorde extension; other hordes ignore it)."""
     allow_controlnet: bool = False
     allow_lora: bool = False
+    allow_hypernetworks: bool = False
+    """Hypernetworks (an OpenHorde extension; other hordes ignore it)."""
     require_upfront_kudos: bool = False
     extra_slow_worker: bool = False
     limit_max_steps: bool = False

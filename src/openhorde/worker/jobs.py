@@ -23,6 +23,7 @@ from PIL import Image
 
 from openhorde.worker.generation.spec import (
     GenerationSpec,
+    HypernetworkSpec,
     LoraSpec,
     Metadata,
     SourceProcessing,
@@ -107,6 +108,7 @@ def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = No
         post_processors=list(caps.post_processors) if post_processing and caps is not None else None,
         allow_controlnet=False,
         allow_lora=settings.allow_lora and (caps is None or caps.lora),
+        allow_hypernetworks=settings.allow_hypernetworks and (caps is None or caps.hypernetworks),
         require_upfront_kudos=settings.require_upfront_kudos,
         extra_slow_worker=settings.extra_slow_worker,
         limit_max_steps=settings.limit_max_steps,
@@ -188,6 +190,7 @@ async def _build_spec(answer: Mapping[str, Any], job: Job, fetch_image: FetchIma
         source_processing=processing,
         loras=_loras(payload),
         textual_inversions=_tis(payload),
+        hypernetworks=_hypernetworks(payload),
         use_nsfw_censor=_flag(payload, "use_nsfw_censor", False),
         post_processing=_post_processing(payload),
         post_processing_order=_post_processing_order(payload),
@@ -327,6 +330,17 @@ def _loras(payload: Mapping[str, Any]) -> tuple[LoraSpec, ...]:
             )
         )
     return tuple(loras)
+
+
+def _hypernetworks(payload: Mapping[str, Any]) -> tuple[HypernetworkSpec, ...]:
+    """``hypernetworks`` (an OpenHorde extension): names and strengths, within the server's bounds."""
+    found = []
+    for index, item in enumerate(_objects(payload, "hypernetworks")):
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise PayloadError(f"payload.hypernetworks[{index}].name={name!r} is not a name")
+        found.append(HypernetworkSpec(name.strip(), _number(item, "strength", float, 1.0, -5.0, 5.0)))
+    return tuple(found)
 
 
 def _tis(payload: Mapping[str, Any]) -> tuple[TextualInversionSpec, ...]:

@@ -106,6 +106,8 @@ class WorkerSettings(BaseSettings):
     allow_img2img: bool = True
     allow_painting: bool = True
     allow_lora: bool = False
+    allow_hypernetworks: bool = False
+    """Serve requests naming hypernetworks (an OpenHorde extension), from the catalogue's ``hypernetworks``."""
     allow_post_processing: bool = False
     alchemist: bool = False
     """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""

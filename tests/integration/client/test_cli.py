@@ -150,13 +150,14 @@ async def test_generate_writes_each_image_with_its_seed_model_and_settings(
     out = tmp_path / "out"
     args = ["generate", "a lighthouse", "--negative", "fog", *SMALL, "-n", "2", "--seed", "42"]
     args += ["--model", "stable_diffusion", "--lora", "shiny:0.5", "--api-key", requester.apikey, "--out", str(out)]
-    process = await cli.start(*args)
+    process = await cli.start(*args, "--hypernetwork", "anime:0.7")
 
-    job = await pop_when_queued(horde, owner, process, amount=2, allow_lora=True)
+    job = await pop_when_queued(horde, owner, process, amount=2, allow_lora=True, allow_hypernetworks=True)
     payload = job["payload"]
     assert payload["prompt"] == "a lighthouse###fog"
     [lora] = payload["loras"]
     assert (lora["name"], lora["model"], lora["clip"]) == ("shiny", 0.5, 0.5)
+    assert payload["hypernetworks"] == [{"name": "anime", "strength": 0.7}]
     seeds = [int(payload["seed"]) + index for index in range(2)]
     for index, state in enumerate(["ok", "censored"]):
         submitted = await horde.upload_and_submit(owner, job, index, seed=seeds[index], state=state)
@@ -300,6 +301,7 @@ async def test_bad_input_files_are_refused_before_anything_is_sent(horde: Horde,
         ("--mask", str(picture)): "needs --source-image",
         ("--source-image", str(picture), "--inpaint", "--outpaint"): "not both",
         ("--lora", "shiny:strong"): "is not a number",
+        ("--hypernetwork", ":1"): "no hypernetwork name",
         ("--width", "100",): "not a multiple of 64",
         ("--upscale", "RealESRGAN_x8"): "is not one of RealESRGAN_x4plus",
         ("--facefix", "Restorer"): "is not one of GFPGAN, CodeFormers",

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from openhorde.client.payload import ImageRequest, InputFileError, LoraChoice, encode_image, parse_lora, split_prompt
+from openhorde.client.payload import (
+    HypernetworkChoice,
+    ImageRequest,
+    InputFileError,
+    LoraChoice,
+    encode_image,
+    parse_hypernetwork,
+    parse_lora,
+    split_prompt,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +41,18 @@ def test_a_lora_is_a_name_and_an_optional_strength(text: str, choice: LoraChoice
 def test_a_bad_lora_says_what_is_wrong(text: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         parse_lora(text)
+
+
+def test_hypernetworks_parse_like_loras_and_go_into_params() -> None:
+    assert parse_hypernetwork("anime:0.4") == HypernetworkChoice("anime", 0.4)
+    with pytest.raises(ValueError, match="no hypernetwork name"):
+        parse_hypernetwork(":1")
+    request = ImageRequest(prompt="a cat", hypernetworks=(HypernetworkChoice("anime", 0.4), HypernetworkChoice("ink")))
+    assert request.to_wire()["params"]["hypernetworks"] == [
+        {"name": "anime", "strength": 0.4},
+        {"name": "ink", "strength": 1.0},
+    ]
+    assert "hypernetworks" not in ImageRequest(prompt="a cat").to_wire()["params"]
 
 
 def test_the_body_has_the_ai_horde_field_names() -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from openhorde.domain.queue.seeds import parse_seed as server_parse_seed
 from openhorde.worker.generation.engine import Capabilities
-from openhorde.worker.generation.spec import split_prompt
+from openhorde.worker.generation.spec import HypernetworkSpec, split_prompt
 from openhorde.worker.horde_client import HordeClient, SourceUnavailable
 from openhorde.worker.jobs import DEFAULT_TTL_SECONDS, parse_pop, parse_seed, pop_request
 from openhorde.worker.settings import WorkerSettings
@@ -224,6 +224,9 @@ async def test_invalid_base64_is_a_download_failure() -> None:
         ({"control_type": "canny"}, "payload.control_type='canny'"),
         ({"loras": [{"model": 1}]}, "payload.loras[0].name=None"),
         ({"tis": [{"name": "x", "inject_ti": "middle"}]}, "payload.tis[0].inject_ti='middle'"),
+        ({"hypernetworks": [{"strength": 1}]}, "payload.hypernetworks[0].name=None"),
+        ({"hypernetworks": [{"name": "h", "strength": 9}]}, "payload.strength=9 is outside"),
+        ({"hypernetworks": {"name": "h"}}, "payload.hypernetworks={'name': 'h'} is not a list"),
     ],
 )
 async def test_bad_fields_fault_the_job_naming_field_and_value(payload: dict[str, Any], named: str) -> None:
@@ -279,6 +282,21 @@ def test_pop_request_follows_settings_and_capabilities() -> None:
     body = pop_request(settings, limited).to_wire()  # type: ignore[arg-type]
     assert body["allow_img2img"] is False and body["allow_lora"] is False and body["allow_painting"] is True
     assert body["can_censor_nsfw"] is True
+
+
+async def test_hypernetworks_reach_the_spec() -> None:
+    payload = {"prompt": "x", "hypernetworks": [{"name": " anime ", "strength": 0.4}, {"name": "ink"}]}
+    job = await parse_pop(answer(payload=payload), no_fetch)
+    assert job.spec is not None
+    assert job.spec.hypernetworks == (HypernetworkSpec("anime", 0.4), HypernetworkSpec("ink", 1.0))
+
+
+def test_the_pop_advertises_hypernetworks_when_allowed_and_the_engine_can() -> None:
+    allowed = WorkerSettings(name="w1", models=["m"], allow_hypernetworks=True)
+    assert pop_request(allowed, Capabilities(hypernetworks=True)).to_wire()["allow_hypernetworks"] is True
+    assert pop_request(allowed, Capabilities(hypernetworks=False)).to_wire()["allow_hypernetworks"] is False
+    not_allowed = WorkerSettings(name="w1", models=["m"])
+    assert pop_request(not_allowed, Capabilities(hypernetworks=True)).to_wire()["allow_hypernetworks"] is False
 
 
 def test_the_pop_advertises_post_processing_only_with_some_loaded_and_lists_them() -> None:

@@ -43,6 +43,7 @@ def _check_in(body: PopInput, ip: str | None) -> CheckIn:
         allow_controlnet=body.allow_controlnet,
         allow_sdxl_controlnet=body.allow_sdxl_controlnet,
         allow_lora=body.allow_lora,
+        allow_hypernetworks=body.allow_hypernetworks,
         allow_unsafe_ipaddr=body.allow_unsafe_ipaddr,
         can_censor_nsfw=body.can_censor_nsfw,
     )

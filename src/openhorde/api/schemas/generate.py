@@ -49,6 +49,10 @@ MAX_SEED_CHARS = 256
 ``int_max_str_digits``): a longer seed is refused with 400 instead of reaching that limit."""
 MAX_SPECIAL_KEYS = 50
 """Keys of ``params.special``, a special user's payload passed on to the worker."""
+MAX_HYPERNETWORKS = 5
+"""Hypernetworks in one request, as many as LoRAs (each one runs on every attention layer it has a size for)."""
+MAX_HYPERNETWORK_STRENGTH = 5.0
+"""A hypernetwork's strength is at most this far from 0, the bounds of a LoRA's strengths."""
 
 
 class LoraInput(WireModel):
@@ -63,6 +67,19 @@ class TextualInversionInput(WireModel):
     name: str = Field(min_length=1, max_length=255)
     inject_ti: Literal["prompt", "negprompt"] | None = None
     strength: float = Field(default=1.0, ge=-5.0, le=5.0)
+
+
+class HypernetworkInput(WireModel):
+    """One hypernetwork of ``params.hypernetworks`` (an OpenHorde extension)."""
+
+    name: str = Field(min_length=1, max_length=255, description="The hypernetwork's name in the worker's catalogue.")
+    strength: float = Field(
+        default=1.0,
+        ge=-MAX_HYPERNETWORK_STRENGTH,
+        le=MAX_HYPERNETWORK_STRENGTH,
+        description="How much of the hypernetwork is added to the attention layers' keys and values "
+        "(A1111's multiplier): 0 leaves the model as it is, 1 applies it as trained.",
+    )
 
 
 class ExtraText(WireModel):
@@ -97,6 +114,14 @@ class ImageParams(WireModel):
     facefixer_strength: float | None = Field(default=None, ge=0, le=1.0)
     loras: list[LoraInput] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     tis: list[TextualInversionInput] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    hypernetworks: list[HypernetworkInput] | None = Field(
+        default=None,
+        max_length=MAX_HYPERNETWORKS,
+        description="OpenHorde extension (the AI Horde has no such field): AUTOMATIC1111-format hypernetworks "
+        f"applied to the model's attention keys and values, at most {MAX_HYPERNETWORKS}, each with a strength "
+        f"from -{MAX_HYPERNETWORK_STRENGTH:g} to {MAX_HYPERNETWORK_STRENGTH:g}. Only workers that declare "
+        "allow_hypernetworks in their pop serve such a request.",
+    )
     special: dict[str, Any] | None = Field(default=None, max_length=MAX_SPECIAL_KEYS)
     extra_texts: list[ExtraText] | None = Field(default=None, max_length=MAX_EXTRA_TEXTS)
     workflow: Literal["qr_code"] | None = None

@@ -39,6 +39,11 @@ class PopInput(WireModel):
     allow_controlnet: bool = False
     allow_sdxl_controlnet: bool = False
     allow_lora: bool = False
+    allow_hypernetworks: bool = Field(
+        default=False,
+        description="OpenHorde extension: the worker applies hypernetworks. Requests naming any "
+        "(params.hypernetworks) are handed only to such workers (skipped as hypernetwork).",
+    )
     limit_max_steps: bool = False
     can_censor_nsfw: bool = Field(
         default=True,

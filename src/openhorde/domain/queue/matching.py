@@ -99,6 +99,7 @@ def worker_side(worker: WorkerState, owner: Account) -> WorkerSide:
         allow_post_processing=can.allow_post_processing,
         allow_controlnet=can.allow_controlnet,
         allow_lora=can.allow_lora,
+        allow_hypernetworks=can.allow_hypernetworks,
         can_censor_nsfw=can.can_censor_nsfw,
         owner_trusted=owner.is_trusted or owner.is_moderator,
         fast=speed >= FAST_WORKER_PIXELSTEPS_PER_SECOND,
@@ -116,6 +117,8 @@ def worker_side(worker: WorkerState, owner: Account) -> WorkerSide:
 def worker_payload(request: Candidate, count: int, seed: int) -> dict[str, Any]:
     """The ``payload`` of a pop: the request's settings in the worker's field names."""
     payload = {k: v for k, v in request.params.items() if k not in ("steps", "n") and v is not None}
+    if not payload.get("hypernetworks"):
+        payload.pop("hypernetworks", None)  # an OpenHorde extension: AI Horde workers never see an empty one
     payload.setdefault("clip_skip", DEFAULT_CLIP_SKIP)
     payload.update(
         prompt=request.prompt,

@@ -341,6 +341,7 @@ async def create_request(
         "source_image_key": source_keys.source,
         "source_mask_key": source_keys.mask,
         "has_loras": bool(params.get("loras")),
+        "has_hypernetworks": bool(params.get("hypernetworks")),
         "has_post_processing": bool(params.get("post_processing")),
         "post_processor_bits": post_processors.bits(params.get("post_processing") or ()),
         "has_controlnet": bool(params.get("control_type")),

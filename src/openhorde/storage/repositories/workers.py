@@ -49,6 +49,8 @@ class WorkerCapabilities:
     allow_controlnet: bool = False
     allow_sdxl_controlnet: bool = False
     allow_lora: bool = False
+    allow_hypernetworks: bool = False
+    """Hypernetworks (``params.hypernetworks``, an OpenHorde extension): only such workers get those requests."""
     allow_unsafe_ipaddr: bool = True
     can_censor_nsfw: bool = True
     post_processors: tuple[str, ...] = ()

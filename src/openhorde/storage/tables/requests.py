@@ -83,6 +83,9 @@ class Request(Base):
     source_image_key: Mapped[str | None] = mapped_column(String(200), default=None)
     source_mask_key: Mapped[str | None] = mapped_column(String(200), default=None)
     has_loras: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A server default, as post_processor_bits: inserts written for older revisions leave it out.
+    has_hypernetworks: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """The request names hypernetworks (an OpenHorde extension): only workers that allow them serve it."""
     has_post_processing: Mapped[bool] = mapped_column(Boolean, default=False)
     # A server default, not a Python one: inserts written for older revisions (the migration tests) leave it out.
     post_processor_bits: Mapped[int] = mapped_column(Integer, server_default="0")

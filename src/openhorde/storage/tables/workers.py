@@ -34,6 +34,8 @@ class Worker(Base):
     allow_controlnet: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_sdxl_controlnet: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_lora: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_hypernetworks: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The worker applies hypernetworks (an OpenHorde extension of the pop)."""
     allow_unsafe_ipaddr: Mapped[bool] = mapped_column(Boolean, default=True)
     can_censor_nsfw: Mapped[bool] = mapped_column(Boolean, default=True)
     limit_max_steps: Mapped[bool] = mapped_column(Boolean, default=False)

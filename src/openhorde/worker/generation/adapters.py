@@ -22,7 +22,7 @@ from openhorde.worker.generation.spec import GenerationSpec, LoraSpec, Metadata,
 
 logger = logging.getLogger(__name__)
 
-AdapterKind = Literal["lora", "ti"]
+AdapterKind = Literal["lora", "ti", "hypernetwork"]
 DEFAULT_MAX_LORAS = 8
 """Loaded LoRA adapters kept per model; the least recently used one is deleted beyond this."""
 _DENOISERS = ("unet", "transformer")
@@ -38,7 +38,7 @@ class AdapterFile:
 
 @dataclass(frozen=True)
 class AdapterLookup:
-    """What a job asks a resolver for: a LoRA or TI by name (or id), for the job's model."""
+    """What a job asks a resolver for: a LoRA, TI or hypernetwork by name (or id), for the job's model."""
 
     kind: AdapterKind
     name: str
@@ -248,6 +248,11 @@ class AdapterManager:
                 )
                 return
         self._pipe.load_textual_inversion(str(path), token=token)
+
+    def resolve_file(self, kind: AdapterKind, name: str) -> Path | str:
+        """The file of an adapter of another kind (hypernetworks), or why there is none (``gen_metadata`` value)."""
+        found = self._resolve(AdapterLookup(kind, name, self._model))
+        return found.path if isinstance(found, AdapterFile) else found
 
     def _resolve(self, lookup: AdapterLookup) -> AdapterFile | str:
         """The adapter's file, or the ``gen_metadata`` value saying why there is none (``download_failed``…)."""

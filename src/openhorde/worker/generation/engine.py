@@ -49,6 +49,8 @@ class Capabilities:
     img2img: bool = True
     painting: bool = True
     lora: bool = False
+    hypernetworks: bool = False
+    """Hypernetworks (an OpenHorde extension), served like LoRAs through the adapter resolver."""
     textual_inversion: bool = False
     post_processing: bool = False
     post_processors: tuple[str, ...] = ()
@@ -126,6 +128,7 @@ class Engine:
         adapters = self._resolve_adapter is not None
         return Capabilities(
             lora=adapters,
+            hypernetworks=adapters,
             textual_inversion=adapters,
             can_censor=self._safety is not None,
             post_processing=bool(self.post_processor_names()),
@@ -226,6 +229,7 @@ class Engine:
         adapted = model.adapters.prepare(spec, positive, negative)
         metadata = list(adapted.metadata)
         try:
+            model.hypernetworks.apply(spec.hypernetworks, metadata)
             scheduler, note = model.schedulers.get(spec.sampler_name, spec.karras)
             if note is not None:
                 metadata.append(note)
@@ -246,6 +250,7 @@ class Engine:
                 outputs = _run(model, plan, spec, scheduler, common)
         finally:
             model.adapters.finish()
+            model.hypernetworks.restore()
         if plan.keep is not None and plan.mask is not None:
             outputs = [imaging.composite(plan.keep, output, plan.mask) for output in outputs]
         generated = [GeneratedImage(output) for output in outputs]

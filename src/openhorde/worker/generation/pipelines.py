@@ -8,6 +8,7 @@ from typing import Any
 
 from openhorde.worker.generation.adapters import AdapterManager, AdapterResolver
 from openhorde.worker.generation.devices import Placement, enable_sdpa
+from openhorde.worker.generation.hypernetworks import HypernetworkManager
 from openhorde.worker.generation.samplers import SchedulerCache
 
 
@@ -36,6 +37,7 @@ class LoadedModel:
     base: Any
     adapters: AdapterManager
     schedulers: SchedulerCache
+    hypernetworks: HypernetworkManager
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
 
@@ -43,7 +45,9 @@ class LoadedModel:
     def create(cls, name: str, pipe: Any, resolver: AdapterResolver | None) -> LoadedModel:
         """Wrap a prepared pipeline; the scheduler it came with defines the model's noise schedule."""
         base_config = dict(pipe.scheduler.config)
-        return cls(name, pipe, AdapterManager(pipe, resolver, model=name), SchedulerCache(base_config))
+        adapters = AdapterManager(pipe, resolver, model=name)
+        hypernetworks = HypernetworkManager(pipe, lambda wanted: adapters.resolve_file("hypernetwork", wanted))
+        return cls(name, pipe, adapters, SchedulerCache(base_config), hypernetworks)
 
     def img2img(self) -> Any:
         """The image-to-image pipeline on the same modules, made on first use."""

@@ -40,6 +40,14 @@ class TextualInversionSpec:
 
 
 @dataclass(frozen=True)
+class HypernetworkSpec:
+    """One hypernetwork of a job (an OpenHorde extension): how much of it is added to attention keys/values."""
+
+    name: str
+    strength: float = 1.0
+
+
+@dataclass(frozen=True)
 class GenerationSpec:
     """Everything needed to generate one job's images, already parsed from the pop answer."""
 
@@ -64,6 +72,7 @@ class GenerationSpec:
     source_mask: Image.Image | None = None
     loras: tuple[LoraSpec, ...] = ()
     textual_inversions: tuple[TextualInversionSpec, ...] = ()
+    hypernetworks: tuple[HypernetworkSpec, ...] = ()
     use_nsfw_censor: bool = False
     post_processing: tuple[str, ...] = ()
     """Post-processor names (``RealESRGAN_x4plus``, ``GFPGAN``, ``strip_background``…), run on each image."""

@@ -1,4 +1,4 @@
-"""The worker's model catalogue: which models, LoRAs and textual inversions it can serve, and where they come from.
+"""The worker's model catalogue: which models, LoRAs, textual inversions and hypernetworks it can serve, and where from.
 
 The catalogue is a YAML (or JSON) file the worker's owner writes::
 
@@ -15,6 +15,10 @@ The catalogue is a YAML (or JSON) file the worker's owner writes::
     textual_inversions:
       - name: easynegative
         file: ti/easynegative.safetensors
+    hypernetworks:                            # AUTOMATIC1111 .pt files (an OpenHorde extension)
+      - name: anime
+        url: https://…/anime.pt               # file defaults to hypernetworks/<name>.pt
+        sha256: 3f1c…
 
 The built-in ``openhorde-tiny`` model is always in it. Parsing is strict: an unknown key or a bad
 value is an error that names the file and the entry, because a typo silently ignored would only
@@ -33,8 +37,10 @@ from urllib.parse import urlparse
 import yaml
 
 Baseline = Literal["sd1", "sd2", "sdxl"]
-AdapterKind = Literal["lora", "ti"]
+AdapterKind = Literal["lora", "ti", "hypernetwork"]
 ModelSource = Literal["builtin", "catalogue", "reference"]
+HYPERNETWORK_FOLDER = "hypernetworks"
+"""Where in the model store hypernetworks live: a ``<name>.pt`` there is served without a catalogue entry."""
 
 BASELINE_ALIASES: dict[str, Baseline] = {
     "sd1": "sd1",
@@ -56,8 +62,13 @@ _MODEL_KEYS = frozenset(
     {"name", "baseline", "inpainting", "nsfw", "file", "sha256", "url", "hub_id", "config", "triggers", "description"}
 )
 _ADAPTER_KEYS = frozenset({"name", "file", "sha256", "url", "triggers", "baseline", "description"})
-_SECTIONS = {"models": None, "loras": "lora", "textual_inversions": "ti"}
-_ADAPTER_FOLDERS: dict[AdapterKind, str] = {"lora": "loras", "ti": "textual_inversions"}
+_SECTIONS = {"models": None, "loras": "lora", "textual_inversions": "ti", "hypernetworks": "hypernetwork"}
+_ADAPTER_FOLDERS: dict[AdapterKind, str] = {
+    "lora": "loras",
+    "ti": "textual_inversions",
+    "hypernetwork": HYPERNETWORK_FOLDER,
+}
+_ADAPTER_SUFFIXES: dict[AdapterKind, str] = {"lora": ".safetensors", "ti": ".safetensors", "hypernetwork": ".pt"}
 
 TINY_MODEL_NAME = "openhorde-tiny"
 """The same name as ``tiny.TINY_MODEL_NAME``, repeated so that reading a catalogue does not import torch."""
@@ -134,7 +145,7 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class AdapterEntry:
-    """One LoRA (``kind="lora"``) or textual inversion (``kind="ti"``) file."""
+    """One LoRA (``kind="lora"``), textual inversion (``kind="ti"``) or hypernetwork (``kind="hypernetwork"``)."""
 
     name: str
     kind: AdapterKind
@@ -163,6 +174,7 @@ class Catalogue:
     loras: Mapping[str, AdapterEntry] = field(default_factory=dict)
     textual_inversions: Mapping[str, AdapterEntry] = field(default_factory=dict)
     path: Path | None = None
+    hypernetworks: Mapping[str, AdapterEntry] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelEntry:
         """The model called ``name``; raises ``UnknownModel`` naming the models there are."""
@@ -181,6 +193,14 @@ class Catalogue:
     def ti(self, name: str) -> AdapterEntry | None:
         """The catalogued textual inversion called ``name``, or None."""
         return self.textual_inversions.get(name)
+
+    def hypernetwork(self, name: str) -> AdapterEntry | None:
+        """The catalogued hypernetwork called ``name``, or None."""
+        return self.hypernetworks.get(name)
+
+    def adapter(self, kind: AdapterKind, name: str) -> AdapterEntry | None:
+        """The catalogued LoRA, TI or hypernetwork called ``name``, or None."""
+        return {"lora": self.loras, "ti": self.textual_inversions, "hypernetwork": self.hypernetworks}[kind].get(name)
 
     def model_names(self) -> list[str]:
         """The names of all models, sorted."""
@@ -226,7 +246,7 @@ def parse_catalogue(raw: Any, source: str = "<catalogue>", path: Path | None = N
     if unknown:
         raise CatalogueError(f"{source}: unknown section(s) {unknown}; allowed: {', '.join(_SECTIONS)}.")
     models: dict[str, ModelEntry] = {TINY_ENTRY.name: TINY_ENTRY}
-    adapters: dict[str, dict[str, AdapterEntry]] = {"lora": {}, "ti": {}}
+    adapters: dict[str, dict[str, AdapterEntry]] = {"lora": {}, "ti": {}, "hypernetwork": {}}
     for section, kind in _SECTIONS.items():
         items = raw.get(section) or []
         if not isinstance(items, list):
@@ -244,7 +264,13 @@ def parse_catalogue(raw: Any, source: str = "<catalogue>", path: Path | None = N
                 if adapter.name in adapters[kind]:
                     raise CatalogueError(f"{where}: the name '{adapter.name}' appears twice.")
                 adapters[kind][adapter.name] = adapter
-    return Catalogue(models=models, loras=adapters["lora"], textual_inversions=adapters["ti"], path=path)
+    return Catalogue(
+        models=models,
+        loras=adapters["lora"],
+        textual_inversions=adapters["ti"],
+        path=path,
+        hypernetworks=adapters["hypernetwork"],
+    )
 
 
 def _where(source: str, section: str, index: int, item: Any) -> str:
@@ -356,7 +382,7 @@ def _parse_adapter(raw: Any, kind: AdapterKind, where: str) -> AdapterEntry:
     name = cast(str, _text(item, "name", where, required=True))
     url = _url(item, where)
     # Without a file name the adapter gets one in its kind's folder, so a URL alone is enough.
-    default_file = f"{_ADAPTER_FOLDERS[kind]}/{name.replace('/', '_')}.safetensors"
+    default_file = f"{_ADAPTER_FOLDERS[kind]}/{name.replace('/', '_')}{_ADAPTER_SUFFIXES[kind]}"
     return AdapterEntry(
         name=name,
         kind=kind,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from openhorde.worker.models.catalogue import AdapterEntry, ModelEntry, RemoteFile
+from openhorde.worker.models.catalogue import HYPERNETWORK_FOLDER, AdapterEntry, ModelEntry, RemoteFile
 from openhorde.worker.models.download import (
     GIB,
     ChecksumMismatch,
@@ -72,6 +72,13 @@ class ModelStore:
         path = Path(file).expanduser()
         return path if path.is_absolute() else self.root / path
 
+    def hypernetwork_file(self, name: str) -> Path | None:
+        """``hypernetworks/<name>.pt`` of the store when it is there (a plain name only: no folders, no dot first)."""
+        if not name or Path(name).name != name or name.startswith("."):
+            return None
+        path = self.root / HYPERNETWORK_FOLDER / f"{name}.pt"
+        return path if path.is_file() else None
+
     def missing_bytes(self, entries: list[ModelEntry]) -> int:
         """Bytes still to download for these models' files (by the sizes their sources state)."""
         total = 0
@@ -113,4 +120,5 @@ def _label(entry: ModelEntry | AdapterEntry) -> str:
     """How messages name an entry: "Model 'x'", "LoRA 'x'" or "Textual inversion 'x'"."""
     if isinstance(entry, ModelEntry):
         return f"Model '{entry.name}'"
-    return f"{'LoRA' if entry.kind == 'lora' else 'Textual inversion'} '{entry.name}'"
+    kinds = {"lora": "LoRA", "ti": "Textual inversion", "hypernetwork": "Hypernetwork"}
+    return f"{kinds[entry.kind]} '{entry.name}'"

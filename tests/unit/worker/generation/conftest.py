@@ -14,7 +14,7 @@ from openhorde.worker.generation.adapters import AdapterFile, AdapterLookup
 from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.spec import GenerationResult, GenerationSpec
 from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
-from tests.adapter_files import make_lora, make_ti
+from tests.adapter_files import make_hypernetwork, make_lora, make_ti
 from tests.conftest import torch_threads
 
 TINY_INPAINTING = TINY_MODEL_NAME + "-inpainting"
@@ -78,12 +78,13 @@ def _load_tiny(name: str) -> Any:
 
 @pytest.fixture(scope="session")
 def resolver(tmp_path_factory: pytest.TempPathFactory) -> Resolver:
-    """LoRAs ``style-a`` (with triggers), ``style-b`` (UNet only) and TI ``emb`` on disk."""
+    """LoRAs ``style-a`` (with triggers), ``style-b`` (UNet only), TI ``emb`` and hypernetwork ``hyper`` on disk."""
     root = tmp_path_factory.mktemp("adapters")
     resolver = Resolver()
     resolver.files["lora", "style-a"] = AdapterFile(make_lora(root / "a", seed=5), ("shiny", "glossy"))
     resolver.files["lora", "style-b"] = AdapterFile(make_lora(root / "b", seed=6, with_text_encoder=False))
     resolver.files["ti", "emb"] = AdapterFile(make_ti(root / "emb.safetensors", seed=7))
+    resolver.files["hypernetwork", "hyper"] = AdapterFile(make_hypernetwork(root / "hyper.pt", seed=8))
     return resolver
 
 

