@@ -32,7 +32,9 @@ from openhorde.worker.horde_client import (
     bridge_agent,
 )
 from openhorde.worker.logs import log_event
+from openhorde.worker.models.store import ModelStore
 from openhorde.worker.postprocess.chain import PostProcessors
+from openhorde.worker.postprocess.weights import fetch_post_processor_weights
 from openhorde.worker.runner import WorkerStopped, encode_webp
 from openhorde.worker.settings import WorkerSettings
 
@@ -186,7 +188,9 @@ def run_alchemist(settings: WorkerSettings) -> int:
     except (ValueError, RuntimeError) as exc:
         log_event(log, logging.ERROR, "startup_failed", f"device {settings.device}: {exc}")
         return 1
-    loaded = PostProcessors.load(settings.post_processors, settings.model_store.expanduser(), device)
+    store = ModelStore(settings.model_store, budget_bytes=settings.disk_budget_bytes)
+    fetch_post_processor_weights(settings.post_processors, store, settings.model_reference)
+    loaded = PostProcessors.load(settings.post_processors, store.root, device)
     safety = None
     if settings.safety_model is not None:
         from openhorde.worker.generation.safety import SafetyChecker

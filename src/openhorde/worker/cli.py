@@ -324,7 +324,9 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
     post_processors = None
     if settings.allow_post_processing and settings.post_processors:
         from openhorde.worker.postprocess.chain import PostProcessors
+        from openhorde.worker.postprocess.weights import fetch_post_processor_weights
 
+        fetch_post_processor_weights(settings.post_processors, store, settings.model_reference)
         post_processors = PostProcessors.load(settings.post_processors, store.root, placement.device)
         log_event(
             log,

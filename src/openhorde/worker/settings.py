@@ -110,7 +110,8 @@ class WorkerSettings(BaseSettings):
     alchemist: bool = False
     """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""
     post_processors: NameList = Field(default_factory=list)
-    """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``."""
+    """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``; missing
+    files are downloaded from the reference files beside ``model_reference`` (``esrgan.json``…)."""
     nsfw: bool = True
     blacklist: NameList = Field(default_factory=list)
     priority_usernames: NameList = Field(default_factory=list)
