@@ -87,7 +87,16 @@ def worker(
     ] = None,
     alchemist: Annotated[
         bool | None,
-        _option("Serve alchemy's post-processing forms instead of images (default: no).", "--alchemist/--no-alchemist"),
+        _option(
+            "Serve alchemy's forms; beside images when --model is given, else alone (default: no).",
+            "--alchemist/--no-alchemist",
+        ),
+    ] = None,
+    caption_model: Annotated[
+        Path | None, _option("Folder of a transformers BLIP model for the caption form (in the model store).")
+    ] = None,
+    interrogation_model: Annotated[
+        Path | None, _option("Folder of a transformers CLIP model for the interrogation form (in the model store).")
     ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
@@ -121,6 +130,8 @@ def worker(
         "allow_post_processing": allow_post_processing,
         "post_processors": post_processor or None,
         "alchemist": alchemist,
+        "caption_model": caption_model,
+        "interrogation_model": interrogation_model,
         "model_store": model_store,
         "catalogue": catalogue,
         "model_reference": model_reference,

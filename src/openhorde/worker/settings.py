@@ -108,7 +108,11 @@ class WorkerSettings(BaseSettings):
     allow_lora: bool = False
     allow_post_processing: bool = False
     alchemist: bool = False
-    """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""
+    """Serve alchemy's forms (``/interrogate/pop``): alone, or beside image generation when ``models`` is set."""
+    caption_model: Path | None = None
+    """Folder of a transformers BLIP captioning model (the ``caption`` form); relative to ``model_store``."""
+    interrogation_model: Path | None = None
+    """Folder of a transformers CLIP model (the ``interrogation`` form); relative to ``model_store``."""
     post_processors: NameList = Field(default_factory=list)
     """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``; missing
     files are downloaded from the reference files beside ``model_reference`` (``esrgan.json``…)."""
