@@ -68,13 +68,13 @@ class Alchemist:
         interrogator: Interrogator | None = None,
         *,
         name: str | None = None,
-        gate: Callable[[], Awaitable[None]] | None = None,
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self.name = name or settings.name
         """The horde knows an alchemist by a name of its own: an image worker's name cannot pop forms."""
         self.gate = gate
-        """Awaited before each pop: beside image generation, it returns once no image job is in hand."""
+        """Awaited before each pop: beside image generation, it returns once no image job is in hand (False: stop)."""
         self.post_processors = post_processors
         self.client = client
         self.safety = safety
@@ -113,10 +113,8 @@ class Alchemist:
                 "post_processors (with their files)"
             )
         while not self._stopping.is_set() and (max_forms is None or self.served + self.faulted < max_forms):
-            if self.gate is not None:
-                await self.gate()
-                if self._stopping.is_set():
-                    break
+            if self.gate is not None and not await self.gate():
+                break
             try:
                 answer = await self.client.interrogation_pop(self.pop_body())
             except AuthenticationFailed as exc:
@@ -237,16 +235,23 @@ class AlchemyModels:
         )
 
 
-def load_alchemy_models(settings: WorkerSettings, device: Any, safety: SafetyChecker | None = None) -> AlchemyModels:
+def load_alchemy_models(
+    settings: WorkerSettings,
+    device: Any,
+    safety: SafetyChecker | None = None,
+    post_processors: PostProcessors | None = None,
+) -> AlchemyModels:
     """The configured models: post-processors (fetched when missing), safety checker, BLIP, CLIP.
 
-    ``safety`` is the image worker's checker when it has one, shared rather than loaded twice.
+    ``safety`` and ``post_processors`` are the image worker's when it has them, shared rather than loaded twice.
     """
     from openhorde.worker.alchemy.loading import AlchemyModelError
 
     store = ModelStore(settings.model_store, budget_bytes=settings.disk_budget_bytes)
-    fetch_post_processor_weights(settings.post_processors, store, settings.model_reference)
-    models = AlchemyModels(PostProcessors.load(settings.post_processors, store.root, device), safety)
+    if post_processors is None:
+        fetch_post_processor_weights(settings.post_processors, store, settings.model_reference)
+        post_processors = PostProcessors.load(settings.post_processors, store.root, device)
+    models = AlchemyModels(post_processors, safety)
     try:
         if models.safety is None and settings.safety_model is not None:
             from openhorde.worker.generation.safety import SafetyChecker

@@ -146,7 +146,7 @@ def worker(
         errors.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(code=EXIT_CONFIG) from exc
     configure_logging(settings.log_format, settings.log_file)
-    if settings.alchemist:
+    if settings.alchemist and not settings.alchemist_beside_images:
         from openhorde.worker.alchemist import run_alchemist
 
         raise typer.Exit(code=run_alchemist(settings))
@@ -155,15 +155,17 @@ def worker(
 
 def run_worker(settings: WorkerSettings) -> int:
     """Load the models, build the engine, work until stopped; returns the process exit code."""
-    from openhorde.worker.horde_client import HordeClient
-    from openhorde.worker.runner import Runner, WorkerStopped
+    from openhorde.worker.alchemist import AlchemyStartupError
+    from openhorde.worker.beside import load_beside, work
+    from openhorde.worker.runner import WorkerStopped
     from openhorde.worker.status import StatusDisplay, WorkerStats
 
     try:
         plan = plan_models(settings)
         settings = settings.model_copy(update={"models": plan.names})
         engine = build_engine(settings, plan)
-    except StartupError as exc:
+        alchemy = load_beside(settings, engine) if settings.alchemist else None
+    except (StartupError, AlchemyStartupError) as exc:
         log_event(log, logging.ERROR, "startup_failed", str(exc))
         return 1
     except KeyboardInterrupt:
@@ -180,11 +182,8 @@ def run_worker(settings: WorkerSettings) -> int:
     log_event(log, logging.INFO, "started", summary)
 
     async def main() -> None:
-        async with HordeClient(settings.api_url, settings.api_key) as client:
-            display = StatusDisplay(WorkerStats(), console=console)
-            runner = Runner(settings, engine, client, capabilities=capabilities, display=display)
-            stats = await runner.run(handle_signals=True)
-            log_event(log, logging.INFO, "stopped", f"Stopped: {stats.line()}")
+        stats = await work(settings, engine, capabilities, StatusDisplay(WorkerStats(), console=console), alchemy)
+        log_event(log, logging.INFO, "stopped", f"Stopped: {stats.line()}")
 
     try:
         asyncio.run(main())

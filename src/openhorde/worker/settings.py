@@ -186,6 +186,15 @@ class WorkerSettings(BaseSettings):
         return None if self.disk_budget_gb is None else int(self.disk_budget_gb * (1 << 30))
 
     @property
+    def alchemist_beside_images(self) -> bool:
+        """Whether the alchemist runs beside image generation: ``alchemist`` on and ``models`` set by the owner.
+
+        ``models`` has a default (the tiny model), so only a value the owner gave (flag, environment, file)
+        counts: ``alchemist: true`` alone keeps meaning an alchemist that generates no images.
+        """
+        return self.alchemist and "models" in self.model_fields_set
+
+    @property
     def api_url(self) -> str:
         """The API root every endpoint hangs off: ``<horde_url>/api/v2``."""
         return f"{self.horde_url}/api/v2"

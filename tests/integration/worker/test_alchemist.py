@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from openhorde.worker.alchemist import Alchemist, load_alchemy_models
+from openhorde.worker.alchemy.tiny import BLIP_WORDS, save_tiny_blip, save_tiny_clip
 from openhorde.worker.horde_client import HordeClient, RetryPolicy
 from openhorde.worker.postprocess.chain import PostProcessors
 from openhorde.worker.runner import WorkerStopped
 from openhorde.worker.settings import WorkerSettings
 from tests.live_server import Account, Horde, webp_bytes
-from tests.unit.worker.alchemy.tiny_models import BLIP_WORDS, save_tiny_blip, save_tiny_clip
 from tests.unit.worker.postprocess import weights
 
 # The alchemist's HordeClient talks HTTP to the server's URL: a real socket.

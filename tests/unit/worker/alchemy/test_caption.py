@@ -6,7 +6,7 @@ from PIL import Image
 
 from openhorde.worker.alchemy.caption import Captioner
 from openhorde.worker.alchemy.loading import AlchemyModelError
-from tests.unit.worker.alchemy.tiny_models import BLIP_WORDS, save_tiny_blip
+from openhorde.worker.alchemy.tiny import BLIP_WORDS, save_tiny_blip
 
 CPU = torch.device("cpu")
 

@@ -4,7 +4,7 @@ from PIL import Image
 
 from openhorde.worker.alchemy.interrogation import TOP_TERMS, Interrogator
 from openhorde.worker.alchemy.terms import TERMS
-from tests.unit.worker.alchemy.tiny_models import save_tiny_clip
+from openhorde.worker.alchemy.tiny import save_tiny_clip
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,8 @@
-"""Tiny BLIP and CLIP models with random weights, saved with ``save_pretrained`` as the real ones are published."""
+"""Tiny BLIP and CLIP models with random weights, saved with ``save_pretrained`` as the real ones are published.
+
+For tests, the benchmark and offline demos (as ``models/tiny.py`` is for image generation): they run the real
+loading and inference paths in seconds on a CPU; what they say about an image is noise.
+"""
 
 from __future__ import annotations
 
