@@ -83,5 +83,9 @@ async def work(
         if alchemy is None:
             return await runner.run(handle_signals=True)
         alchemist = alchemy.alchemist(settings, client, name=alchemist_name(settings))
+        if not alchemist.forms:
+            warning = "alchemist: true, but no alchemy model is loaded (caption_model, interrogation_model, "
+            log_event(log, logging.WARNING, "alchemist", warning + "safety_model, post_processors): images only")
+            return await runner.run(handle_signals=True)
         log_event(log, logging.INFO, "alchemist", f"Alchemist '{alchemist.name}' beside: {', '.join(alchemist.forms)}")
         return await run_beside(runner, alchemist, handle_signals=True)
