@@ -352,3 +352,32 @@ def test_a_worker_with_a_safety_model_censors_what_it_flags(
     status = horde.wait_done(censored)
     assert [g["censored"] for g in status["generations"]] == [True]
     assert horde.images(status)[0].size == (64, 64)
+
+
+def test_an_alchemist_beside_image_generation_serves_both_from_one_process(
+    horde_factory: Callable[..., Horde], setup: Setup
+) -> None:
+    from openhorde.worker.alchemy.tiny import save_tiny_blip
+
+    save_tiny_blip(setup.store / "blip-caption")
+    horde = horde_factory()
+    # --model (given by start_worker) with --alchemist: images and forms in one process.
+    worker = horde.start_worker("both", "--alchemist", "--caption-model", "blip-caption")
+    source = webp_b64(gradient(64, 48))
+    answer = horde.client.post(
+        "/interrogate/async",
+        headers={"apikey": horde.requester},
+        json={"forms": [{"name": "caption"}], "source_image": source},
+    )
+    assert answer.status_code == 202, answer.text
+    status = horde.wait_done(horde.generate())
+    assert [g["worker_name"] for g in status["generations"]] == ["both"]
+    deadline = time.monotonic() + DONE_TIMEOUT_S
+    while (form := horde.client.get(f"/interrogate/status/{answer.json()['id']}").json())["state"] != "done":
+        assert time.monotonic() < deadline, f"{form}\n{worker.log_tail()}"
+        time.sleep(0.2)
+    assert form["forms"][0]["result"]["caption"]
+    alchemists = horde.client.get("/workers", params={"type": "interrogation"}).json()
+    assert [a["name"] for a in alchemists] == ["both-alchemist"]
+    worker.stop()
+    assert worker.proc.returncode == 0, worker.log_tail()

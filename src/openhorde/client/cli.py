@@ -1,6 +1,6 @@
 """``openhorde models``, ``workers`` and ``kudos`` (with ``kudos transfer``), and ``register_client_commands``,
-which adds them and ``generate`` to the ``openhorde`` command. They work against any AI Horde v2-compatible
-server; results go to stdout, messages to stderr, and the exit statuses are ``exit_codes.ExitCode``."""
+which adds them, ``generate`` and ``interrogate`` to the ``openhorde`` command. They work against any AI Horde
+v2-compatible server; results go to stdout, messages to stderr, and the exit statuses are ``exit_codes.ExitCode``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from openhorde.client.generate import generate
+from openhorde.client.interrogate import interrogate
 from openhorde.client.sdk import ANONYMOUS_API_KEY, DEFAULT_URL, HordeClient
 from openhorde.client.terminal import ApiKeyOption, JsonOption, UrlOption, console, exit_codes, print_json
 
@@ -100,8 +101,9 @@ def transfer(
 
 
 def register_client_commands(app: typer.Typer) -> None:
-    """Add ``generate``, ``models``, ``workers`` and ``kudos`` to the ``openhorde`` command."""
+    """Add ``generate``, ``interrogate``, ``models``, ``workers`` and ``kudos`` to the ``openhorde`` command."""
     app.command("generate", rich_help_panel=HELP_PANEL)(generate)
+    app.command("interrogate", rich_help_panel=HELP_PANEL)(interrogate)
     app.command("models", rich_help_panel=HELP_PANEL)(models)
     app.command("workers", rich_help_panel=HELP_PANEL)(workers)
     app.add_typer(kudos_app, name="kudos", rich_help_panel=HELP_PANEL)

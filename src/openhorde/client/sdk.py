@@ -27,6 +27,7 @@ import httpx
 
 import openhorde
 from openhorde.client.wire import (
+    InterrogationStatus,
     ModelStatus,
     Progress,
     QueuedRequest,
@@ -216,6 +217,54 @@ class HordeClient:
                 status_code=response.status_code,
             )
         return response.content
+
+    # -- alchemy -----------------------------------------------------------------------------
+
+    def interrogate(self, body: Mapping[str, Any]) -> str:
+        """Queue an interrogation (``POST /interrogate/async``); returns its id."""
+        data = self._call("POST", "/interrogate/async", json=dict(body))
+
+        def parse(answer: Any) -> str:
+            found = as_object(answer, "a queued interrogation").get("id")
+            if not found:
+                raise WireError("the answer has no interrogation 'id'")
+            return str(found)
+
+        return self._parse(parse, data)
+
+    def interrogation_status(self, interrogation_id: str) -> InterrogationStatus:
+        """An interrogation's state and its forms' results so far."""
+        data = self._call("GET", f"/interrogate/status/{quote(interrogation_id)}")
+        return self._parse(InterrogationStatus.from_wire, data)
+
+    def cancel_interrogation(self, interrogation_id: str) -> InterrogationStatus:
+        """Cancel an interrogation: forms not yet popped are dropped; the answer keeps those done."""
+        data = self._call("DELETE", f"/interrogate/status/{quote(interrogation_id)}")
+        return self._parse(InterrogationStatus.from_wire, data)
+
+    def wait_interrogation(
+        self,
+        interrogation_id: str,
+        *,
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+        on_progress: Callable[[InterrogationStatus], None] | None = None,
+    ) -> InterrogationStatus:
+        """Poll the status until the interrogation has ended; ``RequestTimedOut`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.interrogation_status(interrogation_id)
+            if on_progress is not None:
+                on_progress(status)
+            if status.done:
+                return status
+            pause = poll_interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RequestTimedOut(f"Interrogation {interrogation_id} was not finished after {timeout:g} s")
+                pause = min(pause, left)
+            time.sleep(pause)
 
     # -- horde and account -------------------------------------------------------------------
 

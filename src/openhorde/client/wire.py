@@ -237,3 +237,45 @@ class UserInfo:
         if not _text(body, "username"):
             raise WireError("the answer has no 'username'")
         return cls(username=_text(body, "username"), id=_int(body, "id"), kudos=_number(body, "kudos"))
+
+
+INTERROGATION_ENDED = frozenset({"done", "faulted", "partial", "cancelled"})
+"""Interrogation states after which nothing more happens (the others are ``waiting`` and ``processing``)."""
+
+
+@dataclass(frozen=True)
+class InterrogationForm:
+    """One form of an interrogation: its name, state, and once done its ``result`` (``{form name: value}``)."""
+
+    form: str
+    state: str
+    result: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_wire(cls, data: Any) -> InterrogationForm:
+        """Parse one item of ``forms``."""
+        body = as_object(data, "an interrogation form")
+        result = body.get("result")
+        return cls(_text(body, "form"), _text(body, "state"), as_object(result, "a result") if result else None)
+
+
+@dataclass(frozen=True)
+class InterrogationStatus:
+    """``GET /interrogate/status/{id}``: the interrogation's state and its forms'."""
+
+    state: str
+    forms: tuple[InterrogationForm, ...]
+
+    @property
+    def done(self) -> bool:
+        """Whether the interrogation has ended (done, faulted, cancelled, or partly each)."""
+        return self.state in INTERROGATION_ENDED
+
+    @classmethod
+    def from_wire(cls, data: Any) -> InterrogationStatus:
+        """Parse the JSON answer."""
+        body = as_object(data, "an interrogation status")
+        if not _text(body, "state"):
+            raise WireError("the interrogation status has no 'state'")
+        forms = tuple(InterrogationForm.from_wire(f) for f in as_list(body.get("forms") or [], "forms"))
+        return cls(_text(body, "state"), forms)

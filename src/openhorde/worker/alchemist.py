@@ -1,12 +1,12 @@
-"""The alchemist: serves the post-processing forms of ``/interrogate`` (upscaling, face fixing, background removal
-of an image a client sends) with the post-processors the worker has loaded, and the ``nsfw`` form with the
-safety checker when it has one.
+"""The alchemist: serves ``/interrogate`` forms: ``caption`` (BLIP), ``interrogation`` (CLIP ranking of term lists),
+``nsfw`` (the safety checker) and the post-processing forms (upscaling, face fixing, background removal of an
+image a client sends), each with the model the worker has loaded for it.
 
-One form at a time: pop, download the source, post-process in a thread, upload the WebP to the form's
-``r2_upload`` URL (or send it inline when there is none), submit ``{name: "R2"}`` (``{"nsfw": flag}`` for the
-NSFW form). A form that cannot be done (an unreadable source, a failure in the model) is submitted as
-``faulted`` so the horde re-queues it at once. Captioning and interrogation forms are not served yet (issue 16,
-part 3).
+One form at a time: pop, download the source, run the model in a thread, then submit. A post-processed image
+goes as WebP to the form's ``r2_upload`` URL (or inline when there is none) and is submitted as ``{name: "R2"}``;
+the other forms submit their result itself (``{"caption": text}``, ``{"nsfw": flag}``, ``{"interrogation":
+{category: [{text, confidence}]}}``). A form that cannot be done (an unreadable source, a failure in the model)
+is submitted as ``faulted`` so the horde re-queues it at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import logging
 import random
 import signal
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -32,15 +35,21 @@ from openhorde.worker.horde_client import (
     bridge_agent,
 )
 from openhorde.worker.logs import log_event
+from openhorde.worker.models.store import ModelStore
 from openhorde.worker.postprocess.chain import PostProcessors
+from openhorde.worker.postprocess.weights import fetch_post_processor_weights
 from openhorde.worker.runner import WorkerStopped, encode_webp
 from openhorde.worker.settings import WorkerSettings
 
 if TYPE_CHECKING:
+    from openhorde.worker.alchemy.caption import Captioner
+    from openhorde.worker.alchemy.interrogation import Interrogator
     from openhorde.worker.generation.safety import SafetyChecker
 
 log = logging.getLogger(__name__)
 NSFW_FORM = "nsfw"
+CAPTION_FORM = "caption"
+INTERROGATION_FORM = "interrogation"
 
 FORM_LEASE_SECONDS = 3 * 60
 """The horde takes a popped form back after this long (the AI Horde's form TTL)."""
@@ -55,24 +64,36 @@ class Alchemist:
         post_processors: PostProcessors,
         client: HordeClient,
         safety: SafetyChecker | None = None,
+        captioner: Captioner | None = None,
+        interrogator: Interrogator | None = None,
+        *,
+        name: str | None = None,
+        gate: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
+        self.name = name or settings.name
+        """The horde knows an alchemist by a name of its own: an image worker's name cannot pop forms."""
+        self.gate = gate
+        """Awaited before each pop: beside image generation, it returns once no image job is in hand (False: stop)."""
         self.post_processors = post_processors
         self.client = client
         self.safety = safety
+        self.captioner = captioner
+        self.interrogator = interrogator
         self.served = 0
         self.faulted = 0
         self._stopping = asyncio.Event()
 
     @property
     def forms(self) -> list[str]:
-        """The forms this alchemist serves: its loaded post-processors, and ``nsfw`` with a safety checker."""
-        return self.post_processors.names + ([NSFW_FORM] if self.safety is not None else [])
+        """The forms this alchemist serves: one for each model it has loaded."""
+        models = ((CAPTION_FORM, self.captioner), (INTERROGATION_FORM, self.interrogator), (NSFW_FORM, self.safety))
+        return [form for form, model in models if model is not None] + self.post_processors.names
 
     def pop_body(self) -> dict[str, Any]:
         """The ``/interrogate/pop`` body: this worker's name and the forms it offers."""
         return {
-            "name": self.settings.name,
+            "name": self.name,
             "forms": self.forms,
             "priority_usernames": list(self.settings.priority_usernames),
             "amount": 1,
@@ -88,9 +109,12 @@ class Alchemist:
         """Serve forms until stopped or ``max_forms`` were handled; raises ``WorkerStopped`` on a fatal refusal."""
         if not self.forms:
             raise WorkerStopped(
-                "the alchemist has no form to serve: set post_processors (with their files) or safety_model"
+                "the alchemist has no form to serve: set caption_model, interrogation_model, safety_model or "
+                "post_processors (with their files)"
             )
         while not self._stopping.is_set() and (max_forms is None or self.served + self.faulted < max_forms):
+            if self.gate is not None and not await self.gate():
+                break
             try:
                 answer = await self.client.interrogation_pop(self.pop_body())
             except AuthenticationFailed as exc:
@@ -116,8 +140,8 @@ class Alchemist:
         deadline = time.monotonic() + FORM_LEASE_SECONDS
         form_id, name = str(form.get("id")), str(form.get("form"))
         try:
-            if name == NSFW_FORM:
-                result: dict[str, Any] = await self._nsfw(form)
+            if name in (NSFW_FORM, CAPTION_FORM, INTERROGATION_FORM):
+                result: dict[str, Any] = {name: await self._analyse(form, name)}
             else:
                 webp = await self._process(form, name)
                 result = await self._deliver(form, name, webp, deadline)
@@ -133,18 +157,23 @@ class Alchemist:
         await self._submit(form_id, result, "ok", deadline)
         self.served += 1
 
-    async def _nsfw(self, form: dict[str, Any]) -> dict[str, Any]:
-        """The safety checker's verdict on the source: ``{"nsfw": true}`` when it flags it."""
-        assert self.safety is not None
-        safety = self.safety
+    async def _analyse(self, form: dict[str, Any], name: str) -> Any:
+        """The result of a form that describes the source: a caption, a ranking of terms, or an NSFW verdict."""
         raw = await self.client.download_image(str(form.get("source_image") or ""))
 
-        def work() -> bool:
+        def work() -> Any:
             with Image.open(io.BytesIO(raw)) as opened:
                 opened.load()
-                return safety.check([opened.convert("RGB")])[0]
+                image = opened.convert("RGB")
+            if name == CAPTION_FORM and self.captioner is not None:
+                return self.captioner.caption(image)
+            if name == INTERROGATION_FORM and self.interrogator is not None:
+                return self.interrogator.interrogate(image)
+            if name == NSFW_FORM and self.safety is not None:
+                return self.safety.check([image])[0]
+            raise LookupError(f"form {name} is not served by this alchemist")
 
-        return {NSFW_FORM: await asyncio.to_thread(work)}
+        return await asyncio.to_thread(work)
 
     async def _process(self, form: dict[str, Any], name: str) -> bytes:
         """The source image post-processed, as WebP bytes."""
@@ -178,29 +207,90 @@ class Alchemist:
         log.info("Form %s %s (%.2f kudos)", form_id, state, reward)
 
 
+ALCHEMIST_NAME_SUFFIX = "-alchemist"
+
+
+def alchemist_name(settings: WorkerSettings) -> str:
+    """The name the alchemist pops under beside image generation: the worker's, with a suffix (100 characters)."""
+    return settings.name[: 100 - len(ALCHEMIST_NAME_SUFFIX)] + ALCHEMIST_NAME_SUFFIX
+
+
+class AlchemyStartupError(RuntimeError):
+    """An alchemy model that is configured cannot be loaded; the message names the option."""
+
+
+@dataclass
+class AlchemyModels:
+    """The models an alchemist serves forms with."""
+
+    post_processors: PostProcessors = field(default_factory=PostProcessors)
+    safety: SafetyChecker | None = None
+    captioner: Captioner | None = None
+    interrogator: Interrogator | None = None
+
+    def alchemist(self, settings: WorkerSettings, client: HordeClient, **options: Any) -> Alchemist:
+        """An ``Alchemist`` serving these models."""
+        return Alchemist(
+            settings, self.post_processors, client, self.safety, self.captioner, self.interrogator, **options
+        )
+
+
+def load_alchemy_models(
+    settings: WorkerSettings,
+    device: Any,
+    safety: SafetyChecker | None = None,
+    post_processors: PostProcessors | None = None,
+) -> AlchemyModels:
+    """The configured models: post-processors (fetched when missing), safety checker, BLIP, CLIP.
+
+    ``safety`` and ``post_processors`` are the image worker's when it has them, shared rather than loaded twice.
+    """
+    from openhorde.worker.alchemy.loading import AlchemyModelError
+
+    store = ModelStore(settings.model_store, budget_bytes=settings.disk_budget_bytes)
+    if post_processors is None:
+        fetch_post_processor_weights(settings.post_processors, store, settings.model_reference)
+        post_processors = PostProcessors.load(settings.post_processors, store.root, device)
+    models = AlchemyModels(post_processors, safety)
+    try:
+        if models.safety is None and settings.safety_model is not None:
+            from openhorde.worker.generation.safety import SafetyChecker
+
+            try:
+                models.safety = SafetyChecker.from_pretrained(settings.safety_model, device)
+            except (OSError, ValueError) as exc:
+                raise AlchemyModelError(f"safety_model {settings.safety_model}: {exc}") from exc
+        if settings.caption_model is not None:
+            from openhorde.worker.alchemy.caption import Captioner
+
+            models.captioner = Captioner.from_pretrained(_in_store(store, settings.caption_model), device)
+        if settings.interrogation_model is not None:
+            from openhorde.worker.alchemy.interrogation import Interrogator
+
+            models.interrogator = Interrogator.from_pretrained(_in_store(store, settings.interrogation_model), device)
+    except (OSError, ValueError, AlchemyModelError) as exc:
+        raise AlchemyStartupError(str(exc)) from exc
+    return models
+
+
+def _in_store(store: ModelStore, folder: Path) -> Path:
+    return store.path_for(str(folder))
+
+
 def run_alchemist(settings: WorkerSettings) -> int:
-    """Load the post-processors and serve alchemy's post-processing forms until stopped; the exit code."""
+    """Load the alchemy models and serve their forms until stopped (no image generation); the exit code."""
 
     try:
         device = resolve_placement(settings.device, None).device
+        models = load_alchemy_models(settings, device)
     except (ValueError, RuntimeError) as exc:
-        log_event(log, logging.ERROR, "startup_failed", f"device {settings.device}: {exc}")
+        log_event(log, logging.ERROR, "startup_failed", str(exc))
         return 1
-    loaded = PostProcessors.load(settings.post_processors, settings.model_store.expanduser(), device)
-    safety = None
-    if settings.safety_model is not None:
-        from openhorde.worker.generation.safety import SafetyChecker
-
-        try:
-            safety = SafetyChecker.from_pretrained(settings.safety_model, device)
-        except (OSError, ValueError) as exc:
-            log_event(log, logging.ERROR, "startup_failed", f"safety_model {settings.safety_model}: {exc}")
-            return 1
 
     async def main() -> None:
         async with HordeClient(settings.api_url, settings.api_key) as client:
-            alchemist = Alchemist(settings, loaded, client, safety)
-            summary = f"Alchemist '{settings.name}' → {settings.horde_url} | forms: {', '.join(alchemist.forms)}"
+            alchemist = models.alchemist(settings, client)
+            summary = f"Alchemist '{alchemist.name}' → {settings.horde_url} | forms: {', '.join(alchemist.forms)}"
             log_event(log, logging.INFO, "started", summary)
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGINT, alchemist.request_stop)

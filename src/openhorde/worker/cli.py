@@ -91,7 +91,16 @@ def worker(
     ] = None,
     alchemist: Annotated[
         bool | None,
-        _option("Serve alchemy's post-processing forms instead of images (default: no).", "--alchemist/--no-alchemist"),
+        _option(
+            "Serve alchemy's forms; beside images when --model is given, else alone (default: no).",
+            "--alchemist/--no-alchemist",
+        ),
+    ] = None,
+    caption_model: Annotated[
+        Path | None, _option("Folder of a transformers BLIP model for the caption form (in the model store).")
+    ] = None,
+    interrogation_model: Annotated[
+        Path | None, _option("Folder of a transformers CLIP model for the interrogation form (in the model store).")
     ] = None,
     model_store: Annotated[Path | None, _option("Folder of model files (default: ./models).")] = None,
     catalogue: Annotated[Path | None, _option("Catalogue of models, LoRAs and TIs (YAML/JSON).")] = None,
@@ -126,6 +135,8 @@ def worker(
         "allow_post_processing": allow_post_processing,
         "post_processors": post_processor or None,
         "alchemist": alchemist,
+        "caption_model": caption_model,
+        "interrogation_model": interrogation_model,
         "model_store": model_store,
         "catalogue": catalogue,
         "model_reference": model_reference,
@@ -140,7 +151,7 @@ def worker(
         errors.print(f"[red]Error:[/red] {exc}", highlight=False)
         raise typer.Exit(code=EXIT_CONFIG) from exc
     configure_logging(settings.log_format, settings.log_file)
-    if settings.alchemist:
+    if settings.alchemist and not settings.alchemist_beside_images:
         from openhorde.worker.alchemist import run_alchemist
 
         raise typer.Exit(code=run_alchemist(settings))
@@ -149,15 +160,17 @@ def worker(
 
 def run_worker(settings: WorkerSettings) -> int:
     """Load the models, build the engine, work until stopped; returns the process exit code."""
-    from openhorde.worker.horde_client import HordeClient
-    from openhorde.worker.runner import Runner, WorkerStopped
+    from openhorde.worker.alchemist import AlchemyStartupError
+    from openhorde.worker.beside import load_beside, work
+    from openhorde.worker.runner import WorkerStopped
     from openhorde.worker.status import StatusDisplay, WorkerStats
 
     try:
         plan = plan_models(settings)
         settings = settings.model_copy(update={"models": plan.names})
         engine = build_engine(settings, plan)
-    except StartupError as exc:
+        alchemy = load_beside(settings, engine) if settings.alchemist else None
+    except (StartupError, AlchemyStartupError) as exc:
         log_event(log, logging.ERROR, "startup_failed", str(exc))
         return 1
     except KeyboardInterrupt:
@@ -175,11 +188,8 @@ def run_worker(settings: WorkerSettings) -> int:
     log_event(log, logging.INFO, "started", summary)
 
     async def main() -> None:
-        async with HordeClient(settings.api_url, settings.api_key) as client:
-            display = StatusDisplay(WorkerStats(), console=console)
-            runner = Runner(settings, engine, client, capabilities=capabilities, display=display)
-            stats = await runner.run(handle_signals=True)
-            log_event(log, logging.INFO, "stopped", f"Stopped: {stats.line()}")
+        stats = await work(settings, engine, capabilities, StatusDisplay(WorkerStats(), console=console), alchemy)
+        log_event(log, logging.INFO, "stopped", f"Stopped: {stats.line()}")
 
     try:
         asyncio.run(main())
@@ -334,7 +344,9 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
     post_processors = None
     if settings.allow_post_processing and settings.post_processors:
         from openhorde.worker.postprocess.chain import PostProcessors
+        from openhorde.worker.postprocess.weights import fetch_post_processor_weights
 
+        fetch_post_processor_weights(settings.post_processors, store, settings.model_reference)
         post_processors = PostProcessors.load(settings.post_processors, store.root, placement.device)
         log_event(
             log,

@@ -1,4 +1,4 @@
-"""The worker loop, arranged so the GPU (or CPU) never waits for the network.
+"""The worker loop, arranged so the GPU (or CPU) never waits for the network (long because its parts share state).
 
 * The **pop task** (event loop) keeps up to ``threads + queue_size`` jobs popped and not yet generated:
   it pops again as soon as a generation ends, and sleeps 0.5–2 s (jittered) only when the horde has nothing.
@@ -111,6 +111,11 @@ class Runner:
     def waiting(self) -> int:
         """Jobs popped, prepared and waiting for a generation thread."""
         return self._ready.qsize()
+
+    async def wait_idle(self) -> bool:
+        """Wait until no image job is in hand (popped, not generated): alchemy's turn; False once the runner stops."""
+        await self._wait_for(lambda: self._outstanding <= 0 or self._stopping.is_set())
+        return not self._stopping.is_set()
 
     def request_stop(self) -> None:
         """Stop popping, finish the jobs in generation, fault the waiting ones (call on the event loop)."""

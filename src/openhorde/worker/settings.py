@@ -110,9 +110,14 @@ class WorkerSettings(BaseSettings):
     """Serve requests naming hypernetworks (an OpenHorde extension), from the catalogue's ``hypernetworks``."""
     allow_post_processing: bool = False
     alchemist: bool = False
-    """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""
+    """Serve alchemy's forms (``/interrogate/pop``): alone, or beside image generation when ``models`` is set."""
+    caption_model: Path | None = None
+    """Folder of a transformers BLIP captioning model (the ``caption`` form); relative to ``model_store``."""
+    interrogation_model: Path | None = None
+    """Folder of a transformers CLIP model (the ``interrogation`` form); relative to ``model_store``."""
     post_processors: NameList = Field(default_factory=list)
-    """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``."""
+    """Post-processors to load (AI Horde names), from ``<model_store>/<the model reference's file name>``; missing
+    files are downloaded from the reference files beside ``model_reference`` (``esrgan.json``…)."""
     nsfw: bool = True
     blacklist: NameList = Field(default_factory=list)
     priority_usernames: NameList = Field(default_factory=list)
@@ -181,6 +186,15 @@ class WorkerSettings(BaseSettings):
     def disk_budget_bytes(self) -> int | None:
         """``disk_budget_gb`` in bytes (GiB), or None for no budget beyond the disk's free space."""
         return None if self.disk_budget_gb is None else int(self.disk_budget_gb * (1 << 30))
+
+    @property
+    def alchemist_beside_images(self) -> bool:
+        """Whether the alchemist runs beside image generation: ``alchemist`` on and ``models`` set by the owner.
+
+        ``models`` has a default (the tiny model), so only a value the owner gave (flag, environment, file)
+        counts: ``alchemist: true`` alone keeps meaning an alchemist that generates no images.
+        """
+        return self.alchemist and "models" in self.model_fields_set
 
     @property
     def api_url(self) -> str:

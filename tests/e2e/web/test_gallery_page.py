@@ -35,6 +35,24 @@ def make_images(horde: WebHorde, account: Account, prompt: str, n: int = 1, **pa
     pytest.fail(f"request {request_id} not done: {check}\n{horde.workers[-1].log_tail()}")
 
 
+def answer_forms(horde: WebHorde, results: dict[str, Any]) -> None:
+    """Play the alchemist: pop the forms named in ``results`` (the image must decode) and submit each answer."""
+    alchemist = horde.register("alchemist")
+    headers = {"apikey": alchemist.apikey}
+    popped: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 20
+    while len(popped) < len(results) and time.monotonic() < deadline:
+        body = {"name": "scripted-alchemist", "forms": list(results), "amount": len(results)}
+        popped += horde.api.post("/interrogate/pop", json=body, headers=headers).json()["forms"]
+        time.sleep(0.2)
+    assert len(popped) == len(results), popped
+    for form in popped:
+        assert httpx.get(form["source_image"], timeout=30).status_code == 200  # the image itself was sent
+        name = form["form"]
+        submitted = {"id": form["id"], "result": {name: results[name]}, "state": "ok"}
+        assert horde.api.post("/interrogate/submit", json=submitted, headers=headers).status_code == 200
+
+
 def gallery_total(horde: WebHorde, account: Account) -> int:
     return int(horde.api.get("/gallery", headers={"apikey": account.apikey}).json()["total"])
 
@@ -70,6 +88,16 @@ def test_gallery_items_open_in_the_lightbox_and_their_menu_reruns_reuses_downloa
     assert href is not None and httpx.get(href, timeout=30).status_code == 200
     assert httpx.head(href, timeout=30).status_code == 200  # HEAD answers like GET (was 405)
     screenshot(page, "gallery-lightbox", full_page=False)
+
+    # Interrogate: the browser sends the image; a scripted alchemist answers through the API.
+    box.get_by_test_id("interrogate-toggle").click()
+    box.get_by_test_id("interrogate-form-nsfw").check()
+    box.get_by_test_id("interrogate-submit").click()
+    expect(box.get_by_test_id("interrogate-status")).to_contain_text("Waiting for an alchemist")
+    answer_forms(horde, {"caption": "a castle above the clouds", "nsfw": False})
+    expect(box.get_by_test_id("interrogate-caption")).to_have_text("a castle above the clouds", timeout=15_000)
+    expect(box.get_by_test_id("interrogate-nsfw")).to_have_text("looks safe")
+    expect(box.get_by_test_id("interrogate-status")).to_have_text("Interrogation done.")
     page.keyboard.press("ArrowLeft")
     expect(box.get_by_test_id("lightbox-settings")).to_contain_text("a green teapot")
     page.keyboard.press("ArrowRight")

@@ -1,16 +1,20 @@
-"""The alchemist against a live horde: post-processing forms served with a small real upscaler."""
+"""The alchemist against a live horde: post-processing forms served with a small real upscaler, captions and
+interrogations with tiny BLIP and CLIP models loaded from a model store as the worker loads real ones."""
 
 from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import torch
 from PIL import Image
 
-from openhorde.worker.alchemist import Alchemist
+from openhorde.worker.alchemist import Alchemist, load_alchemy_models
+from openhorde.worker.alchemy.tiny import BLIP_WORDS, save_tiny_blip, save_tiny_clip
 from openhorde.worker.horde_client import HordeClient, RetryPolicy
 from openhorde.worker.postprocess.chain import PostProcessors
 from openhorde.worker.runner import WorkerStopped
@@ -31,7 +35,15 @@ def upscaler_only(tmp_path_factory: pytest.TempPathFactory) -> PostProcessors:
     return PostProcessors.load(["RealESRGAN_x2plus"], folder, torch.device("cpu"))
 
 
-def settings_for(horde: Horde, owner: Account) -> WorkerSettings:
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("models")
+    save_tiny_blip(store / "blip-caption")
+    save_tiny_clip(store / "clip")
+    return store
+
+
+def settings_for(horde: Horde, owner: Account, **options: Any) -> WorkerSettings:
     return WorkerSettings(
         horde_url=str(horde.client.base_url),
         api_key=owner.apikey,
@@ -39,6 +51,7 @@ def settings_for(horde: Horde, owner: Account) -> WorkerSettings:
         alchemist=True,
         idle_pop_min_seconds=0.05,
         idle_pop_max_seconds=0.1,
+        **options,
     )
 
 
@@ -122,3 +135,39 @@ async def test_an_alchemist_without_post_processors_refuses_to_start(horde: Hord
     async with HordeClient(settings.api_url, settings.api_key) as client:
         with pytest.raises(WorkerStopped, match="no form to serve"):
             await Alchemist(settings, PostProcessors(), client).run(max_forms=1)
+
+
+async def test_caption_and_interrogation_forms_complete_with_models_from_the_store(
+    horde: Horde, model_store: Path
+) -> None:
+    requester, owner = await horde.register("requester"), await horde.register("owner")
+    caption = await interrogate(horde, requester, "caption")
+    ranking = await interrogate(horde, requester, "interrogation")
+    # Relative folders are found in the model store, as a worker's owner configures them.
+    settings = settings_for(
+        horde, owner, model_store=model_store, caption_model=Path("blip-caption"), interrogation_model=Path("clip")
+    )
+    models = load_alchemy_models(settings, torch.device("cpu"))
+    async with HordeClient(settings.api_url, settings.api_key, retry=FAST_RETRY) as client:
+        alchemist = models.alchemist(settings, client)
+        assert alchemist.pop_body()["forms"] == ["caption", "interrogation"]
+        await alchemist.run(max_forms=2)
+
+    assert (alchemist.served, alchemist.faulted) == (2, 0)
+    captioned = (await horde.client.get(f"/api/v2/interrogate/status/{caption}")).json()
+    assert captioned["state"] == "done"
+    text = captioned["forms"][0]["result"]["caption"]
+    assert text and set(text.split()) <= set(BLIP_WORDS)
+    ranked = (await horde.client.get(f"/api/v2/interrogate/status/{ranking}")).json()
+    assert ranked["state"] == "done"
+    categories = ranked["forms"][0]["result"]["interrogation"]
+    assert {"artists", "mediums", "movements", "flavors"} <= set(categories)
+    assert all(set(item) == {"text", "confidence"} for items in categories.values() for item in items)
+
+
+def test_a_configured_model_folder_that_holds_no_model_stops_the_start(tmp_path: Path) -> None:
+    from openhorde.worker.alchemist import AlchemyStartupError
+
+    settings = WorkerSettings(alchemist=True, model_store=tmp_path, caption_model=Path("missing"))
+    with pytest.raises(AlchemyStartupError, match="caption_model"):
+        load_alchemy_models(settings, torch.device("cpu"))

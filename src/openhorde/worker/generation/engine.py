@@ -123,6 +123,11 @@ class Engine:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
+    @property
+    def shared_models(self) -> tuple[SafetyChecker | None, PostProcessors | None]:
+        """The safety checker and post-processors, for alchemy beside generation to use instead of loading again."""
+        return self._safety, self._post_processors
+
     def capabilities(self) -> Capabilities:
         """What the worker may ask the horde for: adapters only with a resolver, censoring only with a checker."""
         adapters = self._resolve_adapter is not None

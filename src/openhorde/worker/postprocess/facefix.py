@@ -8,6 +8,7 @@ odd angles; an image in which it finds none comes back unchanged.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,17 @@ class FaceDetector:
         self._cascade = cv2.CascadeClassifier(str(cascade))
         if self._cascade.empty():
             raise PostProcessorLoadError(f"{cascade}: OpenCV's face cascade could not be read")
+        # OpenCV does not promise that one classifier may detect in two threads at once, and an alchemist beside
+        # image generation shares the face fixers with it.
+        self._lock = threading.Lock()
 
     def __call__(self, image: Image.Image) -> list[FaceBox]:
         """The faces in ``image``, largest first."""
         grey = np.asarray(image.convert("L"))
-        found = self._cascade.detectMultiScale(
-            grey, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE_PIXELS, MIN_FACE_PIXELS)
-        )
+        with self._lock:
+            found = self._cascade.detectMultiScale(
+                grey, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE_PIXELS, MIN_FACE_PIXELS)
+            )
         boxes = [(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
         return sorted(boxes, key=lambda box: box[2] * box[3], reverse=True)
 

@@ -1,11 +1,12 @@
 // The image viewer shared by the request cards and the gallery: the image as large as the screen allows, zoom
 // (buttons, wheel, double-click, + and -) and pan (drag), previous/next (buttons, arrow keys, a swipe), and beside
-// it the image's settings and actions (download, use as source, inpaint, re-run).
+// it the image's settings and actions (download, use as source, inpaint, re-run, interrogate).
 //
 // openLightbox(items, index): items = [{url, alt, filename, settings: [[name, value]], useAsSource?, inpaint?,
 // rerun?, extra?: () => Node}]; the actions are functions, and the viewer closes before calling one.
 
 import { h } from "./dom.js";
+import { interrogatePanel } from "./interrogate_panel.js";
 
 const MAX_ZOOM = 8;
 const ZOOM_STEP = 1.5;
@@ -27,6 +28,7 @@ export function openLightbox(items, index = 0) {
   const zoomLabel = h("span.zoom-level", { "data-testid": "lightbox-zoom-level" });
   const settings = h("dl.settings-list", { "data-testid": "lightbox-settings" });
   const actions = h("div.actions.lightbox-actions");
+  const interrogation = h("div.lightbox-interrogate");
   const previous = button("lightbox-prev", "‹", "Previous image", () => go(-1), "nav-button.prev");
   const next = button("lightbox-next", "›", "Next image", () => go(1), "nav-button.next");
   const closeButton = button("lightbox-close", "✕", "Close the viewer", () => close());
@@ -49,6 +51,7 @@ export function openLightbox(items, index = 0) {
         button("lightbox-fit", "Fit", "Fit the image to the screen", () => zoomTo(1)),
       ),
       actions,
+      interrogation,
       settings,
     ),
   );
@@ -73,6 +76,7 @@ export function openLightbox(items, index = 0) {
         item.extra ? item.extra(close) : null,
       ].filter(Boolean),
     );
+    interrogation.replaceChildren(interrogatePanel(item.url));
     const shown = (value) => (value === undefined || value === null || value === "" ? "–" : String(value));
     settings.replaceChildren(...(item.settings || []).flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, shown(value))]));
     zoomTo(1);

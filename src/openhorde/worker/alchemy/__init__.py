@@ -1,0 +1,1 @@
+"""Alchemy models: captioning (BLIP) and interrogation (CLIP ranking of term lists), loaded with transformers."""
