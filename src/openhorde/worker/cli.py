@@ -85,6 +85,10 @@ def worker(
             "Post-processor to load from the model store (repeatable), e.g. RealESRGAN_x4plus.", "--post-processor"
         ),
     ] = None,
+    allow_controlnet: Annotated[
+        bool | None,
+        _option("Accept ControlNet (fetches its files; default: no).", "--allow-controlnet/--no-allow-controlnet"),
+    ] = None,
     alchemist: Annotated[
         bool | None,
         _option("Serve alchemy's post-processing forms instead of images (default: no).", "--alchemist/--no-alchemist"),
@@ -120,6 +124,7 @@ def worker(
         "allow_lora": allow_lora,
         "allow_post_processing": allow_post_processing,
         "post_processors": post_processor or None,
+        "allow_controlnet": allow_controlnet,
         "alchemist": alchemist,
         "model_store": model_store,
         "catalogue": catalogue,
@@ -164,7 +169,7 @@ def run_worker(settings: WorkerSettings) -> int:
         f"img2img {capabilities.img2img and settings.allow_img2img}, "
         f"painting {capabilities.painting and settings.allow_painting}, "
         f"lora {capabilities.lora and settings.allow_lora}, censoring {capabilities.can_censor}, "
-        f"post-processing {', '.join(capabilities.post_processors) or 'none'}"
+        f"post-processing {', '.join(capabilities.post_processors) or 'none'}, controlnet {capabilities.controlnet}"
     )
     log_event(log, logging.INFO, "started", summary)
 
@@ -266,6 +271,8 @@ def shape_capabilities(capabilities: Capabilities, entries: list[ModelEntry]) ->
         painting=capabilities.painting and any(entry.supports("inpainting") for entry in entries),
         lora=capabilities.lora and any(entry.supports("loras") for entry in entries),
         hires_fix=capabilities.hires_fix and any(entry.supports("hires_fix") for entry in entries),
+        controlnet=capabilities.controlnet
+        and any(e.baseline in capabilities.controlnet_baselines and e.supports("controlnet") for e in entries),
     )
 
 
@@ -334,6 +341,13 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
             post_processors=post_processors.names,
         )
 
+    controlnets = None
+    if settings.allow_controlnet:
+        from openhorde.worker.controlnet.pipeline import load_controlnet_support
+
+        baselines = {name: catalogue.model(name).baseline for name in plan.names}
+        controlnets = load_controlnet_support(settings.controlnet_reference, store, baselines, placement.device)
+
     # Keep as many models loaded as there can be jobs in hand (as the AI Horde worker keeps one process each).
     resident = min(len(plan.names), settings.threads + settings.queue_size)
     engine = Engine(
@@ -345,6 +359,7 @@ def build_engine(settings: WorkerSettings, plan: ModelPlan | None = None) -> Eng
         nsfw_worker=settings.nsfw,
         max_loaded_models=resident,
         post_processors=post_processors,
+        controlnets=controlnets,
     )
     for name in plan.names[:resident]:
         log_event(log, logging.INFO, "loading_model", f"Loading {name}…", model=name)

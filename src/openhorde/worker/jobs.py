@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from PIL import Image
 
+from openhorde.worker.controlnet.names import CONTROL_TYPES
 from openhorde.worker.generation.spec import (
     GenerationSpec,
     LoraSpec,
@@ -40,7 +41,7 @@ SEED_MODULUS = 2**32
 DEFAULT_TTL_SECONDS = 150.0
 """Lease assumed when a pop answer carries no ``ttl`` (the AI Horde's minimum)."""
 SOURCE_PROCESSINGS: tuple[SourceProcessing, ...] = ("txt2img", "img2img", "inpainting", "outpainting")
-UNSUPPORTED_FEATURES = ("control_type", "workflow", "extra_texts")
+UNSUPPORTED_FEATURES = ("workflow", "extra_texts")
 """Payload fields asking for features this worker does not have: a non-empty value faults the job."""
 
 FetchImage = Callable[[str], Awaitable[bytes]]
@@ -105,7 +106,7 @@ def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = No
         allow_painting=settings.allow_painting and (caps is None or caps.painting),
         allow_post_processing=post_processing,
         post_processors=list(caps.post_processors) if post_processing and caps is not None else None,
-        allow_controlnet=False,
+        allow_controlnet=settings.allow_controlnet and caps is not None and caps.controlnet,
         allow_lora=settings.allow_lora and (caps is None or caps.lora),
         require_upfront_kudos=settings.require_upfront_kudos,
         extra_slow_worker=settings.extra_slow_worker,
@@ -192,7 +193,12 @@ async def _build_spec(answer: Mapping[str, Any], job: Job, fetch_image: FetchIma
         post_processing=_post_processing(payload),
         post_processing_order=_post_processing_order(payload),
         facefixer_strength=_number(payload, "facefixer_strength", float, pp.DEFAULT_FACEFIXER_STRENGTH, 0.0, 1.0),
+        control_type=_control_type(payload),
+        image_is_control=_flag(payload, "image_is_control", False),
+        return_control_map=_flag(payload, "return_control_map", False),
     )
+    if spec.control_type is not None and processing == "txt2img":
+        raise PayloadError(f"payload.control_type={spec.control_type!r} needs a source_image")
     if processing == "txt2img":
         return spec
     source = await _fetch_source(answer, "source_image", fetch_image, job)
@@ -223,6 +229,13 @@ def _post_processing(payload: Mapping[str, Any]) -> tuple[str, ...]:
     if sum(1 for name in value if name in pp.UPSCALER_FILES) > 1:
         raise PayloadError(f"payload.post_processing={value!r} asks for more than one upscaler")
     return tuple(value)
+
+
+def _control_type(payload: Mapping[str, Any]) -> str | None:
+    value = payload.get("control_type") or None
+    if value is not None and value not in CONTROL_TYPES:
+        raise PayloadError(f"payload.control_type={value!r} is not one of {', '.join(CONTROL_TYPES)}")
+    return cast(str | None, value)
 
 
 def _post_processing_order(payload: Mapping[str, Any]) -> pp.PostProcessingOrder:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from openhorde.model_reference import DEFAULT_REFERENCE_URL
+from openhorde.worker.controlnet.names import DEFAULT_CONTROLNET_REFERENCE
 from openhorde.worker.postprocess.names import POST_PROCESSOR_FILES
 
 ENV_PREFIX = "OPENHORDE_WORKER_"
@@ -107,6 +108,10 @@ class WorkerSettings(BaseSettings):
     allow_painting: bool = True
     allow_lora: bool = False
     allow_post_processing: bool = False
+    allow_controlnet: bool = False
+    """Serve ControlNet: its files and annotators are fetched at start-up (``controlnet_reference`` names them)."""
+    controlnet_reference: str = DEFAULT_CONTROLNET_REFERENCE
+    """The model reference's ``controlnet.json``: a URL or a local file."""
     alchemist: bool = False
     """Serve alchemy's post-processing forms (``/interrogate/pop``) with ``post_processors`` instead of images."""
     post_processors: NameList = Field(default_factory=list)

@@ -26,6 +26,7 @@ from openhorde.worker.generation.spec import GeneratedImage, GenerationResult, G
 from openhorde.worker.generation.tiling import pipeline_convolutions, seamless_tiling
 
 if TYPE_CHECKING:
+    from openhorde.worker.controlnet.pipeline import ControlNetSupport
     from openhorde.worker.postprocess.chain import PostProcessors
 
 ModelLoader = Callable[[str], Any]
@@ -54,6 +55,8 @@ class Capabilities:
     post_processors: tuple[str, ...] = ()
     """The post-processors loaded (AI Horde names); the pop lists them so the horde sends only those."""
     controlnet: bool = False
+    controlnet_baselines: tuple[str, ...] = ()
+    """Baselines whose every ControlNet control type is served here; the worker advertises ControlNet for them."""
     can_censor: bool = False
     tiling: bool = True
     hires_fix: bool = True
@@ -64,13 +67,15 @@ class Capabilities:
 class _Plan:
     """How a job runs: which pipeline, from which image and mask, and what is pasted back afterwards."""
 
-    kind: Literal["txt2img", "img2img", "paint"]
+    kind: Literal["txt2img", "img2img", "paint", "control"]
     image: Image.Image | None = None
     mask: Image.Image | None = None
     strength: float = 1.0
     keep: Image.Image | None = None
     """The source whose unmasked region is pasted back over the output."""
     metadata: list[Metadata] = field(default_factory=list)
+    control_file: Any = None
+    """The ControlNet file of a ``control`` plan."""
 
 
 def steps_for_strength(effective: int, strength: float) -> int:
@@ -106,6 +111,7 @@ class Engine:
         nsfw_worker: bool = True,
         max_loaded_models: int = 1,
         post_processors: PostProcessors | None = None,
+        controlnets: ControlNetSupport | None = None,
     ) -> None:
         self.placement: Placement = resolve_placement(device, dtype)
         # Noise is drawn where the model runs on CUDA: from a CPU generator, every step of an ancestral sampler
@@ -118,13 +124,17 @@ class Engine:
         self._nsfw_worker = nsfw_worker
         self._max_loaded = max(1, max_loaded_models)
         self._post_processors = post_processors
+        self._controlnets = controlnets
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
     def capabilities(self) -> Capabilities:
         """What the worker may ask the horde for: adapters only with a resolver, censoring only with a checker."""
         adapters = self._resolve_adapter is not None
+        complete = self._controlnets.complete_baselines() if self._controlnets is not None else ()
         return Capabilities(
+            controlnet=bool(complete),
+            controlnet_baselines=complete,
             lora=adapters,
             textual_inversion=adapters,
             can_censor=self._safety is not None,
@@ -221,7 +231,25 @@ class Engine:
 
     # One job
 
+    def _control_plan(self, model: LoadedModel, spec: GenerationSpec) -> _Plan | None:
+        """A ControlNet job's plan (its control map as the image), or None for a job without ``control_type``."""
+        if spec.control_type is None:
+            return None
+        if self._controlnets is None:
+            raise GenerationFailed("ControlNet is not enabled on this worker")
+        if spec.source_image is None:
+            raise GenerationFailed("a ControlNet job needs a source image")
+        path = self._controlnets.file_for(model.name, spec.control_type)
+        control = self._controlnets.control_map(
+            spec.control_type, spec.source_image, spec.width, spec.height, spec.image_is_control
+        )
+        return _Plan("control", control, control_file=path)
+
     def _generate(self, model: LoadedModel, spec: GenerationSpec) -> GenerationResult:
+        control = self._control_plan(model, spec)
+        if control is not None and spec.return_control_map:
+            assert control.image is not None  # the AI Horde's worker returns the annotator's map, not a generation
+            return self._checked([control.image.copy() for _ in range(spec.n)], spec, [])
         positive, negative = _job_prompts(spec)
         adapted = model.adapters.prepare(spec, positive, negative)
         metadata = list(adapted.metadata)
@@ -231,7 +259,7 @@ class Engine:
                 metadata.append(note)
             seeds = [(spec.seed + index) % SEED_MODULUS for index in range(spec.n)]
             seed_scheduler_noise(scheduler, seeds)
-            plan = _plan(model, spec)
+            plan = control or _plan(model, spec)
             metadata.extend(plan.metadata)
             guidance = spec.cfg_scale > 1 and not model.uses_cfg_free_unet
             convolutions = pipeline_convolutions(model.base) if spec.tiling else []
@@ -248,6 +276,10 @@ class Engine:
             model.adapters.finish()
         if plan.keep is not None and plan.mask is not None:
             outputs = [imaging.composite(plan.keep, output, plan.mask) for output in outputs]
+        return self._checked(outputs, spec, metadata)
+
+    def _checked(self, outputs: list[Any], spec: GenerationSpec, metadata: list[Metadata]) -> GenerationResult:
+        """The outputs as the job's images, through the safety checker when there is one."""
         generated = [GeneratedImage(output) for output in outputs]
         if self._safety is not None:
             censor = spec.use_nsfw_censor or not self._nsfw_worker
@@ -304,6 +336,9 @@ def _plan(model: LoadedModel, spec: GenerationSpec) -> _Plan:
 def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]) -> list[Any]:
     """The pipeline call(s) for a plan; returns PIL images."""
     width, height = spec.width, spec.height
+    if plan.kind == "control":
+        pipe = _with_scheduler(model.controlnet(plan.control_file), scheduler)
+        return list(pipe(image=plan.image, width=width, height=height, num_inference_steps=spec.steps, **common).images)
     if plan.kind == "paint":
         pipe = _with_scheduler(model.inpaint(), scheduler)
         return list(
