@@ -3,8 +3,8 @@ denoising step with and without it, at full size (random weights, real architect
 
     .venv/bin/python bench/controlnet.py [--size 512] [--device cuda] [--repeat 3] [--tiny-unet]
 
-Builds the annotator networks at their published sizes (ControlNet's HED, OpenPose's body model, MiDaS
-DPT-Hybrid, UperNet-ConvNeXt-small), saves them as their files are and loads them through the worker's
+Builds the annotator networks at their published sizes (M-LSD large, ControlNet's HED, OpenPose's body model,
+MiDaS DPT-Hybrid, UperNet-ConvNeXt-small), saves them as their files are and loads them through the worker's
 ``Annotators.load``; builds an SD 1.5-sized UNet and a ControlNet shaped after it, saves the ControlNet as a
 kohya difference module (what the model reference downloads) and times the worker's loader on it; then times
 one classifier-free-guided UNet step (batch 2) at ``--size``² with and without the ControlNet's residuals.
@@ -28,6 +28,7 @@ from PIL import Image
 from openhorde.worker.controlnet import names
 from openhorde.worker.controlnet.annotators import Annotators
 from openhorde.worker.controlnet.hed import HEDNetwork
+from openhorde.worker.controlnet.mlsd import MLSDNetwork
 from openhorde.worker.controlnet.openpose import BodyPoseNetwork
 from openhorde.worker.controlnet.weights import load_controlnet, save_difference_file
 
@@ -82,6 +83,7 @@ def _write_annotators(folder: Path) -> None:
 
     torch.manual_seed(0)
     torch.save(HEDNetwork().state_dict(), folder / names.HED_FILES[0].path)
+    torch.save(MLSDNetwork().state_dict(), folder / names.MLSD_FILES[0].path)
     body = BodyPoseNetwork().state_dict()
     torch.save({".".join(key.split(".")[-2:]): value for key, value in body.items()}, folder / "body_pose_model.pth")
     depth = DPTConfig(

@@ -1,11 +1,11 @@
 """Annotators: the source image turned into the control map a ControlNet was trained on.
 
-``canny`` (OpenCV, thresholds 100/200 as the AI Horde's worker), ``scribble`` (a dark-on-light drawing inverted
-into white strokes, as ControlNet's scribble demo) and ``hough`` need no weights. ``hough`` is OpenCV's
-probabilistic Hough transform on Canny edges, drawn as white straight lines on black: the same kind of map as
-M-LSD's (which the AI Horde uses, and whose ControlNet this one drives), from a classical line detector instead
-of the M-LSD network. The others run networks whose weights are loaded from the annotator folder: HED
-(``hed``, ``fakescribbles``), MiDaS (``depth``, ``normal``), OpenPose (``openpose``) and UperNet (``seg``).
+``canny`` (OpenCV, thresholds 100/200 as the AI Horde's worker) and ``scribble`` (a dark-on-light drawing
+inverted into white strokes, as ControlNet's scribble demo) need no weights. The others run networks whose
+weights are loaded from the annotator folder: M-LSD (``hough``, as the AI Horde), HED (``hed``,
+``fakescribbles``), MiDaS (``depth``, ``normal``), OpenPose (``openpose``) and UperNet (``seg``). Without
+M-LSD's weights ``hough`` falls back on OpenCV's probabilistic Hough transform on Canny edges, drawn as white
+straight lines on black: the same kind of map, from a classical line detector (and a warning in the log).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def scribble(image: Image.Image) -> Image.Image:
 
 
 def hough(image: Image.Image) -> Image.Image:
-    """The straight lines of the image, white on black (OpenCV's probabilistic Hough transform)."""
+    """The straight lines of the image, white on black (OpenCV's probabilistic Hough transform; M-LSD's stand-in)."""
     pixels = _rgb(image)
     edges = cv2.Canny(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), CANNY_LOW, CANNY_HIGH)
     side = min(pixels.shape[:2])
@@ -84,19 +84,21 @@ class Annotators:
     def load(cls, folder: Path, device: torch.device, types: Iterable[str] = names.CONTROL_TYPES) -> Annotators:
         """The annotators for ``types`` whose weights are in ``folder``; a missing or bad one is logged and left out."""
         loaders: dict[str, Callable[[Path, torch.device], dict[str, Annotate]]] = {
+            "mlsd": _load_mlsd,
             "hed": _load_hed,
             "depth": _load_depth,
             "openpose": _load_openpose,
             "seg": _load_seg,
         }
-        family = {"hed": "hed", "fakescribbles": "hed", "depth": "depth", "normal": "depth"}
+        family = {"hough": "mlsd", "fakescribbles": "hed", "normal": "depth"}
         wanted = {family.get(kind, kind) for kind in types} & set(loaders)
         annotate: dict[str, Annotate] = {}
         for name in sorted(wanted):
             try:
                 annotate.update(loaders[name](folder, device))
             except (OSError, RuntimeError, ValueError, KeyError) as exc:
-                logger.warning("The %s annotator is not available: %s", name, exc)
+                fallback = "; hough uses OpenCV's Hough transform instead" if name == "mlsd" else ""
+                logger.warning("The %s annotator is not available: %s%s", name, exc, fallback)
         return cls(annotate)
 
     @property
@@ -118,6 +120,14 @@ def _require(folder: Path, files: tuple[names.AnnotatorFile, ...]) -> list[Path]
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist")
     return paths
+
+
+def _load_mlsd(folder: Path, device: torch.device) -> dict[str, Annotate]:
+    from openhorde.worker.controlnet.mlsd import line_map, load_mlsd
+
+    (path,) = _require(folder, names.MLSD_FILES)
+    network = load_mlsd(path, device)
+    return {"hough": lambda image: _grey_to_rgb(line_map(network, _rgb(image)))}
 
 
 def _load_hed(folder: Path, device: torch.device) -> dict[str, Annotate]:

@@ -51,6 +51,7 @@ _ANNOTATORS = "https://huggingface.co/lllyasviel/Annotators/resolve/main"
 _DPT = "https://huggingface.co/Intel/dpt-hybrid-midas/resolve/main"
 _UPERNET = "https://huggingface.co/openmmlab/upernet-convnext-small/resolve/main"
 HED_FILES = (AnnotatorFile("ControlNetHED.pth", f"{_ANNOTATORS}/ControlNetHED.pth"),)
+MLSD_FILES = (AnnotatorFile("mlsd_large_512_fp32.pth", f"{_ANNOTATORS}/mlsd_large_512_fp32.pth"),)
 OPENPOSE_FILES = (AnnotatorFile("body_pose_model.pth", f"{_ANNOTATORS}/body_pose_model.pth"),)
 DEPTH_FILES = (
     AnnotatorFile("dpt-hybrid-midas/config.json", f"{_DPT}/config.json"),
@@ -62,8 +63,8 @@ SEG_FILES = (
 )
 ANNOTATOR_FILES: dict[ControlType, tuple[AnnotatorFile, ...]] = {
     "canny": (),
-    "hough": (),
     "scribble": (),
+    "hough": MLSD_FILES,
     "hed": HED_FILES,
     "fakescribbles": HED_FILES,
     "depth": DEPTH_FILES,
@@ -71,4 +72,5 @@ ANNOTATOR_FILES: dict[ControlType, tuple[AnnotatorFile, ...]] = {
     "openpose": OPENPOSE_FILES,
     "seg": SEG_FILES,
 }
-"""The weights each control type's annotator needs (canny, hough and scribble are plain image processing)."""
+"""The weights each control type's annotator needs (canny and scribble are plain image processing; hough falls
+back on OpenCV's Hough transform without M-LSD's)."""

@@ -13,6 +13,7 @@ from openhorde.worker.controlnet import names
 from openhorde.worker.controlnet.annotators import Annotators, AnnotatorUnavailable, canny, hough, scribble
 from openhorde.worker.controlnet.depth import NORMAL_BACKGROUND, depth_map, normal_map
 from openhorde.worker.controlnet.hed import fake_scribble
+from openhorde.worker.controlnet.mlsd import load_mlsd, segments
 from openhorde.worker.controlnet.openpose import LIMBS, decode_pose, draw_pose, load_body_model
 from openhorde.worker.controlnet.seg import ADE20K_PALETTE
 
@@ -55,7 +56,7 @@ def test_scribble_turns_dark_strokes_on_white_into_white_strokes_on_black() -> N
     assert strokes[32, 8:56].min() == 255 and strokes[:20].max() == 0
 
 
-def test_hough_finds_a_straight_line_and_draws_only_lines() -> None:
+def test_without_mlsd_hough_finds_a_straight_line_with_opencv_and_draws_only_lines() -> None:
     picture = Image.new("RGB", (128, 128), "black")
     ImageDraw.Draw(picture).line((10, 100, 118, 20), fill="white", width=2)
 
@@ -80,6 +81,31 @@ def test_a_missing_weight_file_leaves_only_its_annotators_out(tmp_path: Path) ->
     assert annotators.types == ["canny", "hed", "scribble", "fakescribbles", "hough"]
     with pytest.raises(AnnotatorUnavailable, match="depth"):
         annotators("depth", square())
+
+
+def test_mlsd_segments_come_from_centre_scores_and_end_displacements() -> None:
+    maps = np.full((9, 32, 32), -10.0, dtype=np.float32)  # sigmoid ≈ 0: no centre anywhere
+    maps[0, 12, 10] = 5.0  # one confident centre at x=10, y=12
+    maps[1:5, 12, 10] = (-5.0, 0.0, 5.0, 0.0)  # its ends 5 cells left and right
+    maps[0, 20, 20] = 5.0  # a confident centre whose ends coincide: too short
+    maps[1:5, 20, 20] = (0.01, 0.0, 0.0, 0.0)
+
+    found = segments(maps)
+
+    assert found.tolist() == [[5.0, 12.0, 15.0, 12.0]]
+
+
+def test_mlsd_loads_its_published_layout_and_maps_lines_at_the_image_size(loaded: Annotators, tmp_path: Path) -> None:
+    path = weights.write_mlsd(tmp_path / "mlsd_large_512_fp32.pth")
+    stored = torch.load(path, weights_only=True)
+
+    network = load_mlsd(path, CPU)
+
+    assert "backbone.features.0.0.weight" in stored and "block23.conv3.weight" in stored
+    assert torch.equal(network.block23.conv3.weight, stored["block23.conv3.weight"])
+    assert network(torch.zeros(1, 4, 64, 96)).shape == (1, 9, 32, 48)
+    lines = grey(loaded("hough", square(64).resize((96, 64))))
+    assert lines.shape == (64, 96) and set(np.unique(lines)) <= {0, 255}
 
 
 def test_hed_soft_edges_are_grey_levels_and_fake_scribbles_are_black_or_white(loaded: Annotators) -> None:

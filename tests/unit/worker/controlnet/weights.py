@@ -2,9 +2,9 @@
 
 The ControlNet is a kohya-style difference module (``control_model.*`` keys plus ``difference``) for the tiny
 model's UNet, with a one-level hint encoder so its output matches the tiny VAE's factor of 2. HED uses the real
-key layout at smaller widths; OpenPose is the real network (its layers have fixed sizes), saved in half
-precision to halve the file; MiDaS (DPT) and UperNet are tiny transformers configs saved as ``config.json`` plus
-``pytorch_model.bin``, the files the worker downloads.
+key layout at smaller widths; M-LSD and OpenPose are the real networks (their layers have fixed sizes),
+OpenPose's saved in half precision to halve its file; MiDaS (DPT) and UperNet are tiny transformers configs saved
+as ``config.json`` plus ``pytorch_model.bin``, the files the worker downloads.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import torch
 
 from openhorde.worker.controlnet import names
 from openhorde.worker.controlnet.hed import HEDNetwork
+from openhorde.worker.controlnet.mlsd import MLSDNetwork
 from openhorde.worker.controlnet.openpose import BodyPoseNetwork
 from openhorde.worker.controlnet.weights import save_difference_file
 
@@ -48,6 +49,13 @@ def write_controlnet(path: Path, unet: Any, seed: int = 3) -> Path:
 def write_hed(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(_randomise(HEDNetwork(TINY_HED_LAYOUT), 5).state_dict(), path)
+    return path
+
+
+def write_mlsd(path: Path) -> Path:
+    """``mlsd_large_512_fp32.pth``: M-LSD large's state dict at its real size (1.5 M parameters)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(_randomise(MLSDNetwork(), 9).state_dict(), path)
     return path
 
 
@@ -101,6 +109,7 @@ def write_seg(folder: Path) -> Path:
 def write_annotators(folder: Path) -> Path:
     """Every annotator's weights under ``folder`` (the model store's annotator folder), at the worker's paths."""
     write_hed(folder / names.HED_FILES[0].path)
+    write_mlsd(folder / names.MLSD_FILES[0].path)
     write_openpose(folder / names.OPENPOSE_FILES[0].path)
     write_depth((folder / names.DEPTH_FILES[0].path).parent)
     write_seg((folder / names.SEG_FILES[0].path).parent)
