@@ -81,12 +81,13 @@ class Job:
         return self.popped_at + self.ttl
 
     def describe(self) -> str:
-        """``model 512x512 30 steps ×n`` for status lines and logs."""
+        """``model 512x512 30 steps ×n`` (plus ``, ControlNet canny``) for status lines and logs."""
         if self.spec is None:
             return f"{self.model} (faulted)"
         spec = self.spec
         batch = f" ×{spec.n}" if spec.n > 1 else ""
-        return f"{self.model} {spec.width}x{spec.height} {spec.steps} steps{batch}"
+        control = f", ControlNet {spec.control_type}" if spec.control_type else ""
+        return f"{self.model} {spec.width}x{spec.height} {spec.steps} steps{batch}{control}"
 
 
 def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = None) -> PopRequest:

@@ -301,6 +301,7 @@ async def test_controlnet_fields_reach_the_spec_with_the_source_as_the_control_i
     job = await parse_pop(answer(payload=payload, source_image=source), decode_inline)
     assert job.spec is not None and job.spec.source_image is not None
     assert (job.spec.control_type, job.spec.image_is_control, job.spec.return_control_map) == ("depth", True, True)
+    assert job.describe() == "openhorde-tiny 512x512 30 steps, ControlNet depth"
 
     plain = await parse_pop(answer(payload={"prompt": "x"}), no_fetch)
     assert plain.spec is not None
