@@ -26,6 +26,7 @@ from openhorde.model_reference import ReferenceModel
 from openhorde.worker.controlnet import names
 from openhorde.worker.controlnet.annotators import Annotators
 from openhorde.worker.generation import images as imaging
+from openhorde.worker.generation.spec import GenerationSpec
 
 if TYPE_CHECKING:
     from openhorde.worker.models.store import ModelStore
@@ -106,6 +107,14 @@ class ControlNetSupport:
         if path is None:
             raise ControlNetUnavailable(f"no {control_type} ControlNet for model {model!r} ({baseline}) on this worker")
         return path
+
+    def job_inputs(self, model: str, spec: GenerationSpec) -> tuple[Path, Image.Image]:
+        """A job's ControlNet file and control map (raises ``ControlNetUnavailable`` when it cannot be served)."""
+        if spec.control_type is None or spec.source_image is None:
+            raise ControlNetUnavailable("a ControlNet job needs a control type and a source image")
+        path = self.file_for(model, spec.control_type)
+        control = self.control_map(spec.control_type, spec.source_image, spec.width, spec.height, spec.image_is_control)
+        return path, control
 
     def control_map(
         self, control_type: str, source: Image.Image, width: int, height: int, is_control: bool

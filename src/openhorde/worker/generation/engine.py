@@ -74,8 +74,7 @@ class _Plan:
     keep: Image.Image | None = None
     """The source whose unmasked region is pasted back over the output."""
     metadata: list[Metadata] = field(default_factory=list)
-    control_file: Any = None
-    """The ControlNet file of a ``control`` plan."""
+    control_file: Any = None  # a control plan's ControlNet file
 
 
 def steps_for_strength(effective: int, strength: float) -> int:
@@ -231,22 +230,13 @@ class Engine:
 
     # One job
 
-    def _control_plan(self, model: LoadedModel, spec: GenerationSpec) -> _Plan | None:
-        """A ControlNet job's plan (its control map as the image), or None for a job without ``control_type``."""
-        if spec.control_type is None:
-            return None
-        if self._controlnets is None:
-            raise GenerationFailed("ControlNet is not enabled on this worker")
-        if spec.source_image is None:
-            raise GenerationFailed("a ControlNet job needs a source image")
-        path = self._controlnets.file_for(model.name, spec.control_type)
-        control = self._controlnets.control_map(
-            spec.control_type, spec.source_image, spec.width, spec.height, spec.image_is_control
-        )
-        return _Plan("control", control, control_file=path)
-
     def _generate(self, model: LoadedModel, spec: GenerationSpec) -> GenerationResult:
-        control = self._control_plan(model, spec)
+        control = None  # a ControlNet job's plan: its control map as the image
+        if spec.control_type is not None:
+            if self._controlnets is None:
+                raise GenerationFailed("ControlNet is not enabled on this worker")
+            path, control_map = self._controlnets.job_inputs(model.name, spec)
+            control = _Plan("control", control_map, control_file=path)
         if control is not None and spec.return_control_map:
             assert control.image is not None  # the AI Horde's worker returns the annotator's map, not a generation
             return self._checked([control.image.copy() for _ in range(spec.n)], spec, [])
@@ -337,8 +327,7 @@ def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, 
     """The pipeline call(s) for a plan; returns PIL images."""
     width, height = spec.width, spec.height
     if plan.kind == "control":
-        pipe = _with_scheduler(model.controlnet(plan.control_file), scheduler)
-        return list(pipe(image=plan.image, width=width, height=height, num_inference_steps=spec.steps, **common).images)
+        return _run_control(model, plan, spec, scheduler, common)
     if plan.kind == "paint":
         pipe = _with_scheduler(model.inpaint(), scheduler)
         return list(
@@ -371,17 +360,38 @@ def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, 
     return _hires_second_pass(model, spec, scheduler, common, result)
 
 
+def _run_control(
+    model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]
+) -> list[Any]:
+    """A ControlNet job from noise; with hires fix, the first pass and the second both follow the control map."""
+    assert plan.image is not None
+    first = model.first_pass_size(spec.width, spec.height) if spec.hires_fix else None
+    pipe = _with_scheduler(model.controlnet(plan.control_file), scheduler)
+    if first is None:
+        size = {"width": spec.width, "height": spec.height}
+        return list(pipe(image=plan.image, num_inference_steps=spec.steps, **size, **common).images)
+    small = plan.image.resize(first, Image.Resampling.LANCZOS)
+    size = {"width": first[0], "height": first[1]}
+    latents = pipe(image=small, num_inference_steps=spec.steps, output_type="latent", **size, **common).images
+    second = _with_scheduler(model.controlnet_img2img(plan.control_file), scheduler)
+    return list(second(control_image=plan.image, **_hires_inputs(model, spec, latents), **common).images)
+
+
 def _hires_second_pass(
     model: LoadedModel, spec: GenerationSpec, scheduler: Any, common: dict[str, Any], latents: torch.Tensor
 ) -> list[Any]:
-    """Upscale the first pass's latents to the requested size and re-sample them (no VAE round trip)."""
+    """Re-sample the first pass's latents at the requested size."""
+    pipe = _with_scheduler(model.img2img(), scheduler)
+    return list(pipe(**_hires_inputs(model, spec, latents), **common).images)
+
+
+def _hires_inputs(model: LoadedModel, spec: GenerationSpec, latents: torch.Tensor) -> dict[str, Any]:
+    """The first pass's latents upscaled to the requested size (no VAE round trip), the strength and the steps."""
     factor = model.vae_scale_factor
     upscaled = F.interpolate(latents, size=(spec.height // factor, spec.width // factor), mode="bicubic")
     strength = spec.hires_fix_denoising_strength
     effective = max(min(HIRES_MIN_STEPS, spec.steps), round(spec.steps * strength))
-    pipe = _with_scheduler(model.img2img(), scheduler)
-    steps = steps_for_strength(effective, strength)
-    return list(pipe(image=upscaled, strength=strength, num_inference_steps=steps, **common).images)
+    return {"image": upscaled, "strength": strength, "num_inference_steps": steps_for_strength(effective, strength)}
 
 
 def _with_scheduler(pipe: Any, scheduler: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,5 +81,16 @@ def test_an_engine_without_controlnet_neither_advertises_nor_runs_it() -> None:
 
 
 def test_a_controlnet_job_without_a_source_image_fails(engine: Engine) -> None:
-    with pytest.raises(GenerationFailed, match="needs a source image"):
+    with pytest.raises(GenerationFailed, match="needs a control type and a source image"):
         engine.generate(spec(control_type="canny"))
+
+
+def test_hires_fix_follows_the_control_map_in_both_passes(engine: Engine) -> None:
+    source = drawing().resize((128, 128))
+    base = spec(width=128, height=128, control_type="canny", source_image=source)
+
+    (hires,) = engine.generate(replace(base, hires_fix=True)).images
+    (direct,) = engine.generate(base).images
+
+    assert hires.image.size == (128, 128)
+    assert max_diff(hires.image, direct.image) > 0  # a first pass at the tiny model's native 64 px, then a second
