@@ -1,7 +1,8 @@
 """Loading a ControlNet file into diffusers' ``ControlNetModel``, shaped after the base model's own UNet.
 
 The files the model reference names are in the original ControlNet layout (``control_model.*`` keys, the UNet's
-encoder in LDM names plus ``input_hint_block``, ``zero_convs`` and ``middle_block_out``). Most are kohya's
+encoder in LDM names plus ``input_hint_block``, ``zero_convs`` and ``middle_block_out``; some SD 2.1 files have the
+same keys without the prefix). Most are kohya's
 "difference" modules: they carry a ``difference`` key, and their encoder weights are stored as the difference
 from the base model, to which the base UNet's weights are added on loading (as ComfyUI and the A1111 extension
 do). Files already in diffusers' layout (e.g. QR Code Monster's) load as they are.
@@ -107,6 +108,8 @@ def to_diffusers(state: Mapping[str, torch.Tensor], unet_config: Mapping[str, An
         channels = _hint_channels(state, _DIFFUSERS_HINT, "controlnet_cond_embedding.conv_in.weight")
         return dict(state), channels
     ldm = {key.removeprefix(LDM_PREFIX): value for key, value in state.items() if key.startswith(LDM_PREFIX)}
+    if not ldm and "input_hint_block.0.weight" in state:  # some files (SD 2.1 ones) have no ``control_model.``
+        ldm = {key: value for key, value in state.items() if key != DIFFERENCE_KEY}
     if "input_hint_block.0.weight" not in ldm:
         raise ControlNetLoadError("not a ControlNet: it has no control_model.input_hint_block weights")
     channels = _hint_channels(ldm, _HINT, "input_hint_block.0.weight")

@@ -57,6 +57,17 @@ def test_a_difference_module_loads_as_the_controlnet_it_was_made_from(unet: obje
         torch.testing.assert_close(loaded.state_dict()[key], value, atol=1e-6, rtol=0)
 
 
+def test_a_file_in_the_original_layout_without_its_prefix_loads_too(unet: object, tmp_path: Path) -> None:
+    original = tiny_controlnet(unet, seed=6)
+    path = tmp_path / "control_openpose_fp21.safetensors"
+    unprefixed = {key.removeprefix("control_model."): value for key, value in controlnet_to_ldm(original).items()}
+    save_file(unprefixed, str(path))
+
+    loaded = load_controlnet(path, unet)
+
+    assert all(torch.equal(loaded.state_dict()[key], value) for key, value in original.state_dict().items())
+
+
 def test_a_file_in_diffusers_layout_loads_as_it_is(unet: object, tmp_path: Path) -> None:
     original = tiny_controlnet(unet, seed=4)
     path = tmp_path / "diffusion_pytorch_model.safetensors"
