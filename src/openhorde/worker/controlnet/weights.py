@@ -80,6 +80,15 @@ def save_difference_file(model: Any, base_unet: Any, path: Path) -> Path:
     return path
 
 
+def base_weights(unet: Any) -> dict[str, torch.Tensor]:
+    """The UNet's own weights by their plain names, without the LoRA layers peft may have wrapped around them."""
+    weights = {}
+    for key, tensor in unet.state_dict().items():
+        if ".lora_" not in key:
+            weights[key.replace(".base_layer.", ".")] = tensor
+    return weights
+
+
 def _read(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix in (".safetensors", ".sft"):
@@ -131,7 +140,7 @@ def load_controlnet(path: Path, base_unet: Any) -> Any:
     except ControlNetLoadError as exc:
         raise ControlNetLoadError(f"{path}: {exc}") from exc
     if DIFFERENCE_KEY in state:
-        unet = base_unet.state_dict()
+        unet = base_weights(base_unet)
         for key, tensor in converted.items():
             if key in unet and unet[key].shape != tensor.shape:
                 raise ControlNetLoadError(f"{path}: does not fit this model's UNet ({key} {tuple(tensor.shape)})")

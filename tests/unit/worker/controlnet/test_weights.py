@@ -57,6 +57,21 @@ def test_a_difference_module_loads_as_the_controlnet_it_was_made_from(unet: obje
         torch.testing.assert_close(loaded.state_dict()[key], value, atol=1e-6, rtol=0)
 
 
+def test_a_difference_module_adds_the_base_weights_under_the_loras_a_job_left_loaded(tmp_path: Path) -> None:
+    from tests.adapter_files import make_lora
+
+    pipe = build_tiny_pipeline()
+    original = tiny_controlnet(pipe.unet, seed=3)
+    path = write_controlnet(tmp_path / "diff.safetensors", pipe.unet, seed=3)
+    pipe.load_lora_weights(str(make_lora(tmp_path / "lora", seed=1)), adapter_name="shiny")
+    assert any(".base_layer." in key for key in pipe.unet.state_dict())
+
+    loaded = load_controlnet(path, pipe.unet)
+
+    for key, value in original.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, atol=1e-6, rtol=0)
+
+
 def test_a_file_in_the_original_layout_without_its_prefix_loads_too(unet: object, tmp_path: Path) -> None:
     original = tiny_controlnet(unet, seed=6)
     path = tmp_path / "control_openpose_fp21.safetensors"
