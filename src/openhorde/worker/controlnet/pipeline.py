@@ -136,11 +136,21 @@ def controlnet_pipeline(base: Any, controlnet: Any) -> Any:
 def load_controlnet_support(
     reference: str, store: ModelStore, model_baselines: Mapping[str, str], device: torch.device
 ) -> ControlNetSupport:
-    """The worker's ControlNet support from the ``controlnet.json`` at ``reference`` (URL or file), logged."""
+    """The worker's ControlNet support from the ``controlnet.json`` at ``reference`` (URL or file), logged.
+
+    Without a readable reference (no network and no cached copy) the worker serves no ControlNet, and says why.
+    """
+    from openhorde.model_reference import ReferenceError
     from openhorde.worker.logs import log_event
+    from openhorde.worker.models.download import ModelUnavailable
     from openhorde.worker.models.reference import load_reference
 
-    support = ControlNetSupport.prepare(load_reference(reference, store).models, store, model_baselines, device)
+    try:
+        records = load_reference(reference, store).models
+    except (ModelUnavailable, ReferenceError) as exc:
+        log_event(logger, logging.WARNING, "controlnet", f"ControlNet is not served: {exc}")
+        records = {}
+    support = ControlNetSupport.prepare(records, store, model_baselines, device)
     served = {baseline: support.types(baseline) for baseline in sorted(set(model_baselines.values()))}
     summary = "; ".join(f"{baseline}: {', '.join(kinds) or 'none'}" for baseline, kinds in served.items())
     log_event(logger, logging.INFO, "controlnet", f"ControlNet types served: {summary}", served=served)

@@ -55,6 +55,18 @@ def test_one_missing_controlnet_file_makes_the_baseline_incomplete(store: Path, 
     assert support.complete_baselines() == ()
 
 
+def test_without_a_readable_reference_nothing_is_served(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from openhorde.worker.controlnet.pipeline import load_controlnet_support
+
+    broken = tmp_path / "controlnet.json"
+    broken.write_text("{not json")
+
+    support = load_controlnet_support(str(broken), ModelStore(tmp_path), {"tiny": "sd1"}, CPU)
+
+    assert support.complete_baselines() == () and support.files == {}
+    assert "ControlNet is not served" in caplog.text
+
+
 def test_an_existing_source_can_already_be_the_control_map(store: Path) -> None:
     from PIL import Image
 
