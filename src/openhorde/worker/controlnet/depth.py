@@ -4,7 +4,8 @@ MiDaS v3 "DPT-Hybrid" is run through transformers (``Intel/dpt-hybrid-midas``, t
 as MiDaS's ``dpt_hybrid-midas-501f0c75.pt``), which needs neither timm nor torchvision. Its input is the image
 resized to the model's square size (384), scaled to -1…1 as its image processor does. Its output is relative
 inverse depth: near is bright. The normal map is derived from that depth with Sobel gradients, the background
-(below 40 % of the depth range) left facing the viewer, as ControlNet's normal annotator does.
+(below 40 % of the depth range) left facing the viewer, as ControlNet's normal annotator does, and handed over with
+its channels in the order ControlNet's own normal demo feeds the model.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def depth_map(depth: np.ndarray) -> np.ndarray:
 
 
 def normal_map(depth: np.ndarray) -> np.ndarray:
-    """A normal map (H×W×3 uint8, x/y/z in RGB) of the surface whose inverse depth is ``depth``."""
+    """The normal map (H×W×3 uint8) of the surface whose inverse depth is ``depth``, as the normal ControlNet reads
+    it: z, y, x in R, G, B (ControlNet's demo reverses its annotator's x, y, z before the model sees them)."""
     x = cv2.Sobel(depth, cv2.CV_32F, 1, 0, ksize=3)
     y = cv2.Sobel(depth, cv2.CV_32F, 0, 1, ksize=3)
     z = np.ones_like(x) * NORMAL_STRENGTH
@@ -65,4 +67,4 @@ def normal_map(depth: np.ndarray) -> np.ndarray:
     y[background] = 0
     normal = np.stack([x, y, z], axis=2)
     normal /= np.sum(normal**2.0, axis=2, keepdims=True) ** 0.5
-    return (normal * 127.5 + 127.5).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray((normal * 127.5 + 127.5).clip(0, 255).astype(np.uint8)[:, :, ::-1])
