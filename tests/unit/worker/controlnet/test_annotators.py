@@ -15,6 +15,7 @@ from openhorde.worker.controlnet.seg import ADE20K_PALETTE
 
 from . import weights
 
+pytestmark = pytest.mark.generation  # real-size networks (OpenPose's 52 M parameters) built and run on the CPU
 CPU = torch.device("cpu")
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from openhorde.worker.controlnet.openpose import LIMBS, decode_pose, draw_pose, load_body_model
 
 from . import weights
 
+pytestmark = pytest.mark.generation  # real-size networks (OpenPose's 52 M parameters) built and run on the CPU
 CPU = torch.device("cpu")
 
 
