@@ -11,6 +11,7 @@ line lists that parent's subclasses.
     ├── BadRequest (400)
     │   ├── ValidationFailed, ClientDisconnected, InvalidCharacters, MissingPrompt, InvalidPromptSize,
     │   │   TooManySteps, UnsupportedSampler, TooManyLoras, TooManyTIs, TooManyUpscalers, BadCFGDecimals,
+    │   │   ControlNetSourceMissing, ControlNetInpaintingMismatch,
     │   │   UnsupportedModel, InvalidStateTransition, SourceMaskUnnecessary, InvalidUsername,
     │   │   InvalidWorkerName, PolymorphicNameConflict, InvalidPriorityUsername, DuplicateGen, AbortedGen,
     │   │   CorruptPrompt, InvalidTeamName, InvalidSharedKeyName, SharedKeyLimitExceeded, StripeSignatureInvalid,
@@ -239,6 +240,18 @@ class TooManyUpscalers(BadRequest):
     """At most one upscaler may be requested."""
 
     rc = "TooManyUpscalers"
+
+
+class ControlNetSourceMissing(BadRequest):
+    """ControlNet needs a source image: its control image."""
+
+    rc = "ControlNetSourceMissing"
+
+
+class ControlNetInpaintingMismatch(BadRequest):
+    """ControlNet does not work with inpainting or outpainting."""
+
+    rc = "ControlNetInpaintingMismatch"
 
 
 class BadCFGDecimals(BadRequest):

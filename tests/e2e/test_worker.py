@@ -84,7 +84,7 @@ class Horde:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["apikey"])
 
-    def start_worker(self, name: str, *flags: str) -> WorkerProcess:
+    def start_worker(self, name: str, *flags: str, env: dict[str, str] | None = None) -> WorkerProcess:
         log_path = self.tmp_path / f"{name}.log"
         command = [
             *openhorde_command(),
@@ -107,9 +107,9 @@ class Horde:
             "json",
             *flags,
         ]
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        environment = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp_path)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=self.tmp_path)
         worker = WorkerProcess(name, log_path, proc)
         self.workers.append(worker)
         return worker
@@ -335,6 +335,39 @@ def test_post_processing_is_served_only_with_the_post_processors_the_worker_has(
     check = horde.client.get(f"/generate/check/{face}").json()
     assert (check["waiting"], check["processing"], check["finished"], check["faulted"]) == (1, 0, 0, False)
     horde.client.delete(f"/generate/status/{face}")
+
+
+def test_controlnet_is_served_only_by_a_worker_that_has_every_control_type(
+    horde_factory: Callable[..., Horde], setup: Setup
+) -> None:
+    from tests.unit.worker.controlnet import weights
+
+    from openhorde.worker.controlnet.annotators import canny
+    from openhorde.worker.models.tiny import build_tiny_pipeline
+
+    # The reference's nine SD 1 ControlNets for the tiny model's UNet, and every annotator's weights, in the store.
+    reference = weights.write_store(setup.store, build_tiny_pipeline().unet)
+    horde = horde_factory()
+    horde.start_worker("plain")
+    drawing = Image.new("RGB", (64, 64), "black")
+    drawing.paste((255, 255, 255), (16, 16, 48, 48))
+    controlled = horde.generate("edges", source_image=webp_b64(drawing), params={**SMALL, "control_type": "canny"})
+    plain = horde.generate("plain")
+    assert horde.wait_done(plain)["done"]
+    time.sleep(1.5)  # several more pops
+    check = horde.client.get(f"/generate/check/{controlled}").json()
+    assert (check["waiting"], check["processing"], check["finished"], check["faulted"]) == (1, 0, 0, False)
+
+    horde.start_worker(
+        "controller", "--allow-controlnet", env={"OPENHORDE_WORKER_CONTROLNET_REFERENCE": str(reference)}
+    )
+    status = horde.wait_done(controlled, timeout=240)
+    assert [g["worker_name"] for g in status["generations"]] == ["controller"]
+    assert horde.images(status)[0].size == (64, 64)
+    params = {**SMALL, "control_type": "canny", "return_control_map": True}
+    control_map = horde.images(horde.wait_done(horde.generate("map", source_image=webp_b64(drawing), params=params)))
+    difference = np.abs(np.asarray(control_map[0].convert("L"), int) - np.asarray(canny(drawing).convert("L"), int))
+    assert difference.mean() < 8  # the canny map itself, through the WebP the worker submits
 
 
 def test_a_worker_with_a_safety_model_censors_what_it_flags(

@@ -12,6 +12,7 @@ from rich.progress import Progress as ProgressBar
 
 from openhorde.client.exit_codes import ExitCode
 from openhorde.client.payload import (
+    CONTROL_TYPES,
     FACE_FIXERS,
     NEGATIVE_SEPARATOR,
     STRIP_BACKGROUND,
@@ -112,6 +113,19 @@ def generate(
     strip_background: Annotated[
         bool, typer.Option("--strip-background", help="Make the background transparent.")
     ] = False,
+    control_type: Annotated[
+        str | None,
+        typer.Option(help=f"ControlNet: {', '.join(CONTROL_TYPES)}.", metavar="TYPE", show_default=False),
+    ] = None,
+    control_image: Annotated[
+        Path | None, _input_file("ControlNet's image: a picture for --control-type's annotator, or its map.")
+    ] = None,
+    image_is_control: Annotated[
+        bool, typer.Option("--image-is-control", help="--control-image already is the control map.")
+    ] = False,
+    return_control_map: Annotated[
+        bool, typer.Option("--return-control-map", help="Get the control map instead of generated images.")
+    ] = False,
     out: Annotated[
         Path, typer.Option(file_okay=False, help="Folder for the images and their .json.")
     ] = DEFAULT_OUT_DIR,
@@ -147,6 +161,7 @@ def generate(
         post_processing=_post_processing(upscale, facefix, strip_background),
         facefixer_strength=_facefix_strength(facefix, facefix_strength),
         **_source(source_image, mask, denoise, inpaint, outpaint),
+        **_control(control_type, control_image, image_is_control, return_control_map, source_image),
     )
     with exit_codes(), HordeClient(url, api_key) as client:
         _run(client, request, out, poll_interval, timeout)
@@ -213,6 +228,42 @@ def _source(
     if mask is not None:
         fields["source_mask"] = _encoded(mask, "--mask", as_mask=True)
     return fields
+
+
+def _control(
+    control_type: str | None,
+    control_image: Path | None,
+    image_is_control: bool,
+    return_control_map: bool,
+    source_image: Path | None,
+) -> dict[str, Any]:
+    """The ControlNet fields; the control image travels as the request's source image, as the AI Horde wants."""
+    if control_type is None:
+        for flag, given in (
+            ("--control-image", control_image),
+            ("--image-is-control", image_is_control),
+            ("--return-control-map", return_control_map),
+        ):
+            if given:
+                raise typer.BadParameter("needs --control-type", param_hint=flag)
+        return {}
+    if control_type not in CONTROL_TYPES:
+        raise typer.BadParameter(
+            f"'{control_type}' is not one of {', '.join(CONTROL_TYPES)}", param_hint="--control-type"
+        )
+    if control_image is None:
+        raise typer.BadParameter("needs --control-image", param_hint="--control-type")
+    if source_image is not None:
+        raise typer.BadParameter(
+            "ControlNet starts from its control image, not a source image", param_hint="--source-image"
+        )
+    return {
+        "control_type": control_type,
+        "image_is_control": image_is_control,
+        "return_control_map": return_control_map,
+        "source_image": _encoded(control_image, "--control-image"),
+        "source_processing": "img2img",
+    }
 
 
 def _encoded(path: Path, flag: str, *, as_mask: bool = False) -> str:

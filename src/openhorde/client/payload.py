@@ -25,6 +25,7 @@ SourceProcessing = Literal["img2img", "inpainting", "outpainting"]
 UPSCALERS = ("RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp")
 FACE_FIXERS = ("GFPGAN", "CodeFormers")
 STRIP_BACKGROUND = "strip_background"
+CONTROL_TYPES = ("canny", "hed", "depth", "normal", "openpose", "seg", "scribble", "fakescribbles", "hough")
 
 
 class InputFileError(ValueError):
@@ -145,6 +146,10 @@ class ImageRequest:
     post_processing: tuple[str, ...] = ()
     """Post-processor names, run by the worker in the horde's default order (face fixers, then upscaling)."""
     facefixer_strength: float | None = None
+    control_type: str | None = None
+    """ControlNet: the source image is then the control image (turned into a map by the worker's annotator)."""
+    image_is_control: bool = False
+    return_control_map: bool = False
 
     @property
     def full_prompt(self) -> str:
@@ -174,6 +179,10 @@ class ImageRequest:
             params["post_processing"] = list(self.post_processing)
         if self.facefixer_strength is not None:
             params["facefixer_strength"] = self.facefixer_strength
+        if self.control_type is not None:
+            params["control_type"] = self.control_type
+            params["image_is_control"] = self.image_is_control
+            params["return_control_map"] = self.return_control_map
         return params
 
     def to_wire(self) -> dict[str, Any]:

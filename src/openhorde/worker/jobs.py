@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from PIL import Image
 
+from openhorde.worker.controlnet.names import CONTROL_TYPES
 from openhorde.worker.generation.spec import (
     GenerationSpec,
     HypernetworkSpec,
@@ -41,7 +42,7 @@ SEED_MODULUS = 2**32
 DEFAULT_TTL_SECONDS = 150.0
 """Lease assumed when a pop answer carries no ``ttl`` (the AI Horde's minimum)."""
 SOURCE_PROCESSINGS: tuple[SourceProcessing, ...] = ("txt2img", "img2img", "inpainting", "outpainting")
-UNSUPPORTED_FEATURES = ("control_type", "workflow", "extra_texts")
+UNSUPPORTED_FEATURES = ("workflow", "extra_texts")
 """Payload fields asking for features this worker does not have: a non-empty value faults the job."""
 
 FetchImage = Callable[[str], Awaitable[bytes]]
@@ -81,12 +82,13 @@ class Job:
         return self.popped_at + self.ttl
 
     def describe(self) -> str:
-        """``model 512x512 30 steps ×n`` for status lines and logs."""
+        """``model 512x512 30 steps ×n`` (plus ``, ControlNet canny``) for status lines and logs."""
         if self.spec is None:
             return f"{self.model} (faulted)"
         spec = self.spec
         batch = f" ×{spec.n}" if spec.n > 1 else ""
-        return f"{self.model} {spec.width}x{spec.height} {spec.steps} steps{batch}"
+        control = f", ControlNet {spec.control_type}" if spec.control_type else ""
+        return f"{self.model} {spec.width}x{spec.height} {spec.steps} steps{batch}{control}"
 
 
 def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = None) -> PopRequest:
@@ -106,7 +108,7 @@ def pop_request(settings: WorkerSettings, capabilities: Capabilities | None = No
         allow_painting=settings.allow_painting and (caps is None or caps.painting),
         allow_post_processing=post_processing,
         post_processors=list(caps.post_processors) if post_processing and caps is not None else None,
-        allow_controlnet=False,
+        allow_controlnet=settings.allow_controlnet and caps is not None and caps.controlnet,
         allow_lora=settings.allow_lora and (caps is None or caps.lora),
         allow_hypernetworks=settings.allow_hypernetworks and (caps is None or caps.hypernetworks),
         require_upfront_kudos=settings.require_upfront_kudos,
@@ -195,7 +197,12 @@ async def _build_spec(answer: Mapping[str, Any], job: Job, fetch_image: FetchIma
         post_processing=_post_processing(payload),
         post_processing_order=_post_processing_order(payload),
         facefixer_strength=_number(payload, "facefixer_strength", float, pp.DEFAULT_FACEFIXER_STRENGTH, 0.0, 1.0),
+        control_type=_control_type(payload),
+        image_is_control=_flag(payload, "image_is_control", False),
+        return_control_map=_flag(payload, "return_control_map", False),
     )
+    if spec.control_type is not None and processing == "txt2img":
+        raise PayloadError(f"payload.control_type={spec.control_type!r} needs a source_image")
     if processing == "txt2img":
         return spec
     source = await _fetch_source(answer, "source_image", fetch_image, job)
@@ -226,6 +233,13 @@ def _post_processing(payload: Mapping[str, Any]) -> tuple[str, ...]:
     if sum(1 for name in value if name in pp.UPSCALER_FILES) > 1:
         raise PayloadError(f"payload.post_processing={value!r} asks for more than one upscaler")
     return tuple(value)
+
+
+def _control_type(payload: Mapping[str, Any]) -> str | None:
+    value = payload.get("control_type") or None
+    if value is not None and value not in CONTROL_TYPES:
+        raise PayloadError(f"payload.control_type={value!r} is not one of {', '.join(CONTROL_TYPES)}")
+    return cast(str | None, value)
 
 
 def _post_processing_order(payload: Mapping[str, Any]) -> pp.PostProcessingOrder:

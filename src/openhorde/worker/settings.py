@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from openhorde.model_reference import DEFAULT_REFERENCE_URL
+from openhorde.worker.controlnet.names import DEFAULT_CONTROLNET_REFERENCE
 from openhorde.worker.postprocess.names import POST_PROCESSOR_FILES
 
 ENV_PREFIX = "OPENHORDE_WORKER_"
@@ -109,6 +110,10 @@ class WorkerSettings(BaseSettings):
     allow_hypernetworks: bool = False
     """Serve requests naming hypernetworks (an OpenHorde extension), from the catalogue's ``hypernetworks``."""
     allow_post_processing: bool = False
+    allow_controlnet: bool = False
+    """Serve ControlNet: its files and annotators are fetched at start-up (``controlnet_reference`` names them)."""
+    controlnet_reference: str = DEFAULT_CONTROLNET_REFERENCE
+    """The model reference's ``controlnet.json``: a URL or a local file."""
     alchemist: bool = False
     """Serve alchemy's forms (``/interrogate/pop``): alone, or beside image generation when ``models`` is set."""
     caption_model: Path | None = None

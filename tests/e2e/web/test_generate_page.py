@@ -463,7 +463,7 @@ def test_results_stay_in_view_the_lightbox_steps_through_images_and_the_form_sur
 
 
 def test_post_processing_and_controlnet_show_only_when_a_worker_offers_them_and_styles_can_be_picked(
-    page_factory: Callable[..., Page], horde_factory: Callable[..., WebHorde]
+    page_factory: Callable[..., Page], horde_factory: Callable[..., WebHorde], tmp_path: Path
 ) -> None:
     quick = horde_factory()
     owner = quick.register("pp-owner")
@@ -509,3 +509,22 @@ def test_post_processing_and_controlnet_show_only_when_a_worker_offers_them_and_
     body = sent.value.post_data_json
     assert body["style"] == created.json()["id"]
     assert body["params"]["post_processing"] == ["RealESRGAN_x2plus"]
+    assert "control_type" not in body["params"] and "source_image" not in body
+
+    # ControlNet with its own image, while the request stays "Text to image": the image travels as the source.
+    gradient(tmp_path / "pose.png", 96, 48)
+    page.get_by_test_id("upscaler").select_option("")
+    page.get_by_test_id("control-type").select_option("canny")
+    page.get_by_test_id("control-file").set_input_files(tmp_path / "pose.png")
+    expect(page.get_by_test_id("control-image-name")).to_have_text("pose.png")
+    page.get_by_test_id("return-control-map").check()
+    with page.expect_request(is_generate_request) as sent:
+        page.get_by_test_id("generate").click()
+    body = sent.value.post_data_json
+    params = body["params"]
+    assert (params["control_type"], params["return_control_map"], body["source_processing"]) == (
+        "canny",
+        True,
+        "img2img",
+    )
+    assert decode(body["source_image"]).size == (params["width"], params["height"])

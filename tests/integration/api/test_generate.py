@@ -71,11 +71,35 @@ async def test_bad_payloads_get_400_with_rc(horde: Horde) -> None:
         ({"params": {"loras": [{"name": str(i)} for i in range(6)]}}, "TooManyLoras"),
         ({"source_image": "not base64!"}, "SourceImageUnreadable"),
         ({"source_mask": base64.b64encode(webp_bytes()).decode()}, "SourceMaskUnnecessary"),
+        ({"params": {"control_type": "canny"}}, "ControlNetSourceMissing"),
+        (
+            {
+                "params": {"control_type": "canny"},
+                "source_image": base64.b64encode(webp_bytes()).decode(),
+                "source_processing": "inpainting",
+            },
+            "ControlNetInpaintingMismatch",
+        ),
     ]
     for overrides, rc in cases:
         response = await horde.generate(requester, **overrides)
         assert response.status_code == 400, (overrides, response.text)
         assert response.json()["rc"] == rc, (overrides, response.json())
+
+
+async def test_a_controlnet_request_goes_only_to_a_controlnet_worker_with_its_steps_capped_at_40(horde: Horde) -> None:
+    requester = await horde.register("controller")
+    owner = await horde.register("owner")
+    source = base64.b64encode(webp_bytes()).decode()
+    params = {"width": 64, "height": 64, "steps": 60, "control_type": "depth", "return_control_map": True}
+    created = await horde.generate(requester, params=params, source_image=source)
+    assert created.status_code == 202, created.text
+
+    assert (await horde.pop(owner))["ids"] == []
+    job = await horde.pop(owner, allow_controlnet=True)
+    payload = job["payload"]
+    assert (payload["control_type"], payload["return_control_map"], payload["ddim_steps"]) == ("depth", True, 40)
+    assert job["source_image"]
 
 
 async def test_unknown_or_missing_api_key_is_401(horde: Horde) -> None:

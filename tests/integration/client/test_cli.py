@@ -221,6 +221,27 @@ async def test_post_processing_options_reach_the_worker(horde: Horde, cli: Cli, 
 
 
 @SQLITE_ONLY
+async def test_controlnet_options_send_the_control_image_as_the_source(horde: Horde, cli: Cli, tmp_path: Path) -> None:
+    owner = await horde.register("connie")
+    picture = png(tmp_path / "pose.png")
+    process = await cli.start(
+        "generate", "a dancer", *SMALL, "--control-type", "openpose", "--control-image", str(picture),
+        "--return-control-map", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    job = await pop_when_queued(horde, owner, process, allow_controlnet=True)
+    assert job["source_image"] and job["source_processing"] == "img2img"
+    payload = job["payload"]
+    assert (payload["control_type"], payload["image_is_control"], payload["return_control_map"]) == (
+        "openpose",
+        False,
+        True,
+    )
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+    ran = await finish(process)
+    assert ran.code == 0, ran
+
+
+@SQLITE_ONLY
 async def test_a_bad_api_key_exits_1_with_the_servers_message(horde: Horde, cli: Cli) -> None:
     ran = await cli("generate", "a lighthouse", *SMALL, "--api-key", "not-a-key-of-this-horde")
     assert ran.code == 1, ran
@@ -306,6 +327,10 @@ async def test_bad_input_files_are_refused_before_anything_is_sent(horde: Horde,
         ("--upscale", "RealESRGAN_x8"): "is not one of RealESRGAN_x4plus",
         ("--facefix", "Restorer"): "is not one of GFPGAN, CodeFormers",
         ("--facefix-strength", "0.5"): "needs --facefix",
+        ("--control-type", "mlsd", "--control-image", str(picture)): "is not one of canny, hed",
+        ("--control-type", "canny"): "needs --control-image",
+        ("--return-control-map",): "needs --control-type",
+        ("--control-type", "canny", "--control-image", str(picture), "--source-image", str(picture)): "not a source",
     }  # fmt: skip
     results = await asyncio.gather(*(cli("generate", "a lighthouse", *SMALL, *extra) for extra in cases))
     for (extra, message), ran in zip(cases.items(), results, strict=True):

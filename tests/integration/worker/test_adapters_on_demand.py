@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openhorde.worker.cli import build_engine
 from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.spec import GenerationSpec, LoraSpec, Metadata, TextualInversionSpec
 from openhorde.worker.models.tiny import TINY_MODEL_NAME
 from openhorde.worker.settings import WorkerSettings
+from openhorde.worker.startup import build_engine
 from tests.adapter_files import make_lora, make_ti
 from tests.civitai_server import API, model, publish_model, publish_search, version
 from tests.file_server import FileServer, serving

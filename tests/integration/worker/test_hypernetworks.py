@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import yaml
 
-from openhorde.worker.cli import build_engine, shape_capabilities
 from openhorde.worker.generation.engine import Engine
 from openhorde.worker.generation.spec import GenerationResult, GenerationSpec, HypernetworkSpec, Metadata
 from openhorde.worker.jobs import pop_request
 from openhorde.worker.models.catalogue import TINY_ENTRY
 from openhorde.worker.models.tiny import TINY_MODEL_NAME
 from openhorde.worker.settings import WorkerSettings
+from openhorde.worker.startup import build_engine, shape_capabilities
 from tests.adapter_files import make_hypernetwork
 from tests.file_server import FileServer, serving, sha256
 

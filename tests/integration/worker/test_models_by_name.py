@@ -16,7 +16,6 @@ import pytest
 
 from openhorde import model_reference
 from openhorde.domain import catalogue
-from openhorde.worker.cli import StartupError, build_engine, plan_models, shape_capabilities
 from openhorde.worker.generation.engine import Capabilities
 from openhorde.worker.generation.spec import GenerationSpec
 from openhorde.worker.horde_client import HordeClient
@@ -24,6 +23,7 @@ from openhorde.worker.models.catalogue import ModelEntry
 from openhorde.worker.models.hashes import sidecar
 from openhorde.worker.runner import Runner
 from openhorde.worker.settings import WorkerSettings
+from openhorde.worker.startup import StartupError, build_engine, plan_models, shape_capabilities
 from tests.file_server import FileServer, reference_json, reference_record, serving, tiny_model_files
 from tests.integration.worker.test_runner import FAST_RETRY, SMALL, wait_done
 from tests.live_server import Horde
@@ -155,3 +155,13 @@ def test_features_not_supported_narrow_what_is_advertised() -> None:
     assert shape_capabilities(full, [plain]) == Capabilities(painting=False, lora=False, hires_fix=False)
     # One model that supports a feature is enough for the worker to take such jobs.
     assert shape_capabilities(full, [plain, ModelEntry(name="b", baseline="sd1")]) == full
+
+
+def test_controlnet_is_advertised_only_for_a_served_model_of_a_complete_baseline_that_supports_it() -> None:
+    engine = Capabilities(controlnet=True, controlnet_baselines=("sd1",))
+    sd1 = ModelEntry(name="a", baseline="sd1")
+    assert shape_capabilities(engine, [sd1]).controlnet
+    assert not shape_capabilities(engine, [ModelEntry(name="b", baseline="sdxl")]).controlnet
+    lacking = ModelEntry(name="c", baseline="sd1", features_not_supported=("controlnet",))
+    assert not shape_capabilities(engine, [lacking]).controlnet
+    assert not shape_capabilities(Capabilities(), [sd1]).controlnet

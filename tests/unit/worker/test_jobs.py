@@ -311,3 +311,30 @@ def test_the_pop_advertises_post_processing_only_with_some_loaded_and_lists_them
 
     owner_said_no = pop_request(WorkerSettings(name="w1", models=["m"]), with_some).to_wire()
     assert owner_said_no["allow_post_processing"] is False and owner_said_no["post_processors"] is None
+
+
+async def test_controlnet_fields_reach_the_spec_with_the_source_as_the_control_image() -> None:
+    source = base64.b64encode(image_bytes()).decode()
+    payload = {"prompt": "x", "control_type": "depth", "image_is_control": True, "return_control_map": True}
+    job = await parse_pop(answer(payload=payload, source_image=source), decode_inline)
+    assert job.spec is not None and job.spec.source_image is not None
+    assert (job.spec.control_type, job.spec.image_is_control, job.spec.return_control_map) == ("depth", True, True)
+    assert job.describe() == "openhorde-tiny 512x512 30 steps, ControlNet depth"
+
+    plain = await parse_pop(answer(payload={"prompt": "x"}), no_fetch)
+    assert plain.spec is not None
+    assert (plain.spec.control_type, plain.spec.image_is_control, plain.spec.return_control_map) == (None, False, False)
+
+
+async def test_an_unknown_control_type_faults_the_job() -> None:
+    source = base64.b64encode(image_bytes()).decode()
+    job = await parse_pop(answer(payload={"prompt": "x", "control_type": "mlsd"}, source_image=source), no_fetch)
+    assert job.fault is not None and "payload.control_type='mlsd' is not one of canny" in job.fault
+
+
+def test_the_pop_advertises_controlnet_only_when_the_owner_allows_it_and_the_engine_has_it() -> None:
+    allowed = WorkerSettings(name="w1", models=["m"], allow_controlnet=True)
+    has_it = Capabilities(controlnet=True, controlnet_baselines=("sd1",))
+    assert pop_request(allowed, has_it).to_wire()["allow_controlnet"] is True
+    assert pop_request(allowed, Capabilities()).to_wire()["allow_controlnet"] is False
+    assert pop_request(WorkerSettings(name="w1", models=["m"]), has_it).to_wire()["allow_controlnet"] is False

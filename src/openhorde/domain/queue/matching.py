@@ -9,6 +9,7 @@ writer does the same. One pop serves one request, with up to ``amount`` of its i
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ BATCH_PIXELS_DIVISOR = 3.5
 """The reference's safe-batch rule: a batch's pixels stay under max_pixels × amount / 3.5."""
 POST_PROCESSOR_BATCH_WEIGHT = 0.4
 MAX_AMOUNT = 20
+CONTENDED_RETRY_DELAYS = (0.005, 0.02)
+"""Seconds to wait before looking again when every request a pop could serve was held by concurrent pops: their
+transactions last milliseconds, and one of them may leave images waiting (a request of several images), so a
+second look usually finds work where giving up would send the worker away empty for its whole poll interval."""
 DEFAULT_CLIP_SKIP = 1
 """Sent to workers when the request names none, as the AI Horde does."""
 
@@ -145,6 +150,14 @@ async def _next_request(
     if request is not None:
         return request, {}
     skipped = await store.handouts.skipped(side)
+    for delay in CONTENDED_RETRY_DELAYS:
+        if not skipped.contended:
+            break
+        await asyncio.sleep(delay)
+        request = await store.handouts.find(side)
+        if request is not None:
+            return request, {}
+        skipped = await store.handouts.skipped(side)
     if not skipped.contended:  # a request held by a concurrent pop may be free again at once: ask next time
         ctx.idle.remember_empty(memo_key, models, moment, skipped.counts, now)
     return None, skipped.counts

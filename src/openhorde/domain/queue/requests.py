@@ -28,6 +28,8 @@ from openhorde.domain.queue.states import RequestState, request_transition
 from openhorde.domain.sharedkeys import SharedKey
 from openhorde.domain.styles import apply as styles
 from openhorde.errors import (
+    ControlNetInpaintingMismatch,
+    ControlNetSourceMissing,
     InvalidPromptSize,
     KudosUpfront,
     MissingPrompt,
@@ -51,6 +53,8 @@ MAX_PROMPT_CHARS = 20_000
 """Ours, beside the word limit: 7,500 words of ordinary text fit, and one "word" of a million characters does not."""
 MAX_LORAS = 5
 MAX_TIS = 20
+CONTROLNET_MAX_STEPS = 40
+"""The AI Horde caps a ControlNet request's steps at this, silently."""
 MAX_TARGET_WORKERS = 5
 UPFRONT_MAX_STEPS = 50
 """Requests with more accurate steps than this must be paid for upfront."""
@@ -149,6 +153,17 @@ def _check_params(params: dict[str, Any]) -> None:
         raise TooManyUpscalers()
 
 
+def _check_controlnet(new: NewRequest) -> None:
+    """A ControlNet request has a source image (its control image) and is not a painting; steps at most 40."""
+    if not new.params.get("control_type"):
+        return
+    if new.source_image is None:
+        raise ControlNetSourceMissing()
+    if new.source_processing in ("inpainting", "outpainting"):
+        raise ControlNetInpaintingMismatch()
+    new.params["steps"] = min(new.params["steps"], CONTROLNET_MAX_STEPS)  # silently, as the AI Horde
+
+
 async def _check_models(store: Store, ctx: HordeContext, models: list[str]) -> None:
     if not models or ctx.settings.queue.allow_custom_models:
         return
@@ -199,6 +214,7 @@ async def queue_request(
             await styles.apply_style(store, new)
     _check_prompt(new.prompt)
     _check_params(new.params)
+    _check_controlnet(new)
     if new.source_image is None and new.source_mask is not None:
         raise SourceMaskUnnecessary()
     await webhooks.check_url(ctx, new.webhook)

@@ -26,6 +26,7 @@ from openhorde.worker.generation.spec import GeneratedImage, GenerationResult, G
 from openhorde.worker.generation.tiling import pipeline_convolutions, seamless_tiling
 
 if TYPE_CHECKING:
+    from openhorde.worker.controlnet.pipeline import ControlNetSupport
     from openhorde.worker.postprocess.chain import PostProcessors
 
 ModelLoader = Callable[[str], Any]
@@ -56,6 +57,8 @@ class Capabilities:
     post_processors: tuple[str, ...] = ()
     """The post-processors loaded (AI Horde names); the pop lists them so the horde sends only those."""
     controlnet: bool = False
+    controlnet_baselines: tuple[str, ...] = ()
+    """Baselines whose every ControlNet control type is served here; the worker advertises ControlNet for them."""
     can_censor: bool = False
     tiling: bool = True
     hires_fix: bool = True
@@ -66,13 +69,14 @@ class Capabilities:
 class _Plan:
     """How a job runs: which pipeline, from which image and mask, and what is pasted back afterwards."""
 
-    kind: Literal["txt2img", "img2img", "paint"]
+    kind: Literal["txt2img", "img2img", "paint", "control"]
     image: Image.Image | None = None
     mask: Image.Image | None = None
     strength: float = 1.0
     keep: Image.Image | None = None
     """The source whose unmasked region is pasted back over the output."""
     metadata: list[Metadata] = field(default_factory=list)
+    control_file: Any = None  # a control plan's ControlNet file
 
 
 def steps_for_strength(effective: int, strength: float) -> int:
@@ -108,6 +112,7 @@ class Engine:
         nsfw_worker: bool = True,
         max_loaded_models: int = 1,
         post_processors: PostProcessors | None = None,
+        controlnets: ControlNetSupport | None = None,
     ) -> None:
         self.placement: Placement = resolve_placement(device, dtype)
         # Noise is drawn where the model runs on CUDA: from a CPU generator, every step of an ancestral sampler
@@ -120,6 +125,7 @@ class Engine:
         self._nsfw_worker = nsfw_worker
         self._max_loaded = max(1, max_loaded_models)
         self._post_processors = post_processors
+        self._controlnets = controlnets
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -131,7 +137,10 @@ class Engine:
     def capabilities(self) -> Capabilities:
         """What the worker may ask the horde for: adapters only with a resolver, censoring only with a checker."""
         adapters = self._resolve_adapter is not None
+        complete = self._controlnets.complete_baselines() if self._controlnets is not None else ()
         return Capabilities(
+            controlnet=bool(complete),
+            controlnet_baselines=complete,
             lora=adapters,
             hypernetworks=adapters,
             textual_inversion=adapters,
@@ -230,6 +239,15 @@ class Engine:
     # One job
 
     def _generate(self, model: LoadedModel, spec: GenerationSpec) -> GenerationResult:
+        control = None  # a ControlNet job's plan: its control map as the image
+        if spec.control_type is not None:
+            if self._controlnets is None:
+                raise GenerationFailed("ControlNet is not enabled on this worker")
+            path, control_map = self._controlnets.job_inputs(model.name, spec)
+            control = _Plan("control", control_map, control_file=path)
+        if control is not None and spec.return_control_map:
+            assert control.image is not None  # the AI Horde's worker returns the annotator's map, not a generation
+            return self._checked([control.image.copy() for _ in range(spec.n)], spec, [])
         positive, negative = _job_prompts(spec)
         adapted = model.adapters.prepare(spec, positive, negative)
         metadata = list(adapted.metadata)
@@ -240,7 +258,7 @@ class Engine:
                 metadata.append(note)
             seeds = [(spec.seed + index) % SEED_MODULUS for index in range(spec.n)]
             seed_scheduler_noise(scheduler, seeds)
-            plan = _plan(model, spec)
+            plan = control or _plan(model, spec)
             metadata.extend(plan.metadata)
             guidance = spec.cfg_scale > 1 and not model.uses_cfg_free_unet
             convolutions = pipeline_convolutions(model.base) if spec.tiling else []
@@ -258,6 +276,10 @@ class Engine:
             model.hypernetworks.restore()
         if plan.keep is not None and plan.mask is not None:
             outputs = [imaging.composite(plan.keep, output, plan.mask) for output in outputs]
+        return self._checked(outputs, spec, metadata)
+
+    def _checked(self, outputs: list[Any], spec: GenerationSpec, metadata: list[Metadata]) -> GenerationResult:
+        """The outputs as the job's images, through the safety checker when there is one."""
         generated = [GeneratedImage(output) for output in outputs]
         if self._safety is not None:
             censor = spec.use_nsfw_censor or not self._nsfw_worker
@@ -314,6 +336,8 @@ def _plan(model: LoadedModel, spec: GenerationSpec) -> _Plan:
 def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]) -> list[Any]:
     """The pipeline call(s) for a plan; returns PIL images."""
     width, height = spec.width, spec.height
+    if plan.kind == "control":
+        return _run_control(model, plan, spec, scheduler, common)
     if plan.kind == "paint":
         pipe = _with_scheduler(model.inpaint(), scheduler)
         return list(
@@ -346,17 +370,38 @@ def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, 
     return _hires_second_pass(model, spec, scheduler, common, result)
 
 
+def _run_control(
+    model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]
+) -> list[Any]:
+    """A ControlNet job from noise; with hires fix, the first pass and the second both follow the control map."""
+    assert plan.image is not None
+    first = model.first_pass_size(spec.width, spec.height) if spec.hires_fix else None
+    pipe = _with_scheduler(model.controlnet(plan.control_file), scheduler)
+    if first is None:
+        size = {"width": spec.width, "height": spec.height}
+        return list(pipe(image=plan.image, num_inference_steps=spec.steps, **size, **common).images)
+    small = plan.image.resize(first, Image.Resampling.LANCZOS)
+    size = {"width": first[0], "height": first[1]}
+    latents = pipe(image=small, num_inference_steps=spec.steps, output_type="latent", **size, **common).images
+    second = _with_scheduler(model.controlnet_img2img(plan.control_file), scheduler)
+    return list(second(control_image=plan.image, **_hires_inputs(model, spec, latents), **common).images)
+
+
 def _hires_second_pass(
     model: LoadedModel, spec: GenerationSpec, scheduler: Any, common: dict[str, Any], latents: torch.Tensor
 ) -> list[Any]:
-    """Upscale the first pass's latents to the requested size and re-sample them (no VAE round trip)."""
+    """Re-sample the first pass's latents at the requested size."""
+    pipe = _with_scheduler(model.img2img(), scheduler)
+    return list(pipe(**_hires_inputs(model, spec, latents), **common).images)
+
+
+def _hires_inputs(model: LoadedModel, spec: GenerationSpec, latents: torch.Tensor) -> dict[str, Any]:
+    """The first pass's latents upscaled to the requested size (no VAE round trip), the strength and the steps."""
     factor = model.vae_scale_factor
     upscaled = F.interpolate(latents, size=(spec.height // factor, spec.width // factor), mode="bicubic")
     strength = spec.hires_fix_denoising_strength
     effective = max(min(HIRES_MIN_STEPS, spec.steps), round(spec.steps * strength))
-    pipe = _with_scheduler(model.img2img(), scheduler)
-    steps = steps_for_strength(effective, strength)
-    return list(pipe(image=upscaled, strength=strength, num_inference_steps=steps, **common).images)
+    return {"image": upscaled, "strength": strength, "num_inference_steps": steps_for_strength(effective, strength)}
 
 
 def _with_scheduler(pipe: Any, scheduler: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from openhorde.worker.generation.adapters import AdapterManager, AdapterResolver
@@ -40,6 +41,9 @@ class LoadedModel:
     hypernetworks: HypernetworkManager
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
+    _control: tuple[Path, Any] | None = field(default=None, repr=False)
+    """The last ControlNet pipeline used, with its file: one is kept (each is a third of an SD 1 model)."""
+    _control_img2img: Any = field(default=None, repr=False)
 
     @classmethod
     def create(cls, name: str, pipe: Any, resolver: AdapterResolver | None) -> LoadedModel:
@@ -64,6 +68,28 @@ class LoadedModel:
 
             self._inpaint = self._derive(AutoPipelineForInpainting)
         return self._inpaint
+
+    def controlnet(self, path: Path) -> Any:
+        """The ControlNet pipeline for the ControlNet file at ``path``, on this model's modules."""
+        if self._control is None or self._control[0] != path:
+            from openhorde.worker.controlnet.pipeline import controlnet_pipeline
+            from openhorde.worker.controlnet.weights import load_controlnet
+
+            self._control = self._control_img2img = None  # let the previous ControlNet go before the next loads
+            unet = self.base.unet
+            controlnet = load_controlnet(path, unet).to(unet.device, unet.dtype)
+            self._control = (path, controlnet_pipeline(self.base, controlnet))
+        return self._control[1]
+
+    def controlnet_img2img(self, path: Path) -> Any:
+        """The image-to-image ControlNet pipeline on the same modules and ControlNet (hires fix's second pass)."""
+        pipe = self.controlnet(path)
+        if self._control_img2img is None:
+            from diffusers import StableDiffusionControlNetImg2ImgPipeline
+
+            self._control_img2img = StableDiffusionControlNetImg2ImgPipeline.from_pipe(pipe)
+            self._control_img2img.set_progress_bar_config(disable=True)
+        return self._control_img2img
 
     def _derive(self, auto_class: Any) -> Any:
         pipe = auto_class.from_pipe(self.base)

@@ -78,6 +78,12 @@ class GenerationSpec:
     """Post-processor names (``RealESRGAN_x4plus``, ``GFPGAN``, ``strip_background``…), run on each image."""
     post_processing_order: Literal["facefixers_first", "upscalers_first", "custom"] = "facefixers_first"
     facefixer_strength: float = 1.0
+    control_type: str | None = None
+    """A ControlNet job's control type (``canny``, ``depth``…); the source image is the control's."""
+    image_is_control: bool = False
+    """The source image already is the control map: no annotator."""
+    return_control_map: bool = False
+    """Return the control map itself instead of generating (as the AI Horde's worker does)."""
 
 
 @dataclass(frozen=True)

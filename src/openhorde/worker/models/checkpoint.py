@@ -48,7 +48,7 @@ Renames = dict[str, tuple[str, Mapping[str, str]]]
 """diffusers module prefix → (LDM module prefix, renames of the parts below it)."""
 
 
-def _rename(state: Mapping[str, torch.Tensor], renames: Renames, what: str) -> dict[str, torch.Tensor]:
+def rename_state(state: Mapping[str, torch.Tensor], renames: Renames, what: str) -> dict[str, torch.Tensor]:
     """Every key of ``state`` under its LDM name; an unmapped key is an error, so nothing is silently dropped."""
     converted: dict[str, torch.Tensor] = {}
     unmapped: list[str] = []
@@ -173,13 +173,13 @@ def vae_renames(config: Mapping[str, Any]) -> Renames:
 
 def unet_to_ldm(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """A diffusers UNet state dict in LDM layout, keys prefixed ``model.diffusion_model.``."""
-    converted = _rename(state, unet_renames(config), "UNet")
+    converted = rename_state(state, unet_renames(config), "UNet")
     return {UNET_PREFIX + key: tensor for key, tensor in converted.items()}
 
 
 def vae_to_ldm(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """A diffusers VAE state dict in LDM layout, keys prefixed ``first_stage_model.``."""
-    converted = _rename(state, vae_renames(config), "VAE")
+    converted = rename_state(state, vae_renames(config), "VAE")
     for key, tensor in converted.items():
         # LDM's VAE attention uses 1×1 convolutions where diffusers uses linear layers.
         if ".mid.attn_1." in key and key.endswith(".weight") and tensor.ndim == 2:

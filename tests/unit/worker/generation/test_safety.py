@@ -76,8 +76,8 @@ def test_a_saved_checker_loads_from_a_folder(flag_all: SafetyChecker, tmp_path: 
 def test_a_worker_of_built_in_models_censors_with_their_checker(tmp_path: Path) -> None:
     """The built-in tiny models ship a checker: a worker serving only them takes requests that ask for censoring,
     and its check really runs (and passes noise)."""
-    from openhorde.worker.cli import build_engine
     from openhorde.worker.settings import WorkerSettings
+    from openhorde.worker.startup import build_engine
 
     engine = build_engine(WorkerSettings(models=["openhorde-tiny"], model_store=tmp_path, device="cpu"))
     assert engine.capabilities().can_censor

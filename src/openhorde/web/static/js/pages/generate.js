@@ -13,7 +13,7 @@
 
 import { blockers, largestAccepted, liveWorkers, someWorkerCan, squareFor } from "../availability.js";
 import { h, formatKudos, formatSeconds, formatWork } from "../dom.js";
-import { sizeForAspect } from "../images.js";
+import { canvasToBase64, fitImage, loadImageBlob, newCanvas, sizeForAspect } from "../images.js";
 import { openLightbox } from "../lightbox.js";
 import { requestColumn, generationItems } from "../request_card.js";
 import * as requests from "../requests.js";
@@ -49,8 +49,12 @@ const FORM_STORAGE = "openhorde.form";
 const KEPT = [
   "prompt", "negative", "model", "modelChosen", "width", "height", "sizeChosen", "aspect", "steps", "sampler_name",
   "cfg_scale", "seed", "n", "karras", "nsfw", "allow_downgrade", "gallery", "loras", "denoising_strength", "style",
-  "upscaler", "facefixer", "facefixer_strength", "strip_background", "control_type", "image_is_control", "advanced",
+  "upscaler", "facefixer", "facefixer_strength", "strip_background", "control_type", "image_is_control",
+  "return_control_map", "advanced",
 ];
+// ControlNet's own image ({image, name}), in this tab only like the source image. Without one, a control type
+// uses the source image of "Image to image".
+let controlImage = null;
 
 // What the form shows; kept across visits to the page and, through localStorage, across reloads.
 const form = {
@@ -82,6 +86,7 @@ const form = {
   strip_background: false,
   control_type: "",
   image_is_control: false,
+  return_control_map: false,
   advanced: false, // whether "Advanced settings" is unfolded
 };
 restoreForm();
@@ -244,16 +249,36 @@ export async function render(root, app) {
     ),
     h("label.check", {}, checkbox("strip_background", "strip-background"), "Remove the background"),
   );
+  const controlFile = h("input", { type: "file", id: "control-file", accept: "image/*", "data-testid": "control-file" });
+  const controlName = h("span.small.muted", { "data-testid": "control-image-name" }, controlImage?.name ?? "");
+  controlFile.addEventListener("change", async () => {
+    const file = controlFile.files?.[0];
+    if (!file) return;
+    try {
+      controlImage = { image: await loadImageBlob(file), name: file.name };
+      controlName.textContent = file.name;
+      changed();
+    } catch (error) {
+      app.toast(error.message, "error");
+    }
+  });
   const controlNet = h(
     "fieldset",
     { "data-testid": "controlnet", hidden: true },
     h("legend", {}, "ControlNet"),
     field(
       "control-type",
-      "Control type (uses the source image of “Image to image”)",
+      "Control type",
       select("control_type", "control-type", [["", "None"], ...CONTROL_TYPES.map((t) => [t, t])]),
     ),
-    h("label.check", {}, checkbox("image_is_control", "image-is-control"), "The source image is already a control map"),
+    field(
+      "control-file",
+      "Control image (without one, the source image of “Image to image” is used)",
+      controlFile,
+      controlName,
+    ),
+    h("label.check", {}, checkbox("image_is_control", "image-is-control"), "The image is already a control map"),
+    h("label.check", {}, checkbox("return_control_map", "return-control-map"), "Return the control map, not a picture"),
   );
   const styleField = h(
     "div.field",
@@ -753,9 +778,11 @@ export async function render(root, app) {
       if (steps.length) params.post_processing = steps;
       if (form.facefixer) params.facefixer_strength = form.facefixer_strength;
     }
-    if (!controlNet.hidden && form.control_type && form.mode === "img2img") {
+    const control = controlling();
+    if (control) {
       params.control_type = form.control_type;
       if (form.image_is_control) params.image_is_control = true;
+      if (form.return_control_map) params.return_control_map = true;
     }
     const prompt = form.prompt.trim() || (forDryRun ? "x" : "");
     const negative = form.negative.trim();
@@ -769,8 +796,22 @@ export async function render(root, app) {
     if (form.style && !styleField.hidden) body.style = form.style;
     if (form.allow_downgrade) body.allow_downgrade = true;
     if (app.user && form.gallery) body.gallery = true; // our extension: keep the images in the user's gallery
-    sourcePanel.addTo(body, { forDryRun });
+    if (control === "own-image") {
+      // The AI Horde carries ControlNet's image as the request's source image (there is no other field for it).
+      body.source_processing = "img2img";
+      body.source_image = canvasToBase64(forDryRun ? newCanvas(8, 8) : fitImage(controlImage.image, width, height));
+    } else {
+      sourcePanel.addTo(body, { forDryRun });
+    }
     return body;
+  }
+
+  // Whether the request is a ControlNet one, and whose image it controls with: "own-image" (the ControlNet
+  // image), "source" (the img2img source), or null (no ControlNet, or nobody offers it).
+  function controlling() {
+    if (controlNet.hidden || !form.control_type) return null;
+    if (controlImage) return "own-image";
+    return form.mode === "img2img" ? "source" : null;
   }
 
   // The one place a refusal shows: under the prompt, by Generate; the control it names is opened and outlined.
@@ -789,7 +830,12 @@ export async function render(root, app) {
 
   async function send() {
     ui.error.hidden = true;
-    const problem = form.prompt.trim() ? sourcePanel.problem() : "Write a prompt first.";
+    const controlProblem =
+      !controlNet.hidden && form.control_type && !controlImage && form.mode !== "img2img"
+        ? "Upload a control image for ControlNet (or pick “None” as its control type)."
+        : null;
+    const sourceProblem = controlling() === "own-image" ? null : sourcePanel.problem();
+    const problem = form.prompt.trim() ? controlProblem || sourceProblem : "Write a prompt first.";
     if (problem) return showError(problem, form.prompt.trim() ? null : "prompt");
     const reasons = reasonsNotToSend();
     if (reasons.length && !confirmed) return askToConfirm(reasons);

@@ -1,0 +1,1 @@
+"""ControlNet: annotators that make control maps, and ControlNet pipelines around a loaded model."""
