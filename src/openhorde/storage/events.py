@@ -137,7 +137,8 @@ class Subscription:
     async def wait(self, seconds: float) -> bool:
         """Wait up to ``seconds`` for an event; whether one came (the flag is cleared)."""
         try:
-            await asyncio.wait_for(self.woken.wait(), timeout=max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self.woken.wait()
         except TimeoutError:
             return False
         self.woken.clear()
@@ -255,8 +256,11 @@ class _RemoteBroker(EventBroker):
 
     async def _pump(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for could swallow a cancellation that came as
+            # the queue handed over an item, and close() then waited for this task forever.
             try:
-                change = await asyncio.wait_for(self._outbox.get(), timeout=HEALTH_CHECK_SECONDS)
+                async with asyncio.timeout(HEALTH_CHECK_SECONDS):
+                    change = await self._outbox.get()
             except TimeoutError:
                 await self._probe()
                 continue

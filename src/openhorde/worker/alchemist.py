@@ -133,7 +133,8 @@ class Alchemist:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
 
     async def _serve(self, form: dict[str, Any]) -> None:
         """One form: post-process its source, deliver the image, submit; a failure is submitted as faulted."""

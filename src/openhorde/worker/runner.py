@@ -211,7 +211,8 @@ class Runner:
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but wake up at once when a stop is requested."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self._stopping.wait()
 
     # -- generating (in the generation threads) ------------------------------------------------
 

@@ -159,5 +159,6 @@ class StatusDisplay:
 async def _wait(event: asyncio.Event, seconds: float) -> bool:
     """Wait up to ``seconds`` for ``event``; True when it is set."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     return event.is_set()
