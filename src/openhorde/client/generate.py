@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as ProgressBar
 
 from openhorde.client.exit_codes import ExitCode
 from openhorde.client.payload import (
@@ -35,7 +33,7 @@ from openhorde.client.sdk import (
     RequestFaulted,
     RequestTimedOut,
 )
-from openhorde.client.terminal import ApiKeyOption, UrlOption, error, errors, exit_codes, say
+from openhorde.client.terminal import ApiKeyOption, UrlOption, error, exit_codes, progress_bar, say
 from openhorde.client.wire import Progress, RequestStatus
 
 MAX_LORAS = 5
@@ -301,15 +299,7 @@ def _run(client: HordeClient, request: ImageRequest, out: Path, poll_interval: f
 def _wait_with_bar(
     client: HordeClient, request_id: str, total: int, poll_interval: float, timeout: float | None
 ) -> Progress:
-    # Off a terminal rich draws the bar once, when it stops, so logs and pipes get one line, not a stream.
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with ProgressBar(*columns, console=errors) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("queued", total=total)
 
         def show(progress: Progress) -> None:

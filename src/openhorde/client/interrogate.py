@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as ProgressBar
 
 from openhorde.client.exit_codes import ExitCode
 from openhorde.client.payload import FACE_FIXERS, STRIP_BACKGROUND, UPSCALERS, InputFileError, encode_image
@@ -27,7 +25,16 @@ from openhorde.client.sdk import (
     RequestFaulted,
     RequestTimedOut,
 )
-from openhorde.client.terminal import ApiKeyOption, JsonOption, UrlOption, error, errors, exit_codes, print_json, say
+from openhorde.client.terminal import (
+    ApiKeyOption,
+    JsonOption,
+    UrlOption,
+    error,
+    exit_codes,
+    print_json,
+    progress_bar,
+    say,
+)
 from openhorde.client.wire import InterrogationForm, InterrogationStatus
 
 TEXT_FORMS = ("caption", "interrogation", "nsfw")
@@ -105,14 +112,7 @@ def _source(image: str) -> str:
 def _wait_with_bar(
     client: HordeClient, interrogation_id: str, total: int, poll_interval: float, timeout: float | None
 ) -> InterrogationStatus:
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with ProgressBar(*columns, console=errors) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("waiting", total=total)
 
         def show(status: InterrogationStatus) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -193,20 +193,7 @@ class HordeClient:
 
         ``RequestTimedOut`` after ``timeout`` seconds; the request is left as it is (the caller may cancel it).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            progress = self.check(request_id)
-            if on_progress is not None:
-                on_progress(progress)
-            if progress.done:
-                return progress
-            pause = poll_interval
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestTimedOut(f"Request {request_id} was not finished after {timeout:g} s")
-                pause = min(pause, left)
-            time.sleep(pause)
+        return _poll(lambda: self.check(request_id), f"Request {request_id}", poll_interval, timeout, on_progress)
 
     def download(self, url: str) -> bytes:
         """The bytes behind an image URL of a status answer (sent without the API key)."""
@@ -251,20 +238,13 @@ class HordeClient:
         on_progress: Callable[[InterrogationStatus], None] | None = None,
     ) -> InterrogationStatus:
         """Poll the status until the interrogation has ended; ``RequestTimedOut`` after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            status = self.interrogation_status(interrogation_id)
-            if on_progress is not None:
-                on_progress(status)
-            if status.done:
-                return status
-            pause = poll_interval
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RequestTimedOut(f"Interrogation {interrogation_id} was not finished after {timeout:g} s")
-                pause = min(pause, left)
-            time.sleep(pause)
+        return _poll(
+            lambda: self.interrogation_status(interrogation_id),
+            f"Interrogation {interrogation_id}",
+            poll_interval,
+            timeout,
+            on_progress,
+        )
 
     # -- horde and account -------------------------------------------------------------------
 
@@ -374,3 +354,36 @@ def _snippet(response: httpx.Response) -> str:
 def _short(url: str) -> str:
     """A URL without its query (presigned URLs carry long signatures)."""
     return url.split("?", 1)[0]
+
+
+class _Pollable(Protocol):
+    @property
+    def done(self) -> bool: ...
+
+
+P = TypeVar("P", bound=_Pollable)
+
+
+def _poll(
+    read: Callable[[], P],
+    what: str,
+    poll_interval: float,
+    timeout: float | None,
+    on_progress: Callable[[P], None] | None,
+) -> P:
+    """Call ``read`` every ``poll_interval`` seconds until its answer is ``done``; ``RequestTimedOut`` (naming
+    ``what``) after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        answer = read()
+        if on_progress is not None:
+            on_progress(answer)
+        if answer.done:
+            return answer
+        pause = poll_interval
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RequestTimedOut(f"{what} was not finished after {timeout:g} s")
+            pause = min(pause, left)
+        time.sleep(pause)

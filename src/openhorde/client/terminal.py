@@ -1,5 +1,5 @@
-"""What the client commands share: the ``--url``, ``--api-key`` and ``--json`` options, messages on stderr
-(stdout is kept for results: paths, tables, JSON), and the exit status of each error."""
+"""What the client commands share: the ``--url``, ``--api-key`` and ``--json`` options, messages and the progress
+bar on stderr (stdout is kept for results: paths, tables, JSON), and the exit status of each error."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as ProgressBar
 
 from openhorde.client.exit_codes import ExitCode, exit_code_for
 from openhorde.client.sdk import ClientError, api_base
@@ -66,3 +68,17 @@ def exit_codes() -> Iterator[None]:
     except KeyboardInterrupt as exc:
         say("Interrupted.")
         raise typer.Exit(code=ExitCode.INTERRUPTED) from exc
+
+
+def progress_bar() -> ProgressBar:
+    """The bar a command shows on stderr while it waits: spinner, state, bar, count, time.
+
+    Off a terminal rich draws the bar once, when it stops, so logs and pipes get one line, not a stream."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    return ProgressBar(*columns, console=errors)
