@@ -12,12 +12,30 @@ from PIL import Image
 from openhorde.worker.postprocess.spandrel_models import PostProcessorLoadError
 
 
+def _import_rembg() -> None:
+    """Import rembg with numba's compiler off while its modules load.
+
+    rembg imports pymatting, whose numba functions compile as they are defined: about a minute of CPU on every new
+    machine (the compiled cache lives beside the package). They serve alpha matting only, which ``remove`` is
+    never asked for here, so they stay plain Python functions; the switch is set back once rembg is in.
+    """
+    from numba.core import config as numba_config
+
+    jit_was_off = getattr(numba_config, "DISABLE_JIT")  # noqa: B009 (set at import: unknown to type checkers)
+    setattr(numba_config, "DISABLE_JIT", True)  # noqa: B010
+    try:
+        import rembg  # noqa: F401
+    finally:
+        setattr(numba_config, "DISABLE_JIT", jit_was_off)  # noqa: B010
+
+
 def _session_class() -> type[Any]:
     """rembg's custom U²-Net session, reading its model from the path it is given.
 
     rembg only takes custom models from inside its own home folder (``~/.rembg``, or one named by environment
     variables); the worker keeps every weight in its model store, so this session skips that check.
     """
+    _import_rembg()
     from rembg.sessions.u2net_custom import U2netCustomSession
 
     class StoreSession(U2netCustomSession):  # type: ignore[misc]
