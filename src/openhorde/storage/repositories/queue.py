@@ -38,8 +38,8 @@ MAINTENANCE_LOCK = 0x0_4F48_0001
 
 QUEUE_TABLES = ("requests", "request_models")
 """The tables the pop's query plans are made from (``refresh_stale_statistics``)."""
-STALE_MIN_CHANGES = 1_000
-STALE_FRACTION = 0.2
+STALE_MIN_CHANGES = 2_000
+STALE_FRACTION = 0.5
 """A queue table's statistics are stale once this many rows, and this share of its rows, changed since its last
 ``ANALYZE``."""
 _STALE_TABLES = text(
