@@ -42,6 +42,3 @@ class HordeContext:
     """Usage figures waiting to be written (``domain/usage.py``)."""
     image_stats: ImageTally = field(default_factory=ImageTally)
     """Images delivered per model, waiting to be added to ``/stats/img/*``'s counters (``domain/stats.py``)."""
-    statistics_refreshed_at: list[float] = field(default_factory=lambda: [0.0])
-    """When the maintenance pass last refreshed the queue tables' planner statistics (``leases.py``; a list so
-    that the frozen context can hold a time that changes)."""

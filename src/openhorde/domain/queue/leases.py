@@ -127,7 +127,7 @@ async def run_maintenance(store: Store, ctx: HordeContext, now: float) -> Mainte
         removed_requests=await remove_old_requests(store, ctx, now),
         expired_forms=expired_forms.count,
         removed_interrogations=await alchemy_expiry.remove_old_interrogations(store, ctx, now),
-        analyzed_tables=await _refresh_stale_statistics(store, ctx, now),
+        analyzed_tables=tuple(await store.queue.refresh_stale_statistics()),
     )
     if (
         any(
@@ -137,17 +137,3 @@ async def run_maintenance(store: Store, ctx: HordeContext, now: float) -> Mainte
     ):
         log.info("maintenance: %s", report)
     return report
-
-
-STATISTICS_MIN_INTERVAL_SECONDS = 60.0
-"""At most one refresh of the queue tables' statistics a minute (autovacuum's own pace): each one makes every
-pooled connection plan its prepared statements again."""
-
-
-async def _refresh_stale_statistics(store: Store, ctx: HordeContext, now: float) -> tuple[str, ...]:
-    if now - ctx.statistics_refreshed_at[0] < STATISTICS_MIN_INTERVAL_SECONDS:
-        return ()
-    analyzed = tuple(await store.queue.refresh_stale_statistics())
-    if analyzed:
-        ctx.statistics_refreshed_at[0] = now
-    return analyzed

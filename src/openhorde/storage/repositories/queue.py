@@ -42,9 +42,13 @@ STALE_MIN_CHANGES = 2_000
 STALE_FRACTION = 0.5
 """A queue table's statistics are stale once this many rows, and this share of its rows, changed since its last
 ``ANALYZE``."""
+STALE_MIN_AGE_SECONDS = 60
+"""And they are at least this old (autovacuum's own pace): each refresh makes every pooled connection plan its
+prepared statements again. Read from the table's last analysis, so every server process keeps to it."""
 _STALE_TABLES = text(
     "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = ANY(:tables) "
-    "AND n_mod_since_analyze > greatest(:min_changes, n_live_tup * :fraction)"
+    "AND n_mod_since_analyze > greatest(:min_changes, n_live_tup * :fraction) "
+    "AND coalesce(greatest(last_analyze, last_autoanalyze), '-infinity') < now() - make_interval(secs => :min_age)"
 )
 
 
@@ -245,7 +249,12 @@ class QueueRepository:
         pop at 5,000 queued). ``SKIP_LOCKED``: a table being analysed already is left alone."""
         if not self._postgres:
             return []
-        values = {"tables": list(QUEUE_TABLES), "min_changes": STALE_MIN_CHANGES, "fraction": STALE_FRACTION}
+        values = {
+            "tables": list(QUEUE_TABLES),
+            "min_changes": STALE_MIN_CHANGES,
+            "fraction": STALE_FRACTION,
+            "min_age": STALE_MIN_AGE_SECONDS,
+        }
         stale = {row[0] for row in await self._session.execute(_STALE_TABLES, values)}
         tables = [table for table in QUEUE_TABLES if table in stale]  # our own names, never the catalogue's text
         if tables:
