@@ -32,6 +32,11 @@ POST_PROCESSORS: tuple[str, ...] = (
     "strip_background",
 )
 """Every post-processor, in bit order: stored in ``requests.post_processor_bits``, so only ever append."""
+UPSCALERS = frozenset(
+    {"RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp"}
+)
+FACE_FIXERS = frozenset({"GFPGAN", "CodeFormers"})
+STRIP_BACKGROUND = "strip_background"
 ALL_BITS = (1 << len(POST_PROCESSORS)) - 1
 
 _EVERY_ONE = frozenset(POST_PROCESSORS)

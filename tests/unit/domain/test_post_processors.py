@@ -1,11 +1,10 @@
 import pytest
 
 from openhorde.domain import post_processors as pp
-from openhorde.domain.kudos.pricing import KNOWN_POST_PROCESSORS
 
 
 def test_every_known_post_processor_has_a_bit() -> None:
-    assert set(pp.POST_PROCESSORS) == KNOWN_POST_PROCESSORS
+    assert set(pp.POST_PROCESSORS) == pp.UPSCALERS | pp.FACE_FIXERS | {pp.STRIP_BACKGROUND}
     assert pp.bits(pp.POST_PROCESSORS) == pp.ALL_BITS == 0b1111_1111
     assert pp.bits(["GFPGAN", "strip_background", "GFPGAN"]) == 0b1000_0001
     assert pp.bits([]) == 0

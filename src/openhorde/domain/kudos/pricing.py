@@ -21,16 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from openhorde.domain.post_processors import FACE_FIXERS, UPSCALERS
+
 SECOND_ORDER_SAMPLERS = frozenset({"k_heun", "k_dpm_2", "k_dpm_2_a", "k_dpmpp_2s_a", "k_dpmpp_sde"})
 """Samplers that evaluate the model twice per step."""
 ADAPTIVE_SAMPLER_STEPS = 40
 """``k_dpm_adaptive`` picks its own step count; it is priced as this many."""
 
-UPSCALERS = frozenset(
-    {"RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp"}
-)
-FACE_FIXERS = frozenset({"GFPGAN", "CodeFormers"})
-KNOWN_POST_PROCESSORS = UPSCALERS | FACE_FIXERS | {"strip_background"}
 
 BASE_OVERHEAD_KUDOS = 2.525
 PER_STEP_KUDOS = 0.1695

@@ -13,7 +13,6 @@ from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import cents_to_kudos, kudos_to_cents
 from openhorde.domain.kudos.pricing import (
-    UPSCALERS,
     PriceInputs,
     accurate_steps,
     image_charge,
@@ -149,7 +148,7 @@ def _check_params(params: dict[str, Any]) -> None:
         raise TooManyLoras()
     if len(params.get("tis") or ()) > MAX_TIS:
         raise TooManyTIs()
-    if sum(1 for name in params.get("post_processing") or () if name in UPSCALERS) > 1:
+    if sum(1 for name in params.get("post_processing") or () if name in post_processors.UPSCALERS) > 1:
         raise TooManyUpscalers()
 
 

@@ -10,13 +10,13 @@ from openhorde.domain.kudos.pricing import (
     HORDE_TAX_KUDOS,
     LORA_KUDOS,
     SECOND_ORDER_SAMPLERS,
-    UPSCALERS,
     PriceInputs,
     accurate_steps,
     image_charge,
     image_price,
     request_charge,
 )
+from openhorde.domain.post_processors import UPSCALERS
 
 SIDES = st.integers(min_value=1, max_value=48).map(lambda n: n * 64)
 STEPS = st.integers(min_value=1, max_value=500)
