@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from harness.gpu import best
 from openhorde.worker.controlnet import names
 from openhorde.worker.controlnet.annotators import Annotators
 from openhorde.worker.controlnet.hed import HEDNetwork
@@ -45,24 +46,9 @@ SD15_UNET = {
 }
 
 
-def _timed(device: torch.device, run: Callable[[], object]) -> tuple[float, float | None]:
-    """Seconds of one call, and the peak GPU memory it reached in GiB (None off CUDA)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        return time.perf_counter() - started, torch.cuda.max_memory_allocated() / 2**30
-    return time.perf_counter() - started, None
-
-
 def _best(device: torch.device, run: Callable[[], object], repeat: int) -> dict[str, float | None]:
-    run()  # warm-up: kernels, allocator
-    timings = [_timed(device, run) for _ in range(repeat)]
-    peaks = [peak for _, peak in timings if peak is not None]
-    return {"seconds": round(min(s for s, _ in timings), 4), "peak_gib": round(max(peaks), 2) if peaks else None}
+    seconds, peak = best(device, run, repeat)
+    return {"seconds": round(seconds, 4), "peak_gib": round(peak, 2) if peak is not None else None}
 
 
 def _save_transformers(model: Any, folder: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from harness.gpu import best
 from openhorde.worker.postprocess.facefix import FaceFixer
 from openhorde.worker.postprocess.spandrel_models import import_spandrel
 from openhorde.worker.postprocess.upscale import Upscaler
@@ -48,19 +48,6 @@ def _build_files(folder: Path) -> dict[str, Path]:
     }
 
 
-def _timed(device: torch.device, run: Callable[[], object]) -> tuple[float, float | None]:
-    """Seconds of one call, and the peak GPU memory it reached in GiB (None off CUDA)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        return time.perf_counter() - started, torch.cuda.max_memory_allocated() / 2**30
-    return time.perf_counter() - started, None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=512, help="side of the test image in pixels")
@@ -79,11 +66,8 @@ def main() -> None:
             else:
                 run = partial(FaceFixer.load(name, path, device).restore, image, [face], 0.5)
 
-            run()  # warm-up: kernels, allocator
-            timings = [_timed(device, run) for _ in range(args.repeat)]
-            seconds = min(seconds for seconds, _ in timings)
-            peaks = [peak for _, peak in timings if peak is not None]
-            figures[name] = {"seconds": round(seconds, 3), "peak_gib": round(max(peaks), 2) if peaks else None}
+            seconds, peak = best(device, run, args.repeat)
+            figures[name] = {"seconds": round(seconds, 3), "peak_gib": round(peak, 2) if peak is not None else None}
             print(f"{name:<20} {seconds:8.3f} s   peak GPU {figures[name]['peak_gib']} GiB", flush=True)
     print("RESULT " + json.dumps({"device": str(device), "size": args.size, "post_processors": figures}))
 

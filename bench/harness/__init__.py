@@ -5,6 +5,7 @@
 * ``client`` -- a minimal keep-alive HTTP/1.1 client and ``Api``, which times each call into ``Stats``.
 * ``horde`` -- the horde calls the simulated users and workers make (register, async, check, pop, submit).
 * ``cpu`` -- CPU time of the server's process tree and of PostgreSQL's backends, from ``/proc``.
+* ``gpu`` -- seconds and peak GPU memory of one call of model work (the post-processing and ControlNet benches).
 * ``stats`` -- latency samples, percentiles, tables and the ``RESULT {json}`` line.
 * ``tasks`` -- bounded loops, starting and stopping task groups, the event loop.
 
