@@ -33,13 +33,22 @@ from openhorde.client.sdk import (
     RequestFaulted,
     RequestTimedOut,
 )
-from openhorde.client.terminal import ApiKeyOption, UrlOption, error, exit_codes, progress_bar, say
+from openhorde.client.terminal import (
+    DEFAULT_POLL_SECONDS,
+    ApiKeyOption,
+    PollIntervalOption,
+    TimeoutOption,
+    UrlOption,
+    error,
+    exit_codes,
+    progress_bar,
+    say,
+)
 from openhorde.client.wire import Progress, RequestStatus
 
 MAX_LORAS = 5
 MAX_HYPERNETWORKS = 5
 DEFAULT_OUT_DIR = Path("openhorde-out")
-DEFAULT_POLL_SECONDS = 2.0
 """How often ``generate`` asks for progress; the AI Horde caches ``/generate/check`` for 1 s anyway."""
 
 
@@ -127,13 +136,8 @@ def generate(
     out: Annotated[
         Path, typer.Option(file_okay=False, help="Folder for the images and their .json.")
     ] = DEFAULT_OUT_DIR,
-    poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between progress checks.")] = (
-        DEFAULT_POLL_SECONDS
-    ),
-    timeout: Annotated[
-        float | None,
-        typer.Option(min=0, help="Give up (and cancel) after this many seconds; default: wait.", show_default=False),
-    ] = None,
+    poll_interval: PollIntervalOption = DEFAULT_POLL_SECONDS,
+    timeout: TimeoutOption = None,
 ) -> None:
     """Generate images and write them to --out as <request-id>-<i>.webp plus a .json of their settings.
 

@@ -26,8 +26,11 @@ from openhorde.client.sdk import (
     RequestTimedOut,
 )
 from openhorde.client.terminal import (
+    DEFAULT_POLL_SECONDS,
     ApiKeyOption,
     JsonOption,
+    PollIntervalOption,
+    TimeoutOption,
     UrlOption,
     error,
     exit_codes,
@@ -40,7 +43,6 @@ from openhorde.client.wire import InterrogationForm, InterrogationStatus
 TEXT_FORMS = ("caption", "interrogation", "nsfw")
 IMAGE_FORMS = (*UPSCALERS, *FACE_FIXERS, STRIP_BACKGROUND)
 DEFAULT_OUT_DIR = Path("openhorde-out")
-DEFAULT_POLL_SECONDS = 2.0
 """How often the status is asked for (the AI Horde limits ``/interrogate/status`` to 10 calls a second)."""
 TERMS_SHOWN = 3
 """Terms printed per category of an ``interrogation`` result (``--json`` has them all)."""
@@ -59,13 +61,8 @@ def interrogate(
         ),
     ] = None,
     out: Annotated[Path, typer.Option(file_okay=False, help="Folder for post-processed images.")] = DEFAULT_OUT_DIR,
-    poll_interval: Annotated[float, typer.Option(min=0.05, help="Seconds between status checks.")] = (
-        DEFAULT_POLL_SECONDS
-    ),
-    timeout: Annotated[
-        float | None,
-        typer.Option(min=0, help="Give up (and cancel) after this many seconds; default: wait.", show_default=False),
-    ] = None,
+    poll_interval: PollIntervalOption = DEFAULT_POLL_SECONDS,
+    timeout: TimeoutOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Interrogate an image: print each form's result (post-processed images are written to --out)."""

@@ -40,6 +40,13 @@ ApiKeyOption = Annotated[
     str, typer.Option("--api-key", envvar="OPENHORDE_API_KEY", help="Your API key; the default is anonymous.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+DEFAULT_POLL_SECONDS = 2.0
+PollIntervalOption = Annotated[float, typer.Option(min=0.05, help="Seconds between status checks.")]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(min=0, help="Give up (and cancel) after this many seconds; default: wait.", show_default=False),
+]
+"""The options of a command that waits for the horde: how often it asks, and how long it waits."""
 
 
 def say(text: str) -> None:
