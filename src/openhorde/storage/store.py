@@ -15,6 +15,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openhorde.storage import events
+from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.repositories.accounts import AccountRepository
 from openhorde.storage.repositories.audit import AuditRepository
 from openhorde.storage.repositories.availability import AvailabilityRepository
@@ -74,6 +75,11 @@ class Store:
             await session.close()
 
     @cached_property
+    def _direct(self) -> DirectSql:
+        """The hot statements' executor, on this unit of work's session."""
+        return DirectSql(self._session, self.is_sqlite)
+
+    @cached_property
     def accounts(self) -> AccountRepository:
         """Users, API keys and balances."""
         return AccountRepository(self._session)
@@ -86,7 +92,7 @@ class Store:
     @cached_property
     def availability(self) -> AvailabilityRepository:
         """Whether live workers can serve requests, and how much they can do."""
-        return AvailabilityRepository(self._session, self.is_sqlite)
+        return AvailabilityRepository(self._session, self._direct, self.is_sqlite)
 
     @cached_property
     def billing(self) -> BillingRepository:
@@ -101,7 +107,7 @@ class Store:
     @cached_property
     def deliveries(self) -> DeliveryRepository:
         """Claiming and settling delivered jobs."""
-        return DeliveryRepository(self._session, self.is_sqlite)
+        return DeliveryRepository(self._session, self._direct, self.is_sqlite)
 
     @cached_property
     def gallery(self) -> GalleryRepository:
@@ -111,12 +117,12 @@ class Store:
     @cached_property
     def handouts(self) -> HandoutRepository:
         """Finding a worker's next request and handing out its images."""
-        return HandoutRepository(self._session, self.is_sqlite)
+        return HandoutRepository(self._session, self._direct, self.is_sqlite)
 
     @cached_property
     def intake(self) -> IntakeRepository:
         """New requests: the requester's standing and the request's rows."""
-        return IntakeRepository(self._session, self.is_sqlite)
+        return IntakeRepository(self._session, self._direct, self.is_sqlite)
 
     @cached_property
     def interrogations(self) -> InterrogationRepository:
@@ -176,7 +182,7 @@ class Store:
     @cached_property
     def statuses(self) -> StatusRepository:
         """A request's counters and jobs, for its status and its event stream."""
-        return StatusRepository(self._session)
+        return StatusRepository(self._direct)
 
     @cached_property
     def stats(self) -> StatsRepository:

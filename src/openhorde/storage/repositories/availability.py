@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Boolean, ColumnElement, Float, Table, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.matching_queries import match_conditions, queued_condition, worker_columns
 from openhorde.storage.tables import Request, RequestModel, User, Worker, WorkerModel
 
@@ -117,17 +118,18 @@ _LIVE_CAPACITY = _live_capacity()
 class AvailabilityRepository:
     """Whether live workers can serve requests, and how much they can do."""
 
-    __slots__ = ("_session", "_sqlite")
+    __slots__ = ("_session", "_sql", "_sqlite")
 
-    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
         self._session = session
+        self._sql = sql
         self._sqlite = is_sqlite
 
     async def eligible(self, request_id: str, since: float, default_speed_pps: float) -> Eligibility:
         """The workers seen after ``since`` that pass every rule of the pop for this request (``default_speed_pps``
         for a worker with no speed yet)."""
         values = {"request_id": request_id, "since": since, "default_speed": default_speed_pps}
-        workers, threads, speed = (await self._session.execute(_ELIGIBLE[self._sqlite], values)).one()
+        workers, threads, speed = await self._sql.one(_ELIGIBLE[self._sqlite], values)
         return Eligibility(int(workers), int(threads), float(speed))
 
     async def queue_for_live_workers(self, since: float) -> list[tuple[str, int, int]]:

@@ -22,6 +22,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.lifecycle import Transition
 from openhorde.storage.tables import Job, KudosEscrow, Request, User, Worker
 
@@ -138,7 +139,7 @@ def _claim_statement(done: Transition, with_context: bool) -> Any:
         update(_JOBS)
         .where(
             _JOBS.c.id == bindparam("job_id"),
-            _JOBS.c.state.in_(done.sources),
+            _JOBS.c.state.in_([literal_column(f"'{source}'") for source in done.sources]),  # fixed SQL
             _JOBS.c.worker_id.in_(select(_WORKERS.c.id).where(_WORKERS.c.user_id == bindparam("user_id"))),
         )
         .values(
@@ -219,10 +220,11 @@ def _delivery(row: Any) -> Delivery:
 class DeliveryRepository:
     """Claiming and settling delivered jobs."""
 
-    __slots__ = ("_postgres", "_session")
+    __slots__ = ("_postgres", "_session", "_sql")
 
-    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
         self._session = session
+        self._sql = sql
         self._postgres = not is_sqlite
 
     async def claim(
@@ -247,12 +249,12 @@ class DeliveryRepository:
             "seed": seed,
             "gen_metadata": gen_metadata,
         }
-        row = (await self._session.execute(_claim_statement(done, self._postgres), values)).first()
+        row = await self._sql.first(_claim_statement(done, self._postgres), values)
         return _delivery(row) if row is not None else None
 
     async def state_and_owner(self, job_id: str) -> tuple[str, int | None] | None:
         """A job's state and its worker's owner (``None`` once the worker is deleted); ``None`` if no such job."""
-        row = (await self._session.execute(_STATE_AND_OWNER, {"job_id": job_id})).first()
+        row = await self._sql.first(_STATE_AND_OWNER, {"job_id": job_id})
         return (str(row[0]), row[1]) if row is not None else None
 
     async def settle(self, settlement: Settlement) -> Settled:
@@ -271,7 +273,7 @@ class DeliveryRepository:
             gallery=s.keep_in_gallery,
             done=s.request_done,
         )
-        row = (await self._session.execute(_settle_statement(shape), _settle_values(s))).one()
+        row = await self._sql.one(_settle_statement(shape), _settle_values(s))
         return Settled(charged_cents=int(row[0]), request_state=str(row[1]))
 
     async def _settle_step_by_step(self, s: Settlement) -> Settled:

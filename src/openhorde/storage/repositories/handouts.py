@@ -12,13 +12,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, case, func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.matching_queries import (
     ONE,
     Skipped,
@@ -70,24 +71,8 @@ class NewJob:
     seed: int
 
 
-_CANDIDATE_COLUMNS = (
-    Request.id,
-    Request.prompt,
-    Request.params,
-    Request.n_total,
-    Request.n_waiting,
-    Request.pixels,
-    Request.accurate_steps,
-    Request.has_controlnet,
-    Request.disable_batching,
-    Request.seed,
-    Request.seed_variation,
-    Request.nsfw,
-    Request.censor_nsfw,
-    Request.source_processing,
-    Request.source_image_key,
-    Request.source_mask_key,
-)
+_CANDIDATE_COLUMNS = tuple(_REQUESTS.c[field.name] for field in fields(Candidate) if field.name != "model")
+"""The request's columns of a ``Candidate``, in its field order (its last field, ``model``, is computed)."""
 
 
 def _accepted_model(models: int) -> Any:
@@ -185,17 +170,18 @@ _TAKE_ALL = text(
 class HandoutRepository:
     """Finding a worker's next request and handing out its images."""
 
-    __slots__ = ("_postgres", "_session")
+    __slots__ = ("_postgres", "_session", "_sql")
 
-    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
         self._session = session
+        self._sql = sql
         self._postgres = not is_sqlite
 
     async def find(self, side: WorkerSide) -> Candidate | None:
         """The best queued request ``side`` can serve (locked on PostgreSQL until the transaction ends)."""
         shape, params = shape_and_params(side)
-        row = (await self._session.execute(find_statement(shape, self._postgres), params)).first()
-        return Candidate(**row._mapping) if row is not None else None
+        row = await self._sql.first(find_statement(shape, self._postgres), params)
+        return Candidate(*row) if row is not None else None
 
     async def skipped(self, side: WorkerSide) -> Skipped:
         """Why nothing was found for ``side``: the AI Horde's skip reasons, and whether a match was locked."""
@@ -224,7 +210,7 @@ class HandoutRepository:
         }
         if self._postgres:
             ids, seeds = [job.id for job in jobs], [job.seed for job in jobs]
-            await self._session.execute(_TAKE_ALL, {**values, "job_ids": ids, "job_seeds": seeds})
+            await self._sql.execute(_TAKE_ALL, {**values, "job_ids": ids, "job_seeds": seeds})
             return
         left = (await self._session.execute(_TAKEN, values)).scalar_one()
         if left == 0:

@@ -19,6 +19,7 @@ from sqlalchemy import String, Table, bindparam, func, insert, literal_column, s
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.tables import Request, RequestModel, RequestWorker, Supporter, User
 
 _USERS = cast(Table, User.__table__)
@@ -93,29 +94,30 @@ _INSERT_TARGET = insert(_REQUEST_WORKERS).values(request_id=bindparam("of_reques
 class IntakeRepository:
     """New requests: the requester's standing and the request's rows."""
 
-    __slots__ = ("_postgres", "_session")
+    __slots__ = ("_postgres", "_session", "_sql")
 
-    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
         self._session = session
+        self._sql = sql
         self._postgres = not is_sqlite
 
     async def standing(self, user_id: int, now: float) -> Standing:
         """Count a new request in the user's usage (locking their row) and read their standing."""
         values = {"requester": user_id, "now": now}
         if self._postgres:
-            balance = (await self._session.execute(_COUNT_AND_LOCK, values)).scalar_one()
-            queued, outstanding, until = (await self._session.execute(_QUEUE_AND_TIER, values)).one()
+            balance = await self._sql.scalar(_COUNT_AND_LOCK, values)
+            queued, outstanding, until = await self._sql.one(_QUEUE_AND_TIER, values)
         else:
-            balance, queued, outstanding, until = (await self._session.execute(_COUNT_AND_READ, values)).one()
+            balance, queued, outstanding, until = await self._sql.one(_COUNT_AND_READ, values)
         return Standing(int(balance), int(queued), int(outstanding), until)
 
     async def insert(self, row: dict[str, Any], models: list[str], targets: list[str]) -> None:
         """Insert a request (``row``: its columns), its per-model queue rows and the workers it targets."""
         values = {f"v_{name}": row.get(name) for name in _REQUEST_COLUMNS}  # absent columns are NULL
         if models and self._postgres:
-            await self._session.execute(_insert_with_models(True), {**values, "models": models})
+            await self._sql.execute(_insert_with_models(True), {**values, "models": models})
         else:
-            await self._session.execute(_INSERT_REQUEST, values)
+            await self._sql.execute(_INSERT_REQUEST, values)
             if models:
                 rows = [{"of_request": row["id"], "a_model": m, "rank": row["queue_rank"]} for m in models]
                 await self._session.execute(_INSERT_MODEL, rows)

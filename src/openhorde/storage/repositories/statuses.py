@@ -7,12 +7,13 @@ the counters and the finished jobs together (one indexed read). Nothing here loc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, literal_column, select
 
+from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.tables import Job, Request
 
 _REQUESTS = cast(Table, Request.__table__)
@@ -79,45 +80,47 @@ columns while none is done)."""
 _COUNTER_COUNT = len(fields(RequestCounters))
 
 
-def _job(row: Row[Any], prefix: str = "") -> RequestJob:
-    values = row._mapping
+def _job(values: Sequence[Any]) -> RequestJob:
+    """A job from its columns, in ``RequestJob``'s field order."""
+    (id_, state, worker_id, worker_name, model, seed, censored, image_key, gen_metadata, started_at,
+     finished_at) = values  # fmt: skip
     return RequestJob(
-        id=values[prefix + "id"],
-        state=values[prefix + "state"],
-        worker_id=values[prefix + "worker_id"],
-        worker_name=values[prefix + "worker_name"],
-        model=values[prefix + "model"],
-        seed=int(values[prefix + "seed"]),
-        censored=bool(values[prefix + "censored"]),
-        image_key=values[prefix + "image_key"],
-        gen_metadata=tuple(values[prefix + "gen_metadata"] or ()),
-        started_at=values[prefix + "started_at"],
-        finished_at=values[prefix + "finished_at"],
+        id=id_,
+        state=state,
+        worker_id=worker_id,
+        worker_name=worker_name,
+        model=model,
+        seed=int(seed),
+        censored=bool(censored),
+        image_key=image_key,
+        gen_metadata=tuple(gen_metadata or ()),
+        started_at=started_at,
+        finished_at=finished_at,
     )
 
 
 class StatusRepository:
     """Reads of a request's counters and jobs, for its status and its event stream."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_sql",)
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    def __init__(self, sql: DirectSql) -> None:
+        self._sql = sql
 
     async def counters(self, request_id: str) -> RequestCounters | None:
         """The status columns of one request (a primary-key lookup), or ``None``."""
-        row = (await self._session.execute(_COUNTERS, {"request_id": request_id})).first()
+        row = await self._sql.first(_COUNTERS, {"request_id": request_id})
         return RequestCounters(*row) if row is not None else None
 
     async def counters_and_finished_jobs(self, request_id: str) -> tuple[RequestCounters, list[RequestJob]] | None:
         """``counters`` and ``finished_jobs`` in one round trip (a status's whole read), or ``None``."""
-        rows = (await self._session.execute(_COUNTERS_WITH_FINISHED_JOBS, {"request_id": request_id})).all()
+        rows = await self._sql.rows(_COUNTERS_WITH_FINISHED_JOBS, {"request_id": request_id})
         if not rows:
             return None
         counters = RequestCounters(*rows[0][:_COUNTER_COUNT])
-        jobs = [_job(row, _JOB_PREFIX) for row in rows if row._mapping[_JOB_PREFIX + "id"] is not None]
+        jobs = [_job(row[_COUNTER_COUNT:]) for row in rows if row[_COUNTER_COUNT] is not None]
         return counters, jobs
 
     async def jobs(self, request_id: str) -> list[RequestJob]:
         """Every job of the request, in hand-out order (``started_at``, then id)."""
-        return [_job(row) for row in await self._session.execute(_JOBS_OF, {"request_id": request_id})]
+        return [_job(row) for row in await self._sql.rows(_JOBS_OF, {"request_id": request_id})]

@@ -79,8 +79,9 @@ def test_weights_move_only_their_tokens_in_both_encoders(pipe: Any) -> None:
     difference = (plain - weighted).abs()[0]
     for half in (difference[:, :TINY_SDXL_TEXT_DIM], difference[:, TINY_SDXL_TEXT_DIM:]):
         changed = half.amax(dim=-1)
-        assert changed[3] > 0  # bos, "a", "red", "cat": only "cat" moves
-        assert torch.all(changed[:3] == 0) and torch.all(changed[4:] == 0)
+        # bos, "a", "red", "cat": only "cat" moves (the others by float rounding at most, which varies by run)
+        assert changed[3] > 1e-3
+        assert torch.all(changed[:3] < 1e-5) and torch.all(changed[4:] < 1e-5)
 
 
 def test_long_prompts_keep_their_tail_and_pool_the_first_chunk(pipe: Any) -> None:

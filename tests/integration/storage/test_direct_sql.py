@@ -1,0 +1,109 @@
+"""The hot statements' executor: the same rows as the session, in the same transaction, seen by the same listeners."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, bindparam, event, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openhorde.storage.db import Database
+from openhorde.storage.direct_sql import DirectSql
+
+pytestmark = pytest.mark.both_databases
+
+_METADATA = MetaData()
+PROBES = Table(
+    "direct_probes",
+    _METADATA,
+    Column("id", Integer, primary_key=True),
+    Column("doc", JSON),
+    Column("note", String(40)),
+    Column("hits", Integer, nullable=False),
+)
+INSERT = insert(PROBES).values(id=bindparam("id"), doc=bindparam("doc"), note=bindparam("note"), hits=0)
+READ = select(PROBES.c.id, PROBES.c.doc, PROBES.c.note, PROBES.c.hits).where(PROBES.c.id == bindparam("probe"))
+HIT = update(PROBES).where(PROBES.c.id == bindparam("probe")).values(hits=PROBES.c.hits + 1).returning(PROBES.c.hits)
+COUNT_WITH_DEFAULT = select(func.coalesce(func.max(PROBES.c.hits), 7))  # 7 is a bind SQLAlchemy fills in
+
+
+@pytest.fixture
+async def db(migrated_database: Database) -> AsyncIterator[Database]:
+    async with migrated_database.engine.begin() as connection:
+        await connection.run_sync(_METADATA.create_all)
+    yield migrated_database
+
+
+@asynccontextmanager
+async def unit_of_work(db: Database) -> AsyncIterator[tuple[DirectSql, AsyncSession]]:
+    """A unit of work's session, and the executor on it (as ``Store`` makes them)."""
+    async with db.unit_of_work() as session:
+        yield DirectSql(session, db.is_sqlite), session
+
+
+async def _read(db: Database, probe_id: int) -> Any:
+    async with unit_of_work(db) as (sql, _session):
+        return await sql.first(READ, {"probe": probe_id})
+
+
+async def test_rows_are_what_the_session_returns(db: Database) -> None:
+    doc = {"loras": [{"name": "x", "strength": 0.5}], "n": 2}
+    async with unit_of_work(db) as (sql, _session):
+        await sql.execute(INSERT, {"id": 1, "doc": doc, "note": "ü"})
+        await sql.execute(INSERT, {"id": 2, "doc": None, "note": None})
+
+    async with unit_of_work(db) as (sql, session):
+        direct = [tuple(await sql.one(READ, {"probe": probe})) for probe in (1, 2)]
+        through_session = [tuple((await session.execute(READ, {"probe": probe})).one()) for probe in (1, 2)]
+    assert direct == through_session == [(1, doc, "ü", 0), (2, None, None, 0)]
+
+
+async def test_a_bind_with_a_value_in_the_statement_needs_none_from_the_caller(db: Database) -> None:
+    async with unit_of_work(db) as (sql, _session):
+        assert await sql.scalar(COUNT_WITH_DEFAULT, {}) == 7
+
+
+async def test_a_missing_value_is_an_error_not_a_null(db: Database) -> None:
+    async with unit_of_work(db) as (sql, _session):
+        with pytest.raises(Exception, match="note"):
+            await sql.execute(INSERT, {"id": 3, "doc": None})
+
+
+async def test_direct_statements_commit_and_roll_back_with_the_unit_of_work(db: Database) -> None:
+    async with unit_of_work(db) as (sql, _session):
+        await sql.execute(INSERT, {"id": 1, "doc": [], "note": "kept"})
+        assert await sql.scalar(HIT, {"probe": 1}) == 1
+
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(db) as (sql, session):
+            assert await sql.scalar(HIT, {"probe": 1}) == 2
+            await session.execute(update(PROBES).values(note="through the session"))
+            raise RuntimeError("the unit of work fails")
+
+    assert tuple(await _read(db, 1) or ()) == (1, [], "kept", 1)
+
+
+async def test_an_in_list_bound_at_execution_goes_through_the_session(db: Database) -> None:
+    async with unit_of_work(db) as (sql, _session):
+        for probe in (1, 2, 3):
+            await sql.execute(INSERT, {"id": probe, "doc": None, "note": str(probe)})
+    some = select(PROBES.c.note).where(PROBES.c.id.in_(bindparam("ids", expanding=True))).order_by(PROBES.c.id)
+    async with unit_of_work(db) as (sql, _session):
+        assert [row[0] for row in await sql.rows(some, {"ids": [1, 3]})] == ["1", "3"]
+
+
+async def test_the_engines_statement_listeners_see_direct_statements(db: Database) -> None:
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        await _read(db, 1)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
+    assert [statement for statement in seen if "FROM direct_probes" in statement] == [seen[-1]]
