@@ -195,10 +195,12 @@ def create_app(settings: Settings) -> FastAPI:
         stream,
     ):
         api.include_router(module.router)
+    # The image store's routes before the API's: a worker uploads each image it makes, and a path is matched
+    # against every route before it (the API's ~200 cost 0.4 ms a call).
+    app.include_router(blobs.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.
     install_direct_routes(app, API_PREFIX, [module.router for module in hot])
-    app.include_router(blobs.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     mount_web_ui(app)
