@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from openhorde.storage.direct_sql import ReadPool
 from openhorde.storage.files import PRIVATE_FILE_MODE, make_private
 from openhorde.storage.store import Store
 
@@ -25,6 +29,10 @@ cost more than the calls it served, so the pool is large enough that steady traf
 job-cycle benchmark spent over half of PostgreSQL's CPU on new connections; with 20 it still reached 31 connections,
 the requests of one user waiting on each other's row lock while holding theirs). Connections open only when used;
 two server processes stay under PostgreSQL's default 100 connections even at their bursts."""
+POSTGRES_READ_POOL_SIZE = 8
+"""asyncpg connections a server process keeps for the reads outside any transaction (``Database.reader``): a
+check or a status is one short statement, so a few connections serve many clients. Two processes at their
+bursts stay under PostgreSQL's default 100 connections with the pool above."""
 POSTGRES_SESSION_SETTINGS = {"jit": "off"}
 """JIT compilation pays off for long analytic queries, not ours: it spent 2.8 s compiling the 5.5 s queue
 snapshot at 100,000 queued, whose real work is many small index probes.
@@ -65,6 +73,26 @@ def _replace_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any)
         raise DisconnectionError()
 
 
+async def _sqlalchemy_json_codecs(connection: asyncpg.Connection) -> None:
+    """JSON in and out as SQLAlchemy's asyncpg dialect has it (text in, decoded values out), so a row read on the
+    read pool equals the same row read through a session."""
+    await connection.set_type_codec(
+        "json", schema="pg_catalog", format="binary", encoder=str.encode, decoder=lambda raw: json.loads(raw.decode())
+    )
+    await connection.set_type_codec(
+        "jsonb",
+        schema="pg_catalog",
+        format="binary",
+        encoder=lambda text: b"\x01" + text.encode(),  # jsonb's binary format: a version byte, then the text
+        decoder=lambda raw: json.loads(raw[1:].decode()),
+    )
+
+
+async def _keep_as_is(_connection: asyncpg.Connection) -> None:
+    """A read-pool connection comes back as it went out (single statements, no session settings, no listeners),
+    so asyncpg's default reset, a round trip per release, has nothing to undo."""
+
+
 class Database:
     """An async engine plus its session factory.
 
@@ -86,6 +114,9 @@ class Database:
         self.readers = async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False, autoflush=False
         )
+        self._read_pool: asyncpg.Pool | None = None
+        """PostgreSQL: plain asyncpg connections for the readers' hot statements, opened on first use."""
+        self._read_pool_opening = asyncio.Lock()
 
     def _create_engine(self, url: str) -> AsyncEngine:
         if not self.is_sqlite:
@@ -138,13 +169,32 @@ class Database:
     async def reader(self) -> AsyncIterator[Store]:
         """Repositories for reads only, outside any transaction (each statement sees the data as it then is).
 
-        For the calls that only look (a request's check and status): a write here would commit on its own."""
-        async with self._store(self.readers) as store:
+        For the calls that only look (a request's check and status): a write here would commit on its own. On
+        PostgreSQL their hot statements take a connection of the read pool for each statement, without a session:
+        with no transaction to share, nothing needs the session's connection."""
+        async with self._store(self.readers, None if self.is_sqlite else self.read_pool) as store:
             yield store
 
+    async def read_pool(self) -> asyncpg.Pool:
+        """The read pool (PostgreSQL), opened on first use."""
+        if self._read_pool is None:
+            async with self._read_pool_opening:
+                if self._read_pool is None:
+                    self._read_pool = await asyncpg.create_pool(
+                        _asyncpg_dsn(self.url),
+                        min_size=0,
+                        max_size=POSTGRES_READ_POOL_SIZE,
+                        init=_sqlalchemy_json_codecs,
+                        reset=_keep_as_is,
+                        server_settings=POSTGRES_SESSION_SETTINGS,
+                    )
+        return self._read_pool
+
     @asynccontextmanager
-    async def _store(self, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[Store]:
-        store = Store(sessions, self.is_sqlite)
+    async def _store(
+        self, sessions: async_sessionmaker[AsyncSession], read_pool: ReadPool | None = None
+    ) -> AsyncIterator[Store]:
+        store = Store(sessions, self.is_sqlite, read_pool)
         try:
             yield store
         except BaseException:
@@ -154,4 +204,12 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        read_pool, self._read_pool = self._read_pool, None
+        if read_pool is not None:
+            await read_pool.close()
         await self.engine.dispose()
+
+
+def _asyncpg_dsn(url: str) -> str:
+    """The SQLAlchemy URL as asyncpg's own DSN (no ``+asyncpg`` driver name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -6,7 +6,8 @@ sends a dozen. The statements of the hot calls (pop, submit, a new request, chec
 so each is compiled once here, for asyncpg's ``$n`` placeholders, and then sent on the session's own asyncpg
 connection, in the transaction SQLAlchemy began (or begins here) and will commit. Every other statement, every
 statement on SQLite and one whose SQL depends on its values (``IN`` a list bound at execution) goes through the
-session as before.
+session as before. A unit of work outside any transaction (``Database.reader``: a check, a status) takes a
+plain asyncpg connection from a small pool of its own for each such statement, and no session at all.
 
 Rows come back as sequences of column values in the statement's order (an asyncpg ``Record`` or a SQLAlchemy
 ``Row``: index, slice and unpack them), on both databases; values are what SQLAlchemy would have returned (JSON
@@ -15,20 +16,23 @@ decoded, say): the connection's codecs are SQLAlchemy's, and the column types' r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Float
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 Row = Sequence[Any]
 Processor = Callable[[Any], Any] | None
+ReadPool = Callable[[], Awaitable[asyncpg.Pool]]
+"""Where a unit of work outside any transaction takes a connection per statement (``Database.read_pool``)."""
 
 _REQUIRED = object()
 """The default of a bind the caller must give a value (a ``bindparam`` without one)."""
@@ -85,22 +89,30 @@ def _arguments(compiled: _Compiled, values: Mapping[str, Any]) -> list[Any]:
 class DirectSql:
     """Runs one unit of work's hot statements (see the module's docstring); made by ``Store``."""
 
-    __slots__ = ("_connection", "_dialect", "_driver", "_postgres", "_session")
+    __slots__ = ("_dialect", "_driver", "_engine", "_postgres", "_read_pool", "_session")
 
-    def __init__(self, session: AsyncSession, is_sqlite: bool) -> None:
+    def __init__(
+        self,
+        session: Callable[[], AsyncSession],
+        engine: AsyncEngine,
+        is_sqlite: bool,
+        read_pool: ReadPool | None = None,
+    ) -> None:
         self._session = session
+        """The unit of work's session (opened by the call: a unit of work on the read pool opens none)."""
         self._postgres = not is_sqlite
-        self._dialect: Dialect = session.get_bind().dialect
+        self._read_pool = read_pool
+        """For a unit of work outside any transaction (PostgreSQL): each statement on a connection of this pool."""
+        self._engine = engine.sync_engine
+        self._dialect: Dialect = engine.dialect
         self._driver: Any = None
         """SQLAlchemy's adapter around the session's asyncpg connection, once a statement needed it."""
-        self._connection: Any = None
-        """The session's SQLAlchemy connection (whose events the statements are announced to)."""
 
     async def rows(self, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row]:
         """Every row the statement returns."""
         compiled = _compiled(statement, self._dialect) if self._postgres else None
         if compiled is None:
-            return (await self._session.execute(statement, values)).all()
+            return (await self._session().execute(statement, values)).all()
         records: Sequence[Row] = await self._fetch(compiled, _arguments(compiled, values))
         if compiled.results is None:
             return records
@@ -132,19 +144,21 @@ class DirectSql:
         """Run a statement whose rows (if any) nobody reads."""
         compiled = _compiled(statement, self._dialect) if self._postgres else None
         if compiled is None:
-            await self._session.execute(statement, values)
+            await self._session().execute(statement, values)
             return
         await self._fetch(compiled, _arguments(compiled, values))
 
     async def _fetch(self, compiled: _Compiled, arguments: list[Any]) -> Any:
+        listeners = self._engine.dispatch.before_cursor_execute
+        if listeners:  # the engine's statement listeners see these statements too (the statement-budget test)
+            listeners(None, None, compiled.sql, arguments, None, False)
+        if self._read_pool is not None:
+            async with (await self._read_pool()).acquire() as connection:
+                return await connection.fetch(compiled.sql, *arguments)
         driver = self._driver
         if driver is None:
-            connection = await self._session.connection()
-            self._connection = connection.sync_connection
+            connection = await self._session().connection()
             driver = self._driver = (await connection.get_raw_connection()).dbapi_connection
-        listeners = self._connection.dispatch.before_cursor_execute
-        if listeners:  # the engine's statement listeners see these statements too (the statement-budget test)
-            listeners(self._connection, None, compiled.sql, arguments, None, False)
         # The adapter's own rules: one statement at a time per connection, and its transaction begun lazily by
         # the first statement; SQLAlchemy commits or rolls back that transaction when the unit of work ends.
         async with driver._execute_mutex:

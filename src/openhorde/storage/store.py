@@ -15,7 +15,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openhorde.storage import events
-from openhorde.storage.direct_sql import DirectSql
+from openhorde.storage.direct_sql import DirectSql, ReadPool
 from openhorde.storage.repositories.accounts import AccountRepository
 from openhorde.storage.repositories.audit import AuditRepository
 from openhorde.storage.repositories.availability import AvailabilityRepository
@@ -50,10 +50,13 @@ class Store:
     check) opens none, and opening and committing an empty one cost more than the rest of such a call.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool, read_pool: ReadPool | None = None
+    ) -> None:
         self._sessions = sessions
         self._opened: AsyncSession | None = None
         self.is_sqlite = is_sqlite
+        self._read_pool = read_pool
 
     @property
     def _session(self) -> AsyncSession:
@@ -77,7 +80,7 @@ class Store:
     @cached_property
     def _direct(self) -> DirectSql:
         """The hot statements' executor, on this unit of work's session."""
-        return DirectSql(self._session, self.is_sqlite)
+        return DirectSql(lambda: self._session, self._sessions.kw["bind"], self.is_sqlite, self._read_pool)
 
     @cached_property
     def accounts(self) -> AccountRepository:
