@@ -22,17 +22,16 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite connection waits for another process's write lock."""
 
 POSTGRES_POOL_SIZE = 32
-POSTGRES_MAX_OVERFLOW = 10
+POSTGRES_MAX_OVERFLOW = 8
 """Connections a server process keeps open, and how many more it may open for a burst. A connection opened for a
 burst is closed when handed back: its set-up (a PostgreSQL backend, type introspection, statements prepared again)
 cost more than the calls it served, so the pool is large enough that steady traffic never overflows (with 10, the
 job-cycle benchmark spent over half of PostgreSQL's CPU on new connections; with 20 it still reached 31 connections,
 the requests of one user waiting on each other's row lock while holding theirs). Connections open only when used;
-two server processes stay under PostgreSQL's default 100 connections even at their bursts."""
-POSTGRES_READ_POOL_SIZE = 8
+two server processes stay under PostgreSQL's default 100 connections even at their bursts, read pools included."""
+POSTGRES_READ_POOL_SIZE = 6
 """asyncpg connections a server process keeps for the reads outside any transaction (``Database.reader``): a
-check or a status is one short statement, so a few connections serve many clients. Two processes at their
-bursts stay under PostgreSQL's default 100 connections with the pool above."""
+check or a status is one short statement, so a few connections serve many clients."""
 POSTGRES_SESSION_SETTINGS = {"jit": "off"}
 """JIT compilation pays off for long analytic queries, not ours: it spent 2.8 s compiling the 5.5 s queue
 snapshot at 100,000 queued, whose real work is many small index probes.
