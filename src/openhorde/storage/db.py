@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from openhorde.storage.direct_sql import ReadPool
 from openhorde.storage.files import PRIVATE_FILE_MODE, make_private
 from openhorde.storage.store import Store
+from openhorde.storage.urls import asyncpg_dsn
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite connection waits for another process's write lock."""
@@ -180,7 +181,7 @@ class Database:
             async with self._read_pool_opening:
                 if self._read_pool is None:
                     self._read_pool = await asyncpg.create_pool(
-                        _asyncpg_dsn(self.url),
+                        asyncpg_dsn(self.url),
                         min_size=0,
                         max_size=POSTGRES_READ_POOL_SIZE,
                         init=_sqlalchemy_json_codecs,
@@ -207,8 +208,3 @@ class Database:
         if read_pool is not None:
             await read_pool.close()
         await self.engine.dispose()
-
-
-def _asyncpg_dsn(url: str) -> str:
-    """The SQLAlchemy URL as asyncpg's own DSN (no ``+asyncpg`` driver name)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 import asyncpg  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+from openhorde.storage.urls import asyncpg_dsn
 
 if TYPE_CHECKING:
     from openhorde.storage.db import Database
@@ -293,7 +294,7 @@ class PgNotifyBroker(_RemoteBroker):
 
     def __init__(self, sqlalchemy_url: str) -> None:
         super().__init__()
-        self._dsn = make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._dsn = asyncpg_dsn(sqlalchemy_url)
         self._connection: asyncpg.Connection | None = None
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
