@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy import event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from openhorde.storage.direct_sql import ReadPool
+from openhorde.storage.direct_sql import Reads
 from openhorde.storage.files import PRIVATE_FILE_MODE, make_private
 from openhorde.storage.store import Store
 from openhorde.storage.urls import asyncpg_dsn
@@ -46,13 +47,18 @@ CPU per job cycle). So a hot statement must be served by its indexes whatever th
 SQLITE_COMPANION_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
+def _is_sqlite_file(url: str) -> bool:
+    """Whether the SQLite URL names a file by its path (not ``:memory:``, not a ``file:`` URI)."""
+    name = make_url(url).database
+    return bool(name) and name != ":memory:" and not str(name).startswith("file:")
+
+
 def _make_sqlite_files_private(url: str) -> None:
     """Create the database file owner-only before SQLite opens it (its WAL and shared-memory files then get
     the same mode), and tighten the modes of files an older version left readable."""
-    name = make_url(url).database
-    if not name or name == ":memory:" or name.startswith("file:"):
+    if not _is_sqlite_file(url):
         return
-    path = Path(name)
+    path = Path(str(make_url(url).database))
     if not path.parent.is_dir():
         return  # SQLite will say the folder is missing
     make_private(path)
@@ -117,6 +123,12 @@ class Database:
         self._read_pool: asyncpg.Pool | None = None
         """PostgreSQL: plain asyncpg connections for the readers' hot statements, opened on first use."""
         self._read_pool_opening = asyncio.Lock()
+        self._sqlite_reader: sqlite3.Connection | None = None
+        self.reads: Reads | None = self._postgres_reads if not self.is_sqlite else None
+        """Where a reader's hot statements run: a pool of asyncpg connections, or a SQLite connection of its own
+        (an in-memory database, which a second connection would not see, reads through the pooled one)."""
+        if self.is_sqlite and _is_sqlite_file(url):
+            self.reads = self._sqlite_reads
 
     def _create_engine(self, url: str) -> AsyncEngine:
         if not self.is_sqlite:
@@ -169,14 +181,14 @@ class Database:
     async def reader(self) -> AsyncIterator[Store]:
         """Repositories for reads only, outside any transaction (each statement sees the data as it then is).
 
-        For the calls that only look (a request's check and status): a write here would commit on its own. On
-        PostgreSQL their hot statements take a connection of the read pool for each statement, without a session:
-        with no transaction to share, nothing needs the session's connection."""
-        async with self._store(self.readers, None if self.is_sqlite else self.read_pool) as store:
+        For the calls that only look (a request's check and status): a write here would commit on its own. Their
+        hot statements run on ``reads``, without a session: with no transaction to share, nothing needs the
+        session's connection."""
+        async with self._store(self.readers, self.reads) as store:
             yield store
 
-    async def read_pool(self) -> asyncpg.Pool:
-        """The read pool (PostgreSQL), opened on first use."""
+    async def _postgres_reads(self) -> asyncpg.Pool:
+        """The readers' pool of asyncpg connections, opened on first use."""
         if self._read_pool is None:
             async with self._read_pool_opening:
                 if self._read_pool is None:
@@ -190,11 +202,23 @@ class Database:
                     )
         return self._read_pool
 
+    async def _sqlite_reads(self) -> sqlite3.Connection:
+        """The readers' SQLite connection, opened on first use; only the event loop's thread uses it (a read in
+        WAL mode waits for no lock, so it never holds the loop up)."""
+        if self._sqlite_reader is None:
+            self._sqlite_reader = sqlite3.connect(
+                str(make_url(self.url).database),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+        return self._sqlite_reader
+
     @asynccontextmanager
     async def _store(
-        self, sessions: async_sessionmaker[AsyncSession], read_pool: ReadPool | None = None
+        self, sessions: async_sessionmaker[AsyncSession], reads: Reads | None = None
     ) -> AsyncIterator[Store]:
-        store = Store(sessions, self.is_sqlite, read_pool)
+        store = Store(sessions, self.is_sqlite, reads)
         try:
             yield store
         except BaseException:
@@ -207,4 +231,7 @@ class Database:
         read_pool, self._read_pool = self._read_pool, None
         if read_pool is not None:
             await read_pool.close()
+        sqlite_reader, self._sqlite_reader = self._sqlite_reader, None
+        if sqlite_reader is not None:
+            sqlite_reader.close()
         await self.engine.dispose()

@@ -15,7 +15,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openhorde.storage import events
-from openhorde.storage.direct_sql import DirectSql, ReadPool
+from openhorde.storage.direct_sql import DirectSql, Reads
 from openhorde.storage.repositories.accounts import AccountRepository
 from openhorde.storage.repositories.audit import AuditRepository
 from openhorde.storage.repositories.availability import AvailabilityRepository
@@ -50,13 +50,11 @@ class Store:
     check) opens none, and opening and committing an empty one cost more than the rest of such a call.
     """
 
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool, read_pool: ReadPool | None = None
-    ) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool, reads: Reads | None = None) -> None:
         self._sessions = sessions
         self._opened: AsyncSession | None = None
         self.is_sqlite = is_sqlite
-        self._read_pool = read_pool
+        self._reads = reads
 
     @property
     def _session(self) -> AsyncSession:
@@ -80,7 +78,7 @@ class Store:
     @cached_property
     def _direct(self) -> DirectSql:
         """The hot statements' executor, on this unit of work's session."""
-        return DirectSql(lambda: self._session, self._sessions.kw["bind"], self.is_sqlite, self._read_pool)
+        return DirectSql(lambda: self._session, self._sessions.kw["bind"], self.is_sqlite, self._reads)
 
     @cached_property
     def accounts(self) -> AccountRepository:
@@ -110,7 +108,7 @@ class Store:
     @cached_property
     def deliveries(self) -> DeliveryRepository:
         """Claiming and settling delivered jobs."""
-        return DeliveryRepository(self._session, self._direct, self.is_sqlite)
+        return DeliveryRepository(self._direct, self.is_sqlite)
 
     @cached_property
     def gallery(self) -> GalleryRepository:
@@ -125,7 +123,7 @@ class Store:
     @cached_property
     def intake(self) -> IntakeRepository:
         """New requests: the requester's standing and the request's rows."""
-        return IntakeRepository(self._session, self._direct, self.is_sqlite)
+        return IntakeRepository(self._direct, self.is_sqlite)
 
     @cached_property
     def interrogations(self) -> InterrogationRepository:

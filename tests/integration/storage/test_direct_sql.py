@@ -109,14 +109,13 @@ async def test_the_engines_statement_listeners_see_direct_statements(db: Databas
     assert [statement for statement in seen if "FROM direct_probes" in statement] == [seen[-1]]
 
 
-async def test_reads_outside_a_transaction_need_no_session_on_postgresql(db: Database) -> None:
+async def test_reads_outside_a_transaction_need_no_session(db: Database) -> None:
     doc = {"steps": 30, "loras": []}
     async with unit_of_work(db) as (sql, _session):
         await sql.execute(INSERT, {"id": 1, "doc": doc, "note": "read back"})
 
     async with db.readers() as session:
-        read_pool = None if db.is_sqlite else db.read_pool
-        reader = DirectSql(lambda: session, db.engine, db.is_sqlite, read_pool)
+        reader = DirectSql(lambda: session, db.engine, db.is_sqlite, db.reads)
         rows = [tuple(row) for row in await reader.rows(READ, {"probe": 1})]
-        assert session.in_transaction() is db.is_sqlite  # PostgreSQL: the read pool's connection, no session's
+        assert not session.in_transaction()  # the readers' own connections, not the session's
     assert rows == [(1, doc, "read back", 0)]

@@ -20,7 +20,6 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, literal_column, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.lifecycle import Transition
@@ -220,10 +219,9 @@ def _delivery(row: Any) -> Delivery:
 class DeliveryRepository:
     """Claiming and settling delivered jobs."""
 
-    __slots__ = ("_postgres", "_session", "_sql")
+    __slots__ = ("_postgres", "_sql")
 
-    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
-        self._session = session
+    def __init__(self, sql: DirectSql, is_sqlite: bool) -> None:
         self._sql = sql
         self._postgres = not is_sqlite
 
@@ -281,22 +279,22 @@ class DeliveryRepository:
         values = _settle_values(s)
         charged = 0
         if s.charge_cents > 0:
-            balance = int(await self._session.scalar(_BALANCE, {"user_id": d.requester_id}) or 0)
+            balance = int(await self._sql.scalar(_BALANCE, {"user_id": d.requester_id}) or 0)
             self_share = s.owner_share_cents if d.requester_id == d.owner_id else 0
             charged = min(s.charge_cents, max(0, balance + self_share))
         values["charged"] = charged
-        values["tx"] = (await self._session.execute(_SQLITE_TRANSACTION, values)).scalar_one()
+        values["tx"] = await self._sql.scalar(_SQLITE_TRANSACTION, values)
         for statement in _SQLITE_SETTLE_ALWAYS:
-            await self._session.execute(statement, values)
+            await self._sql.execute(statement, values)
         if s.track_escrow:
-            await self._session.execute(_SQLITE_ESCROW, values)
+            await self._sql.execute(_SQLITE_ESCROW, values)
         if s.sharedkey_cents > 0 and d.sharedkey_id is not None:
-            await self._session.execute(_SHAREDKEY_USE, values)
+            await self._sql.execute(_SHAREDKEY_USE, values)
         if s.keep_in_gallery:
-            await self._session.execute(_GALLERY_COPY, values)
-        state = str((await self._session.execute(_sqlite_progress(s.request_done), values)).scalar_one())
+            await self._sql.execute(_GALLERY_COPY, values)
+        state = str(await self._sql.scalar(_sqlite_progress(s.request_done), values))
         if state == s.request_done.to:
-            await self._session.execute(_LEAVE_MODEL_QUEUES, values)
+            await self._sql.execute(_LEAVE_MODEL_QUEUES, values)
         return Settled(charged_cents=charged, request_state=state)
 
 

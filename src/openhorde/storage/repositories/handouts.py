@@ -212,7 +212,7 @@ class HandoutRepository:
             ids, seeds = [job.id for job in jobs], [job.seed for job in jobs]
             await self._sql.execute(_TAKE_ALL, {**values, "job_ids": ids, "job_seeds": seeds})
             return
-        left = (await self._session.execute(_TAKEN, values)).scalar_one()
+        left = await self._sql.scalar(_TAKEN, values)
         if left == 0:
-            await self._session.execute(_NOT_WAITING, values)
-        await self._session.execute(_INSERT_JOB, [{**values, "job_id": job.id, "job_seed": job.seed} for job in jobs])
+            await self._sql.execute(_NOT_WAITING, values)
+        await self._sql.execute_many(_INSERT_JOB, [{**values, "job_id": job.id, "job_seed": job.seed} for job in jobs])

@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from sqlalchemy import String, Table, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.tables import Request, RequestModel, RequestWorker, Supporter, User
@@ -94,10 +93,9 @@ _INSERT_TARGET = insert(_REQUEST_WORKERS).values(request_id=bindparam("of_reques
 class IntakeRepository:
     """New requests: the requester's standing and the request's rows."""
 
-    __slots__ = ("_postgres", "_session", "_sql")
+    __slots__ = ("_postgres", "_sql")
 
-    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
-        self._session = session
+    def __init__(self, sql: DirectSql, is_sqlite: bool) -> None:
         self._sql = sql
         self._postgres = not is_sqlite
 
@@ -120,6 +118,6 @@ class IntakeRepository:
             await self._sql.execute(_INSERT_REQUEST, values)
             if models:
                 rows = [{"of_request": row["id"], "a_model": m, "rank": row["queue_rank"]} for m in models]
-                await self._session.execute(_INSERT_MODEL, rows)
+                await self._sql.execute_many(_INSERT_MODEL, rows)
         if targets:
-            await self._session.execute(_INSERT_TARGET, [{"of_request": row["id"], "a_worker": w} for w in targets])
+            await self._sql.execute_many(_INSERT_TARGET, [{"of_request": row["id"], "a_worker": w} for w in targets])
