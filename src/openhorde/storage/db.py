@@ -100,12 +100,14 @@ async def _keep_as_is(_connection: asyncpg.Connection) -> None:
 
 
 class Database:
-    """An async engine plus its session factory.
+    """An async engine plus its session factory, and where reads outside a transaction run (``reads``).
 
     SQLite: one pooled connection in WAL mode, so the process's transactions take turns
     instead of failing with "database is locked"; ``BEGIN IMMEDIATE`` makes a second process
-    (the admin CLI) wait for the write lock rather than fail on upgrade.
-    PostgreSQL: a normal connection pool; concurrency is handled with row locks.
+    (the admin CLI) wait for the write lock rather than fail on upgrade. The readers' hot
+    statements use a second connection, which WAL lets read while the first writes.
+    PostgreSQL: a normal connection pool; concurrency is handled with row locks. The readers'
+    hot statements use a small asyncpg pool of their own.
     """
 
     def __init__(self, url: str) -> None:
@@ -124,10 +126,12 @@ class Database:
         """PostgreSQL: plain asyncpg connections for the readers' hot statements, opened on first use."""
         self._read_pool_opening = asyncio.Lock()
         self._sqlite_reader: sqlite3.Connection | None = None
-        self.reads: Reads | None = self._postgres_reads if not self.is_sqlite else None
+        self.reads: Reads | None = None
         """Where a reader's hot statements run: a pool of asyncpg connections, or a SQLite connection of its own
         (an in-memory database, which a second connection would not see, reads through the pooled one)."""
-        if self.is_sqlite and _is_sqlite_file(url):
+        if not self.is_sqlite:
+            self.reads = self._postgres_reads
+        elif _is_sqlite_file(url):
             self.reads = self._sqlite_reads
 
     def _create_engine(self, url: str) -> AsyncEngine:
