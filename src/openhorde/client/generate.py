@@ -3,8 +3,9 @@ with a JSON sidecar each; Ctrl-C cancels the request on the server."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -15,10 +16,8 @@ from openhorde.client.payload import (
     NEGATIVE_SEPARATOR,
     STRIP_BACKGROUND,
     UPSCALERS,
-    HypernetworkChoice,
     ImageRequest,
     InputFileError,
-    LoraChoice,
     encode_image,
     parse_hypernetwork,
     parse_lora,
@@ -155,8 +154,10 @@ def generate(
         seed=seed or None,
         count=count,
         karras=karras,
-        loras=_loras(lora or []),
-        hypernetworks=_hypernetworks(hypernetwork or []),
+        loras=_choices(lora or [], parse_lora, MAX_LORAS, "LoRAs", "--lora"),
+        hypernetworks=_choices(
+            hypernetwork or [], parse_hypernetwork, MAX_HYPERNETWORKS, "hypernetworks", "--hypernetwork"
+        ),
         denoising_strength=denoise,
         nsfw=nsfw,
         censor_nsfw=censor_nsfw,
@@ -194,22 +195,19 @@ def _facefix_strength(facefix: str | None, strength: float | None) -> float | No
     return strength
 
 
-def _loras(texts: list[str]) -> tuple[LoraChoice, ...]:
-    if len(texts) > MAX_LORAS:
-        raise typer.BadParameter(f"at most {MAX_LORAS} LoRAs", param_hint="--lora")
-    try:
-        return tuple(parse_lora(text) for text in texts)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--lora") from exc
+Choice = TypeVar("Choice")
 
 
-def _hypernetworks(texts: list[str]) -> tuple[HypernetworkChoice, ...]:
-    if len(texts) > MAX_HYPERNETWORKS:
-        raise typer.BadParameter(f"at most {MAX_HYPERNETWORKS} hypernetworks", param_hint="--hypernetwork")
+def _choices(
+    texts: list[str], parse: Callable[[str], Choice], limit: int, what: str, option: str
+) -> tuple[Choice, ...]:
+    """``--lora`` and ``--hypernetwork``: at most ``limit`` of them, each ``NAME`` or ``NAME:STRENGTH``."""
+    if len(texts) > limit:
+        raise typer.BadParameter(f"at most {limit} {what}", param_hint=option)
     try:
-        return tuple(parse_hypernetwork(text) for text in texts)
+        return tuple(parse(text) for text in texts)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--hypernetwork") from exc
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
 
 
 def _source(
