@@ -63,9 +63,10 @@ class Store:
         return self._opened
 
     async def finish(self, commit: bool) -> None:
-        """End the unit of work: commit (or roll back) and close its session, if it opened one."""
+        """End the unit of work: commit (or roll back) and close its session, if one began a transaction (a
+        repository made for a reader whose statements all ran on ``reads`` makes a session that never connects)."""
         session, self._opened = self._opened, None
-        if session is None:
+        if session is None or not session.in_transaction():
             return
         try:
             if commit:
