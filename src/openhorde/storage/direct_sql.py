@@ -157,18 +157,23 @@ class DirectSql:
         if compiled is None:
             await self._session().execute(statement, list(rows))
             return
-        for values in rows:
-            await self._fetch(compiled, _arguments(compiled, values))
+        if rows:
+            await self._fetch(compiled, [_arguments(compiled, values) for values in rows], many=True)
 
-    async def _fetch(self, compiled: _Compiled, arguments: list[Any]) -> Any:
+    async def _fetch(self, compiled: _Compiled, arguments: list[Any], many: bool = False) -> Any:
+        """The statement's rows; with ``many``, ``arguments`` is a list of argument lists, sent in one go and no
+        rows read."""
         if not self._postgres:
             connection = await self._sqlite()
-            self._announce(compiled, arguments)
+            self._announce(compiled, arguments, many)
+            if many:
+                connection.executemany(compiled.sql, arguments)
+                return None
             return _sqlite_rows(connection, compiled.sql, arguments)
         if self._reads is not None:
             async with (await self._reads()).acquire() as pooled:
-                self._announce(compiled, arguments)
-                return await pooled.fetch(compiled.sql, *arguments)
+                self._announce(compiled, arguments, many)
+                return await _asyncpg_run(pooled, compiled.sql, arguments, many)
         driver = self._driver
         if driver is None:
             session_connection = await self._session().connection()
@@ -178,14 +183,14 @@ class DirectSql:
         async with driver._execute_mutex:
             if driver._transaction is None:
                 await driver._start_transaction()
-            self._announce(compiled, arguments)
-            return await driver._connection.fetch(compiled.sql, *arguments)
+            self._announce(compiled, arguments, many)
+            return await _asyncpg_run(driver._connection, compiled.sql, arguments, many)
 
-    def _announce(self, compiled: _Compiled, arguments: list[Any]) -> None:
+    def _announce(self, compiled: _Compiled, arguments: list[Any], many: bool) -> None:
         """Tell the engine's statement listeners, as SQLAlchemy would (the statement-budget test counts them)."""
         listeners = self._engine.dispatch.before_cursor_execute
         if listeners:
-            listeners(None, None, compiled.sql, arguments, None, False)
+            listeners(None, None, compiled.sql, arguments, None, many)
 
     async def _sqlite(self) -> sqlite3.Connection:
         if self._reads is not None:
@@ -198,6 +203,13 @@ class DirectSql:
             raw = await session_connection.get_raw_connection()
             self._driver = cast(Any, raw.driver_connection)._conn
         return cast(sqlite3.Connection, self._driver)
+
+
+async def _asyncpg_run(connection: Any, sql: str, arguments: list[Any], many: bool) -> Any:
+    if many:
+        await connection.executemany(sql, arguments)
+        return None
+    return await connection.fetch(sql, *arguments)
 
 
 def _sqlite_rows(connection: sqlite3.Connection, sql: str, arguments: list[Any]) -> list[Any]:

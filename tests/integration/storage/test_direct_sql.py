@@ -119,3 +119,21 @@ async def test_reads_outside_a_transaction_need_no_session(db: Database) -> None
         rows = [tuple(row) for row in await reader.rows(READ, {"probe": 1})]
         assert not session.in_transaction()  # the readers' own connections, not the session's
     assert rows == [(1, doc, "read back", 0)]
+
+
+async def test_several_rows_go_in_one_send(db: Database) -> None:
+    seen: list[str] = []
+
+    def listen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    rows = [{"id": probe, "doc": {"n": probe}, "note": str(probe)} for probe in (1, 2, 3)]
+    event.listen(db.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        async with unit_of_work(db) as (sql, _session):
+            await sql.execute_many(INSERT, rows)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", listen)
+    assert [statement for statement in seen if "direct_probes" in statement] == [seen[-1]]
+    for probe in (1, 2, 3):
+        assert tuple(await _read(db, probe) or ()) == (probe, {"n": probe}, str(probe), 0)
