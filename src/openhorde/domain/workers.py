@@ -147,7 +147,9 @@ async def check_in(
     ):
         return cached
     state = await _check_in_row(store, ctx, user, name, check_in, digest, moment)
-    ctx.workers.put(state)
+    # Remembered only once the row is committed: a concurrent pop answered from the cache before that would hand
+    # out jobs of a worker that does not exist yet for its transaction (or never will, if this one rolls back).
+    store.after_commit(lambda: ctx.workers.put(state))
     return state
 
 

@@ -8,7 +8,7 @@ one. ``announce`` stages a request event to be published once the transaction co
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
 
@@ -55,6 +55,7 @@ class Store:
         self._opened: AsyncSession | None = None
         self.is_sqlite = is_sqlite
         self._reads = reads
+        self._committed: list[Callable[[], None]] = []
 
     @property
     def _session(self) -> AsyncSession:
@@ -66,15 +67,23 @@ class Store:
         """End the unit of work: commit (or roll back) and close its session, if one began a transaction (a
         repository made for a reader whose statements all ran on ``reads`` makes a session that never connects)."""
         session, self._opened = self._opened, None
-        if session is None or not session.in_transaction():
-            return
-        try:
-            if commit:
-                await session.commit()
-            else:
-                await session.rollback()
-        finally:
-            await session.close()
+        callbacks, self._committed = self._committed, []
+        if session is not None and session.in_transaction():
+            try:
+                if commit:
+                    await session.commit()
+                else:
+                    await session.rollback()
+            finally:
+                await session.close()
+        if commit:
+            for callback in callbacks:
+                callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit of work has committed (never if it rolls back): for what a process
+        remembers of rows this transaction wrote, which no other call may act on before they exist for all."""
+        self._committed.append(callback)
 
     @cached_property
     def _direct(self) -> DirectSql:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
+from openhorde.domain import accounts, workers
 from openhorde.storage.tables import Worker
 from tests.live_server import Account, Horde
 
@@ -195,3 +197,23 @@ async def test_worker_with_a_job_in_progress_cannot_be_deleted(horde: Horde) -> 
     assert locked.status_code == 423 and locked.json()["rc"] == "Locked"
     assert (await horde.upload_and_submit(owner, job)).status_code == 200
     assert (await horde.client.delete(f"/api/v2/workers/{worker_id}", headers=owner.headers)).status_code == 200
+
+
+@pytest.mark.both_databases
+async def test_a_worker_is_remembered_only_once_its_first_check_in_commits(horde: Horde) -> None:
+    """A process answers a worker's pops from memory; remembering a row its transaction never committed would let
+    the next pop hand out jobs of a worker that does not exist (a foreign-key error, a 500)."""
+    account = await horde.register("wally")
+    with pytest.raises(RuntimeError):
+        async with horde.db.store() as store:
+            owner = await accounts.get_user(store, account.id)
+            await workers.check_in(store, horde.ctx, owner, workers.CheckIn(name="first-pop"))
+            assert horde.ctx.workers.get("first-pop") is None, "remembered before its transaction committed"
+            raise RuntimeError("the pop fails after the check-in: its transaction rolls back")
+    assert horde.ctx.workers.get("first-pop") is None
+
+    created = await horde.generate(account, prompt="a lighthouse")
+    assert created.status_code == 202, created.text
+    job = await horde.pop(account, name="first-pop")
+    assert job["id"] is not None, job
+    assert horde.ctx.workers.get("first-pop") is not None, "forgotten although its row was committed"
