@@ -23,7 +23,7 @@ from openhorde.storage.urls import asyncpg_dsn
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long a SQLite connection waits for another process's write lock."""
 
-POSTGRES_POOL_SIZE = 32
+POSTGRES_POOL_SIZE = 28
 POSTGRES_MAX_OVERFLOW = 8
 """Connections a server process keeps open, and how many more it may open for a burst. A connection opened for a
 burst is closed when handed back: its set-up (a PostgreSQL backend, type introspection, statements prepared again)
@@ -31,9 +31,10 @@ cost more than the calls it served, so the pool is large enough that steady traf
 job-cycle benchmark spent over half of PostgreSQL's CPU on new connections; with 20 it still reached 31 connections,
 the requests of one user waiting on each other's row lock while holding theirs). Connections open only when used;
 two server processes stay under PostgreSQL's default 100 connections even at their bursts, read pools included."""
-POSTGRES_READ_POOL_SIZE = 6
-"""asyncpg connections a server process keeps for the reads outside any transaction (``Database.reader``): a
-check or a status is one short statement, so a few connections serve many clients."""
+POSTGRES_READ_POOL_SIZE = 12
+"""asyncpg connections a server process keeps for the statements that stand alone: the reads outside any
+transaction (``Database.reader``: a check, a status) and a pop's one statement. Each is one short statement, so
+a few connections serve many clients."""
 POSTGRES_SESSION_SETTINGS = {"jit": "off"}
 """JIT compilation pays off for long analytic queries, not ours: it spent 2.8 s compiling the 5.5 s queue
 snapshot at 100,000 queued, whose real work is many small index probes.
@@ -196,7 +197,9 @@ class Database:
     async def store(self) -> AsyncIterator[Store]:
         """A unit of work as the domain sees it: its repositories, committed once when the block ends (rolled
         back if it raises); its session opens on first use."""
-        async with self._store(self.sessions) as store:
+        # On PostgreSQL a statement that is a transaction by itself (a pop's) uses the readers' pool while the unit
+        # of work has begun no transaction.
+        async with self._store(self.sessions, alone=None if self.is_sqlite else self.reads) as store:
             yield store
 
     @asynccontextmanager
@@ -238,9 +241,9 @@ class Database:
 
     @asynccontextmanager
     async def _store(
-        self, sessions: async_sessionmaker[AsyncSession], reads: Reads | None = None
+        self, sessions: async_sessionmaker[AsyncSession], reads: Reads | None = None, alone: Reads | None = None
     ) -> AsyncIterator[Store]:
-        store = Store(sessions, self.is_sqlite, reads)
+        store = Store(sessions, self.is_sqlite, reads, alone)
         try:
             yield store
         except BaseException:

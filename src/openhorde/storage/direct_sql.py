@@ -10,6 +10,8 @@ on SQLite on the ``sqlite3`` connection itself, in this thread (the unit of work
 Every other statement, and one whose SQL depends on its values (``IN`` a list bound at execution), goes through
 the session. A unit of work outside any transaction (``Database.reader``: a check, a status) opens no session:
 on PostgreSQL each statement takes a connection of a small asyncpg pool, on SQLite a read connection of its own.
+A statement that is a whole transaction by itself (a pop's, on PostgreSQL: ``first_alone``) runs the same way
+when its unit of work has begun no transaction: no session, no ``BEGIN`` and no ``COMMIT`` round trip.
 
 Rows come back as sequences of column values in the statement's order (an asyncpg ``Record``, a tuple or a
 SQLAlchemy ``Row``: index, slice and unpack them); values are what SQLAlchemy would have returned (JSON decoded,
@@ -93,7 +95,7 @@ def _arguments(compiled: _Compiled, values: Mapping[str, Any]) -> list[Any]:
 class DirectSql:
     """Runs one unit of work's hot statements (see the module's docstring); made by ``Store``."""
 
-    __slots__ = ("_dialect", "_driver", "_engine", "_postgres", "_reads", "_session")
+    __slots__ = ("_alone", "_began", "_dialect", "_driver", "_engine", "_postgres", "_reads", "_session")
 
     def __init__(
         self,
@@ -101,24 +103,31 @@ class DirectSql:
         engine: AsyncEngine,
         is_sqlite: bool,
         reads: Reads | None = None,
+        alone: Reads | None = None,
+        began: Callable[[], bool] = lambda: True,
     ) -> None:
         self._session = session
         """The unit of work's session (opened by the call: a unit of work on ``reads`` opens none)."""
         self._postgres = not is_sqlite
         self._reads = reads
         """For a unit of work outside any transaction: where its statements run instead of the session's connection."""
+        self._alone = alone if not is_sqlite else None
+        """PostgreSQL: where a statement that stands alone runs while the unit of work has begun no transaction."""
+        self._began = began
+        """Whether the unit of work has begun its transaction (its session's, whoever sent the first statement)."""
         self._engine = engine.sync_engine
         self._dialect: Dialect = engine.dialect
         self._driver: Any = None
         """The session's connection as the statements use it, once one needed it: SQLAlchemy's adapter around
         the asyncpg connection, or the ``sqlite3`` connection under aiosqlite's."""
 
-    async def rows(self, statement: Executable, values: Mapping[str, Any]) -> Sequence[Row]:
-        """Every row the statement returns."""
+    async def rows(self, statement: Executable, values: Mapping[str, Any], alone: bool = False) -> Sequence[Row]:
+        """Every row the statement returns; with ``alone``, sent as a transaction of its own if the unit of work has
+        begun none (PostgreSQL)."""
         compiled = _compiled(statement, self._dialect)
         if compiled is None:
             return (await self._session().execute(statement, values)).all()
-        records: Sequence[Row] = await self._fetch(compiled, _arguments(compiled, values))
+        records: Sequence[Row] = await self._fetch(compiled, _arguments(compiled, values), alone=alone)
         if compiled.results is None:
             return records
         processors = compiled.results
@@ -130,6 +139,13 @@ class DirectSql:
     async def first(self, statement: Executable, values: Mapping[str, Any]) -> Row | None:
         """The statement's first row, or ``None`` when it returns none."""
         rows = await self.rows(statement, values)
+        return rows[0] if rows else None
+
+    async def first_alone(self, statement: Executable, values: Mapping[str, Any]) -> Row | None:
+        """The first row of a statement that is a whole transaction by itself: sent alone, committed by PostgreSQL
+        as it ends, unless the unit of work has begun a transaction already (its writes must be seen), in which
+        case the statement runs in it."""
+        rows = await self.rows(statement, values, alone=True)
         return rows[0] if rows else None
 
     async def one(self, statement: Executable, values: Mapping[str, Any]) -> Row:
@@ -160,9 +176,9 @@ class DirectSql:
         if rows:
             await self._fetch(compiled, [_arguments(compiled, values) for values in rows], many=True)
 
-    async def _fetch(self, compiled: _Compiled, arguments: list[Any], many: bool = False) -> Any:
+    async def _fetch(self, compiled: _Compiled, arguments: list[Any], many: bool = False, alone: bool = False) -> Any:
         """The statement's rows; with ``many``, ``arguments`` is a list of argument lists, sent in one go and no
-        rows read."""
+        rows read; with ``alone``, on a pooled connection of its own when the unit of work has begun nothing."""
         if not self._postgres:
             connection = await self._sqlite()
             self._announce(compiled, arguments, many)
@@ -170,8 +186,11 @@ class DirectSql:
                 connection.executemany(compiled.sql, arguments)
                 return None
             return _sqlite_rows(connection, compiled.sql, arguments)
-        if self._reads is not None:
-            async with (await self._reads()).acquire() as pooled:
+        pool = self._reads
+        if pool is None and alone and self._alone is not None and self._driver is None and not self._began():
+            pool = self._alone
+        if pool is not None:
+            async with (await pool()).acquire() as pooled:
                 self._announce(compiled, arguments, many)
                 return await _asyncpg_run(pooled, compiled.sql, arguments, many)
         driver = self._driver

@@ -1,10 +1,10 @@
 """Change events between server processes: staged in a transaction, published after its commit.
 
-Domain code stages an event where something changes: a request (created, handed out, an image submitted,
+Domain code announces an event where something changes: a request (created, handed out, an image submitted,
 faulted, cancelled; the subject is the request id), or something a process keeps in memory (an account's
-roles or key, a worker's settings: subjects ``account:<id>``, ``worker:<id>``). A session event hook hands
-the staged events to the broker only after the transaction commits and drops them on rollback, so nothing
-that was rolled back is ever announced.
+roles or key, a worker's settings: subjects ``account:<id>``, ``worker:<id>``). The unit of work (``Store``)
+keeps them and hands them to the broker only after it commits, and drops them on rollback, so nothing that was
+rolled back is ever announced.
 
 Brokers deliver each event to the subscribers of its subject (event streams) and to every listener (the
 in-memory caches) in *every* server process:
@@ -33,9 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openhorde.storage.urls import asyncpg_dsn
 
@@ -63,7 +61,6 @@ OUTBOX_LIMIT = 10_000
 EVERYTHING = "*"
 """The subject of ``RESYNC``."""
 
-_STAGED = "openhorde.events.staged"
 _BROKER = "openhorde.events.broker"
 
 
@@ -110,23 +107,12 @@ def decode(message: str | bytes) -> tuple[str, list[Change]] | None:
         return None
 
 
-def stage(session: AsyncSession, change: Change) -> None:
-    """Announce ``change`` once ``session``'s transaction commits (nothing if it rolls back)."""
-    if _BROKER in session.info:
-        session.info.setdefault(_STAGED, []).append(change)
-
-
-@event.listens_for(Session, "after_commit")
-def _publish_committed(session: Session) -> None:
-    staged: list[Change] | None = session.info.pop(_STAGED, None)
-    broker = session.info.get(_BROKER)
-    if staged and isinstance(broker, EventBroker):
-        broker.publish_nowait(staged)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_rolled_back(session: Session) -> None:
-    session.info.pop(_STAGED, None)
+def publish_committed(sessions: async_sessionmaker[AsyncSession], changes: list[Change]) -> None:
+    """Hand what a unit of work announced, once it committed, to the broker ``open_broker`` attached to the
+    database's sessions (nothing when none is attached)."""
+    broker = (sessions.kw.get("info") or {}).get(_BROKER)
+    if changes and isinstance(broker, EventBroker):
+        broker.publish_nowait(changes)
 
 
 class Subscription:

@@ -10,7 +10,7 @@ running it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -32,7 +32,6 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter, True_
 from sqlalchemy.sql.selectable import ScalarSelect
@@ -350,13 +349,17 @@ class Skipped:
     contended: bool
 
 
-async def count_skipped(session: AsyncSession, w: WorkerSide) -> Skipped:
-    """Why the requests at the head of the queue did not match ``w``, and whether one that did was locked."""
+def skipped_query(w: WorkerSide) -> tuple[Select[Any], dict[str, Any], Callable[[Sequence[Any]], Skipped]]:
+    """Why the requests at the head of the queue did not match ``w``, and whether one that did was locked: the
+    statement, its values, and what makes a ``Skipped`` of its row."""
     shape, params = shape_and_params(w)
     reasons, statement = _cached_skipped(shape)
-    row = (await session.execute(statement, params)).one()
-    counts: dict[str, int] = {}
-    for reason, value in zip(reasons, row[:-1], strict=True):
-        if value:
-            counts[reason] = counts.get(reason, 0) + int(value)
-    return Skipped(counts, bool(row[-1]))
+
+    def skipped(row: Sequence[Any]) -> Skipped:
+        counts: dict[str, int] = {}
+        for reason, value in zip(reasons, row[:-1], strict=True):
+            if value:
+                counts[reason] = counts.get(reason, 0) + int(value)
+        return Skipped(counts, bool(row[-1]))
+
+    return statement, params, skipped

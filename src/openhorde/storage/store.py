@@ -3,7 +3,7 @@
 The domain never holds a SQLAlchemy session. A route (or a loop step) opens one ``Store`` with
 ``Database.store()``; domain functions take it and call its repositories, which hold every statement and
 return frozen values. Repositories are made on first use, so a call that needs only one of them pays for
-one. ``announce`` stages a request event to be published once the transaction commits.
+one. ``announce`` keeps a change event to be published once the unit of work commits.
 """
 
 from __future__ import annotations
@@ -50,12 +50,20 @@ class Store:
     check) opens none, and opening and committing an empty one cost more than the rest of such a call.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], is_sqlite: bool, reads: Reads | None = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        is_sqlite: bool,
+        reads: Reads | None = None,
+        alone: Reads | None = None,
+    ) -> None:
         self._sessions = sessions
         self._opened: AsyncSession | None = None
         self.is_sqlite = is_sqlite
         self._reads = reads
+        self._alone = alone
         self._committed: list[Callable[[], None]] = []
+        self._announced: list[events.Change] = []
 
     @property
     def _session(self) -> AsyncSession:
@@ -68,6 +76,7 @@ class Store:
         repository made for a reader whose statements all ran on ``reads`` makes a session that never connects)."""
         session, self._opened = self._opened, None
         callbacks, self._committed = self._committed, []
+        announced, self._announced = self._announced, []
         if session is not None and session.in_transaction():
             try:
                 if commit:
@@ -77,6 +86,7 @@ class Store:
             finally:
                 await session.close()
         if commit:
+            events.publish_committed(self._sessions, announced)
             for callback in callbacks:
                 callback()
 
@@ -88,7 +98,14 @@ class Store:
     @cached_property
     def _direct(self) -> DirectSql:
         """The hot statements' executor, on this unit of work's session."""
-        return DirectSql(lambda: self._session, self._sessions.kw["bind"], self.is_sqlite, self._reads)
+        return DirectSql(
+            lambda: self._session, self._sessions.kw["bind"], self.is_sqlite, self._reads, self._alone, self._began
+        )
+
+    def _began(self) -> bool:
+        """Whether this unit of work has begun a transaction (a statement it sends alone would not see its
+        writes)."""
+        return self._opened is not None and self._opened.in_transaction()
 
     @cached_property
     def accounts(self) -> AccountRepository:
@@ -128,7 +145,7 @@ class Store:
     @cached_property
     def handouts(self) -> HandoutRepository:
         """Finding a worker's next request and handing out its images."""
-        return HandoutRepository(self._session, self._direct, self.is_sqlite)
+        return HandoutRepository(self._direct, self.is_sqlite)
 
     @cached_property
     def intake(self) -> IntakeRepository:
@@ -222,5 +239,5 @@ class Store:
             yield
 
     def announce(self, event: events.Change) -> None:
-        """Publish ``event`` to every server process once this transaction commits (never if it rolls back)."""
-        events.stage(self._session, event)
+        """Publish ``event`` to every server process once this unit of work commits (never if it rolls back)."""
+        self._announced.append(event)

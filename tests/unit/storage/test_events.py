@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from openhorde.storage.db import Database
 from openhorde.storage.events import (
@@ -18,7 +18,6 @@ from openhorde.storage.events import (
     decode,
     encode,
     open_broker,
-    stage,
 )
 
 
@@ -34,24 +33,37 @@ async def test_committed_events_wake_subscribers_and_rolled_back_ones_do_not(dat
     assert isinstance(broker, LocalBroker)
     with broker.subscribe("r1") as first, broker.subscribe("r2") as other:
         with pytest.raises(RuntimeError):
-            async with database.unit_of_work() as session:
-                await session.execute(text("SELECT 1"))
-                stage(session, Change("r1", "image", "j1"))
+            async with database.store() as store:
+                async with store.savepoint():  # the unit of work begins its transaction
+                    pass
+                store.announce(Change("r1", "image", "j1"))
                 raise RuntimeError("rolled back")
         assert not await first.wait(0.05)
-        async with database.unit_of_work() as session:
-            await session.execute(text("SELECT 1"))
-            stage(session, Change("r1", "image", "j2"))
+        async with database.store() as store:
+            async with store.savepoint():
+                pass
+            store.announce(Change("r1", "image", "j2"))
+            await asyncio.sleep(0)
             assert not first.woken.is_set()  # not before the commit
         assert await first.wait(0.05)
         assert not await other.wait(0.05)
     assert not broker._subscribers  # unsubscribed at the end of the block
 
 
-async def test_a_database_without_a_broker_stages_nothing(database: Database) -> None:
-    async with database.unit_of_work() as session:
-        stage(session, Change("r1", "queued"))
-        assert "openhorde.events.staged" not in session.info
+async def test_a_unit_of_work_that_began_no_transaction_publishes_when_it_ends(database: Database) -> None:
+    """A pop whose one statement ran alone (PostgreSQL) commits nothing itself: its events go out as it ends."""
+    broker = open_broker(database, None, "test:")
+    with broker.subscribe("r1") as first:
+        async with database.store() as store:
+            store.announce(Change("r1", "started", "j1"))
+            await asyncio.sleep(0)
+            assert not first.woken.is_set()
+        assert await first.wait(0.05)
+
+
+async def test_a_database_without_a_broker_publishes_nothing(database: Database) -> None:
+    async with database.store() as store:
+        store.announce(Change("r1", "queued"))  # nowhere to go, and no error
 
 
 def test_messages_round_trip_and_garbage_is_ignored() -> None:

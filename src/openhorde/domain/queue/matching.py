@@ -5,6 +5,8 @@ the worker can serve, first among its owner's and priority users' requests, then
 everyone's. The request row is locked with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 several server processes never hand out the same image twice; on SQLite the single
 writer does the same. One pop serves one request, with up to ``amount`` of its images.
+On PostgreSQL the find and the take are one statement, which applies this module's batch
+and lease rules in SQL (``handout_terms`` gives it their numbers).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from openhorde.domain.worker_cache import WorkerState
 from openhorde.errors import WorkerMaintenance
 from openhorde.storage.matching_queries import FAST_WORKER_PIXELSTEPS_PER_SECOND, WorkerSide
 from openhorde.storage.repositories.accounts import Account
-from openhorde.storage.repositories.handouts import Candidate, NewJob
+from openhorde.storage.repositories.handouts import Candidate, HandoutTerms, NewJob, Taken
 from openhorde.storage.store import Store
 
 MIN_JOB_TTL_SECONDS = 150
 """No lease is shorter than this."""
+EXTRA_SLOW_LEASE_FACTOR = 3
+"""An extra-slow worker's lease is this many times the usual one."""
 BATCH_PIXELS_DIVISOR = 3.5
 """The reference's safe-batch rule: a batch's pixels stay under max_pixels × amount / 3.5."""
 POST_PROCESSOR_BATCH_WEIGHT = 0.4
@@ -76,7 +80,7 @@ def job_ttl_seconds(request: Candidate, worker: WorkerState, fixed: int | None =
         ttl *= 2
     ttl = max(MIN_JOB_TTL_SECONDS, ttl)
     if worker.capabilities.extra_slow_worker:
-        ttl *= 3
+        ttl *= EXTRA_SLOW_LEASE_FACTOR
     return int(ttl)
 
 
@@ -135,10 +139,52 @@ def worker_payload(request: Candidate, count: int, seed: int) -> dict[str, Any]:
     return payload
 
 
-async def _next_request(
-    store: Store, ctx: HordeContext, worker: WorkerState, side: WorkerSide, now: float
-) -> tuple[Candidate | None, dict[str, int]]:
-    """The request to serve, or none and why the queue's head did not fit: from memory when this worker found
+def handout_terms(worker: WorkerState, amount: int, fixed_lease: int | None, now: float) -> HandoutTerms:
+    """The rules of ``safe_amount`` and ``job_ttl_seconds`` as numbers, for the pop's one statement on PostgreSQL,
+    which applies them in SQL (``storage/repositories/handouts.py``)."""
+    can = worker.capabilities
+    return HandoutTerms(
+        amount=amount,
+        batch_budget=(can.max_pixels / BATCH_PIXELS_DIVISOR) * amount,
+        post_processor_weight=POST_PROCESSOR_BATCH_WEIGHT,
+        lease_fixed=fixed_lease,
+        lease_min=MIN_JOB_TTL_SECONDS,
+        lease_slow_factor=EXTRA_SLOW_LEASE_FACTOR if can.extra_slow_worker else 1,
+        default_model=can.models[0] if can.models else None,
+        job_ids=tuple(str(uuid.uuid4()) for _ in range(amount)),
+        worker_id=worker.id,
+        worker_name=worker.name,
+        now=now,
+    )
+
+
+async def _take(
+    store: Store, ctx: HordeContext, worker: WorkerState, side: WorkerSide, amount: int, now: float
+) -> Taken | None:
+    """Find the best request ``side`` can serve and hand out up to ``amount`` of its images: one statement on
+    PostgreSQL; on SQLite (and for a worker with priority users) a find, the batch and lease worked out here,
+    then the take."""
+    fixed_lease = ctx.settings.queue.job_lease_seconds
+    if store.handouts.takes_in_one_statement(side):
+        return await store.handouts.find_and_take(side, handout_terms(worker, amount, fixed_lease, now))
+    request = await store.handouts.find(side)
+    if request is None:
+        return None
+    count = safe_amount(amount, request, worker.capabilities.max_pixels)
+    model = request.model or worker.capabilities.models[0]
+    first_index = request.n_total - request.n_waiting
+    jobs = tuple(
+        NewJob(str(uuid.uuid4()), job_seed(request.seed, request.seed_variation, first_index + i)) for i in range(count)
+    )
+    ttl = job_ttl_seconds(request, worker, fixed_lease)
+    await store.handouts.take(request.id, jobs, worker.id, worker.name, model, now, now + ttl)
+    return Taken(request, model, ttl, jobs)
+
+
+async def _take_next(
+    store: Store, ctx: HordeContext, worker: WorkerState, side: WorkerSide, amount: int, now: float
+) -> tuple[Taken | None, dict[str, int]]:
+    """The jobs handed out, or none and why the queue's head did not fit: from memory when this worker found
     nothing last time and nothing has joined its models' queues since (``domain/queue/idle.py``)."""
     memo_key = (worker.id, worker.digest, side.owner_trusted, side.fast, side.maintenance)
     models = worker.capabilities.models
@@ -146,17 +192,17 @@ async def _next_request(
     if remembered is not None:
         return None, remembered
     moment = ctx.idle.moment_of(models)  # before the query: an image joining during it is not missed
-    request = await store.handouts.find(side)
-    if request is not None:
-        return request, {}
+    taken = await _take(store, ctx, worker, side, amount, now)
+    if taken is not None:
+        return taken, {}
     skipped = await store.handouts.skipped(side)
     for delay in CONTENDED_RETRY_DELAYS:
         if not skipped.contended:
             break
         await asyncio.sleep(delay)
-        request = await store.handouts.find(side)
-        if request is not None:
-            return request, {}
+        taken = await _take(store, ctx, worker, side, amount, now)
+        if taken is not None:
+            return taken, {}
         skipped = await store.handouts.skipped(side)
     if not skipped.contended:  # a request held by a concurrent pop may be free again at once: ask next time
         ctx.idle.remember_empty(memo_key, models, moment, skipped.counts, now)
@@ -178,20 +224,12 @@ async def pop(
     if worker.paused:
         return PopResult(handed_out=None, worker_id=worker.id)
     side = worker_side(worker, user)
-    request, skipped = await _next_request(store, ctx, worker, side, moment)
-    if request is None:
+    taken, skipped = await _take_next(store, ctx, worker, side, min(amount, MAX_AMOUNT), moment)
+    if taken is None:
         if worker.maintenance:
             raise WorkerMaintenance(worker.maintenance_msg or "This worker is in maintenance mode.")
         return PopResult(handed_out=None, skipped=skipped, worker_id=worker.id)
-
-    count = safe_amount(min(amount, MAX_AMOUNT), request, worker.capabilities.max_pixels)
-    model = request.model or worker.capabilities.models[0]
-    first_index = request.n_total - request.n_waiting
-    jobs = [
-        NewJob(str(uuid.uuid4()), job_seed(request.seed, request.seed_variation, first_index + i)) for i in range(count)
-    ]
-    ttl = job_ttl_seconds(request, worker, ctx.settings.queue.job_lease_seconds)
-    await store.handouts.take(request.id, jobs, worker.id, worker.name, model, moment, moment + ttl)
+    request, jobs = taken.request, taken.jobs
     for job in jobs:
         events.announce(store, request.id, events.STARTED, job.id)  # streams see the hand-out
     blobs = ctx.blobs
@@ -199,9 +237,9 @@ async def pop(
         handed_out=HandedOut(
             request_id=request.id,
             job_ids=[job.id for job in jobs],
-            model=model,
-            ttl=ttl,
-            payload=worker_payload(request, count, jobs[0].seed),
+            model=taken.model,
+            ttl=taken.ttl,
+            payload=worker_payload(request, len(jobs), jobs[0].seed),
             source_processing=request.source_processing,
             source_image_url=blobs.presign("GET", request.source_image_key, moment)
             if request.source_image_key
