@@ -95,7 +95,17 @@ def _arguments(compiled: _Compiled, values: Mapping[str, Any]) -> list[Any]:
 class DirectSql:
     """Runs one unit of work's hot statements (see the module's docstring); made by ``Store``."""
 
-    __slots__ = ("_alone", "_began", "_dialect", "_driver", "_engine", "_postgres", "_reads", "_session")
+    __slots__ = (
+        "_alone",
+        "_began",
+        "_connect",
+        "_dialect",
+        "_driver",
+        "_engine",
+        "_postgres",
+        "_reads",
+        "_session",
+    )
 
     def __init__(
         self,
@@ -105,6 +115,7 @@ class DirectSql:
         reads: Reads | None = None,
         alone: Reads | None = None,
         began: Callable[[], bool] = lambda: True,
+        connect: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self._session = session
         """The unit of work's session (opened by the call: a unit of work on ``reads`` opens none)."""
@@ -115,6 +126,9 @@ class DirectSql:
         """PostgreSQL: where a statement that stands alone runs while the unit of work has begun no transaction."""
         self._began = began
         """Whether the unit of work has begun its transaction (its session's, whoever sent the first statement)."""
+        self._connect = connect
+        """PostgreSQL: the unit of work's DBAPI connection for these statements (``Store`` decides which: its
+        session's, or one of its own that a session made later joins); without it, the session's."""
         self._engine = engine.sync_engine
         self._dialect: Dialect = engine.dialect
         self._driver: Any = None
@@ -195,8 +209,11 @@ class DirectSql:
                 return await _asyncpg_run(pooled, compiled.sql, arguments, many)
         driver = self._driver
         if driver is None:
-            session_connection = await self._session().connection()
-            driver = self._driver = (await session_connection.get_raw_connection()).dbapi_connection
+            if self._connect is not None:
+                driver = self._driver = await self._connect()
+            else:
+                session_connection = await self._session().connection()
+                driver = self._driver = (await session_connection.get_raw_connection()).dbapi_connection
         # The adapter's own rules: one statement at a time per connection, and its transaction begun lazily by
         # the first statement; SQLAlchemy commits or rolls back that transaction when the unit of work ends.
         async with driver._execute_mutex:
@@ -222,6 +239,15 @@ class DirectSql:
             raw = await session_connection.get_raw_connection()
             self._driver = cast(Any, raw.driver_connection)._conn
         return cast(sqlite3.Connection, self._driver)
+
+
+async def end_transaction(driver: Any, commit: bool) -> None:
+    """Commit (or roll back) the transaction the hot statements began on SQLAlchemy's asyncpg adapter ``driver``,
+    if one is open: the adapter's own steps, taken without the greenlet its synchronous ``commit`` needs."""
+    async with driver._execute_mutex:
+        transaction = driver._transaction
+        if transaction is not None:
+            await driver._call_and_discard(transaction.commit if commit else transaction.rollback)
 
 
 async def _asyncpg_run(connection: Any, sql: str, arguments: list[Any], many: bool) -> Any:

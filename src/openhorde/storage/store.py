@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from openhorde.storage import events
-from openhorde.storage.direct_sql import DirectSql, Reads
+from openhorde.storage.direct_sql import DirectSql, Reads, end_transaction
 from openhorde.storage.repositories.accounts import AccountRepository
 from openhorde.storage.repositories.audit import AuditRepository
 from openhorde.storage.repositories.availability import AvailabilityRepository
@@ -47,7 +48,10 @@ class Store:
     """One unit of work: a transaction, its repositories, and the events it will announce on commit.
 
     The session opens when a repository is first used: a call answered from memory (an idle pop, an unchanged
-    check) opens none, and opening and committing an empty one cost more than the rest of such a call.
+    check) opens none, and opening and committing an empty one cost more than the rest of such a call. On
+    PostgreSQL, when the hot statements (``DirectSql``) come first, they run on a connection of the unit of work's
+    own, in a transaction begun and committed on the driver, and a session made afterwards joins that connection:
+    a SQLAlchemy session around them cost ~0.3 ms of CPU per unit of work, more than its statements.
     """
 
     def __init__(
@@ -59,6 +63,8 @@ class Store:
     ) -> None:
         self._sessions = sessions
         self._opened: AsyncSession | None = None
+        self._connection: AsyncConnection | None = None
+        """PostgreSQL: the connection the hot statements opened before any session, which a later session joins."""
         self.is_sqlite = is_sqlite
         self._reads = reads
         self._alone = alone
@@ -68,23 +74,44 @@ class Store:
     @property
     def _session(self) -> AsyncSession:
         if self._opened is None:
-            self._opened = self._sessions()
+            # Joining the hot statements' connection: the session's statements run in their transaction.
+            self._opened = self._sessions() if self._connection is None else self._sessions(bind=self._connection)
         return self._opened
+
+    async def _driver_connection(self) -> Any:
+        """PostgreSQL: the DBAPI connection (SQLAlchemy's asyncpg adapter) the hot statements run on: the session's
+        when a session exists, else one of this unit of work's own, which a session made later joins."""
+        if self._opened is not None:
+            connection = await self._opened.connection()
+        else:
+            if self._connection is None:
+                self._connection = await self._sessions.kw["bind"].connect()
+            connection = self._connection
+        return (await connection.get_raw_connection()).dbapi_connection
 
     async def finish(self, commit: bool) -> None:
         """End the unit of work: commit (or roll back) and close its session, if one began a transaction (a
-        repository made for a reader whose statements all ran on ``reads`` makes a session that never connects)."""
+        repository made for a reader whose statements all ran on ``reads`` makes a session that never connects),
+        then the transaction of the hot statements' own connection, if the session did not end it, and hand that
+        connection back."""
         session, self._opened = self._opened, None
+        connection, self._connection = self._connection, None
         callbacks, self._committed = self._committed, []
         announced, self._announced = self._announced, []
-        if session is not None and session.in_transaction():
-            try:
-                if commit:
-                    await session.commit()
-                else:
-                    await session.rollback()
-            finally:
-                await session.close()
+        try:
+            if session is not None and session.in_transaction():
+                try:
+                    if commit:
+                        await session.commit()
+                    else:
+                        await session.rollback()
+                finally:
+                    await session.close()
+            if connection is not None:
+                await end_transaction((await connection.get_raw_connection()).dbapi_connection, commit)
+        finally:
+            if connection is not None:
+                await connection.close()
         if commit:
             events.publish_committed(self._sessions, announced)
             for callback in callbacks:
@@ -99,7 +126,13 @@ class Store:
     def _direct(self) -> DirectSql:
         """The hot statements' executor, on this unit of work's session."""
         return DirectSql(
-            lambda: self._session, self._sessions.kw["bind"], self.is_sqlite, self._reads, self._alone, self._began
+            lambda: self._session,
+            self._sessions.kw["bind"],
+            self.is_sqlite,
+            self._reads,
+            self._alone,
+            self._began,
+            self._driver_connection,
         )
 
     def _began(self) -> bool:

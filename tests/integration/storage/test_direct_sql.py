@@ -86,6 +86,38 @@ async def test_direct_statements_commit_and_roll_back_with_the_unit_of_work(db: 
     assert tuple(await _read(db, 1) or ()) == (1, [], "kept", 1)
 
 
+async def test_a_session_made_after_the_hot_statements_joins_their_transaction(db: Database) -> None:
+    """On PostgreSQL a unit of work whose hot statements come first runs them on a connection of its own, with no
+    session; a session it needs afterwards must share their transaction: see their writes, and commit or roll
+    back with them."""
+    joined = update(PROBES).where(PROBES.c.id == bindparam("probe")).values(note="joined")
+    with pytest.raises(RuntimeError):
+        async with db.store() as store:
+            await store._direct.execute(INSERT, {"id": 1, "doc": None, "note": "direct"})
+            assert (await store._session.execute(joined, {"probe": 1})).rowcount == 1  # sees the direct row
+            raise RuntimeError("the unit of work fails")
+    assert await _read(db, 1) is None  # both undone
+
+    async with db.store() as store:
+        await store._direct.execute(INSERT, {"id": 1, "doc": None, "note": "direct"})
+        assert (await store._session.execute(joined, {"probe": 1})).rowcount == 1
+        assert await store._direct.scalar(HIT, {"probe": 1}) == 1  # and the direct statements see the session's
+    assert tuple(await _read(db, 1) or ()) == (1, None, "joined", 1)
+
+
+async def test_hot_statements_alone_commit_and_roll_back_with_the_unit_of_work(db: Database) -> None:
+    async with db.store() as store:
+        await store._direct.execute(INSERT, {"id": 1, "doc": [], "note": "kept"})
+        assert db.is_sqlite or (store._opened is None and store._connection is not None)  # no session opened
+    with pytest.raises(RuntimeError):
+        async with db.store() as store:
+            assert await store._direct.scalar(HIT, {"probe": 1}) == 1
+            raise RuntimeError("the unit of work fails")
+    assert tuple(await _read(db, 1) or ()) == (1, [], "kept", 0)
+    async with db.store() as store:  # and the connection went back to the pool in a usable state
+        assert await store._direct.scalar(HIT, {"probe": 1}) == 1
+
+
 async def test_an_in_list_bound_at_execution_goes_through_the_session(db: Database) -> None:
     async with unit_of_work(db) as (sql, _session):
         for probe in (1, 2, 3):
