@@ -4,9 +4,10 @@ A statement sent through ``AsyncSession.execute`` costs about 110 µs of this pr
 of asyncpg's own ~80 µs (the greenlet hop, the adapter's cursor emulation, result metadata), and on SQLite
 several of aiosqlite's thread hops (~0.1 ms each) around a statement that itself takes microseconds; a job cycle
 sends a dozen. The statements of the hot calls (pop, submit, a new request, check and status) have fixed shapes,
-so each is compiled once here for the driver (asyncpg's ``$n``, SQLite's ``?``) and sent on the session's own
-connection, in the transaction SQLAlchemy began (or begins here) and will commit: on PostgreSQL through asyncpg,
-on SQLite on the ``sqlite3`` connection itself, in this thread (the unit of work holds it, and its write lock).
+so each is compiled once here for the driver (asyncpg's ``$n``, SQLite's ``?``) and sent on the unit of work's
+connection, in its transaction: on PostgreSQL through asyncpg (when they come first, on a connection of the
+unit of work's own, with no session: ``Store``), on SQLite on the ``sqlite3`` connection itself, in this thread
+(the unit of work holds it, and its write lock).
 Every other statement, and one whose SQL depends on its values (``IN`` a list bound at execution), goes through
 the session. A unit of work outside any transaction (``Database.reader``: a check, a status) opens no session:
 on PostgreSQL each statement takes a connection of a small asyncpg pool, on SQLite a read connection of its own.
@@ -132,7 +133,7 @@ class DirectSql:
         self._engine = engine.sync_engine
         self._dialect: Dialect = engine.dialect
         self._driver: Any = None
-        """The session's connection as the statements use it, once one needed it: SQLAlchemy's adapter around
+        """The unit of work's connection as the statements use it, once one needed it: SQLAlchemy's adapter around
         the asyncpg connection, or the ``sqlite3`` connection under aiosqlite's."""
 
     async def rows(self, statement: Executable, values: Mapping[str, Any], alone: bool = False) -> Sequence[Row]:
@@ -215,7 +216,8 @@ class DirectSql:
                 session_connection = await self._session().connection()
                 driver = self._driver = (await session_connection.get_raw_connection()).dbapi_connection
         # The adapter's own rules: one statement at a time per connection, and its transaction begun lazily by
-        # the first statement; SQLAlchemy commits or rolls back that transaction when the unit of work ends.
+        # the first statement; the unit of work commits or rolls it back as it ends (through its session, or with
+        # ``end_transaction`` when it opened none).
         async with driver._execute_mutex:
             if driver._transaction is None:
                 await driver._start_transaction()

@@ -138,7 +138,7 @@ class Store:
     def _began(self) -> bool:
         """Whether this unit of work has begun a transaction (a statement it sends alone would not see its
         writes)."""
-        return self._opened is not None and self._opened.in_transaction()
+        return self._connection is not None or (self._opened is not None and self._opened.in_transaction())
 
     @cached_property
     def accounts(self) -> AccountRepository:
