@@ -36,6 +36,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from openhorde.api.app import create_app
+from openhorde.api.http_protocol import JoinedWritesHttpToolsProtocol
 from openhorde.config import GROUP_OF, Settings
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos.ledger import check_ledger
@@ -144,7 +145,10 @@ def _free_socket() -> socket.socket:
 @asynccontextmanager
 async def serving(app: FastAPI, sock: socket.socket) -> AsyncIterator[httpx.AsyncClient]:
     """Run ``app`` under uvicorn in this event loop on ``sock``; a client for it until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", proxy_headers=False))
+    config = uvicorn.Config(
+        app, log_level="warning", ws="none", lifespan="on", proxy_headers=False, http=JoinedWritesHttpToolsProtocol
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

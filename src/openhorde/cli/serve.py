@@ -27,6 +27,7 @@ def serve(
 ) -> None:
     """Run the horde server (API under /api/v2, docs at /api/docs)."""
     from openhorde.api.app import create_app, prepare_storage
+    from openhorde.api.http_protocol import JoinedWritesHttpToolsProtocol
 
     settings = build_settings(host, port, data_dir)
     if workers is not None:
@@ -40,6 +41,7 @@ def serve(
         "access_log": settings.log_level == "debug",
         # X-Forwarded-For is ours to judge (api/proxies.py, OPENHORDE_TRUSTED_PROXIES), not uvicorn's.
         "proxy_headers": False,
+        "http": JoinedWritesHttpToolsProtocol,  # one send per answer
     }
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **options)
