@@ -51,6 +51,8 @@ REQUEST_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+MAX_KEPT_SERIES = 4096
+"""Labelled series the middleware keeps at hand (routes × methods × statuses: a few hundred in practice)."""
 REQUESTS = Counter(
     "openhorde_http_requests",
     "HTTP requests answered, per route template and status.",
@@ -103,10 +105,14 @@ def _route_template(scope: Scope) -> str:
 
 
 class MetricsMiddleware:
-    """Times every HTTP request until its response starts (so an event stream counts its first byte)."""
+    """Times every HTTP request until its response starts (so an event stream counts its first byte).
+
+    The labelled series of each (method, route, status) are looked up once and kept: ``labels()`` and the route's
+    template cost more than the observation itself, on every call."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._series: dict[tuple[str, int, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,12 +122,23 @@ class MetricsMiddleware:
 
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                route, method = _route_template(scope), scope["method"]
-                REQUEST_LATENCY.labels(method, route).observe(time.perf_counter() - started)
-                REQUESTS.labels(method, route, str(message["status"])).inc()
+                latency, count = self._series_of(scope, message["status"])
+                latency.observe(time.perf_counter() - started)
+                count.inc()
             await send(message)
 
         await self.app(scope, receive, timed_send)
+
+    def _series_of(self, scope: Scope, status: int) -> tuple[Any, Any]:
+        # A route object's template with its prefixes is the same on every call (unmatched: no route at all).
+        key = (scope["method"], id(scope.get("route")), status)  # by identity: routes live as long as the app
+        series = self._series.get(key)
+        if series is None:
+            method, route = scope["method"], _route_template(scope)
+            series = (REQUEST_LATENCY.labels(method, route), REQUESTS.labels(method, route, str(status)))
+            if len(self._series) < MAX_KEPT_SERIES:
+                self._series[key] = series
+        return series
 
 
 class _Snapshot(Collector):
