@@ -16,6 +16,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from openhorde.storage.direct_sql import Reads
+from openhorde.storage.events import EventBroker
 from openhorde.storage.files import PRIVATE_FILE_MODE, make_private
 from openhorde.storage.store import Store
 from openhorde.storage.urls import asyncpg_dsn
@@ -143,6 +144,8 @@ class Database:
         """PostgreSQL: plain asyncpg connections for the readers' hot statements, opened on first use."""
         self._read_pool_opening = asyncio.Lock()
         self._sqlite_reader: sqlite3.Connection | None = None
+        self.broker: EventBroker | None = None
+        """Where committed units of work publish their change events (``events.open_broker`` sets it)."""
         self.reads: Reads | None = None
         """Where a reader's hot statements run: a pool of asyncpg connections, or a SQLite connection of its own
         (an in-memory database, which a second connection would not see, reads through the pooled one)."""
@@ -243,7 +246,7 @@ class Database:
     async def _store(
         self, sessions: async_sessionmaker[AsyncSession], reads: Reads | None = None, alone: Reads | None = None
     ) -> AsyncIterator[Store]:
-        store = Store(sessions, self.is_sqlite, reads, alone)
+        store = Store(sessions, self.is_sqlite, reads, alone, self.broker)
         try:
             yield store
         except BaseException:

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from openhorde.storage.urls import asyncpg_dsn
 
@@ -60,8 +59,6 @@ OUTBOX_LIMIT = 10_000
 
 EVERYTHING = "*"
 """The subject of ``RESYNC``."""
-
-_BROKER = "openhorde.events.broker"
 
 
 @dataclass(frozen=True)
@@ -105,14 +102,6 @@ def decode(message: str | bytes) -> tuple[str, list[Change]] | None:
         return str(body["o"]), changes
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-
-
-def publish_committed(sessions: async_sessionmaker[AsyncSession], changes: list[Change]) -> None:
-    """Hand what a unit of work announced, once it committed, to the broker ``open_broker`` attached to the
-    database's sessions (nothing when none is attached)."""
-    broker = (sessions.kw.get("info") or {}).get(_BROKER)
-    if changes and isinstance(broker, EventBroker):
-        broker.publish_nowait(changes)
 
 
 class Subscription:
@@ -355,7 +344,7 @@ class RedisBroker(_RemoteBroker):
 
 def open_broker(database: Database, redis_url: str | None, key_prefix: str) -> EventBroker:
     """Redis pub/sub when a Redis URL is set, else PostgreSQL NOTIFY, else in-process; attached to ``database``
-    so that its committed sessions publish what they staged."""
+    so that its units of work publish what they announced once they commit."""
     broker: EventBroker
     if redis_url:
         broker = RedisBroker(redis_url, key_prefix)
@@ -363,5 +352,5 @@ def open_broker(database: Database, redis_url: str | None, key_prefix: str) -> E
         broker = PgNotifyBroker(database.url)
     else:
         broker = LocalBroker()
-    database.sessions.configure(info={_BROKER: broker})
+    database.broker = broker
     return broker

@@ -60,6 +60,7 @@ class Store:
         is_sqlite: bool,
         reads: Reads | None = None,
         alone: Reads | None = None,
+        broker: events.EventBroker | None = None,
     ) -> None:
         self._sessions = sessions
         self._opened: AsyncSession | None = None
@@ -70,6 +71,8 @@ class Store:
         self._alone = alone
         self._committed: list[Callable[[], None]] = []
         self._announced: list[events.Change] = []
+        self._broker = broker
+        """Where this unit of work's announced events go once it commits (``None``: nowhere)."""
 
     @property
     def _session(self) -> AsyncSession:
@@ -113,7 +116,8 @@ class Store:
             if connection is not None:
                 await connection.close()
         if commit:
-            events.publish_committed(self._sessions, announced)
+            if announced and self._broker is not None:
+                self._broker.publish_nowait(announced)
             for callback in callbacks:
                 callback()
 
