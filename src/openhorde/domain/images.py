@@ -27,9 +27,9 @@ from openhorde.errors import (
 WEBP_QUALITY = 95
 
 
-def open_image(raw: bytes, what: str, max_pixels: int, decode: bool = True) -> Image.Image:
-    """Decode ``raw`` as an image no larger than ``max_pixels``, or raise ``ImageValidationFailed``; without
-    ``decode``, only its header is read (its format and size)."""
+def open_image(raw: bytes, what: str, max_pixels: int, undecoded_format: str | None = None) -> Image.Image:
+    """Decode ``raw`` as an image no larger than ``max_pixels``, or raise ``ImageValidationFailed``; an image of
+    ``undecoded_format`` has only its header read (its format and size), not its pixels."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -39,7 +39,7 @@ def open_image(raw: bytes, what: str, max_pixels: int, decode: bool = True) -> I
                 raise SourceImageResolutionExceeded(
                     f"The {what} is {width}x{height}; at most {max_pixels} pixels are accepted."
                 )
-            if decode:
+            if image.format != undecoded_format:
                 image.load()
     except ImageValidationFailed:
         raise
@@ -87,7 +87,5 @@ def check_result_upload(raw: bytes, max_bytes: int, max_pixels: int) -> bytes:
     AI Horde's workers upload straight to object storage, unchecked). Any other format is decoded and re-encoded."""
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"Uploads are limited to {max_bytes} bytes.")
-    image = open_image(raw, "uploaded image", max_pixels, decode=False)
-    if image.format == "WEBP":
-        return raw
-    return to_webp(open_image(raw, "uploaded image", max_pixels))
+    image = open_image(raw, "uploaded image", max_pixels, undecoded_format="WEBP")
+    return raw if image.format == "WEBP" else to_webp(image)
