@@ -157,7 +157,7 @@ class Store:
     @cached_property
     def availability(self) -> AvailabilityRepository:
         """Whether live workers can serve requests, and how much they can do."""
-        return AvailabilityRepository(self._session, self._direct, self.is_sqlite)
+        return AvailabilityRepository(lambda: self._session, self._direct, self.is_sqlite)
 
     @cached_property
     def billing(self) -> BillingRepository:

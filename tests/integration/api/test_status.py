@@ -205,6 +205,30 @@ async def test_is_possible_applies_every_rule_of_the_pop(horde: Horde) -> None:
     assert await eligibility(alice, trusted_workers=True) == (True, 2, 5, False)
 
 
+@pytest.mark.both_databases  # PostgreSQL counts them in the statement that queues the request, SQLite after it
+async def test_the_count_a_new_request_takes_follows_its_models_and_its_targets(horde: Horde) -> None:
+    """The eligible workers counted as a request is queued (and answering its first checks): any model when it
+    names none, only the models it names, only the workers it targets."""
+    owner = await horde.register("wally")
+    alice = await horde.register("alice")
+    await horde.pop(owner, "sd", threads=2)
+    await horde.pop(owner, "sdxl", threads=3, models=["SDXL 1.0"])
+    sdxl_id = next(w["id"] for w in (await horde.client.get("/api/v2/workers")).json() if w["name"] == "sdxl")
+
+    async def counted(**overrides: Any) -> tuple[int, int, list[str]]:
+        created = (await horde.generate(alice, **overrides)).json()
+        body = await _check(horde, created["id"])
+        warnings = [w["code"] for w in created.get("warnings", [])]
+        return body["eligible_workers"], body["eligible_worker_threads"], warnings
+
+    assert await counted() == (2, 5, [])
+    assert await counted(models=["SDXL 1.0"]) == (1, 3, [])
+    assert await counted(models=["SDXL 1.0", "stable_diffusion"]) == (2, 5, [])
+    assert await counted(models=["Deliberate"]) == (0, 0, ["NoAvailableWorker"])
+    assert await counted(workers=[sdxl_id]) == (1, 3, [])
+    assert await counted(workers=[sdxl_id], worker_blacklist=True) == (1, 2, [])
+
+
 async def test_a_request_in_progress_stays_possible_when_its_worker_leaves(horde: Horde) -> None:
     owner = await horde.register("wally")
     requester = await horde.register("alice")

@@ -43,10 +43,14 @@ STALL_MARGIN_SECONDS = 60.0
 the time the request has left before it times out."""
 
 
+def live_since(settings: Settings, now: float) -> float:
+    """When a worker must have checked in last to count as live (``worker_stale_seconds`` ago)."""
+    return now - settings.queue.worker_stale_seconds
+
+
 async def eligible_workers(store: Store, settings: Settings, request_id: str, now: float) -> Eligibility:
     """The workers seen in the last ``worker_stale_seconds`` that could serve this request now."""
-    since = now - settings.queue.worker_stale_seconds
-    return await store.availability.eligible(request_id, since, DEFAULT_WORKER_SPEED_PPS)
+    return await store.availability.eligible(request_id, live_since(settings, now), DEFAULT_WORKER_SPEED_PPS)
 
 
 class EligibilityMemo:
@@ -64,12 +68,16 @@ class EligibilityMemo:
         entry = self._counted.get(request_id)
         if entry is not None and 0 <= now - entry[0] < ELIGIBILITY_MAX_AGE_SECONDS:
             return entry[1]
+        found = await eligible_workers(store, settings, request_id, now)
+        self.remember(request_id, now, found)
+        return found
+
+    def remember(self, request_id: str, now: float, found: Eligibility) -> None:
+        """Keep a count taken at ``now`` (by ``count``, or by the statement that queued the request)."""
         if len(self._counted) >= self.MAX_REQUESTS:
             horizon = now - ELIGIBILITY_MAX_AGE_SECONDS
             self._counted = {key: value for key, value in self._counted.items() if value[0] > horizon}
-        found = await eligible_workers(store, settings, request_id, now)
         self._counted[request_id] = (now, found)
-        return found
 
     def on_change(self, change: Change) -> None:
         """A broker listener: after a broker outage (``EVERYTHING``) every request is counted again."""
@@ -158,7 +166,7 @@ class QueueView:
 
 async def take_snapshot(store: Store, settings: Settings, now: float) -> QueueSnapshot:
     """Read the queue head to tail, keeping the requests live workers could take (`queue_for_live_workers`)."""
-    since = now - settings.queue.worker_stale_seconds
+    since = live_since(settings, now)
     rows = await store.availability.queue_for_live_workers(since)
     places: dict[str, Place] = {}
     ahead = 0

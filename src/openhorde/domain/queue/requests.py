@@ -22,6 +22,7 @@ from openhorde.domain.moderation import events as moderation_events
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
 from openhorde.domain.queue import events, sources
+from openhorde.domain.queue.availability import DEFAULT_WORKER_SPEED_PPS, live_since
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, request_transition
 from openhorde.domain.sharedkeys import SharedKey
@@ -373,7 +374,10 @@ async def create_request(
         "sharedkey_id": sharedkey.id if sharedkey is not None else None,
         "client_ip_hash": ip_hash,
     }
-    await store.intake.insert(row, models, targets)
+    since = None if modes.raid else live_since(ctx.settings, moment)  # raids warn of nothing: no count
+    counted = await store.intake.insert(row, models, targets, since, DEFAULT_WORKER_SPEED_PPS)
+    if counted is not None:
+        ctx.eligibility.remember(request_id, moment, counted)
     if new.style_use is not None:
         await styles.record_use(store, new.style_use, user, request_id)
     events.announce(store, request_id, events.QUEUED, models=models)  # streams, Prefer: wait, idle pops

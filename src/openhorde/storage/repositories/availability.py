@@ -8,11 +8,27 @@ paused. They serve ``/generate/check`` and ``/generate/status`` through the queu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-from sqlalchemy import Boolean, ColumnElement, Float, Table, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Float,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.util import ClauseAdapter
 
 from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.matching_queries import match_conditions, queued_condition, worker_columns
@@ -54,38 +70,41 @@ def _live_capacity() -> Any:
 
 
 # A worker row's blacklist and priority users are JSON lists; each engine reads them with its own function.
+# ``{requests}``: the name the request's row goes by in the statement.
 _LIST_RULES = {
     True: (
-        "EXISTS (SELECT 1 FROM json_each(workers.priority_user_ids) AS listed WHERE listed.value = requests.user_id)",
+        "EXISTS (SELECT 1 FROM json_each(workers.priority_user_ids) AS listed WHERE listed.value = {requests}.user_id)",
         "EXISTS (SELECT 1 FROM json_each(workers.blacklist) AS word"
-        " WHERE instr(lower(requests.prompt), lower(word.value)) > 0)",
+        " WHERE instr(lower({requests}.prompt), lower(word.value)) > 0)",
     ),
     False: (
         "EXISTS (SELECT 1 FROM json_array_elements_text(workers.priority_user_ids) AS listed"
-        " WHERE CAST(listed AS BIGINT) = requests.user_id)",
+        " WHERE CAST(listed AS BIGINT) = {requests}.user_id)",
         "EXISTS (SELECT 1 FROM json_array_elements_text(workers.blacklist) AS word"
-        " WHERE strpos(lower(requests.prompt), lower(word)) > 0)",
+        " WHERE strpos(lower({requests}.prompt), lower(word)) > 0)",
     ),
 }
 
 
-def _eligible(is_sqlite: bool) -> Any:
+def _eligible(is_sqlite: bool, serves_a_model: ColumnElement[bool] | None = None, requests: str = "requests") -> Any:
     """Count, threads and speed of the live workers that pass every rule of the pop for one request: the
-    ``workers`` columns with the owner's trust, priority users and blacklist read from their rows."""
-    prioritised, blacklisted = _LIST_RULES[is_sqlite]
+    ``workers`` columns with the owner's trust, priority users and blacklist read from their rows.
+    ``serves_a_model``: how a worker is found to serve one of the request's models (by default its queue rows);
+    ``requests``: the name of the request's row in the statement (by default the table's)."""
+    prioritised, blacklisted = (rule.format(requests=requests) for rule in _LIST_RULES[is_sqlite])
     side = replace(
         worker_columns(),
         owner_trusted=User.is_trusted,
         prioritised=literal_column(prioritised, Boolean),
         blacklisted=literal_column(blacklisted, Boolean),
     )
-    serves_a_model = or_(
-        Request.has_model_list.is_(False),
-        select(RequestModel.request_id)
-        .join(WorkerModel, WorkerModel.model == RequestModel.model)
-        .where(RequestModel.request_id == Request.id, WorkerModel.worker_id == Worker.id)
-        .exists(),
-    )
+    if serves_a_model is None:
+        serves_a_model = (
+            select(RequestModel.request_id)
+            .join(WorkerModel, WorkerModel.model == RequestModel.model)
+            .where(RequestModel.request_id == Request.id, WorkerModel.worker_id == Worker.id)
+            .exists()
+        )
     speed = func.coalesce(Worker.speed_pps, bindparam("default_speed", type_=Float))
     return select(
         func.count(Worker.id),
@@ -95,9 +114,21 @@ def _eligible(is_sqlite: bool) -> Any:
         Request.id == bindparam("request_id"),
         User.id == Worker.user_id,
         _live(),
-        serves_a_model,
+        or_(Request.has_model_list.is_(False), serves_a_model),
         *match_conditions(side),
     )
+
+
+def eligible_for_new_request(new_request: Any) -> Any:
+    """PostgreSQL: ``eligible`` for a request inserted by the same statement, whose row the statement sees only as
+    ``new_request`` (a CTE returning every column of ``requests``) and whose models only as the bound array
+    ``models`` (the queue rows inserted beside it are invisible to the statement, as the row is)."""
+    models = bindparam("models", type_=ARRAY(String))
+    serves_a_model = (
+        select(WorkerModel.worker_id).where(WorkerModel.worker_id == Worker.id, WorkerModel.model == any_(models))
+    ).exists()
+    counted = _eligible(False, serves_a_model, requests=new_request.name)
+    return ClauseAdapter(new_request).traverse(counted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +151,10 @@ class AvailabilityRepository:
 
     __slots__ = ("_session", "_sql", "_sqlite")
 
-    def __init__(self, session: AsyncSession, sql: DirectSql, is_sqlite: bool) -> None:
+    def __init__(self, session: Callable[[], AsyncSession], sql: DirectSql, is_sqlite: bool) -> None:
         self._session = session
+        """The unit of work's session, made on first use: counting a request's workers (a new request, a check)
+        needs none."""
         self._sql = sql
         self._sqlite = is_sqlite
 
@@ -140,12 +173,12 @@ class AvailabilityRepository:
         This is a cheap stand-in for "some live worker can serve it" (``eligible``, one request at a time): one
         primary-key probe per request rather than a search of the workers, because it reads the whole queue
         (100,000 requests: the exact test took seconds)."""
-        rows = await self._session.execute(_QUEUE_FOR_LIVE_WORKERS, {"since": since})
+        rows = await self._session().execute(_QUEUE_FOR_LIVE_WORKERS, {"since": since})
         return [(str(a), int(b), int(c)) for a, b, c in rows]
 
     async def live_capacity(self, since: float, default_speed_pps: float) -> tuple[float, int]:
         """Total speed (pixel-steps per second, all threads; ``default_speed_pps`` for a worker with no speed yet)
         and thread count of the workers seen after ``since``."""
         values = {"since": since, "default_speed": default_speed_pps}
-        speed, threads = (await self._session.execute(_LIVE_CAPACITY, values)).one()
+        speed, threads = (await self._session().execute(_LIVE_CAPACITY, values)).one()
         return float(speed), int(threads)

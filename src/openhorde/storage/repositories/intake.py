@@ -5,8 +5,9 @@
   second, started after the lock was granted, reads their queue and their Supporter tier as they are then.
   (One statement could not do both: a statement that waits for a lock still sees the data as it was when it
   began.) On SQLite, whose one writer runs alone, the update returns the queue and the tier as well.
-* ``insert``: the request and its per-model queue rows, one statement on PostgreSQL; the targeted workers,
-  when the request names any, in one more.
+* ``insert``: the request and its per-model queue rows; on PostgreSQL one statement, which also counts the live
+  workers that could serve it (for its first answer's warning and its first checks) unless it targets workers,
+  whose rows take one more statement.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import String, Table, bindparam, func, insert, literal_column, s
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from openhorde.storage.direct_sql import DirectSql
+from openhorde.storage.repositories.availability import Eligibility, eligible_for_new_request
 from openhorde.storage.tables import Request, RequestModel, RequestWorker, Supporter, User
 
 _USERS = cast(Table, User.__table__)
@@ -68,17 +70,17 @@ renders ``RETURNING`` columns unqualified for SQLite)."""
 _REQUEST_COLUMNS = tuple(column.name for column in _REQUESTS.columns)
 
 
-@lru_cache(maxsize=2)
-def _insert_with_models(postgres: bool) -> Any:
-    """The request row and its per-model queue rows (``models``, an array) in one statement: PostgreSQL only."""
-    assert postgres
+@lru_cache(maxsize=1)
+def _insert_and_count() -> Any:
+    """PostgreSQL: the request row, its per-model queue rows (``models``, an array, maybe empty) and the count of
+    the live workers that could serve it (``availability.eligible``), in one statement."""
     values = {name: bindparam(f"v_{name}", type_=_REQUESTS.c[name].type) for name in _REQUEST_COLUMNS}
-    new = insert(_REQUESTS).values(values).returning(_REQUESTS.c.id, _REQUESTS.c.queue_rank).cte("new_request")
+    new = insert(_REQUESTS).values(values).returning(*_REQUESTS.c).cte("new_request")
     model = func.unnest(bindparam("models", type_=ARRAY(String)))
     queued = insert(_REQUEST_MODELS).from_select(
         ["request_id", "queue_rank", "model"], select(new.c.id, new.c.queue_rank, model)
     )
-    return select(new.c.id).add_cte(queued.cte("new_models"))
+    return eligible_for_new_request(new).add_cte(queued.cte("new_models"))
 
 
 _INSERT_REQUEST = insert(_REQUESTS).values(
@@ -109,15 +111,33 @@ class IntakeRepository:
             balance, queued, outstanding, until = await self._sql.one(_COUNT_AND_READ, values)
         return Standing(int(balance), int(queued), int(outstanding), until)
 
-    async def insert(self, row: dict[str, Any], models: list[str], targets: list[str]) -> None:
-        """Insert a request (``row``: its columns), its per-model queue rows and the workers it targets."""
+    async def insert(
+        self,
+        row: dict[str, Any],
+        models: list[str],
+        targets: list[str],
+        eligible_since: float | None = None,
+        default_speed_pps: float = 0.0,
+    ) -> Eligibility | None:
+        """Insert a request (``row``: its columns), its per-model queue rows and the workers it targets.
+
+        With ``eligible_since``, on PostgreSQL and for a request that targets no workers, the same statement counts
+        the workers seen since then that could serve it (as ``availability.eligible`` does) and returns them;
+        otherwise ``None``, and the caller counts them when it needs them."""
         values = {f"v_{name}": row.get(name) for name in _REQUEST_COLUMNS}  # absent columns are NULL
-        if models and self._postgres:
-            await self._sql.execute(_insert_with_models(True), {**values, "models": models})
-        else:
-            await self._sql.execute(_INSERT_REQUEST, values)
-            if models:
-                rows = [{"of_request": row["id"], "a_model": m, "rank": row["queue_rank"]} for m in models]
-                await self._sql.execute_many(_INSERT_MODEL, rows)
+        if self._postgres and not targets:
+            counted = {
+                "models": models,
+                "request_id": row["id"],
+                "since": eligible_since or 0.0,
+                "default_speed": default_speed_pps,
+            }
+            workers, threads, speed = await self._sql.one(_insert_and_count(), {**values, **counted})
+            return Eligibility(int(workers), int(threads), float(speed)) if eligible_since is not None else None
+        await self._sql.execute(_INSERT_REQUEST, values)
+        if models:
+            rows = [{"of_request": row["id"], "a_model": m, "rank": row["queue_rank"]} for m in models]
+            await self._sql.execute_many(_INSERT_MODEL, rows)
         if targets:
             await self._sql.execute_many(_INSERT_TARGET, [{"of_request": row["id"], "a_worker": w} for w in targets])
+        return None
