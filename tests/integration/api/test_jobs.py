@@ -367,6 +367,7 @@ async def test_worker_in_maintenance_serves_only_its_owner(horde: Horde) -> None
 # -- submit ---------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases  # PostgreSQL claims and settles at once, then claims alone to tell why it could not
 async def test_duplicate_submit_is_refused_and_paid_once(horde: Horde) -> None:
     requester, owner = await horde.register("req"), await horde.register("owner")
     await queue(horde, requester)
@@ -380,6 +381,7 @@ async def test_duplicate_submit_is_refused_and_paid_once(horde: Horde) -> None:
     assert await earned_of(horde, owner) == reward
 
 
+@pytest.mark.both_databases
 async def test_submit_for_another_accounts_job_is_403(horde: Horde) -> None:
     requester, owner, thief = [await horde.register(n) for n in ("req", "owner", "thief")]
     await queue(horde, requester)
@@ -391,12 +393,14 @@ async def test_submit_for_another_accounts_job_is_403(horde: Horde) -> None:
     assert (await submit_raw(horde, owner, job["ids"][0])).status_code == 200
 
 
+@pytest.mark.both_databases
 async def test_submit_unknown_job_is_404(horde: Horde) -> None:
     owner = await horde.register("owner")
     response = await submit_raw(horde, owner, str(uuid.uuid4()))
     assert response.status_code == 404 and response.json()["rc"] == "InvalidJobID"
 
 
+@pytest.mark.both_databases
 async def test_submit_r2_without_upload_is_400(horde: Horde) -> None:
     requester, owner = await horde.register("req"), await horde.register("owner")
     request_id = await queue(horde, requester)

@@ -151,6 +151,7 @@ async def test_an_untrusted_owners_reward_is_split_and_released_once_when_a_mode
     assert details["evaluating_kudos"] == 0 and details["kudos"] == pytest.approx(reward + second)
 
 
+@pytest.mark.both_databases  # PostgreSQL leaves the trusting reward to the two-step settlement
 async def test_an_owner_is_trusted_automatically_at_the_threshold(horde: Horde) -> None:
     requester = await horde.register("alice", kudos=100)
     owner = await horde.register("wally")
@@ -181,6 +182,7 @@ async def test_an_owner_is_trusted_automatically_at_the_threshold(horde: Horde) 
     assert trusts[0]["details"]["released"] == pytest.approx(held)
 
 
+@pytest.mark.both_databases
 async def test_a_young_account_is_not_trusted_automatically(horde: Horde) -> None:
     requester = await horde.register("alice", kudos=100)
     owner = await horde.register("wally")
@@ -198,6 +200,7 @@ async def test_a_young_account_is_not_trusted_automatically(horde: Horde) -> Non
     assert details["kudos"] == pytest.approx(reward + second)
 
 
+@pytest.mark.both_databases
 async def test_escrow_off_pays_untrusted_owners_in_full(horde: Horde) -> None:
     requester = await horde.register("alice", kudos=100)
     owner = await horde.register("wally")

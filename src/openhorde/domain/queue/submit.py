@@ -3,9 +3,10 @@
 A submit claims its job with one conditional update (``processing`` → ``done``, only for a job of one of the
 caller's workers), so a second submit of the same job finds nothing to claim and is refused with
 ``DuplicateGen``. The settlement that pays the worker's owner and charges the requester is then recorded in the
-same transaction, once, under the job's id (``storage/repositories/deliveries.py``: two statements on
-PostgreSQL). A faulted job takes the slower path of ``_record_fault``: it is rare, and puts images back in the
-queue.
+same transaction, once, under the job's id (``storage/repositories/deliveries.py``). On PostgreSQL an uploaded
+image usually takes one statement for both (``_claim_and_settle``: the settlement's rules bound as numbers); when
+it claims nothing, the two steps below say why or take the cases it leaves to them. A faulted job takes the
+slower path of ``_record_fault``: it is rare, and puts images back in the queue.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from openhorde.errors import (
     WrongCredentials,
 )
 from openhorde.storage.repositories.accounts import Account
-from openhorde.storage.repositories.deliveries import Delivery, Settlement
+from openhorde.storage.repositories.deliveries import Delivery, DeliveryTerms, Settlement
 from openhorde.storage.store import Store
 
 SPEED_SMOOTHING = 0.2
@@ -112,6 +113,10 @@ async def submit(
             settings.limits.max_source_pixels,
         )
     censored = submission.is_censored
+    if inline is None and store.deliveries.settles_at_once:
+        settled = await _claim_and_settle(store, ctx, user, submission, censored, moment)
+        if settled is not None:
+            return settled
     delivery = await store.deliveries.claim(
         job_transition(JobState.DONE),
         submission.job_id,
@@ -136,6 +141,49 @@ async def submit(
         seed = submission.seed if submission.seed is not None else delivery.seed
         await webhooks.image_finished(store, ctx, delivery, seed, censored, submission.gen_metadata, moment)
     return Settled(ledger.cents_to_kudos(delivery.price_cents), delivery.request_id)
+
+
+async def _claim_and_settle(
+    store: Store, ctx: HordeContext, user: Account, submission: Submission, censored: bool, now: float
+) -> Settled | None:
+    """PostgreSQL, an image uploaded to ``r2_upload``: the claim and the settlement in one statement, the image
+    copied to its delivered key first (so a missing upload claims nothing). ``None`` when the statement claimed
+    nothing: the caller's claim then tells why, or takes the cases the statement leaves to it (a webhook, an owner
+    this reward trusts)."""
+    job_id = submission.job_id
+    try:
+        await ctx.blobs.copy(upload_key(job_id), image_key(job_id))
+    except BlobNotFound:
+        return None  # the caller's claim says whose job it is, or refuses the missing image
+    economy = ctx.settings.economy
+    trust_after = economy.trust_after_kudos
+    terms = DeliveryTerms(
+        anonymous_id=ANONYMOUS_USER_ID,
+        escrow_share=economy.escrow_share,
+        trust_after_cents=None if trust_after is None else ledger.kudos_to_cents(trust_after),
+        trust_after_images=economy.trust_after_images,
+        trust_min_age_seconds=economy.trust_min_account_age_seconds,
+        speed_smoothing=SPEED_SMOOTHING,
+    )
+    delivered = await store.deliveries.claim_and_settle(
+        job_transition(JobState.DONE),
+        request_transition(RequestState.DONE),
+        terms,
+        job_id,
+        user.id,
+        now,
+        image_key(job_id),
+        censored,
+        submission.seed,
+        submission.gen_metadata,
+    )
+    if delivered is None:
+        return None
+    if delivered.charge_cents == 0 and delivered.requester_id != delivered.owner_id:
+        ctx.usage.add(delivered.requester_id, delivered.things / MEGA)  # as ``submit`` does
+    ctx.image_stats.add(delivered.model, delivered.things, now)
+    events.announce(store, delivered.request_id, events.IMAGE, delivered.job_id)
+    return Settled(ledger.cents_to_kudos(delivered.price_cents), delivered.request_id)
 
 
 async def _refusal(store: Store, user: Account, job_id: str) -> HordeError:

@@ -1,6 +1,10 @@
 """Delivering a job (``POST /generate/submit``); over 400 lines because each statement is written for both engines.
 
-Claim the job, then settle it, in as few statements as the engine allows:
+On PostgreSQL a delivery usually takes one statement, sent alone (its own transaction: no ``BEGIN``, no
+``COMMIT``): ``claim_and_settle`` claims the job and settles it with the rules' numbers bound (``DeliveryTerms``).
+It claims nothing when the job's request has a webhook or its worker's owner would be trusted automatically by
+this reward (both need the domain between claim and settle), nor when it is not the caller's processing job; the
+caller then takes the two steps below, which SQLite always takes:
 
 * ``claim``: one conditional update marks the job done if it is still processing and its worker belongs to the
   caller, and returns what settling needs (the request's price, the owner's trust and escrow earnings): on
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, literal_column, select, text, update
+from sqlalchemy import BigInteger, Boolean, Float, Table, bindparam, func, literal_column, select, text, update
 
 from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.lifecycle import Transition
@@ -88,6 +92,39 @@ class Settlement:
 class Settled:
     """The outcome of ``settle``: what the requester was charged and the request's state afterwards."""
 
+    charged_cents: int
+    request_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTerms:
+    """The settlement's rules as numbers, for ``claim_and_settle`` (the domain's ``_settlement`` in SQL)."""
+
+    anonymous_id: int
+    """The requester whom nothing is charged."""
+    escrow_share: float
+    """The part of an untrusted owner's reward held in escrow."""
+    trust_after_cents: int | None
+    """What an untrusted owner must have earned (this reward included) to be trusted automatically; None: never."""
+    trust_after_images: int
+    trust_min_age_seconds: float
+    speed_smoothing: float
+    """Weight of the newest sample in the worker's moving-average speed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """A job claimed and settled by ``claim_and_settle``."""
+
+    job_id: str
+    request_id: str
+    requester_id: int
+    owner_id: int
+    model: str
+    things: int
+    price_cents: int
+    charge_cents: int
+    """What the requester owed (0 when anonymous or censored), before it was taken down to their balance."""
     charged_cents: int
     request_state: str
 
@@ -249,6 +286,62 @@ class DeliveryRepository:
         }
         row = await self._sql.first(_claim_statement(done, self._postgres), values)
         return _delivery(row) if row is not None else None
+
+    @property
+    def settles_at_once(self) -> bool:
+        """Whether ``claim_and_settle`` is available (PostgreSQL)."""
+        return self._postgres
+
+    async def claim_and_settle(
+        self,
+        done: Transition,
+        request_done: Transition,
+        terms: DeliveryTerms,
+        job_id: str,
+        user_id: int,
+        now: float,
+        image_key: str,
+        censored: bool,
+        seed: int | None,
+        gen_metadata: list[dict[str, Any]],
+    ) -> Delivered | None:
+        """PostgreSQL: claim the caller's processing job and settle it in one statement, a transaction of its own
+        (see the module's docstring); ``None`` if it claimed nothing (not the caller's processing job, a request
+        with a webhook, an owner this reward would trust: ``claim`` and ``settle`` then)."""
+        values = {
+            "job_id": job_id,
+            "user_id": user_id,
+            "now": now,
+            "image_key": image_key,
+            "censored": censored,
+            "seed": seed,
+            "gen_metadata": gen_metadata,
+            "gallery_id": str(uuid.uuid4()),
+            "anonymous_id": terms.anonymous_id,
+            "escrow_share": terms.escrow_share,
+            "auto_trust": terms.trust_after_cents is not None,
+            "trust_cents": terms.trust_after_cents or 0,
+            "trust_images": terms.trust_after_images,
+            "trust_min_age": terms.trust_min_age_seconds,
+            "keep": 1 - terms.speed_smoothing,
+            "smoothing": terms.speed_smoothing,
+        }
+        row = await self._sql.first_alone(_claim_and_settle_statement(done, request_done), values)
+        if row is None:
+            return None
+        job_id, request_id, requester_id, owner_id, model, things, price, charge, charged, state = row
+        return Delivered(
+            job_id=job_id,
+            request_id=request_id,
+            requester_id=requester_id,
+            owner_id=owner_id,
+            model=model,
+            things=int(things),
+            price_cents=int(price),
+            charge_cents=int(charge),
+            charged_cents=int(charged),
+            request_state=str(state),
+        )
 
     async def state_and_owner(self, job_id: str) -> tuple[str, int | None] | None:
         """A job's state and its worker's owner (``None`` once the worker is deleted); ``None`` if no such job."""
@@ -464,3 +557,110 @@ def _sqlite_progress(done: Transition) -> Any:
 
 
 _LEAVE_MODEL_QUEUES = text("DELETE FROM request_models WHERE request_id = :request_id")
+
+
+# ``claim_and_settle``: the claim joins the job's request, worker and owner, refusing the cases the domain must see
+# between claim and settle; ``terms`` works out the settlement as ``domain/queue/submit._settlement`` does (the same
+# float arithmetic: Python's round() and PostgreSQL's round(double precision) both round half to even); the rest is
+# ``_settle_statement`` with the shape's choices made per row, by conditions, instead of by which parts are there.
+_CLAIM_AND_SETTLE = """WITH claimed AS (UPDATE jobs SET state = '{job_done}', finished_at = :now,
+        image_key = :image_key, censored = :censored, seed = coalesce(:seed, jobs.seed), gen_metadata = :gen_metadata,
+        reward_cents = requests.price_cents
+    FROM requests, workers, users LEFT OUTER JOIN kudos_escrow ON kudos_escrow.user_id = users.id
+    WHERE jobs.id = :job_id AND {job_from} AND requests.id = jobs.request_id AND workers.id = jobs.worker_id
+        AND workers.user_id = :user_id AND users.id = workers.user_id AND requests.webhook IS NULL
+        AND (users.is_trusted OR users.is_moderator OR users.is_admin OR requests.price_cents <= 0 OR NOT (
+            :auto_trust
+            AND coalesce(kudos_escrow.earned_cents, 0) + requests.price_cents >= :trust_cents
+            AND coalesce(kudos_escrow.images, 0) + 1 >= :trust_images
+            AND :now - users.created_at >= :trust_min_age))
+    RETURNING jobs.id AS job_id, jobs.request_id, jobs.worker_id, jobs.model, jobs.seed, jobs.started_at,
+        requests.user_id AS requester_id, requests.price_cents AS price, requests.charge_cents, requests.things,
+        requests.gallery, requests.sharedkey_id, workers.user_id AS owner_id, workers.name AS worker_name,
+        workers.speed_pps, users.is_trusted OR users.is_moderator OR users.is_admin AS trusted),
+terms AS (SELECT claimed.*,
+        CASE WHEN claimed.trusted OR claimed.price <= 0 THEN 0 ELSE GREATEST(0, LEAST(claimed.price,
+            CAST(round(CAST(claimed.price AS DOUBLE PRECISION) * :escrow_share) AS BIGINT))) END AS held,
+        CASE WHEN :censored OR claimed.requester_id = :anonymous_id THEN 0 ELSE claimed.charge_cents END AS charge,
+        claimed.requester_id = claimed.owner_id AS self_served,
+        CAST(claimed.things AS DOUBLE PRECISION) / CAST(1000000 AS DOUBLE PRECISION) AS mps,
+        CAST(claimed.things AS DOUBLE PRECISION) / GREATEST(:now - claimed.started_at, 0.001) AS sample
+    FROM claimed),
+locked AS (SELECT users.id, users.kudos_cents FROM users, terms
+    WHERE terms.charge > 0 AND users.id IN (terms.requester_id, terms.owner_id) ORDER BY users.id FOR UPDATE OF users),
+payer AS (SELECT LEAST(terms.charge, GREATEST(locked.kudos_cents
+        + CASE WHEN terms.self_served THEN terms.price - terms.held ELSE 0 END, 0)) AS amount
+    FROM terms JOIN locked ON locked.id = terms.requester_id),
+tx AS (INSERT INTO kudos_transactions (kind, reference, created_at, memo)
+    SELECT 'generation', terms.job_id, :now,
+        'image of request ' || terms.request_id || ' by worker ' || terms.worker_name
+    FROM terms RETURNING id),
+legs AS (INSERT INTO kudos_postings (transaction_id, user_id, system_account, amount_cents)
+    SELECT tx.id, leg.* FROM tx, (
+        SELECT NULL::INTEGER, 'mint', -terms.price FROM terms
+        UNION ALL SELECT terms.owner_id, NULL, terms.price - terms.held FROM terms WHERE terms.price - terms.held <> 0
+        UNION ALL SELECT NULL::INTEGER, 'escrow', terms.held FROM terms WHERE terms.held <> 0
+        UNION ALL SELECT terms.requester_id, NULL, -payer.amount FROM terms, payer WHERE payer.amount <> 0
+        UNION ALL SELECT NULL::INTEGER, 'burn', payer.amount FROM payer WHERE payer.amount <> 0) AS leg),
+owner_row AS (UPDATE users SET
+        kudos_cents = users.kudos_cents + terms.price - terms.held
+            - CASE WHEN terms.self_served THEN coalesce(payer.amount, 0) ELSE 0 END,
+        contribution_megapixelsteps = users.contribution_megapixelsteps + terms.mps,
+        contribution_fulfillments = users.contribution_fulfillments + 1,
+        usage_megapixelsteps = users.usage_megapixelsteps + CASE WHEN terms.self_served THEN terms.mps ELSE 0 END
+    FROM terms LEFT OUTER JOIN locked ON locked.id = terms.owner_id LEFT OUTER JOIN payer ON true
+    WHERE users.id = terms.owner_id),
+payer_row AS (UPDATE users SET kudos_cents = users.kudos_cents - payer.amount,
+        usage_megapixelsteps = users.usage_megapixelsteps + terms.mps
+    FROM terms, payer, locked WHERE users.id = terms.requester_id AND locked.id = users.id AND NOT terms.self_served),
+escrow AS (INSERT INTO kudos_escrow (user_id, held_cents, earned_cents, images, releases)
+    SELECT terms.owner_id, terms.held, terms.price, 1, 0 FROM terms WHERE NOT terms.trusted AND terms.price > 0
+    ON CONFLICT (user_id) DO UPDATE SET held_cents = kudos_escrow.held_cents + EXCLUDED.held_cents,
+        earned_cents = kudos_escrow.earned_cents + EXCLUDED.earned_cents, images = kudos_escrow.images + 1),
+sharedkey AS (UPDATE shared_keys SET utilized_cents = shared_keys.utilized_cents + terms.charge_cents
+    FROM terms WHERE shared_keys.id = terms.sharedkey_id AND NOT :censored),
+gallery AS ({gallery_insert}
+    SELECT :gallery_id, requests.user_id, requests.id, terms.job_id, :image_key, requests.prompt, requests.params,
+        terms.model, terms.seed, terms.worker_id, terms.worker_name, requests.width, requests.height,
+        CASE WHEN requests.source_image_key IS NULL THEN 'txt2img' ELSE requests.source_processing END, false, :now
+    FROM terms JOIN requests ON requests.id = terms.request_id WHERE terms.gallery AND NOT :censored),
+worker AS (UPDATE workers SET speed_pps = CASE WHEN terms.speed_pps IS NULL THEN terms.sample
+            ELSE :keep * terms.speed_pps + :smoothing * terms.sample END,
+        fulfilments = workers.fulfilments + 1, megapixelsteps = workers.megapixelsteps + terms.mps,
+        kudos_generated_cents = workers.kudos_generated_cents + terms.price
+    FROM terms WHERE workers.id = terms.worker_id),
+progress AS (UPDATE requests SET
+        state = CASE WHEN {request_from} AND requests.n_waiting = 0 AND requests.n_processing = 1
+            THEN '{request_done}' ELSE requests.state END,
+        n_processing = requests.n_processing - 1, n_finished = requests.n_finished + 1,
+        charged_cents = requests.charged_cents + coalesce((SELECT amount FROM payer), 0), last_activity_at = :now
+    FROM terms WHERE requests.id = terms.request_id RETURNING requests.state),
+unqueued AS (DELETE FROM request_models USING terms WHERE request_models.request_id = terms.request_id
+    AND EXISTS (SELECT 1 FROM progress WHERE progress.state = '{request_done}'))
+SELECT terms.job_id, terms.request_id, terms.requester_id, terms.owner_id, terms.model, terms.things, terms.price,
+    terms.charge, coalesce((SELECT amount FROM payer), 0), (SELECT state FROM progress)
+FROM terms"""
+
+
+@lru_cache(maxsize=4)
+def _claim_and_settle_statement(done: Transition, request_done: Transition) -> Any:
+    """The PostgreSQL statement of ``claim_and_settle``."""
+    sql = _CLAIM_AND_SETTLE.format(
+        job_done=done.to,
+        job_from=done.sql_condition("jobs.state"),
+        request_done=request_done.to,
+        request_from=request_done.sql_condition("requests.state"),
+        gallery_insert=_GALLERY_INSERT,
+    )
+    return text(sql).bindparams(
+        bindparam("now", type_=Float),
+        bindparam("censored", type_=Boolean),
+        bindparam("seed", type_=BigInteger),
+        bindparam("gen_metadata", type_=_JOBS.c.gen_metadata.type),
+        bindparam("auto_trust", type_=Boolean),
+        bindparam("trust_cents", type_=BigInteger),
+        bindparam("trust_min_age", type_=Float),
+        bindparam("escrow_share", type_=Float),
+        bindparam("keep", type_=Float),
+        bindparam("smoothing", type_=Float),
+    )
