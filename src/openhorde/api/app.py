@@ -203,7 +203,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(blobs.router)
     app.include_router(api)
     # The hot routes, served without FastAPI's per-call dependency work.
-    install_direct_routes(app, API_PREFIX, [module.router for module in hot])
+    install_direct_routes(app, API_PREFIX, [module.router for module in hot], [blobs.router])
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     mount_web_ui(app)

@@ -4,9 +4,10 @@ Every worker pops and submits and every client checks once a second or more, so 
 horde's traffic. FastAPI resolves a route's dependencies generically on each call, which cost more than the
 whole work of a heartbeat or of a check answered from memory (0.15 ms of a 0.19 ms heartbeat, measured).
 For the routes in ``HOT_ROUTES`` a plain Starlette route with the same path is put in front of FastAPI's: it
-parses the body with the route's own model, resolves each parameter the route declares (by the name of its
-``Annotated`` alias in ``api/deps.py``: the store, the context, the caller...), enforces the rate limits as
-the ``/api/v2`` router's dependency would, and calls the route function itself. So there is one
+parses the body with the route's own model and the query parameters with FastAPI's own validation, resolves
+each other parameter the route declares (by the name of its ``Annotated`` alias in ``api/deps.py``: the store,
+the context, the caller...; a ``Request`` is the call's), enforces the rate limits as the ``/api/v2`` router's
+dependency would (the image store's uploads have none), and calls the route function itself. So there is one
 implementation, documented in the OpenAPI description by its FastAPI route; errors leave through the same
 handlers (a body that does not validate raises FastAPI's own ``RequestValidationError``).
 """
@@ -21,6 +22,7 @@ from typing import Any, cast
 
 import pydantic
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.requests import Request
@@ -38,6 +40,7 @@ HOT_ROUTES = frozenset(
         ("GET", "/api/v2/generate/status/{id}"),
         ("POST", "/api/v2/generate/pop"),
         ("POST", "/api/v2/generate/submit"),
+        ("PUT", "/blobs/{folder}/{name}"),
     }
 )
 """(method, path) of the routes served directly."""
@@ -79,7 +82,12 @@ async def _api_user(request: Request, stack: AsyncExitStack, resolved: dict[str,
     return await accounts.authenticate(store, ctx.secret, ctx.keys, request.headers.get("apikey"))
 
 
+async def _request(request: Request, _stack: AsyncExitStack, _resolved: dict[str, Any]) -> Any:
+    return request
+
+
 RESOLVERS: dict[str, Resolver] = {
+    "Request": _request,
     "StoreDep": _store,
     "ReaderDep": _reader,
     "DatabaseDep": _database,
@@ -127,8 +135,9 @@ async def _parse_body(request: Request, model: type[pydantic.BaseModel]) -> pyda
 class _DirectEndpoint:
     """Serves one FastAPI route without FastAPI's dependency machinery (see the module's docstring)."""
 
-    def __init__(self, route: APIRoute) -> None:
+    def __init__(self, route: APIRoute, rate_limited: bool) -> None:
         self.route = route
+        self.rate_limited = rate_limited
         self.endpoint = route.endpoint
         self.body_name: str | None = None
         self.body_model: type[pydantic.BaseModel] | None = None
@@ -140,6 +149,7 @@ class _DirectEndpoint:
 
     def _plan(self, signature: inspect.Signature) -> None:
         headers = {field.name: _header_name(field) for field in self.route.dependant.header_params}
+        queries = {field.name for field in self.route.dependant.query_params}
         # Parameters are resolved in the order the route declares them: the store before the caller, as there.
         for name, parameter in signature.parameters.items():
             annotation = parameter.annotation if isinstance(parameter.annotation, str) else ""
@@ -147,6 +157,8 @@ class _DirectEndpoint:
                 self.resolvers.append((name, RESOLVERS[annotation]))
             elif name in headers:
                 self.headers.append((name, headers[name]))
+            elif name in queries:
+                pass  # validated together, as FastAPI does (``handle``)
             elif name in self.route.param_convertors:
                 self.path_params.append(name)
             elif self.route.body_field is not None and name == self.route.body_field.name:
@@ -158,10 +170,15 @@ class _DirectEndpoint:
     async def handle(self, request: Request) -> Response:
         """Answer one call (a bound method, so Starlette treats it as a request-response endpoint)."""
         request.scope["route"] = self.route  # as FastAPI does: the metrics label calls by route template
-        ctx = request.app.state.context
-        ip = await deps.client_ip(request, ctx)
-        await ratelimit.enforce(request, ip, request.headers.get("apikey"))  # as the /api/v2 router's dependency
+        if self.rate_limited:  # as the /api/v2 router's dependency
+            ip = await deps.client_ip(request, request.app.state.context)
+            await ratelimit.enforce(request, ip, request.headers.get("apikey"))
         arguments: dict[str, Any] = {name: request.path_params[name] for name in self.path_params}
+        if self.route.dependant.query_params:
+            queries, errors = request_params_to_args(self.route.dependant.query_params, request.query_params)
+            if errors:
+                raise RequestValidationError(errors)
+            arguments.update(queries)
         arguments.update((name, request.headers.get(header)) for name, header in self.headers)
         if self.body_name is not None and self.body_model is not None:
             arguments[self.body_name] = await _parse_body(request, self.body_model)
@@ -180,18 +197,23 @@ class _DirectEndpoint:
         return Response(content, status_code=self.route.status_code or 200, media_type="application/json")
 
 
-def install_direct_routes(app: FastAPI, prefix: str, routers: Sequence[APIRouter]) -> None:
-    """Put a direct route in front of each of the ``HOT_ROUTES`` found among ``routers`` (included in ``app``
-    under ``prefix``); the FastAPI routes stay, for the docs."""
+def install_direct_routes(
+    app: FastAPI, prefix: str, rate_limited: Sequence[APIRouter], unlimited: Sequence[APIRouter]
+) -> None:
+    """Put a direct route in front of each of the ``HOT_ROUTES`` found among the routers: ``rate_limited``
+    (included in ``app`` under ``prefix`` by the router whose dependency enforces the rate limits) and
+    ``unlimited`` (included as they are). The FastAPI routes stay, for the docs."""
     direct: list[Route] = []
-    for router in routers:
-        for route in router.routes:
-            if not isinstance(route, APIRoute):
-                continue
-            for method in route.methods or ():
-                if (method, prefix + route.path) in HOT_ROUTES:
-                    endpoint = _DirectEndpoint(route)
-                    direct.append(Route(prefix + route.path, endpoint.handle, methods=[method], name=route.name))
+    for routers, path_prefix, limited in ((rate_limited, prefix, True), (unlimited, "", False)):
+        for router in routers:
+            for route in router.routes:
+                if not isinstance(route, APIRoute):
+                    continue
+                for method in route.methods or ():
+                    if (method, path_prefix + route.path) in HOT_ROUTES:
+                        endpoint = _DirectEndpoint(route, limited)
+                        path = path_prefix + route.path
+                        direct.append(Route(path, endpoint.handle, methods=[method], name=route.name))
     missing = len(HOT_ROUTES) - len(direct)
     if missing:
         raise RuntimeError(f"{missing} hot route(s) not found among the app's routes")

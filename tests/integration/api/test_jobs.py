@@ -447,6 +447,9 @@ async def test_upload_url_refuses_non_images_and_tampered_signatures(horde: Hord
     assert forged.status_code == 403 and forged.json()["rc"] == "InvalidUploadSignature"
     other_key = url.replace("/results/", "/results/x")
     assert (await horde.client.put(other_key, content=webp_bytes())).status_code == 403
+    for malformed in (base.rstrip("&?"), url.replace("expires=", "expires=soon"), base + "signature=short"):
+        refused = await horde.client.put(malformed, content=webp_bytes())  # the query's own checks, as FastAPI's
+        assert refused.status_code == 400 and refused.json()["rc"] == "ValidationError", malformed
     assert (await horde.client.put(url, content=webp_bytes())).status_code == 200
 
 
