@@ -114,7 +114,10 @@ class BlobStore:
             pass
         tmp = _temporary_name(target)  # replacing an existing key: link beside it, then rename over it
         os.link(source, tmp)
-        tmp.replace(target)
+        try:
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)  # rename() does nothing when both names link one file: both stay
 
     async def get(self, key: str) -> bytes:
         """The bytes stored under ``key``; ``BlobNotFound`` if there are none."""

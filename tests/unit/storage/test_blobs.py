@@ -31,6 +31,16 @@ async def test_copying_onto_an_existing_key_replaces_it(store: BlobStore) -> Non
     assert sorted(p.name for p in (store.root / "images").iterdir()) == ["a.webp"]  # no temporary file left
 
 
+async def test_copying_again_what_a_key_already_holds_leaves_no_temporary_file(store: BlobStore) -> None:
+    """rename() does nothing when both names are links to one file: the temporary link must still go (a second
+    submit of one job copies its upload again; a temporary link left behind made the next copy fail)."""
+    await store.put("results/a.webp", b"a")
+    for _ in range(3):
+        await store.copy("results/a.webp", "images/a.webp")
+    assert await store.get("images/a.webp") == b"a"
+    assert sorted(p.name for p in (store.root / "images").iterdir()) == ["a.webp"]
+
+
 async def test_copying_nothing_is_blob_not_found(store: BlobStore) -> None:
     with pytest.raises(BlobNotFound):
         await store.copy("results/missing.webp", "images/missing.webp")
