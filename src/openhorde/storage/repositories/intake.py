@@ -1,10 +1,11 @@
 """Taking in a new request (``POST /generate/async``): the requester's standing, then the rows of the request.
 
-* ``standing``: on PostgreSQL two statements. The first counts the request in the requester's usage and so
-  locks their row until the transaction ends, which makes parallel requests of one user take turns; the
-  second, started after the lock was granted, reads their queue and their Supporter tier as they are then.
-  (One statement could not do both: a statement that waits for a lock still sees the data as it was when it
-  began.) On SQLite, whose one writer runs alone, the update returns the queue and the tier as well.
+* ``standing``: one statement counts the request in the requester's usage, which locks their row until the
+  transaction ends (parallel requests of one user take turns), and returns their queue and their Supporter
+  tier. On SQLite, whose one writer runs alone, that is all. On PostgreSQL a statement that waited for the lock
+  still sees the data as it was when it began, so it also returns the usage count it saw before the lock next to
+  the one it wrote: when they differ by more than this request, another request of theirs committed meanwhile,
+  and a second statement, started after the lock was granted, reads the queue and the tier as they are now.
 * ``insert``: the request and its per-model queue rows; on PostgreSQL one statement, which also counts the live
   workers that could serve it (for its first answer's warning and its first checks) unless it targets workers,
   whose rows take one more statement.
@@ -64,9 +65,12 @@ _COUNT_AND_READ: Any = _COUNT_AND_LOCK.returning(
         f"(SELECT coalesce(sum((requests.n_waiting + requests.n_processing) * requests.charge_cents), 0) {_MINE_SQL})"
     ),
     literal_column("(SELECT supporters.until FROM supporters WHERE supporters.user_id = users.id)"),
+    _USERS.c.usage_requests,
+    literal_column("(SELECT seen.usage_requests FROM users AS seen WHERE seen.id = users.id)"),
 )
-"""SQLite: the standing in the usage update's ``RETURNING`` as scalar subqueries (written as SQL: SQLAlchemy
-renders ``RETURNING`` columns unqualified for SQLite)."""
+"""The standing in the usage update's ``RETURNING`` as scalar subqueries (written as SQL: SQLAlchemy renders
+``RETURNING`` columns unqualified for SQLite), then the usage count written and the one the statement's snapshot
+holds (see the module's docstring)."""
 _REQUEST_COLUMNS = tuple(column.name for column in _REQUESTS.columns)
 
 
@@ -104,11 +108,10 @@ class IntakeRepository:
     async def standing(self, user_id: int, now: float) -> Standing:
         """Count a new request in the user's usage (locking their row) and read their standing."""
         values = {"requester": user_id, "now": now}
-        if self._postgres:
-            balance = await self._sql.scalar(_COUNT_AND_LOCK, values)
+        balance, queued, outstanding, until, counted, seen = await self._sql.one(_COUNT_AND_READ, values)
+        # SQLite's subquery sees the count this statement wrote, and its one writer never waits for the row.
+        if self._postgres and counted != seen + 1:  # another request of theirs committed while this one waited
             queued, outstanding, until = await self._sql.one(_QUEUE_AND_TIER, values)
-        else:
-            balance, queued, outstanding, until = await self._sql.one(_COUNT_AND_READ, values)
         return Standing(int(balance), int(queued), int(outstanding), until)
 
     async def insert(
