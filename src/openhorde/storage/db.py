@@ -196,24 +196,20 @@ class Database:
                 await session.rollback()
                 raise
 
-    @asynccontextmanager
-    async def store(self) -> AsyncIterator[Store]:
-        """A unit of work as the domain sees it: its repositories, committed once when the block ends (rolled
-        back if it raises); its session opens on first use."""
+    def store(self) -> Store:
+        """A unit of work as the domain sees it (``async with db.store() as store``): its repositories, committed
+        once when the block ends (rolled back if it raises); its session opens on first use."""
         # On PostgreSQL a statement that is a transaction by itself (a pop's) uses the readers' pool while the unit
         # of work has begun no transaction.
-        async with self._store(self.sessions, alone=None if self.is_sqlite else self.reads) as store:
-            yield store
+        return Store(self.sessions, self.is_sqlite, alone=None if self.is_sqlite else self.reads, broker=self.broker)
 
-    @asynccontextmanager
-    async def reader(self) -> AsyncIterator[Store]:
+    def reader(self) -> Store:
         """Repositories for reads only, outside any transaction (each statement sees the data as it then is).
 
         For the calls that only look (a request's check and status): a write here would commit on its own. Their
         hot statements run on ``reads``, without a session: with no transaction to share, nothing needs the
         session's connection."""
-        async with self._store(self.readers, self.reads) as store:
-            yield store
+        return Store(self.readers, self.is_sqlite, reads=self.reads, broker=self.broker)
 
     async def _postgres_reads(self) -> asyncpg.Pool:
         """The readers' pool of asyncpg connections, opened on first use."""
@@ -241,18 +237,6 @@ class Database:
                 timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
             )
         return self._sqlite_reader
-
-    @asynccontextmanager
-    async def _store(
-        self, sessions: async_sessionmaker[AsyncSession], reads: Reads | None = None, alone: Reads | None = None
-    ) -> AsyncIterator[Store]:
-        store = Store(sessions, self.is_sqlite, reads, alone, self.broker)
-        try:
-            yield store
-        except BaseException:
-            await store.finish(commit=False)
-            raise
-        await store.finish(commit=True)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

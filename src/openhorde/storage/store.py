@@ -74,6 +74,13 @@ class Store:
         self._broker = broker
         """Where this unit of work's announced events go once it commits (``None``: nowhere)."""
 
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        """Commit when the block ends, roll back if it raises."""
+        await self.finish(commit=error_type is None)
+
     @property
     def _session(self) -> AsyncSession:
         if self._opened is None:
