@@ -77,3 +77,20 @@ async def test_racing_submits_deliver_the_image_of_the_one_that_won(horde: Horde
     status = (await horde.client.get(f"/api/v2/generate/status/{request_id}")).json()
     assert len(status["generations"]) == 1
     assert await _image(horde, status["generations"][0]["img"]) == RED
+
+
+@pytest.mark.both_databases  # PostgreSQL links the upload into place before its one-statement claim
+async def test_a_second_submit_does_not_deliver_what_a_racing_put_wrote_after_the_first(horde: Horde) -> None:
+    requester, owner = await horde.register("requester"), await horde.register("owner")
+    request_id = (await horde.generate(requester)).json()["id"]
+    job = await horde.pop(owner)
+    assert (await horde.client.put(job["r2_upload"], content=RED)).status_code == 200
+    body: dict[str, Any] = {"id": job["id"], "generation": "R2", "state": "ok", "seed": 1}
+    assert (await horde.client.post("/api/v2/generate/submit", json=body, headers=owner.headers)).status_code == 200
+    # A PUT that passed its check while the job was processing, and wrote after the submit.
+    await horde.ctx.blobs.put(f"results/{job['id']}.webp", BLUE)
+
+    again = await horde.client.post("/api/v2/generate/submit", json=body, headers=owner.headers)
+    assert again.status_code == 400 and again.json()["rc"] == "DuplicateGen"
+    status = (await horde.client.get(f"/api/v2/generate/status/{request_id}")).json()
+    assert await _image(horde, status["generations"][0]["img"]) == RED

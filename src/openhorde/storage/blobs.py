@@ -47,6 +47,10 @@ class BlobBackend(Protocol):
 
         Later writes to ``source_key`` leave the copy as it was."""
 
+    async def copy_if_absent(self, source_key: str, target_key: str) -> bool:
+        """Like ``copy``, unless something is stored under ``target_key`` already: then nothing, and False."""
+        ...
+
     async def delete_many(self, keys: list[str]) -> None:
         """Remove the blobs under ``keys``, ignoring missing ones."""
 
@@ -102,6 +106,21 @@ class BlobStore:
         A later ``put`` to ``source_key`` writes a new file and renames it into place, so the link keeps the
         old contents."""
         await asyncio.to_thread(self._link, self._path(source_key), self._path(target_key))
+
+    async def copy_if_absent(self, source_key: str, target_key: str) -> bool:
+        """Link ``target_key`` to the file of ``source_key`` unless it exists (one step: of two racing calls one
+        links); False if it does; ``BlobNotFound`` if the source is missing."""
+        return await asyncio.to_thread(self._link_new, self._path(source_key), self._path(target_key))
+
+    def _link_new(self, source: Path, target: Path) -> bool:
+        self._folder(target.parent)
+        try:
+            os.link(source, target)
+        except FileNotFoundError as exc:
+            raise BlobNotFound() from exc
+        except FileExistsError:
+            return False
+        return True
 
     def _link(self, source: Path, target: Path) -> None:
         self._folder(target.parent)

@@ -86,6 +86,30 @@ class S3BlobStore:
 
         await asyncio.to_thread(_copy)
 
+    async def copy_if_absent(self, source_key: str, target_key: str) -> bool:
+        """Copy the object unless ``target_key`` exists: False if it does; ``BlobNotFound`` if the source is
+        missing. Asked first (HEAD), then copied on condition (``If-None-Match: *``, which AWS S3 enforces; a store
+        that ignores it leaves the milliseconds between the two steps open to a copy that lands meanwhile)."""
+        if await self.exists(target_key):
+            return False
+        source, target = self._object(source_key), self._object(target_key)
+
+        def _copy() -> bool:
+            try:
+                self._client.copy_object(
+                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}, IfNoneMatch="*"
+                )
+            except self._client.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in ("404", "NoSuchKey", "NotFound"):
+                    raise BlobNotFound() from exc
+                if code in ("412", "PreconditionFailed"):
+                    return False
+                raise
+            return True
+
+        return await asyncio.to_thread(_copy)
+
     async def delete_many(self, keys: list[str]) -> None:
         """Remove the objects under ``keys``; missing ones are ignored."""
         names = [self.prefix + key for key in keys if is_valid_key(key)]

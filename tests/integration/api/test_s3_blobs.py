@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from openhorde.domain.queue.leases import run_maintenance
+from openhorde.errors import BlobNotFound
 from tests.live_server import Horde, _free_socket, webp_bytes
 
 boto3 = pytest.importorskip("boto3")
@@ -117,3 +118,17 @@ async def test_base64_submits_and_source_images_are_stored_in_the_bucket(
     body = {"id": job["id"], "generation": base64.b64encode(webp_bytes()).decode(), "seed": 1}
     assert (await horde.client.post("/api/v2/generate/submit", json=body, headers=owner.headers)).status_code == 200
     assert f"t/images/{job['id']}.webp" in _objects(s3_endpoint)
+
+
+async def test_a_copy_if_absent_never_replaces_an_object(horde: Horde, backend: str, s3_endpoint: str) -> None:
+    """What a PostgreSQL submit uses to put an upload in place before its claim (``domain/queue/submit.py``)."""
+    if backend != "sqlite":
+        pytest.skip("the blob store does not depend on the database")
+    blobs = horde.ctx.blobs
+    await blobs.put("results/first.webp", b"first")
+    await blobs.put("results/second.webp", b"second")
+    assert await blobs.copy_if_absent("results/first.webp", "images/one.webp") is True
+    assert await blobs.copy_if_absent("results/second.webp", "images/one.webp") is False
+    assert await blobs.get("images/one.webp") == b"first"
+    with pytest.raises(BlobNotFound):
+        await blobs.copy_if_absent("results/missing.webp", "images/two.webp")

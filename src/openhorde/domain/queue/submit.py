@@ -147,12 +147,17 @@ async def _claim_and_settle(
     store: Store, ctx: HordeContext, user: Account, submission: Submission, censored: bool, now: float
 ) -> Settled | None:
     """PostgreSQL, an image uploaded to ``r2_upload``: the claim and the settlement in one statement, the image
-    copied to its delivered key first (so a missing upload claims nothing). ``None`` when the statement claimed
-    nothing: the caller's claim then tells why, or takes the cases the statement leaves to it (a webhook, an owner
-    this reward trusts)."""
+    copied to its delivered key first (so a missing upload claims nothing). ``None`` when it did nothing: the
+    caller's claim then tells why, or takes the cases the statement leaves to it (a webhook, an owner this reward
+    trusts).
+
+    The copy never replaces an image: one that is there was delivered (a second submit must not replace it with
+    what a PUT racing the first wrote to the upload afterwards), or was left by an attempt that claimed nothing,
+    which the caller's claim then replaces."""
     job_id = submission.job_id
     try:
-        await ctx.blobs.copy(upload_key(job_id), image_key(job_id))
+        if not await ctx.blobs.copy_if_absent(upload_key(job_id), image_key(job_id)):
+            return None
     except BlobNotFound:
         return None  # the caller's claim says whose job it is, or refuses the missing image
     economy = ctx.settings.economy
