@@ -35,7 +35,7 @@ from openhorde.errors import (
     WrongCredentials,
 )
 from openhorde.storage.repositories.accounts import Account
-from openhorde.storage.repositories.deliveries import Delivery, DeliveryTerms, Settlement
+from openhorde.storage.repositories.deliveries import Claim, Delivery, DeliveryTerms, Settlement
 from openhorde.storage.store import Store
 
 SPEED_SMOOTHING = 0.2
@@ -113,20 +113,21 @@ async def submit(
             settings.limits.max_source_pixels,
         )
     censored = submission.is_censored
+    claim = Claim(
+        done=job_transition(JobState.DONE),
+        job_id=submission.job_id,
+        user_id=user.id,
+        now=moment,
+        image_key=image_key(submission.job_id),
+        censored=censored,
+        seed=submission.seed,
+        gen_metadata=submission.gen_metadata,
+    )
     if inline is None and store.deliveries.settles_at_once:
-        settled = await _claim_and_settle(store, ctx, user, submission, censored, moment)
+        settled = await _claim_and_settle(store, ctx, claim)
         if settled is not None:
             return settled
-    delivery = await store.deliveries.claim(
-        job_transition(JobState.DONE),
-        submission.job_id,
-        user.id,
-        moment,
-        image_key(submission.job_id),
-        censored,
-        submission.seed,
-        submission.gen_metadata,
-    )
+    delivery = await store.deliveries.claim(claim)
     if delivery is None:
         raise await _refusal(store, user, submission.job_id)
     await _deliver_image(ctx, delivery.job_id, inline)
@@ -143,9 +144,7 @@ async def submit(
     return Settled(ledger.cents_to_kudos(delivery.price_cents), delivery.request_id)
 
 
-async def _claim_and_settle(
-    store: Store, ctx: HordeContext, user: Account, submission: Submission, censored: bool, now: float
-) -> Settled | None:
+async def _claim_and_settle(store: Store, ctx: HordeContext, claim: Claim) -> Settled | None:
     """PostgreSQL, an image uploaded to ``r2_upload``: the claim and the settlement in one statement, the image
     copied to its delivered key first (so a missing upload claims nothing). ``None`` when it did nothing: the
     caller's claim then tells why, or takes the cases the statement leaves to it (a webhook, an owner this reward
@@ -154,9 +153,9 @@ async def _claim_and_settle(
     The copy never replaces an image: one that is there was delivered (a second submit must not replace it with
     what a PUT racing the first wrote to the upload afterwards), or was left by an attempt that claimed nothing,
     which the caller's claim then replaces."""
-    job_id = submission.job_id
+    job_id = claim.job_id
     try:
-        if not await ctx.blobs.copy_if_absent(upload_key(job_id), image_key(job_id)):
+        if not await ctx.blobs.copy_if_absent(upload_key(job_id), claim.image_key):
             return None
     except BlobNotFound:
         return None  # the caller's claim says whose job it is, or refuses the missing image
@@ -170,23 +169,12 @@ async def _claim_and_settle(
         trust_min_age_seconds=economy.trust_min_account_age_seconds,
         speed_smoothing=SPEED_SMOOTHING,
     )
-    delivered = await store.deliveries.claim_and_settle(
-        job_transition(JobState.DONE),
-        request_transition(RequestState.DONE),
-        terms,
-        job_id,
-        user.id,
-        now,
-        image_key(job_id),
-        censored,
-        submission.seed,
-        submission.gen_metadata,
-    )
+    delivered = await store.deliveries.claim_and_settle(claim, request_transition(RequestState.DONE), terms)
     if delivered is None:
         return None
     if delivered.charge_cents == 0 and delivered.requester_id != delivered.owner_id:
         ctx.usage.add(delivered.requester_id, delivered.things / MEGA)  # as ``submit`` does
-    ctx.image_stats.add(delivered.model, delivered.things, now)
+    ctx.image_stats.add(delivered.model, delivered.things, claim.now)
     events.announce(store, delivered.request_id, events.IMAGE, delivered.job_id)
     return Settled(ledger.cents_to_kudos(delivered.price_cents), delivered.request_id)
 

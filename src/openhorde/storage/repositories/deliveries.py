@@ -97,6 +97,34 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A worker's claim that its job is done: what the job's row records."""
+
+    done: Transition
+    job_id: str
+    user_id: int
+    """The caller: the job must be one of their workers'."""
+    now: float
+    image_key: str
+    censored: bool
+    seed: int | None
+    """The seed the worker reports (``None``: the job's stays)."""
+    gen_metadata: list[dict[str, Any]]
+
+
+def _claim_values(claim: Claim) -> dict[str, Any]:
+    return {
+        "job_id": claim.job_id,
+        "user_id": claim.user_id,
+        "now": claim.now,
+        "image_key": claim.image_key,
+        "censored": claim.censored,
+        "seed": claim.seed,
+        "gen_metadata": claim.gen_metadata,
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryTerms:
     """The settlement's rules as numbers, for ``claim_and_settle`` (the domain's ``_settlement`` in SQL)."""
 
@@ -262,29 +290,10 @@ class DeliveryRepository:
         self._sql = sql
         self._postgres = not is_sqlite
 
-    async def claim(
-        self,
-        done: Transition,
-        job_id: str,
-        user_id: int,
-        now: float,
-        image_key: str,
-        censored: bool,
-        seed: int | None,
-        gen_metadata: list[dict[str, Any]],
-    ) -> Delivery | None:
+    async def claim(self, claim: Claim) -> Delivery | None:
         """Mark the caller's processing job done and return it with its context; ``None`` if it is not (any more)
         one of the caller's processing jobs (``state_and_owner`` tells why)."""
-        values = {
-            "job_id": job_id,
-            "user_id": user_id,
-            "now": now,
-            "image_key": image_key,
-            "censored": censored,
-            "seed": seed,
-            "gen_metadata": gen_metadata,
-        }
-        row = await self._sql.first(_claim_statement(done, self._postgres), values)
+        row = await self._sql.first(_claim_statement(claim.done, self._postgres), _claim_values(claim))
         return _delivery(row) if row is not None else None
 
     @property
@@ -292,30 +301,12 @@ class DeliveryRepository:
         """Whether ``claim_and_settle`` is available (PostgreSQL)."""
         return self._postgres
 
-    async def claim_and_settle(
-        self,
-        done: Transition,
-        request_done: Transition,
-        terms: DeliveryTerms,
-        job_id: str,
-        user_id: int,
-        now: float,
-        image_key: str,
-        censored: bool,
-        seed: int | None,
-        gen_metadata: list[dict[str, Any]],
-    ) -> Delivered | None:
+    async def claim_and_settle(self, claim: Claim, request_done: Transition, terms: DeliveryTerms) -> Delivered | None:
         """PostgreSQL: claim the caller's processing job and settle it in one statement, a transaction of its own
         (see the module's docstring); ``None`` if it claimed nothing (not the caller's processing job, a request
         with a webhook, an owner this reward would trust: ``claim`` and ``settle`` then)."""
         values = {
-            "job_id": job_id,
-            "user_id": user_id,
-            "now": now,
-            "image_key": image_key,
-            "censored": censored,
-            "seed": seed,
-            "gen_metadata": gen_metadata,
+            **_claim_values(claim),
             "gallery_id": str(uuid.uuid4()),
             "anonymous_id": terms.anonymous_id,
             "escrow_share": terms.escrow_share,
@@ -326,7 +317,7 @@ class DeliveryRepository:
             "keep": 1 - terms.speed_smoothing,
             "smoothing": terms.speed_smoothing,
         }
-        row = await self._sql.first_alone(_claim_and_settle_statement(done, request_done), values)
+        row = await self._sql.first_alone(_claim_and_settle_statement(claim.done, request_done), values)
         if row is None:
             return None
         job_id, request_id, requester_id, owner_id, model, things, price, charge, charged, state = row
