@@ -13,6 +13,8 @@ at a time is cut off at the deadline however often it sends.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import typing
 
 import httpcore
@@ -70,15 +72,22 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings with the CA bundle, made once per process: loading the bundle cost about 20 ms, and each
+    server start made two."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool that uses ``_CheckedBackend``."""
 
     def __init__(self, policy: AddressPolicy) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=_tls_context(), trust_env=False)
         # httpx has no public way to hand its pool a network backend, so the pool it made is replaced by the
         # same kind of pool on the checked backend (tests/security/test_outbound.py fails if this stops working).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=_tls_context(),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
