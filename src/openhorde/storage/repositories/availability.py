@@ -72,7 +72,7 @@ def _live_capacity() -> Any:
 # A worker row's blacklist and priority users are JSON lists; each engine reads them with its own function.
 # ``{requests}``: the name the request's row goes by in the statement. Most workers have no blacklist: its length
 # is read first, so that the subquery does not start for each of them (with 32 workers the subqueries were a
-# third of PostgreSQL's CPU per job). The priority users are read only for a worker that wants upfront kudos.
+# fifth of PostgreSQL's CPU per job). The priority users are read only for a worker that wants upfront kudos.
 _LIST_RULES = {
     True: (
         "EXISTS (SELECT 1 FROM json_each(workers.priority_user_ids) AS listed WHERE listed.value = {requests}.user_id)",
