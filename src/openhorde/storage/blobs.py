@@ -123,14 +123,8 @@ class BlobStore:
         return True
 
     def _link(self, source: Path, target: Path) -> None:
-        self._folder(target.parent)
-        try:
-            os.link(source, target)  # a new key, as a rule: one step
+        if self._link_new(source, target):  # a new key, as a rule: one step
             return
-        except FileNotFoundError as exc:
-            raise BlobNotFound() from exc
-        except FileExistsError:
-            pass
         tmp = _temporary_name(target)  # replacing an existing key: link beside it, then rename over it
         os.link(source, tmp)
         try:

@@ -72,19 +72,7 @@ class S3BlobStore:
 
     async def copy(self, source_key: str, target_key: str) -> None:
         """Copy the object ``source_key`` to ``target_key`` inside the bucket; ``BlobNotFound`` if missing."""
-        source, target = self._object(source_key), self._object(target_key)
-
-        def _copy() -> None:
-            try:
-                self._client.copy_object(
-                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}
-                )
-            except self._client.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                    raise BlobNotFound() from exc
-                raise
-
-        await asyncio.to_thread(_copy)
+        await self._copy_object(source_key, target_key)
 
     async def copy_if_absent(self, source_key: str, target_key: str) -> bool:
         """Copy the object unless ``target_key`` exists: False if it does; ``BlobNotFound`` if the source is
@@ -92,18 +80,22 @@ class S3BlobStore:
         that ignores it leaves the milliseconds between the two steps open to a copy that lands meanwhile)."""
         if await self.exists(target_key):
             return False
+        return await self._copy_object(source_key, target_key, IfNoneMatch="*")
+
+    async def _copy_object(self, source_key: str, target_key: str, **condition: str) -> bool:
+        """CopyObject under ``condition`` (none: always); False when the condition refused it."""
         source, target = self._object(source_key), self._object(target_key)
 
         def _copy() -> bool:
             try:
                 self._client.copy_object(
-                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}, IfNoneMatch="*"
+                    Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source}, **condition
                 )
             except self._client.exceptions.ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 if code in ("404", "NoSuchKey", "NotFound"):
                     raise BlobNotFound() from exc
-                if code in ("412", "PreconditionFailed"):
+                if condition and code in ("412", "PreconditionFailed"):
                     return False
                 raise
             return True

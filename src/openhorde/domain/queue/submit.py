@@ -35,7 +35,7 @@ from openhorde.errors import (
     WrongCredentials,
 )
 from openhorde.storage.repositories.accounts import Account
-from openhorde.storage.repositories.deliveries import Claim, Delivery, DeliveryTerms, Settlement
+from openhorde.storage.repositories.deliveries import Claim, Delivered, Delivery, DeliveryTerms, Settlement
 from openhorde.storage.store import Store
 
 SPEED_SMOOTHING = 0.2
@@ -133,11 +133,7 @@ async def submit(
     await _deliver_image(ctx, delivery.job_id, inline)
     settlement = await _settlement(store, ctx, delivery, censored, moment)
     await store.deliveries.settle(settlement)
-    uncounted = settlement.charge_cents == 0 and delivery.requester_id != delivery.owner_id
-    if uncounted:  # the requester's row is not touched: its usage is added later, in a batch
-        ctx.usage.add(delivery.requester_id, settlement.megapixelsteps)
-    ctx.image_stats.add(delivery.model, delivery.things, moment)  # written in a batch, as usage is
-    events.announce(store, delivery.request_id, events.IMAGE, delivery.job_id)  # streams and Prefer: wait
+    _delivered(store, ctx, delivery, settlement.charge_cents, moment)
     if delivery.webhook is not None:
         seed = submission.seed if submission.seed is not None else delivery.seed
         await webhooks.image_finished(store, ctx, delivery, seed, censored, submission.gen_metadata, moment)
@@ -172,11 +168,16 @@ async def _claim_and_settle(store: Store, ctx: HordeContext, claim: Claim) -> Se
     delivered = await store.deliveries.claim_and_settle(claim, request_transition(RequestState.DONE), terms)
     if delivered is None:
         return None
-    if delivered.charge_cents == 0 and delivered.requester_id != delivered.owner_id:
-        ctx.usage.add(delivered.requester_id, delivered.things / MEGA)  # as ``submit`` does
-    ctx.image_stats.add(delivered.model, delivered.things, claim.now)
-    events.announce(store, delivered.request_id, events.IMAGE, delivered.job_id)
+    _delivered(store, ctx, delivered, delivered.charge_cents, claim.now)
     return Settled(ledger.cents_to_kudos(delivered.price_cents), delivered.request_id)
+
+
+def _delivered(store: Store, ctx: HordeContext, job: Delivery | Delivered, charge_cents: int, now: float) -> None:
+    """What follows a settled delivery in this process: the counters written in batches, and its event."""
+    if charge_cents == 0 and job.requester_id != job.owner_id:  # the requester's row was not touched
+        ctx.usage.add(job.requester_id, job.things / MEGA)  # added later, in a batch
+    ctx.image_stats.add(job.model, job.things, now)  # written in a batch, as usage is
+    events.announce(store, job.request_id, events.IMAGE, job.job_id)  # streams and Prefer: wait
 
 
 async def _refusal(store: Store, user: Account, job_id: str) -> HordeError:
