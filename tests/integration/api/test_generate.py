@@ -125,6 +125,7 @@ async def test_status_of_unknown_request_is_404(horde: Horde) -> None:
         assert response.status_code == 404 and response.json()["rc"] == "RequestNotFound"
 
 
+@pytest.mark.both_databases  # PostgreSQL refuses or downgrades in its two steps, after one statement declined
 async def test_concurrency_limit_answers_429(horde: Horde) -> None:
     requester = await horde.register("greedy")
     assert (await horde.generate(requester, params={"width": 64, "height": 64, "n": 20})).status_code == 202
@@ -133,6 +134,7 @@ async def test_concurrency_limit_answers_429(horde: Horde) -> None:
     assert refused.status_code == 429 and refused.json()["rc"] == "TooManyPrompts"
 
 
+@pytest.mark.both_databases  # PostgreSQL refuses or downgrades in its two steps, after one statement declined
 async def test_upfront_kudos_refused_or_downgraded(horde: Horde) -> None:
     poor = await horde.register("poor")
     big = {"width": 1536, "height": 1536, "steps": 30}

@@ -95,7 +95,7 @@ async def test_a_job_cycle_stays_within_its_statement_budget(horde: Horde, backe
 BUDGETS: dict[str, dict[str, int]] = {
     # PostgreSQL: data-modifying CTEs make the pop (find and take) and the submit (claim and settle) one statement each.
     "postgres": {
-        "async": 2,  # usage, lock and standing; the request with its model rows and its eligible workers
+        "async": 1,  # usage, lock, standing and limits, the request with its model rows, its eligible workers
         "check (new)": 3,  # the request, and the queue snapshot (two statements, shared by every check for 1 s)
         "check (unchanged)": 0,
         "pop (a job)": 1,  # find and take, a transaction of its own

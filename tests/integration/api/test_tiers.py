@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from openhorde.storage.tables import KudosTransaction
@@ -28,6 +29,7 @@ async def _admin(horde: Horde) -> Account:
     return admin
 
 
+@pytest.mark.both_databases  # PostgreSQL takes a Supporter's request in its two steps
 async def test_a_supporters_request_overtakes_a_free_one_queued_earlier(horde: Horde) -> None:
     admin, worker_owner = await _admin(horde), await horde.register("owner")
     # The free user has more kudos (priority) than the supporter's monthly grant: only the boost puts it ahead.

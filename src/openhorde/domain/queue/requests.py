@@ -42,6 +42,8 @@ from openhorde.errors import (
 )
 from openhorde.storage.db import Database
 from openhorde.storage.repositories.accounts import Account
+from openhorde.storage.repositories.availability import Eligibility
+from openhorde.storage.repositories.intake import Admission
 from openhorde.storage.repositories.statuses import RequestCounters
 from openhorde.storage.store import Store
 
@@ -286,12 +288,30 @@ async def create_request(
             id=None, kudos=round(image_charge(price_inputs(new, params)) * new.n, 2), resolved=resolved
         )
 
-    standing = await store.intake.standing(user.id, moment)  # locks the requester's row until the commit
+    total_cents = kudos_to_cents(image_charge(price_inputs(new, params))) * new.n
+    since = None if modes.raid else live_since(ctx.settings, moment)  # raids warn of nothing: no count
+    targets = list(dict.fromkeys(new.workers))[:MAX_TARGET_WORKERS]
+    incoming = _Incoming(request_id, user, new, models, targets, source_keys, sharedkey, ip_hash, moment)
+    uncounted = True
+    if store.intake.admits_at_once and incoming.admitted_in_one_step:
+        admission = Admission(
+            images=new.n,
+            concurrency=user.concurrency,
+            total_cents=total_cents,
+            upfront=needs_upfront_kudos(new, params),
+            ageing_per_second=AGEING_PRIORITY_PER_SECOND,
+        )
+        row = incoming.row(params)  # its rank and kudos_backed worked out by the statement from the locked balance
+        admitted = await store.intake.admit(user.id, moment, admission, row, models, since, DEFAULT_WORKER_SPEED_PPS)
+        if admitted.queued:
+            return await incoming.queued(store, ctx, row, admitted.eligibility, modes.raid)
+        uncounted = not admitted.counted  # the two steps below say why it was not queued, or take it
+
+    standing = await store.intake.standing(user.id, moment, count=uncounted)  # locks their row until the commit
     balance_cents = 0 if is_anonymous(user) else standing.balance_cents
     # For the anonymous user these totals cover every anonymous caller: they share one limit.
     queued_images, outstanding_cents = standing.queued_images, standing.outstanding_cents
     available_cents = balance_cents - outstanding_cents
-    total_cents = kudos_to_cents(image_charge(price_inputs(new, params))) * new.n
     if sharedkey is not None:  # its caps, and its budget must cover the whole request (part C)
         await sharedkeys.check_request(
             store, sharedkey, params["width"], params["height"], params["steps"], total_cents
@@ -307,8 +327,6 @@ async def create_request(
         params = downgrade(params)
         new.slow_workers = True
         warnings.append(Warning("Downgraded", "The request was shrunk to what needs no upfront kudos."))
-    inputs = price_inputs(new, params)
-    price_cents, charge_cents = kudos_to_cents(image_price(inputs)), kudos_to_cents(image_charge(inputs))
 
     if queued_images + new.n > user.concurrency:
         raise TooManyPrompts(
@@ -318,75 +336,118 @@ async def create_request(
     if is_anonymous(user):
         await limits.check_anonymous_ip_queue(store, ctx.settings, ip_hash, new.n)
 
-    seed = parse_seed(params.pop("seed", None))
-    seed_variation = int(params.pop("seed_variation", None) or SEED_VARIATION_DEFAULT)
-    steps = accurate_steps(params["steps"], params["sampler_name"])
-    pixels = params["width"] * params["height"]
     priority = role_effects.queue_priority(user, balance_cents)
     priority += await tiers.priority_boost(store, ctx.settings, user, standing.supporter_until, moment)
-    targets = list(dict.fromkeys(new.workers))[:MAX_TARGET_WORKERS]
-    row = {
-        "id": request_id,
-        "user_id": user.id,
-        "state": RequestState.QUEUED,
-        "created_at": moment,
-        "last_activity_at": moment,
-        "queue_rank": priority - AGEING_PRIORITY_PER_SECOND * moment,
-        "prompt": new.prompt,
-        "params": params,
-        "n_total": new.n,
-        "n_waiting": new.n,
-        "n_processing": 0,
-        "n_finished": 0,
-        "n_faulted": 0,
-        "width": params["width"],
-        "height": params["height"],
-        "pixels": pixels,
-        "accurate_steps": steps,
-        "things": pixels * steps,
-        "nsfw": new.nsfw,
-        "censor_nsfw": new.censor_nsfw,
-        "trusted_workers": new.trusted_workers,
-        "slow_workers": new.slow_workers,
-        "worker_blacklist": new.worker_blacklist,
-        "has_worker_list": bool(targets),
-        "has_model_list": bool(models),
-        "r2": new.r2,
-        "shared": new.shared,
-        "source_processing": new.source_processing,
-        "source_image_key": source_keys.source,
-        "source_mask_key": source_keys.mask,
-        "has_loras": bool(params.get("loras")),
-        "has_hypernetworks": bool(params.get("hypernetworks")),
-        "has_post_processing": bool(params.get("post_processing")),
-        "post_processor_bits": post_processors.bits(params.get("post_processing") or ()),
-        "has_controlnet": bool(params.get("control_type")),
-        "kudos_backed": available_cents >= total_cents,
-        "disable_batching": new.disable_batching,
-        "price_cents": price_cents,
-        "charge_cents": charge_cents,
-        "charged_cents": 0,
-        "seed": seed,
-        "seed_variation": seed_variation,
-        "webhook": new.webhook,
-        "gallery": new.gallery and not is_anonymous(user),
-        "client_agent": new.client_agent,
-        "sharedkey_id": sharedkey.id if sharedkey is not None else None,
-        "client_ip_hash": ip_hash,
-    }
-    since = None if modes.raid else live_since(ctx.settings, moment)  # raids warn of nothing: no count
+    row = incoming.row(params)
+    row["queue_rank"] = priority - AGEING_PRIORITY_PER_SECOND * moment
+    row["kudos_backed"] = available_cents >= total_cents
     counted = await store.intake.insert(row, models, targets, since, DEFAULT_WORKER_SPEED_PPS)
-    if counted is not None:
-        ctx.eligibility.remember(request_id, moment, counted)
-    if new.style_use is not None:
-        await styles.record_use(store, new.style_use, user, request_id)
-    events.announce(store, request_id, events.QUEUED, models=models)  # streams, Prefer: wait, idle pops
+    return await incoming.queued(store, ctx, row, counted, modes.raid, warnings)
 
-    message = None
-    if not modes.raid and not (await ctx.eligibility.count(store, ctx.settings, request_id, moment)).workers:
-        message = "No worker is currently online that can serve this request. It stays queued until one is."
-        warnings.append(Warning("NoAvailableWorker", message))
-    return CreatedRequest(id=request_id, kudos=cents_to_kudos(charge_cents * new.n), warnings=warnings, message=message)
+
+@dataclass(frozen=True)
+class _Incoming:
+    """A request on its way into the queue: what ``create_request`` settled before its requester's standing."""
+
+    request_id: str
+    user: Account
+    new: NewRequest
+    models: list[str]
+    targets: list[str]
+    source_keys: sources.SourceKeys
+    sharedkey: SharedKey | None
+    ip_hash: str | None
+    now: float
+
+    @property
+    def admitted_in_one_step(self) -> bool:
+        """Whether ``IntakeRepository.admit`` can take it: not when a rule needs the domain between the standing and
+        the insert (the anonymous per-address queue, a shared key's caps and budget, a flagged account's priority,
+        a style's use) or a second statement does (targeted workers)."""
+        user = self.user
+        return not (is_anonymous(user) or user.is_flagged or self.sharedkey or self.new.style_use or self.targets)
+
+    def row(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The request's columns with these ``params`` (maybe downgraded), but for its rank and ``kudos_backed``:
+        they depend on the requester's standing."""
+        new, params = self.new, dict(params)
+        inputs = price_inputs(new, params)
+        seed = parse_seed(params.pop("seed", None))
+        seed_variation = int(params.pop("seed_variation", None) or SEED_VARIATION_DEFAULT)
+        pixels = params["width"] * params["height"]
+        steps = accurate_steps(params["steps"], params["sampler_name"])
+        return {
+            "id": self.request_id,
+            "user_id": self.user.id,
+            "state": RequestState.QUEUED,
+            "created_at": self.now,
+            "last_activity_at": self.now,
+            "prompt": new.prompt,
+            "params": params,
+            "n_total": new.n,
+            "n_waiting": new.n,
+            "n_processing": 0,
+            "n_finished": 0,
+            "n_faulted": 0,
+            "width": params["width"],
+            "height": params["height"],
+            "pixels": pixels,
+            "accurate_steps": steps,
+            "things": pixels * steps,
+            "nsfw": new.nsfw,
+            "censor_nsfw": new.censor_nsfw,
+            "trusted_workers": new.trusted_workers,
+            "slow_workers": new.slow_workers,
+            "worker_blacklist": new.worker_blacklist,
+            "has_worker_list": bool(self.targets),
+            "has_model_list": bool(self.models),
+            "r2": new.r2,
+            "shared": new.shared,
+            "source_processing": new.source_processing,
+            "source_image_key": self.source_keys.source,
+            "source_mask_key": self.source_keys.mask,
+            "has_loras": bool(params.get("loras")),
+            "has_hypernetworks": bool(params.get("hypernetworks")),
+            "has_post_processing": bool(params.get("post_processing")),
+            "post_processor_bits": post_processors.bits(params.get("post_processing") or ()),
+            "has_controlnet": bool(params.get("control_type")),
+            "disable_batching": new.disable_batching,
+            "price_cents": kudos_to_cents(image_price(inputs)),
+            "charge_cents": kudos_to_cents(image_charge(inputs)),
+            "charged_cents": 0,
+            "seed": seed,
+            "seed_variation": seed_variation,
+            "webhook": new.webhook,
+            "gallery": new.gallery and not is_anonymous(self.user),
+            "client_agent": new.client_agent,
+            "sharedkey_id": self.sharedkey.id if self.sharedkey is not None else None,
+            "client_ip_hash": self.ip_hash,
+        }
+
+    async def queued(
+        self,
+        store: Store,
+        ctx: HordeContext,
+        row: dict[str, Any],
+        counted: Eligibility | None,
+        raid: bool,
+        warnings: list[Warning] | None = None,
+    ) -> CreatedRequest:
+        """What follows the insert of ``row``: its style's use, its event, and its answer, with a warning when no
+        live worker could serve it (``counted``: the workers the insert counted, if it did)."""
+        request_id, now = self.request_id, self.now
+        if counted is not None:
+            ctx.eligibility.remember(request_id, now, counted)
+        if self.new.style_use is not None:
+            await styles.record_use(store, self.new.style_use, self.user, request_id)
+        events.announce(store, request_id, events.QUEUED, models=self.models)  # streams, Prefer: wait, idle pops
+        warnings = list(warnings or ())
+        message = None
+        if not raid and not (await ctx.eligibility.count(store, ctx.settings, request_id, now)).workers:
+            message = "No worker is currently online that can serve this request. It stays queued until one is."
+            warnings.append(Warning("NoAvailableWorker", message))
+        kudos = cents_to_kudos(row["charge_cents"] * self.new.n)
+        return CreatedRequest(id=request_id, kudos=kudos, warnings=warnings, message=message)
 
 
 async def cancel_request(store: Store, request: RequestCounters, now: float | None = None) -> None:

@@ -9,6 +9,12 @@
 * ``insert``: the request and its per-model queue rows; on PostgreSQL one statement, which also counts the live
   workers that could serve it (for its first answer's warning and its first checks) unless it targets workers,
   whose rows take one more statement.
+* ``admit`` (PostgreSQL): both in one statement, a transaction of its own, for the common request: the limits it
+  must pass are bound as numbers (``Admission``), and the statement counts, checks and inserts only if it passes
+  them with a standing that is current (no other request of theirs committed while it waited for the lock). When
+  it inserts nothing the caller takes the two steps above, which say why or take the rarer cases (a downgrade, a
+  Supporter's boost and monthly grant); when it counted the request all the same (it waited for the lock, so its
+  figures were stale) the caller's ``standing`` must not count it again.
 """
 
 from __future__ import annotations
@@ -17,7 +23,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Boolean,
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from openhorde.storage.direct_sql import DirectSql
@@ -44,10 +63,39 @@ class Standing:
     supporter_until: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What ``admit`` checks a new request against, bound as numbers by the domain (``create_request``'s rules)."""
+
+    images: int
+    concurrency: int
+    """The most images the requester may have waiting, this request's included."""
+    total_cents: int
+    """What the whole request will charge."""
+    upfront: bool
+    """Whether the balance, less what their queued images will still cost, must cover ``total_cents``."""
+    ageing_per_second: float
+    """The request's rank is its priority (the balance in kudos) less this times its creation time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """What ``admit`` did."""
+
+    queued: bool
+    """The request and its queue rows were inserted (and committed: the statement was a transaction of its own)."""
+    counted: bool
+    """The request was counted in the requester's usage (committed), even when it was not queued."""
+    eligibility: Eligibility | None
+    """The live workers that could serve it, when it was queued and asked for (``eligible_since``)."""
+
+
 _COUNT_AND_LOCK = (
     update(_USERS)
     .where(_USERS.c.id == bindparam("requester"))
-    .values(usage_requests=_USERS.c.usage_requests + 1, last_active_at=bindparam("now"))
+    .values(
+        usage_requests=_USERS.c.usage_requests + bindparam("counts", type_=Integer), last_active_at=bindparam("now")
+    )
     .returning(_USERS.c.kudos_cents)
 )
 _mine = (_REQUESTS.c.state == _QUEUED) & (_REQUESTS.c.user_id == bindparam("requester"))
@@ -87,6 +135,68 @@ def _insert_and_count() -> Any:
     return eligible_for_new_request(new).add_cte(queued.cte("new_models"))
 
 
+@lru_cache(maxsize=1)
+def _admit_and_insert() -> Any:
+    """PostgreSQL: count a new request in its requester's usage if it passes the ``Admission`` bound with it, and
+    insert it if the standing the count saw was current (see the module's docstring), with ``_insert_and_count``'s
+    queue rows and count; its rank and ``kudos_backed`` come from the locked balance. Returns the count, then
+    whether it counted and whether it queued."""
+    users = _USERS.c
+    mine = (_REQUESTS.c.state == _QUEUED) & (_REQUESTS.c.user_id == users.id)
+    queued = select(func.coalesce(func.sum(_REQUESTS.c.n_waiting), 0)).where(mine).scalar_subquery()
+    owed = (_REQUESTS.c.n_waiting + _REQUESTS.c.n_processing) * _REQUESTS.c.charge_cents
+    outstanding = select(func.coalesce(func.sum(owed), 0)).where(mine).scalar_subquery()
+    seen_row = _USERS.alias("seen")
+    seen = select(seen_row.c.usage_requests).where(seen_row.c.id == users.id).scalar_subquery()
+    now = bindparam("now", type_=Float)
+    total = bindparam("total_cents", type_=Integer)
+    supporting = select(_SUPPORTERS.c.user_id).where(_SUPPORTERS.c.user_id == users.id, _SUPPORTERS.c.until > now)
+    counted = (
+        update(_USERS)
+        .where(
+            users.id == bindparam("requester"),
+            ~supporting.exists(),  # a Supporter's boost and monthly grant: the two steps
+            queued + bindparam("images", type_=Integer) <= bindparam("concurrency", type_=Integer),
+            or_(~bindparam("upfront", type_=Boolean), users.kudos_cents - outstanding >= total),
+        )
+        .values(usage_requests=users.usage_requests + 1, last_active_at=now)
+        .returning(
+            users.kudos_cents.label("balance"),
+            outstanding.label("outstanding"),
+            users.usage_requests.label("written"),
+            seen.label("seen"),
+        )
+        .cte("counted")
+    )
+    admitted = select(counted.c.balance, counted.c.outstanding).where(counted.c.written == counted.c.seen + 1)
+    admitted_cte = admitted.cte("admitted")
+    worked_out = {
+        # The priority is the balance in kudos (``role_effects.queue_priority``), in the same float operations.
+        "queue_rank": literal_column("CAST(admitted.balance AS DOUBLE PRECISION) / 100", Float)
+        - bindparam("ageing", type_=Float) * now,
+        "kudos_backed": admitted_cte.c.balance - admitted_cte.c.outstanding >= total,
+    }
+    row = [worked_out.get(name, bindparam(f"v_{name}", type_=_REQUESTS.c[name].type)) for name in _REQUEST_COLUMNS]
+    new = (
+        insert(_REQUESTS)
+        .from_select(list(_REQUEST_COLUMNS), select(*row).select_from(admitted_cte))
+        .returning(*_REQUESTS.c)
+        .cte("new_request")
+    )
+    model = func.unnest(bindparam("models", type_=ARRAY(String)))
+    queue_rows = insert(_REQUEST_MODELS).from_select(
+        ["request_id", "queue_rank", "model"], select(new.c.id, new.c.queue_rank, model)
+    )
+    return (
+        eligible_for_new_request(new)
+        .add_columns(
+            select(func.count()).select_from(counted).scalar_subquery(),
+            select(func.count()).select_from(new).scalar_subquery(),
+        )
+        .add_cte(queue_rows.cte("new_models"))
+    )
+
+
 _INSERT_REQUEST = insert(_REQUESTS).values(
     {name: bindparam(f"v_{name}", type_=_REQUESTS.c[name].type) for name in _REQUEST_COLUMNS}
 )
@@ -105,14 +215,53 @@ class IntakeRepository:
         self._sql = sql
         self._postgres = not is_sqlite
 
-    async def standing(self, user_id: int, now: float) -> Standing:
-        """Count a new request in the user's usage (locking their row) and read their standing."""
-        values = {"requester": user_id, "now": now}
-        balance, queued, outstanding, until, counted, seen = await self._sql.one(_COUNT_AND_READ, values)
+    async def standing(self, user_id: int, now: float, count: bool = True) -> Standing:
+        """Count a new request in the user's usage (locking their row) and read their standing; without ``count``
+        (``admit`` counted it already) only lock and read."""
+        counts = 1 if count else 0
+        values = {"requester": user_id, "now": now, "counts": counts}
+        balance, queued, outstanding, until, written, seen = await self._sql.one(_COUNT_AND_READ, values)
         # SQLite's subquery sees the count this statement wrote, and its one writer never waits for the row.
-        if self._postgres and counted != seen + 1:  # another request of theirs committed while this one waited
+        if self._postgres and written != seen + counts:  # another request of theirs committed while this one waited
             queued, outstanding, until = await self._sql.one(_QUEUE_AND_TIER, values)
         return Standing(int(balance), int(queued), int(outstanding), until)
+
+    @property
+    def admits_at_once(self) -> bool:
+        """Whether ``admit`` is available (PostgreSQL)."""
+        return self._postgres
+
+    async def admit(
+        self,
+        user_id: int,
+        now: float,
+        admission: Admission,
+        row: dict[str, Any],
+        models: list[str],
+        eligible_since: float | None = None,
+        default_speed_pps: float = 0.0,
+    ) -> Admitted:
+        """PostgreSQL: ``standing`` and ``insert`` in one statement that is a transaction by itself, for a request
+        that targets no workers, if it passes ``admission`` (see the module's docstring). ``row``'s ``queue_rank``
+        and ``kudos_backed`` are worked out from the balance the statement locks."""
+        values = {
+            **{f"v_{name}": row.get(name) for name in _REQUEST_COLUMNS},
+            "requester": user_id,
+            "now": now,
+            "images": admission.images,
+            "concurrency": admission.concurrency,
+            "total_cents": admission.total_cents,
+            "upfront": admission.upfront,
+            "ageing": admission.ageing_per_second,
+            "models": models,
+            "request_id": row["id"],
+            "since": eligible_since or 0.0,
+            "default_speed": default_speed_pps,
+        }
+        found = await self._sql.first_alone(_admit_and_insert(), values)
+        workers, threads, speed, counted, queued = found if found is not None else (0, 0, 0.0, 0, 0)
+        eligibility = Eligibility(int(workers), int(threads), float(speed)) if eligible_since is not None else None
+        return Admitted(queued=bool(queued), counted=bool(counted), eligibility=eligibility if queued else None)
 
     async def insert(
         self,
