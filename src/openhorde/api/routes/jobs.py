@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from openhorde.api import metrics
-from openhorde.api.deps import ApiUser, ClientIp, ContextDep, StoreDep
+from openhorde.api.deps import ApiUser, ClientIp, ContextDep, QueueViewDep, StoreDep
 from openhorde.api.openapi import errors
 from openhorde.api.schemas.common import iso_time
 from openhorde.api.schemas.jobs import (
@@ -80,7 +80,9 @@ async def pop(body: PopInput, store: StoreDep, ctx: ContextDep, user: ApiUser, i
 
 
 @router.post("/submit", response_model=GenerationSubmitted, responses=errors(404), summary="Hand in a job's image")
-async def submit_job(body: SubmitInput, store: StoreDep, ctx: ContextDep, user: ApiUser) -> GenerationSubmitted:
+async def submit_job(
+    body: SubmitInput, store: StoreDep, ctx: ContextDep, user: ApiUser, view: QueueViewDep
+) -> GenerationSubmitted:
     submission = submit.Submission(
         job_id=body.id,
         generation=body.generation,
@@ -89,6 +91,6 @@ async def submit_job(body: SubmitInput, store: StoreDep, ctx: ContextDep, user: 
         censored=body.censored,
         gen_metadata=[m.model_dump(exclude_none=True) for m in body.gen_metadata],
     )
-    settled = await submit.submit(store, ctx, user, submission)
+    settled = await submit.submit(store, ctx, user, submission, view=view)
     metrics.count_submit(body.state)
     return GenerationSubmitted(reward=settled.reward)

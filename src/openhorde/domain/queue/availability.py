@@ -14,7 +14,9 @@ slow (about a second at 100,000 queued), so it is then taken less often (at most
 
 A request's own counters (waiting, processing, finished...) are kept too, until an event says the request
 changed (every change announces one, in whichever process made it) or ``check_cache_seconds`` passes, so
-checking a request nothing happened to reads nothing.
+checking a request nothing happened to reads nothing. A change that returns the counters it wrote (a submit's
+one statement) leaves them in its own process's memory, unless another change of the request was heard while it
+ran: that one may have committed after it (``QueueView.remember_written``).
 """
 
 from __future__ import annotations
@@ -116,6 +118,12 @@ class QueueView:
         self._lock = asyncio.Lock()
         self._counters: dict[str, tuple[float, RequestCounters]] = {}
         self._eligibility = eligibility
+        self._heard = 0
+        """Changes heard so far, whatever their subject: the clock of ``mark``."""
+        self._epoch = 0
+        """Raised whenever ``_changes`` forgets, so that no mark taken before compares with what it holds after."""
+        self._changes: dict[str, tuple[int, int]] = {}
+        """Per subject, when (``_heard``) its last change was heard, and the change before it."""
 
     def cached_counters(self, request_id: str, now: float) -> RequestCounters | None:
         """The counters of a request read less than ``check_cache_seconds`` ago, unless it changed since."""
@@ -133,6 +141,19 @@ class QueueView:
             self._counters = {key: value for key, value in self._counters.items() if value[0] > horizon}
         self._counters[counters.id] = (now, counters)
 
+    def mark(self) -> tuple[int, int]:
+        """Where the changes heard stand, taken before a write whose counters ``remember_written`` may keep."""
+        return self._epoch, self._heard
+
+    def remember_written(self, counters: RequestCounters, mark: tuple[int, int], now: float) -> None:
+        """Keep the counters a write of this process returned, called once it committed and announced its change
+        (so that change was the last heard): unless another change of the request was heard since ``mark`` (it may
+        have committed after the write, which would make these counters stale)."""
+        epoch, heard = mark
+        last, before = self._changes.get(counters.id, (0, 0))
+        if epoch == self._epoch and before <= heard < last:
+            self.remember_counters(counters, now)
+
     async def eligibility(self, store: Store, request_id: str, now: float) -> Eligibility:
         """The workers that could serve a request, counted at most every ``ELIGIBILITY_MAX_AGE_SECONDS``."""
         return await self._eligibility.count(store, self.settings, request_id, now)
@@ -143,10 +164,21 @@ class QueueView:
 
     def on_change(self, change: Change) -> None:
         """A broker listener: a request that announced a change is read again on its next check."""
-        if change.subject == EVERYTHING:
+        self._heard += 1
+        subject = change.subject
+        if subject == EVERYTHING:
             self._counters.clear()
-        else:
-            self._counters.pop(change.subject, None)
+            self._forget_changes()
+            return
+        self._counters.pop(subject, None)
+        if len(self._changes) >= self.MAX_CACHED_REQUESTS and subject not in self._changes:
+            self._forget_changes()
+        last, _ = self._changes.get(subject, (0, 0))
+        self._changes[subject] = (self._heard, last)
+
+    def _forget_changes(self) -> None:
+        self._changes.clear()
+        self._epoch += 1
 
     async def current(self, store: Store, now: float) -> QueueSnapshot:
         """The snapshot, retaken when it is older than ``snapshot_max_age``; while another call retakes it,

@@ -12,6 +12,7 @@ slower path of ``_record_fault``: it is rare, and puts images back in the queue.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from openhorde.domain.accounts import ANONYMOUS_USER_ID
 from openhorde.domain.context import HordeContext
 from openhorde.domain.kudos import escrow, ledger
 from openhorde.domain.queue import events
+from openhorde.domain.queue.availability import QueueView
 from openhorde.domain.queue.blob_keys import image_key, job_of_upload_key, upload_key
 from openhorde.domain.queue.leases import count_abort, return_to_queue
 from openhorde.domain.queue.states import JobState, RequestState, job_transition, request_transition
@@ -97,9 +99,15 @@ class Settled:
 
 
 async def submit(
-    store: Store, ctx: HordeContext, user: Account, submission: Submission, now: float | None = None
+    store: Store,
+    ctx: HordeContext,
+    user: Account,
+    submission: Submission,
+    now: float | None = None,
+    view: QueueView | None = None,
 ) -> Settled:
-    """Record a worker's result and settle its kudos."""
+    """Record a worker's result and settle its kudos; ``view``: this process's, to keep the request's new counters
+    for its next check when the one statement returned them."""
     moment = now or time.time()
     if submission.state == "faulted":
         return await _record_fault(store, ctx, user, submission, moment)
@@ -124,7 +132,7 @@ async def submit(
         gen_metadata=submission.gen_metadata,
     )
     if inline is None and store.deliveries.settles_at_once:
-        settled = await _claim_and_settle(store, ctx, claim)
+        settled = await _claim_and_settle(store, ctx, claim, view)
         if settled is not None:
             return settled
     delivery = await store.deliveries.claim(claim)
@@ -140,7 +148,7 @@ async def submit(
     return Settled(ledger.cents_to_kudos(delivery.price_cents), delivery.request_id)
 
 
-async def _claim_and_settle(store: Store, ctx: HordeContext, claim: Claim) -> Settled | None:
+async def _claim_and_settle(store: Store, ctx: HordeContext, claim: Claim, view: QueueView | None) -> Settled | None:
     """PostgreSQL, an image uploaded to ``r2_upload``: the claim and the settlement in one statement, the image
     copied to its delivered key first (so a missing upload claims nothing). ``None`` when it did nothing: the
     caller's claim then tells why, or takes the cases the statement leaves to it (a webhook, an owner this reward
@@ -165,10 +173,13 @@ async def _claim_and_settle(store: Store, ctx: HordeContext, claim: Claim) -> Se
         trust_min_age_seconds=economy.trust_min_account_age_seconds,
         speed_smoothing=SPEED_SMOOTHING,
     )
+    mark = view.mark() if view is not None else None
     delivered = await store.deliveries.claim_and_settle(claim, request_transition(RequestState.DONE), terms)
     if delivered is None:
         return None
     _delivered(store, ctx, delivered, delivered.charge_cents, claim.now)
+    if view is not None and mark is not None:
+        store.after_commit(functools.partial(view.remember_written, delivered.counters, mark, claim.now))
     return Settled(ledger.cents_to_kudos(delivered.price_cents), delivered.request_id)
 
 

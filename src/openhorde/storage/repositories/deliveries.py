@@ -19,7 +19,7 @@ caller then takes the two steps below, which SQLite always takes:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from sqlalchemy import BigInteger, Boolean, Float, Table, bindparam, func, liter
 
 from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.lifecycle import Transition
+from openhorde.storage.repositories.statuses import RequestCounters
 from openhorde.storage.tables import Job, KudosEscrow, Request, User, Worker
 
 _JOBS = cast(Table, Job.__table__)
@@ -153,8 +154,12 @@ class Delivered:
     price_cents: int
     charge_cents: int
     """What the requester owed (0 when anonymous or censored), before it was taken down to their balance."""
-    charged_cents: int
-    request_state: str
+    counters: RequestCounters
+    """The request's counters as this statement left them (a check can answer from them)."""
+
+
+_DELIVERED_COUNT = 8
+"""The columns of ``claim_and_settle``'s row before the request's counters."""
 
 
 _JOB_FIELDS = (_JOBS.c.id, _JOBS.c.request_id, _JOBS.c.worker_id, _JOBS.c.model, _JOBS.c.seed, _JOBS.c.started_at)
@@ -320,7 +325,7 @@ class DeliveryRepository:
         row = await self._sql.first_alone(_claim_and_settle_statement(claim.done, request_done), values)
         if row is None:
             return None
-        job_id, request_id, requester_id, owner_id, model, things, price, charge, charged, state = row
+        job_id, request_id, requester_id, owner_id, model, things, price, charge = row[:_DELIVERED_COUNT]
         return Delivered(
             job_id=job_id,
             request_id=request_id,
@@ -330,8 +335,7 @@ class DeliveryRepository:
             things=int(things),
             price_cents=int(price),
             charge_cents=int(charge),
-            charged_cents=int(charged),
-            request_state=str(state),
+            counters=RequestCounters(*row[_DELIVERED_COUNT:]),
         )
 
     async def state_and_owner(self, job_id: str) -> tuple[str, int | None] | None:
@@ -625,12 +629,12 @@ progress AS (UPDATE requests SET
             THEN '{request_done}' ELSE requests.state END,
         n_processing = requests.n_processing - 1, n_finished = requests.n_finished + 1,
         charged_cents = requests.charged_cents + coalesce((SELECT amount FROM payer), 0), last_activity_at = :now
-    FROM terms WHERE requests.id = terms.request_id RETURNING requests.state),
+    FROM terms WHERE requests.id = terms.request_id RETURNING {counters}),
 unqueued AS (DELETE FROM request_models USING terms WHERE request_models.request_id = terms.request_id
     AND EXISTS (SELECT 1 FROM progress WHERE progress.state = '{request_done}'))
 SELECT terms.job_id, terms.request_id, terms.requester_id, terms.owner_id, terms.model, terms.things, terms.price,
-    terms.charge, coalesce((SELECT amount FROM payer), 0), (SELECT state FROM progress)
-FROM terms"""
+    terms.charge, progress.*
+FROM terms, progress"""
 
 
 @lru_cache(maxsize=4)
@@ -642,6 +646,7 @@ def _claim_and_settle_statement(done: Transition, request_done: Transition) -> A
         request_done=request_done.to,
         request_from=request_done.sql_condition("requests.state"),
         gallery_insert=_GALLERY_INSERT,
+        counters=", ".join(f"requests.{field.name}" for field in fields(RequestCounters)),
     )
     return text(sql).bindparams(
         bindparam("now", type_=Float),
