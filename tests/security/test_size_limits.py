@@ -19,7 +19,7 @@ from openhorde.api.app import create_app
 from openhorde.api.schemas.common import MAX_ID_CHARS, MAX_LIST_ITEM_CHARS, MAX_LIST_ITEMS
 from openhorde.api.schemas.generate import MAX_EXTRA_TEXT_CHARS, MAX_EXTRA_TEXTS, MAX_SPECIAL_KEYS
 from openhorde.config import Settings
-from openhorde.domain.queue.requests import MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
+from openhorde.domain.queue.request_rules import MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
 from openhorde.storage.tables import Request, Worker
 from tests.live_server import Horde, webp_bytes
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,7 +63,7 @@ def _unstorable_text_in_head(scope: Scope) -> HordeError | None:
     query: bytes = scope.get("query_string", b"")
     if not text.is_storable(scope["path"]) or b"\x00" in query or b"%00" in query:
         return InvalidCharacters("The path or query string holds a NUL character.")
-    if any(b"\x00" in name or b"\x00" in value for name, value in scope["headers"]):
+    if b"\x00" in b"".join(itertools.chain.from_iterable(scope["headers"])):  # one C-level scan, not two per header
         return InvalidCharacters("A header holds a NUL character.")
     return None
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from openhorde.api.schemas.common import MAX_LIST_ITEMS, ModelName, ResponseModel, WireModel, WorkerId
-from openhorde.domain.queue.requests import MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
+from openhorde.domain.queue.request_rules import MAX_PROMPT_CHARS, MAX_PROMPT_WORDS
 
 Sampler = Literal[
     "k_lms",

@@ -1,4 +1,5 @@
-"""Creating, pricing and cancelling image requests (``POST /generate/async``, ``DELETE /status``)."""
+"""Creating, pricing and cancelling image requests (``POST /generate/async``, ``DELETE /status``); the limits a new
+request must meet are in ``request_rules.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from openhorde.domain import catalogue, limits, post_processors, sharedkeys, webhooks
+from openhorde.domain import limits, post_processors, sharedkeys, webhooks
 from openhorde.domain.accounts import is_anonymous
 from openhorde.domain.billing import tiers
 from openhorde.domain.context import HordeContext
@@ -22,23 +23,16 @@ from openhorde.domain.moderation import events as moderation_events
 from openhorde.domain.moderation import modes as horde_modes
 from openhorde.domain.moderation import prompt_filters, role_effects
 from openhorde.domain.queue import events, sources
+from openhorde.domain.queue import request_rules as rules
 from openhorde.domain.queue.availability import DEFAULT_WORKER_SPEED_PPS, live_since
 from openhorde.domain.queue.seeds import parse_seed
 from openhorde.domain.queue.states import RequestState, request_transition
 from openhorde.domain.sharedkeys import SharedKey
 from openhorde.domain.styles import apply as styles
 from openhorde.errors import (
-    ControlNetInpaintingMismatch,
-    ControlNetSourceMissing,
-    InvalidPromptSize,
     KudosUpfront,
-    MissingPrompt,
     SourceMaskUnnecessary,
-    TooManyLoras,
     TooManyPrompts,
-    TooManyTIs,
-    TooManyUpscalers,
-    UnsupportedModel,
 )
 from openhorde.storage.db import Database
 from openhorde.storage.repositories.accounts import Account
@@ -49,20 +43,7 @@ from openhorde.storage.store import Store
 
 AGEING_PRIORITY_PER_SECOND = 5.0
 """Queue priority a request gains per second of waiting (the reference adds 50 every 10 s)."""
-MAX_PROMPT_WORDS = 7500
-"""The AI Horde's limit on a prompt, in whitespace-separated words."""
-MAX_PROMPT_CHARS = 20_000
-"""Ours, beside the word limit: 7,500 words of ordinary text fit, and one "word" of a million characters does not."""
-MAX_LORAS = 5
-MAX_TIS = 20
-CONTROLNET_MAX_STEPS = 40
-"""The AI Horde caps a ControlNet request's steps at this, silently."""
 MAX_TARGET_WORKERS = 5
-UPFRONT_MAX_STEPS = 50
-"""Requests with more accurate steps than this must be paid for upfront."""
-UPFRONT_MAX_PIXELS = 1024 * 1024
-"""Requests larger than this must be paid for upfront."""
-DOWNGRADE_STEPS = 50
 SEED_VARIATION_DEFAULT = 1
 
 
@@ -137,68 +118,9 @@ def price_inputs(new: NewRequest, params: dict[str, Any]) -> PriceInputs:
     )
 
 
-def _check_prompt(prompt: str) -> None:
-    if not prompt.strip():
-        raise MissingPrompt()
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InvalidPromptSize(f"Prompts are limited to {MAX_PROMPT_CHARS} characters.")
-    if len(prompt.split()) > MAX_PROMPT_WORDS:
-        raise InvalidPromptSize(f"Prompts are limited to {MAX_PROMPT_WORDS} words.")
-
-
-def _check_params(params: dict[str, Any]) -> None:
-    if len(params.get("loras") or ()) > MAX_LORAS:
-        raise TooManyLoras()
-    if len(params.get("tis") or ()) > MAX_TIS:
-        raise TooManyTIs()
-    if sum(1 for name in params.get("post_processing") or () if name in post_processors.UPSCALERS) > 1:
-        raise TooManyUpscalers()
-
-
-def _check_controlnet(new: NewRequest) -> None:
-    """A ControlNet request has a source image (its control image) and is not a painting; steps at most 40."""
-    if not new.params.get("control_type"):
-        return
-    if new.source_image is None:
-        raise ControlNetSourceMissing()
-    if new.source_processing in ("inpainting", "outpainting"):
-        raise ControlNetInpaintingMismatch()
-    new.params["steps"] = min(new.params["steps"], CONTROLNET_MAX_STEPS)  # silently, as the AI Horde
-
-
-async def _check_models(store: Store, ctx: HordeContext, models: list[str]) -> None:
-    if not models or ctx.settings.queue.allow_custom_models:
-        return
-    unknown = sorted(set(models) - await catalogue.known_names(store, models, ctx.catalogue))
-    if unknown:
-        raise UnsupportedModel(f"Unknown model(s): {', '.join(unknown)}. See /api/v2/status/models for the catalogue.")
-
-
 async def outstanding_charges_cents(store: Store, user: Account) -> int:
     """Hundredths of a kudo this user's queued images will still cost: held against upfront payments."""
     return await store.queue.outstanding_cents(user.id)
-
-
-def needs_upfront_kudos(new: NewRequest, params: dict[str, Any]) -> bool:
-    """Whether the reference's upfront-kudos rules apply: fast workers only, many steps or a large image."""
-    steps = accurate_steps(params["steps"], params["sampler_name"])
-    return (
-        (not new.slow_workers) or steps > UPFRONT_MAX_STEPS or params["width"] * params["height"] > UPFRONT_MAX_PIXELS
-    )
-
-
-def downgrade(params: dict[str, Any]) -> dict[str, Any]:
-    """Params shrunk to what needs no upfront kudos: area within 1024², sides multiples of 64, fewer steps."""
-    smaller = dict(params)
-    area = params["width"] * params["height"]
-    if area > UPFRONT_MAX_PIXELS:
-        scale = (UPFRONT_MAX_PIXELS / area) ** 0.5
-        smaller["width"] = max(64, int(params["width"] * scale) // 64 * 64)
-        smaller["height"] = max(64, int(params["height"] * scale) // 64 * 64)
-    if accurate_steps(params["steps"], params["sampler_name"]) > UPFRONT_MAX_STEPS:
-        factor = 2 if accurate_steps(2, params["sampler_name"]) == 4 else 1
-        smaller["steps"] = DOWNGRADE_STEPS // factor
-    return smaller
 
 
 async def queue_request(
@@ -214,9 +136,9 @@ async def queue_request(
     if new.style is not None:
         async with db.store() as store:
             await styles.apply_style(store, new)
-    _check_prompt(new.prompt)
-    _check_params(new.params)
-    _check_controlnet(new)
+    rules.check_prompt(new.prompt)
+    rules.check_params(new.params)
+    rules.check_controlnet(new)
     if new.source_image is None and new.source_mask is not None:
         raise SourceMaskUnnecessary()
     await webhooks.check_url(ctx, new.webhook)
@@ -281,7 +203,7 @@ async def create_request(
             await moderation_events.record_prompt(store, evidence, moment)
     new.prompt = screening.prompt
     params = dict(new.params)
-    await _check_models(store, ctx, models)
+    await rules.check_models(store, ctx, models)
     if new.dry_run:
         resolved = styles.resolved(new, new.style_use) if new.style_use is not None else None
         return CreatedRequest(
@@ -298,7 +220,7 @@ async def create_request(
             images=new.n,
             concurrency=user.concurrency,
             total_cents=total_cents,
-            upfront=needs_upfront_kudos(new, params),
+            upfront=rules.needs_upfront_kudos(new, params),
             ageing_per_second=AGEING_PRIORITY_PER_SECOND,
         )
         row = incoming.row(params)  # its rank and kudos_backed worked out by the statement from the locked balance
@@ -317,14 +239,14 @@ async def create_request(
             store, sharedkey, params["width"], params["height"], params["steps"], total_cents
         )
     warnings: list[Warning] = []
-    if needs_upfront_kudos(new, params) and available_cents < total_cents:
+    if rules.needs_upfront_kudos(new, params) and available_cents < total_cents:
         if not new.allow_downgrade:
             raise KudosUpfront(
                 f"This request needs {cents_to_kudos(total_cents)} kudos upfront "
                 f"(large images, many steps or fast workers only); you have {cents_to_kudos(available_cents)}. "
                 "Send allow_downgrade=true to shrink it instead."
             )
-        params = downgrade(params)
+        params = rules.downgrade(params)
         new.slow_workers = True
         warnings.append(Warning("Downgraded", "The request was shrunk to what needs no upfront kudos."))
 
