@@ -75,7 +75,7 @@ async def test_a_refused_request_is_not_counted_in_the_requesters_usage(horde: H
 @pytest.mark.postgres
 async def test_a_request_that_waited_for_its_requesters_row_is_counted_once(horde: Horde) -> None:
     """Another request of theirs commits while this one waits for their row: the one statement's figures are stale,
-    so it queues nothing (it counted the request all the same), and the two steps queue it without counting it
+    so it queues nothing (it counted the request all the same), and its next try queues it without counting it
     again."""
     requester = await horde.register("busy", kudos=50)
     holder = await asyncpg.connect(asyncpg_dsn(horde.db.url))
@@ -100,3 +100,13 @@ async def test_a_request_that_waited_for_its_requesters_row_is_counted_once(hord
     async with horde.db.unit_of_work() as session:
         row = await session.get(Request, response.json()["id"])
     assert row is not None and row.queue_rank == 50 - AGEING_PRIORITY_PER_SECOND * row.created_at
+
+
+@pytest.mark.both_databases
+async def test_the_two_steps_standing_locks_and_reads_without_counting_what_a_try_counted(horde: Horde) -> None:
+    requester = await horde.register("counted", kudos=12.34)
+    async with horde.db.store() as store:
+        first = await store.intake.standing(requester.id, now=1000.0)
+        again = await store.intake.standing(requester.id, now=1000.0, count=False)
+    assert first.balance_cents == again.balance_cents == 1234
+    assert await _usage_requests(horde, requester) == 1

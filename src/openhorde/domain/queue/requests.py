@@ -44,6 +44,9 @@ from openhorde.storage.store import Store
 AGEING_PRIORITY_PER_SECOND = 5.0
 """Queue priority a request gains per second of waiting (the reference adds 50 every 10 s)."""
 MAX_TARGET_WORKERS = 5
+ADMISSION_TRIES = 3
+"""How often a new request tries the one statement of ``IntakeRepository.admit`` while another request of the same
+requester's keeps making what it saw out of date (a client sending many at once), before it takes the two steps."""
 SEED_VARIATION_DEFAULT = 1
 
 
@@ -224,10 +227,15 @@ async def create_request(
             ageing_per_second=AGEING_PRIORITY_PER_SECOND,
         )
         row = incoming.row(params)  # its rank and kudos_backed worked out by the statement from the locked balance
-        admitted = await store.intake.admit(user.id, moment, admission, row, models, since, DEFAULT_WORKER_SPEED_PPS)
-        if admitted.queued:
-            return await incoming.queued(store, ctx, row, admitted.eligibility, modes.raid)
-        uncounted = not admitted.counted  # the two steps below say why it was not queued, or take it
+        for _ in range(ADMISSION_TRIES):
+            admitted = await store.intake.admit(
+                user.id, moment, admission, row, models, since, DEFAULT_WORKER_SPEED_PPS, count=uncounted
+            )
+            if admitted.queued:
+                return await incoming.queued(store, ctx, row, admitted.eligibility, modes.raid)
+            uncounted = uncounted and not admitted.counted
+            if not admitted.stale:
+                break  # refused by a limit, or a case it leaves: the two steps below say why, or take it
 
     standing = await store.intake.standing(user.id, moment, count=uncounted)  # locks their row until the commit
     balance_cents = 0 if is_anonymous(user) else standing.balance_cents

@@ -13,8 +13,8 @@
   must pass are bound as numbers (``Admission``), and the statement counts, checks and inserts only if it passes
   them with a standing that is current (no other request of theirs committed while it waited for the lock). When
   it inserts nothing the caller takes the two steps above, which say why or take the rarer cases (a downgrade, a
-  Supporter's boost and monthly grant); when it counted the request all the same (it waited for the lock, so its
-  figures were stale) the caller's ``standing`` must not count it again.
+  Supporter's boost and monthly grant). When it counted the request all the same (it waited for the lock, so its
+  figures were stale) the caller may try it again, and neither that try nor ``standing`` counts it again.
 """
 
 from __future__ import annotations
@@ -86,6 +86,9 @@ class Admitted:
     """The request and its queue rows were inserted (and committed: the statement was a transaction of its own)."""
     counted: bool
     """The request was counted in the requester's usage (committed), even when it was not queued."""
+    stale: bool
+    """It passed the limits as the statement saw them but was not queued: another request of theirs committed
+    while it waited for their row, so what it saw was out of date (another try may queue it)."""
     eligibility: Eligibility | None
     """The live workers that could serve it, when it was queued and asked for (``eligible_since``)."""
 
@@ -150,6 +153,7 @@ def _admit_and_insert() -> Any:
     seen = select(seen_row.c.usage_requests).where(seen_row.c.id == users.id).scalar_subquery()
     now = bindparam("now", type_=Float)
     total = bindparam("total_cents", type_=Integer)
+    counts = bindparam("counts", type_=Integer)
     supporting = select(_SUPPORTERS.c.user_id).where(_SUPPORTERS.c.user_id == users.id, _SUPPORTERS.c.until > now)
     counted = (
         update(_USERS)
@@ -159,7 +163,7 @@ def _admit_and_insert() -> Any:
             queued + bindparam("images", type_=Integer) <= bindparam("concurrency", type_=Integer),
             or_(~bindparam("upfront", type_=Boolean), users.kudos_cents - outstanding >= total),
         )
-        .values(usage_requests=users.usage_requests + 1, last_active_at=now)
+        .values(usage_requests=users.usage_requests + counts, last_active_at=now)
         .returning(
             users.kudos_cents.label("balance"),
             outstanding.label("outstanding"),
@@ -168,7 +172,7 @@ def _admit_and_insert() -> Any:
         )
         .cte("counted")
     )
-    admitted = select(counted.c.balance, counted.c.outstanding).where(counted.c.written == counted.c.seen + 1)
+    admitted = select(counted.c.balance, counted.c.outstanding).where(counted.c.written == counted.c.seen + counts)
     admitted_cte = admitted.cte("admitted")
     worked_out = {
         # The priority is the balance in kudos (``role_effects.queue_priority``), in the same float operations.
@@ -240,14 +244,17 @@ class IntakeRepository:
         models: list[str],
         eligible_since: float | None = None,
         default_speed_pps: float = 0.0,
+        count: bool = True,
     ) -> Admitted:
         """PostgreSQL: ``standing`` and ``insert`` in one statement that is a transaction by itself, for a request
         that targets no workers, if it passes ``admission`` (see the module's docstring). ``row``'s ``queue_rank``
-        and ``kudos_backed`` are worked out from the balance the statement locks."""
+        and ``kudos_backed`` are worked out from the balance the statement locks. Without ``count`` (a try before
+        counted it) it does not count the request again."""
         values = {
             **{f"v_{name}": row.get(name) for name in _REQUEST_COLUMNS},
             "requester": user_id,
             "now": now,
+            "counts": 1 if count else 0,
             "images": admission.images,
             "concurrency": admission.concurrency,
             "total_cents": admission.total_cents,
@@ -259,9 +266,14 @@ class IntakeRepository:
             "default_speed": default_speed_pps,
         }
         found = await self._sql.first_alone(_admit_and_insert(), values)
-        workers, threads, speed, counted, queued = found if found is not None else (0, 0, 0.0, 0, 0)
+        workers, threads, speed, passed, queued = found if found is not None else (0, 0, 0.0, 0, 0)
         eligibility = Eligibility(int(workers), int(threads), float(speed)) if eligible_since is not None else None
-        return Admitted(queued=bool(queued), counted=bool(counted), eligibility=eligibility if queued else None)
+        return Admitted(
+            queued=bool(queued),
+            counted=bool(passed) and count,
+            stale=bool(passed) and not queued,
+            eligibility=eligibility if queued else None,
+        )
 
     async def insert(
         self,
