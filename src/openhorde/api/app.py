@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -114,9 +115,22 @@ async def prepare_storage(settings: Settings) -> tuple[Database, HordeContext]:
     return db, HordeContext(settings=settings, secret=secret, blobs=blob_store, outbound=outbound)
 
 
+def freeze_startup_objects() -> None:
+    """For a server process, once its app is built: take what exists then (modules, classes, routes, schemas: some
+    270,000 objects that live as long as the process) out of the garbage collector's reach, and collect young
+    objects less often. Under the job-cycle benchmark each full collection walked them all (about 190 ms of CPU in
+    the middle of requests, every few seconds), and young collections ran 30 times a second: the collector took
+    6 % of the server's CPU, now under 0.5 %. Not for tests, which build many apps in one process."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def create_app_from_environment() -> FastAPI:
     """The app for settings taken from the environment: the factory each of several server processes calls."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    freeze_startup_objects()
+    return app
 
 
 def create_app(settings: Settings) -> FastAPI:

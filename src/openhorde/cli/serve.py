@@ -26,7 +26,7 @@ def serve(
     host: HostOption = None, port: PortOption = None, data_dir: DataDirOption = None, workers: WorkersOption = None
 ) -> None:
     """Run the horde server (API under /api/v2, docs at /api/docs)."""
-    from openhorde.api.app import create_app, prepare_storage
+    from openhorde.api.app import create_app, freeze_startup_objects, prepare_storage
     from openhorde.api.http_protocol import JoinedWritesHttpToolsProtocol
 
     settings = build_settings(host, port, data_dir)
@@ -44,7 +44,9 @@ def serve(
         "http": JoinedWritesHttpToolsProtocol,  # one send per answer
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        freeze_startup_objects()
+        uvicorn.run(app, **options)
         return
 
     async def migrate_once() -> None:
