@@ -105,7 +105,7 @@ BUDGETS: dict[str, dict[str, int]] = {
         "upload": 1,
         "submit": 1,  # claim and settle, a transaction of its own
         "check (done)": 0,  # the counters the submit's statement returned, kept by this process
-        "status (done)": 1,  # the counters and the done jobs together
+        "status (done)": 0,  # its one image: the submit's process kept the finished job with the counters
         "pop (first empty)": 2,  # find, and why nothing was found (the skipped counts)
         "pop (idle)": 0,
         "heartbeat": 0,

@@ -285,3 +285,47 @@ async def test_style_contract_publishes_placeholders_and_the_write_limits(horde:
 async def test_style_contract_without_rate_limits_has_no_write_limits(horde: Horde) -> None:
     contract = (await horde.client.get("/api/v2/status/style_contract")).json()  # the tests run with limits off
     assert contract["image"]["style_create_rate_limits"] == [] == contract["text"]["style_modify_rate_limits"]
+
+
+def _without_signatures(status: dict[str, Any]) -> dict[str, Any]:
+    """A status with its images' URLs cut at their query (a signature that expires from the moment it was made)."""
+    images = [{**image, "img": image["img"].split("?")[0]} for image in status["generations"]]
+    return {**status, "generations": images}
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize("horde_settings", [{"check_cache_seconds": 30.0}])
+async def test_a_status_from_memory_is_the_status_read_from_the_database(horde: Horde) -> None:
+    """PostgreSQL's submit keeps the request's counters and its one finished job for its next check and status."""
+    requester, owner = await horde.register("requester", kudos=100), await horde.register("owner")
+    request_id = (await horde.generate(requester, params={"width": 64, "height": 64, "steps": 5})).json()["id"]
+    job = await horde.pop(owner)
+    metadata = [{"type": "information", "value": "see_ref", "ref": "a note from the worker"}]
+    submitted = await horde.upload_and_submit(owner, job, seed=4242, gen_metadata=metadata)
+    assert submitted.status_code == 200, submitted.text
+
+    checked = await _check(horde, request_id)
+    remembered = (await horde.client.get(f"/api/v2/generate/status/{request_id}")).json()
+    horde.app.state.queue_view.forget(request_id)
+    read = (await horde.client.get(f"/api/v2/generate/status/{request_id}")).json()
+    assert _without_signatures(remembered) == _without_signatures(read)
+    assert {key: value for key, value in read.items() if key in checked} == checked
+    (image,) = read["generations"]
+    assert read["done"] and read["finished"] == 1 and read["kudos"] > 0
+    assert (image["seed"], image["gen_metadata"], image["id"]) == ("4242", metadata, job["ids"][0])
+
+
+@pytest.mark.both_databases
+@pytest.mark.parametrize("horde_settings", [{"check_cache_seconds": 30.0}])
+async def test_a_cancel_answers_with_the_status_it_made_not_the_one_remembered(horde: Horde) -> None:
+    requester, owner = await horde.register("requester", kudos=100), await horde.register("owner")
+    params = {"width": 64, "height": 64, "steps": 5, "n": 2}
+    request_id = (await horde.generate(requester, params=params, disable_batching=True)).json()["id"]
+    job = await horde.pop(owner)
+    assert len(job["ids"]) == 1, job
+    assert (await horde.upload_and_submit(owner, job)).status_code == 200
+    assert (await _check(horde, request_id))["waiting"] == 1  # the first image's counters, kept (PostgreSQL)
+
+    cancelled = (await horde.client.delete(f"/api/v2/generate/status/{request_id}")).json()
+    assert cancelled["done"] and cancelled["waiting"] == 0 and cancelled["finished"] == 1, cancelled
+    assert (await horde.client.get(f"/api/v2/generate/status/{request_id}")).json() == cancelled

@@ -135,7 +135,7 @@ async def check(id: str, store: ReaderDep, ctx: ContextDep, view: QueueViewDep) 
 
 @router.get("/status/{id}", response_model=RequestStatusStable, summary="A request's progress and its images")
 async def get_status(id: str, store: ReaderDep, ctx: ContextDep, view: QueueViewDep) -> RequestStatusStable:
-    return status_body(await status.full_status(store, ctx, view, id))
+    return status_body(await status.full_status(store, ctx, view, id, remembered=True))
 
 
 @router.delete(

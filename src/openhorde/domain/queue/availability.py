@@ -15,8 +15,9 @@ slow (about a second at 100,000 queued), so it is then taken less often (at most
 A request's own counters (waiting, processing, finished...) are kept too, until an event says the request
 changed (every change announces one, in whichever process made it) or ``check_cache_seconds`` passes, so
 checking a request nothing happened to reads nothing. A change that returns the counters it wrote (a submit's
-one statement) leaves them in its own process's memory, unless another change of the request was heard while it
-ran: that one may have committed after it (``QueueView.remember_written``).
+one statement) leaves them in its own process's memory, with the request's finished jobs when it knows them all
+(its first image), unless another change of the request was heard while it ran: that one may have committed
+after it (``QueueView.remember_written``). A status then reads nothing either.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from openhorde.config import Settings
 from openhorde.domain.queue.states import QUEUE_TIMEOUT_SECONDS
 from openhorde.storage.events import EVERYTHING, Change
 from openhorde.storage.repositories.availability import Eligibility
-from openhorde.storage.repositories.statuses import RequestCounters
+from openhorde.storage.repositories.statuses import RequestCounters, RequestJob
 from openhorde.storage.store import Store
 
 SNAPSHOT_MAX_AGE_SECONDS = 1.0
@@ -116,7 +117,8 @@ class QueueView:
         self.snapshot = QueueSnapshot()
         self.snapshot_max_age = SNAPSHOT_MAX_AGE_SECONDS
         self._lock = asyncio.Lock()
-        self._counters: dict[str, tuple[float, RequestCounters]] = {}
+        self._counters: dict[str, tuple[float, RequestCounters, tuple[RequestJob, ...] | None]] = {}
+        """Per request: when its counters were read or written, the counters, and its finished jobs if known."""
         self._eligibility = eligibility
         self._heard = 0
         """Changes heard so far, whatever their subject: the clock of ``mark``."""
@@ -132,27 +134,44 @@ class QueueView:
             return None
         return entry[1]
 
-    def remember_counters(self, counters: RequestCounters, now: float) -> None:
-        """Keep a request's counters for the next checks (when caching is on)."""
+    def cached_status(self, request_id: str, now: float) -> tuple[RequestCounters, list[RequestJob]] | None:
+        """``cached_counters`` with the request's finished jobs, when they were kept with them."""
+        entry = self._counters.get(request_id)
+        if entry is None or entry[2] is None or now - entry[0] >= self.settings.queue.check_cache_seconds:
+            return None
+        return entry[1], list(entry[2])
+
+    def remember_counters(
+        self, counters: RequestCounters, now: float, finished_jobs: tuple[RequestJob, ...] | None = None
+    ) -> None:
+        """Keep a request's counters for the next checks (when caching is on); with its finished jobs, all of them,
+        for the next status too."""
         if self.settings.queue.check_cache_seconds <= 0:
             return
         if len(self._counters) >= self.MAX_CACHED_REQUESTS:
             horizon = now - self.settings.queue.check_cache_seconds
             self._counters = {key: value for key, value in self._counters.items() if value[0] > horizon}
-        self._counters[counters.id] = (now, counters)
+        self._counters[counters.id] = (now, counters, finished_jobs)
 
     def mark(self) -> tuple[int, int]:
         """Where the changes heard stand, taken before a write whose counters ``remember_written`` may keep."""
         return self._epoch, self._heard
 
-    def remember_written(self, counters: RequestCounters, mark: tuple[int, int], now: float) -> None:
-        """Keep the counters a write of this process returned, called once it committed and announced its change
-        (so that change was the last heard): unless another change of the request was heard since ``mark`` (it may
-        have committed after the write, which would make these counters stale)."""
+    def remember_written(
+        self,
+        counters: RequestCounters,
+        mark: tuple[int, int],
+        now: float,
+        finished_jobs: tuple[RequestJob, ...] | None = None,
+    ) -> None:
+        """Keep the counters (and the finished jobs, when the write knew them all) a write of this process returned,
+        called once it committed and announced its change (so that change was the last heard): unless another
+        change of the request was heard since ``mark`` (it may have committed after the write, which would make
+        these stale)."""
         epoch, heard = mark
         last, before = self._changes.get(counters.id, (0, 0))
         if epoch == self._epoch and before <= heard < last:
-            self.remember_counters(counters, now)
+            self.remember_counters(counters, now, finished_jobs)
 
     async def eligibility(self, store: Store, request_id: str, now: float) -> Eligibility:
         """The workers that could serve a request, counted at most every ``ELIGIBILITY_MAX_AGE_SECONDS``."""

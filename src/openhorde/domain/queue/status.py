@@ -89,14 +89,24 @@ async def check_status(
 
 
 async def full_status(
-    store: Store, ctx: HordeContext, view: QueueView, request_id: str, now: float | None = None
+    store: Store,
+    ctx: HordeContext,
+    view: QueueView,
+    request_id: str,
+    now: float | None = None,
+    remembered: bool = False,
 ) -> RequestStatus:
-    """The status of a request with its delivered images; its counters and finished jobs come in one read."""
-    found = await store.statuses.counters_and_finished_jobs(request_id) if is_request_id(request_id) else None
+    """The status of a request with its delivered images; its counters and finished jobs come in one read. With
+    ``remembered`` (a client's status call), from memory while the request has not changed
+    (``QueueView.cached_status``); not for a caller that just changed the request or read it anew."""
+    moment = now or time.time()
+    found = view.cached_status(request_id, moment) if remembered else None
+    if found is None and is_request_id(request_id):
+        found = await store.statuses.counters_and_finished_jobs(request_id)
     if found is None:
         raise _not_found(request_id)
     counters, jobs = found
-    return await request_status(store, ctx, view, counters, finished_jobs=jobs, now=now)
+    return await request_status(store, ctx, view, counters, finished_jobs=jobs, now=moment)
 
 
 def _not_found(request_id: str) -> RequestNotFound:

@@ -179,7 +179,9 @@ async def _claim_and_settle(store: Store, ctx: HordeContext, claim: Claim, view:
         return None
     _delivered(store, ctx, delivered, delivered.charge_cents, claim.now)
     if view is not None and mark is not None:
-        store.after_commit(functools.partial(view.remember_written, delivered.counters, mark, claim.now))
+        # Its first image: this job is all the request has finished, so its next status can answer from memory too.
+        finished = (delivered.job,) if delivered.counters.n_finished == 1 else None
+        store.after_commit(functools.partial(view.remember_written, delivered.counters, mark, claim.now, finished))
     return Settled(ledger.cents_to_kudos(delivered.price_cents), delivered.request_id)
 
 

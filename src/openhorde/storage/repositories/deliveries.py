@@ -27,7 +27,7 @@ from sqlalchemy import BigInteger, Boolean, Float, Table, bindparam, func, liter
 
 from openhorde.storage.direct_sql import DirectSql
 from openhorde.storage.lifecycle import Transition
-from openhorde.storage.repositories.statuses import RequestCounters
+from openhorde.storage.repositories.statuses import RequestCounters, RequestJob
 from openhorde.storage.tables import Job, KudosEscrow, Request, User, Worker
 
 _JOBS = cast(Table, Job.__table__)
@@ -154,11 +154,13 @@ class Delivered:
     price_cents: int
     charge_cents: int
     """What the requester owed (0 when anonymous or censored), before it was taken down to their balance."""
+    job: RequestJob
+    """The job as this statement left it (done, with its image)."""
     counters: RequestCounters
     """The request's counters as this statement left them (a check can answer from them)."""
 
 
-_DELIVERED_COUNT = 8
+_DELIVERED_COUNT = 12
 """The columns of ``claim_and_settle``'s row before the request's counters."""
 
 
@@ -325,7 +327,21 @@ class DeliveryRepository:
         row = await self._sql.first_alone(_claim_and_settle_statement(claim.done, request_done), values)
         if row is None:
             return None
-        job_id, request_id, requester_id, owner_id, model, things, price, charge = row[:_DELIVERED_COUNT]
+        job_id, request_id, requester_id, owner_id, model, things, price, charge = row[:8]
+        worker_id, worker_name, seed, started_at = row[8:_DELIVERED_COUNT]
+        job = RequestJob(
+            id=job_id,
+            state=claim.done.to,
+            worker_id=worker_id,
+            worker_name=worker_name,
+            model=model,
+            seed=int(seed),
+            censored=claim.censored,
+            image_key=claim.image_key,
+            gen_metadata=tuple(claim.gen_metadata),
+            started_at=started_at,
+            finished_at=claim.now,
+        )
         return Delivered(
             job_id=job_id,
             request_id=request_id,
@@ -335,6 +351,7 @@ class DeliveryRepository:
             things=int(things),
             price_cents=int(price),
             charge_cents=int(charge),
+            job=job,
             counters=RequestCounters(*row[_DELIVERED_COUNT:]),
         )
 
@@ -633,7 +650,7 @@ progress AS (UPDATE requests SET
 unqueued AS (DELETE FROM request_models USING terms WHERE request_models.request_id = terms.request_id
     AND EXISTS (SELECT 1 FROM progress WHERE progress.state = '{request_done}'))
 SELECT terms.job_id, terms.request_id, terms.requester_id, terms.owner_id, terms.model, terms.things, terms.price,
-    terms.charge, progress.*
+    terms.charge, terms.worker_id, terms.worker_name, terms.seed, terms.started_at, progress.*
 FROM terms, progress"""
 
 
