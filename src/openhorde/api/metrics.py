@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from openhorde.api.routing import route_template
 from openhorde.domain.queue.leases import MaintenanceReport
 from openhorde.storage.db import Database
 
@@ -89,21 +90,6 @@ def count_maintenance(report: MaintenanceReport) -> None:
     JOBS_FAULTED.labels("lease_expired").inc(report.expired_jobs)
 
 
-def _route_template(scope: Scope) -> str:
-    """The matched route's path template with its router prefixes (``/api/v2/generate/check/{id}``)."""
-    route = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if not isinstance(template, str) or not template:
-        return "unmatched"
-    path = str(scope.get("path", ""))
-    try:
-        concrete = template.format(**{k: str(v) for k, v in scope.get("path_params", {}).items()})
-    except (KeyError, IndexError, ValueError):
-        return template
-    # A route of an included router knows only its own part; the prefixes are what precedes it.
-    return path[: len(path) - len(concrete)] + template if path.endswith(concrete) else template
-
-
 class MetricsMiddleware:
     """Times every HTTP request until its response starts (so an event stream counts its first byte).
 
@@ -134,7 +120,7 @@ class MetricsMiddleware:
         key = (scope["method"], id(scope.get("route")), status)  # by identity: routes live as long as the app
         series = self._series.get(key)
         if series is None:
-            method, route = scope["method"], _route_template(scope)
+            method, route = scope["method"], route_template(scope) or "unmatched"
             series = (REQUEST_LATENCY.labels(method, route), REQUESTS.labels(method, route, str(status)))
             if len(self._series) < MAX_KEPT_SERIES:
                 self._series[key] = series

@@ -10,6 +10,7 @@ import time
 
 from fastapi import FastAPI, Request
 
+from openhorde.api.routing import route_template
 from openhorde.config import Settings
 from openhorde.domain.limits import RateLimiter
 from openhorde.storage.counters import Counters, open_counters
@@ -30,26 +31,8 @@ async def stop_rate_limits(app: FastAPI) -> None:
 async def enforce(request: Request, ip: str | None, apikey: str | None) -> None:
     """Count this call against its route's limits; raises ``RateLimited`` or ``TimeoutIP``."""
     limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.check(request.method, route_template(request), ip, apikey, time.time(), request.scope["path"])
-
-
-def route_template(request: Request) -> str:
-    """The full path template of the matched route (``/api/v2/users/{user_id}``).
-
-    The route only knows its path within the router that declared it, so the prefix is what the
-    request's path has in front of that path filled in with this request's parameters.
-    """
-    path: str = request.scope["path"]
-    route = request.scope.get("route")
-    relative = getattr(route, "path", None)
-    path_format = getattr(route, "path_format", None)
-    if relative is None or path_format is None:
-        return path
-    try:
-        filled = path_format.format(**{name: str(value) for name, value in request.path_params.items()})
-    except (KeyError, IndexError, ValueError):
-        return path
-    return path[: -len(filled)] + relative if filled and path.endswith(filled) else path
+    path = request.scope["path"]
+    await limiter.check(request.method, route_template(request.scope) or path, ip, apikey, time.time(), path)
 
 
 async def counters_of(request: Request) -> Counters:
