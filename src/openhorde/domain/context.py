@@ -13,6 +13,7 @@ from openhorde.domain.moderation.cache import ModerationCache
 from openhorde.domain.queue.availability import EligibilityMemo
 from openhorde.domain.queue.idle import IdlePops
 from openhorde.domain.stats import ImageTally
+from openhorde.domain.turns import Turns
 from openhorde.domain.usage import UsageTally
 from openhorde.domain.worker_cache import WorkerCache
 from openhorde.storage.blobs import BlobBackend
@@ -42,3 +43,5 @@ class HordeContext:
     """Usage figures waiting to be written (``domain/usage.py``)."""
     image_stats: ImageTally = field(default_factory=ImageTally)
     """Images delivered per model, waiting to be added to ``/stats/img/*``'s counters (``domain/stats.py``)."""
+    intake_turns: Turns = field(default_factory=Turns)
+    """New requests of one requester, sent to the database one at a time (``domain/queue/requests.py``)."""

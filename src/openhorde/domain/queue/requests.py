@@ -46,7 +46,7 @@ AGEING_PRIORITY_PER_SECOND = 5.0
 MAX_TARGET_WORKERS = 5
 ADMISSION_TRIES = 3
 """How often a new request tries the one statement of ``IntakeRepository.admit`` while another request of the same
-requester's keeps making what it saw out of date (a client sending many at once), before it takes the two steps."""
+requester's (from another server process) keeps making what it saw out of date, before it takes the two steps."""
 SEED_VARIATION_DEFAULT = 1
 
 
@@ -227,15 +227,18 @@ async def create_request(
             ageing_per_second=AGEING_PRIORITY_PER_SECOND,
         )
         row = incoming.row(params)  # its rank and kudos_backed worked out by the statement from the locked balance
-        for _ in range(ADMISSION_TRIES):
-            admitted = await store.intake.admit(
-                user.id, moment, admission, row, models, since, DEFAULT_WORKER_SPEED_PPS, count=uncounted
-            )
-            if admitted.queued:
-                return await incoming.queued(store, ctx, row, admitted.eligibility, modes.raid)
-            uncounted = uncounted and not admitted.counted
-            if not admitted.stale:
-                break  # refused by a limit, or a case it leaves: the two steps below say why, or take it
+        # One of the requester's new requests at a time per process: a statement that waited for their row behind
+        # another's would see a stale standing and have to try again.
+        async with ctx.intake_turns.turn(user.id):
+            for _ in range(ADMISSION_TRIES):
+                admitted = await store.intake.admit(
+                    user.id, moment, admission, row, models, since, DEFAULT_WORKER_SPEED_PPS, count=uncounted
+                )
+                if admitted.queued or not admitted.stale:
+                    break  # queued; or refused by a limit, or a case it leaves: the two steps below say which
+                uncounted = False  # counted, with a stale standing: another process's request came between
+        if admitted.queued:
+            return await incoming.queued(store, ctx, row, admitted.eligibility, modes.raid)
 
     standing = await store.intake.standing(user.id, moment, count=uncounted)  # locks their row until the commit
     balance_cents = 0 if is_anonymous(user) else standing.balance_cents
