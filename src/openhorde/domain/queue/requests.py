@@ -180,7 +180,9 @@ async def create_request(
 
     The requester's user row is locked first (on PostgreSQL), so the limits read from their queue and
     balance (concurrency, upfront kudos, the anonymous per-address queue) still hold when the request is
-    inserted: parallel requests are admitted one at a time. ``sharedkey``: the key it came with, if any.
+    inserted: parallel requests are admitted one at a time. On PostgreSQL the common request takes one statement
+    that does all of it with the limits bound as numbers (``IntakeRepository.admit``); the others, and SQLite,
+    take the standing and the insert as two. ``sharedkey``: the key it came with, if any.
     """
     moment = now or time.time()
     modes = await horde_modes.refuse_if_maintenance(store, ctx, moment)

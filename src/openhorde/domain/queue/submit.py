@@ -107,7 +107,8 @@ async def submit(
     view: QueueView | None = None,
 ) -> Settled:
     """Record a worker's result and settle its kudos; ``view``: this process's, to keep the request's new counters
-    for its next check when the one statement returned them."""
+    (and, after its first image, its finished job) for its next check and status when the one statement returned
+    them."""
     moment = now or time.time()
     if submission.state == "faulted":
         return await _record_fault(store, ctx, user, submission, moment)

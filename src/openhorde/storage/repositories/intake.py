@@ -143,7 +143,7 @@ def _admit_and_insert() -> Any:
     """PostgreSQL: count a new request in its requester's usage if it passes the ``Admission`` bound with it, and
     insert it if the standing the count saw was current (see the module's docstring), with ``_insert_and_count``'s
     queue rows and count; its rank and ``kudos_backed`` come from the locked balance. Returns the count, then
-    whether it counted and whether it queued."""
+    whether the request passed the limits (its requester's row was updated) and whether it was queued."""
     users = _USERS.c
     mine = (_REQUESTS.c.state == _QUEUED) & (_REQUESTS.c.user_id == users.id)
     queued = select(func.coalesce(func.sum(_REQUESTS.c.n_waiting), 0)).where(mine).scalar_subquery()
