@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Float,
     Integer,
@@ -110,14 +111,20 @@ _QUEUE_AND_TIER = select(
     select(_SUPPORTERS.c.until).where(_SUPPORTERS.c.user_id == bindparam("requester")).scalar_subquery(),
 )
 _MINE_SQL = "FROM requests WHERE requests.state = 'queued' AND requests.user_id = users.id"
+_QUEUED_IMAGES_SQL = f"(SELECT coalesce(sum(requests.n_waiting), 0) {_MINE_SQL})"
+"""In a statement that updates the requester's ``users`` row: the images of their queued requests still waiting."""
+_OUTSTANDING_SQL = (
+    f"(SELECT coalesce(sum((requests.n_waiting + requests.n_processing) * requests.charge_cents), 0) {_MINE_SQL})"
+)
+"""Beside it: what their queued images will still cost."""
+_SEEN_SQL = "(SELECT seen.usage_requests FROM users AS seen WHERE seen.id = users.id)"
+"""Beside it: their usage count as the statement's snapshot holds it (before it waited for their row)."""
 _COUNT_AND_READ: Any = _COUNT_AND_LOCK.returning(
-    literal_column(f"(SELECT coalesce(sum(requests.n_waiting), 0) {_MINE_SQL})"),
-    literal_column(
-        f"(SELECT coalesce(sum((requests.n_waiting + requests.n_processing) * requests.charge_cents), 0) {_MINE_SQL})"
-    ),
+    literal_column(_QUEUED_IMAGES_SQL),
+    literal_column(_OUTSTANDING_SQL),
     literal_column("(SELECT supporters.until FROM supporters WHERE supporters.user_id = users.id)"),
     _USERS.c.usage_requests,
-    literal_column("(SELECT seen.usage_requests FROM users AS seen WHERE seen.id = users.id)"),
+    literal_column(_SEEN_SQL),
 )
 """The standing in the usage update's ``RETURNING`` as scalar subqueries (written as SQL: SQLAlchemy renders
 ``RETURNING`` columns unqualified for SQLite), then the usage count written and the one the statement's snapshot
@@ -145,12 +152,8 @@ def _admit_and_insert() -> Any:
     queue rows and count; its rank and ``kudos_backed`` come from the locked balance. Returns the count, then
     whether the request passed the limits (its requester's row was updated) and whether it was queued."""
     users = _USERS.c
-    mine = (_REQUESTS.c.state == _QUEUED) & (_REQUESTS.c.user_id == users.id)
-    queued = select(func.coalesce(func.sum(_REQUESTS.c.n_waiting), 0)).where(mine).scalar_subquery()
-    owed = (_REQUESTS.c.n_waiting + _REQUESTS.c.n_processing) * _REQUESTS.c.charge_cents
-    outstanding = select(func.coalesce(func.sum(owed), 0)).where(mine).scalar_subquery()
-    seen_row = _USERS.alias("seen")
-    seen = select(seen_row.c.usage_requests).where(seen_row.c.id == users.id).scalar_subquery()
+    queued = literal_column(_QUEUED_IMAGES_SQL, BigInteger)
+    outstanding = literal_column(_OUTSTANDING_SQL, BigInteger)
     now = bindparam("now", type_=Float)
     total = bindparam("total_cents", type_=Integer)
     counts = bindparam("counts", type_=Integer)
@@ -168,7 +171,7 @@ def _admit_and_insert() -> Any:
             users.kudos_cents.label("balance"),
             outstanding.label("outstanding"),
             users.usage_requests.label("written"),
-            seen.label("seen"),
+            literal_column(_SEEN_SQL, Integer).label("seen"),
         )
         .cte("counted")
     )
